@@ -1,0 +1,5 @@
+#include "cli/commands.h"
+
+int main(int argc, char **argv) {
+        return tidectl_main(argc, argv, stdout, stderr);
+}

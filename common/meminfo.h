@@ -1,0 +1,26 @@
+/* Host and guest memory counters, in KiB, from /proc/meminfo. */
+#pragma once
+
+#include <stdint.h>
+
+struct meminfo {
+        uint64_t total_kib;        /* MemTotal */
+        uint64_t free_kib;         /* MemFree */
+        uint64_t available_kib;    /* MemAvailable */
+        uint64_t buffers_kib;      /* Buffers */
+        uint64_t cached_kib;       /* Cached */
+        uint64_t swap_total_kib;   /* SwapTotal */
+        uint64_t swap_free_kib;    /* SwapFree */
+        uint64_t committed_as_kib; /* Committed_AS */
+};
+
+/* Parses the text of /proc/meminfo. MemTotal, MemFree and MemAvailable are required (tide does
+ * not run on kernels older than 3.14); the others default to 0 when absent. Values must carry
+ * the " kB" unit. Returns 0 and fills *ret, or -EINVAL for malformed/missing required fields. */
+int meminfo_parse(const char *text, struct meminfo *ret);
+
+/* Reads root + "/proc/meminfo" and parses it (for fixtures and guests' files). */
+int meminfo_read(const char *root, struct meminfo *ret);
+
+/* Reads this machine's live counters through libproc2. Returns 0 or -errno. */
+int meminfo_read_live(struct meminfo *ret);

@@ -1,0 +1,69 @@
+#include <errno.h>
+#include <stdio.h>
+
+#include "common/units.h"
+#include "policy/policy.h"
+
+void policy_init(struct vm_policy *p) {
+        *p = (struct vm_policy){
+                .buffer_pct = POLICY_BUFFER_DEFAULT,
+                .weight = POLICY_WEIGHT_DEFAULT,
+                .dynamic = true,
+        };
+}
+
+static int check_size(const char *field, uint64_t kib, char *err, size_t errlen) {
+        char a[SIZE_FORMAT_MAX];
+
+        if (kib == 0) {
+                snprintf(err, errlen, "%s: must be set (a size such as 1GiB)", field);
+                return -EINVAL;
+        }
+        if (kib % POLICY_ALIGN_KIB != 0) {
+                snprintf(err, errlen, "%s: %s is not a multiple of 2MiB", field, size_format_exact(kib, a));
+                return -EINVAL;
+        }
+        if (kib > SIZE_MAX_KIB) {
+                snprintf(err, errlen, "%s: %s is too large", field, size_format_human(kib, a));
+                return -EINVAL;
+        }
+        return 0;
+}
+
+int policy_validate(const struct vm_policy *p, char *err, size_t errlen) {
+        char a[SIZE_FORMAT_MAX], b[SIZE_FORMAT_MAX];
+        int r;
+
+        /* Checked in the order a person fills the fields in, so the first complaint is the one
+         * to fix first. */
+        if ((r = check_size("startup", p->startup_kib, err, errlen)) < 0 ||
+            (r = check_size("minimum", p->minimum_kib, err, errlen)) < 0 ||
+            (r = check_size("maximum", p->maximum_kib, err, errlen)) < 0)
+                return r;
+
+        if (p->minimum_kib < POLICY_MINIMUM_FLOOR_KIB) {
+                snprintf(err, errlen, "minimum: %s is below the lowest allowed minimum %s",
+                         size_format_human(p->minimum_kib, a), size_format_human(POLICY_MINIMUM_FLOOR_KIB, b));
+                return -EINVAL;
+        }
+        if (p->minimum_kib > p->startup_kib) {
+                snprintf(err, errlen, "minimum: %s is above startup %s", size_format_human(p->minimum_kib, a),
+                         size_format_human(p->startup_kib, b));
+                return -EINVAL;
+        }
+        if (p->startup_kib > p->maximum_kib) {
+                snprintf(err, errlen, "startup: %s is above maximum %s", size_format_human(p->startup_kib, a),
+                         size_format_human(p->maximum_kib, b));
+                return -EINVAL;
+        }
+        if (p->buffer_pct < POLICY_BUFFER_MIN || p->buffer_pct > POLICY_BUFFER_MAX) {
+                snprintf(err, errlen, "buffer: %u is out of range %d-%d (percent)", p->buffer_pct, POLICY_BUFFER_MIN,
+                         POLICY_BUFFER_MAX);
+                return -EINVAL;
+        }
+        if (p->weight > POLICY_WEIGHT_MAX) {
+                snprintf(err, errlen, "weight: %u is out of range 0-%d", p->weight, POLICY_WEIGHT_MAX);
+                return -EINVAL;
+        }
+        return 0;
+}

@@ -1,0 +1,537 @@
+/* The engine's rules, one behaviour per test; rule numbers as in docs/POLICY.md. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "common/macro.h"
+#include "policy/engine.h"
+
+#define MIB(x) ((uint64_t) (x) * KIB_PER_MIB)
+#define GIB(x) ((uint64_t) (x) * KIB_PER_GIB)
+#define NOW (UINT64_C(100000) * USEC_PER_SEC)
+
+static struct tide_config cfg;
+static struct engine *eng;
+static struct engine_decision d[64];
+static struct engine_summary sum;
+
+static void setup(void) {
+        config_init(&cfg);
+        eng = engine_new(64);
+        cr_assert_not_null(eng);
+}
+
+static void teardown(void) {
+        eng = engine_free(eng);
+}
+
+TestSuite(engine, .init = setup, .fini = teardown);
+
+/* A running, settled VM with fresh demand. */
+static struct engine_vm vm_of(uint64_t min, uint64_t startup, uint64_t max, uint64_t assigned, uint64_t demand) {
+        struct engine_vm vm = { .state = ENGINE_VM_RUNNING, .node = ENGINE_NODE_NONE };
+        policy_init(&vm.policy);
+        vm.policy.minimum_kib = min;
+        vm.policy.startup_kib = startup;
+        vm.policy.maximum_kib = max;
+        vm.assigned_kib = assigned;
+        vm.has_demand = true;
+        vm.demand_kib = (int64_t) demand;
+        vm.demand_usec = NOW;
+        vm.uptime_usec = 3600 * USEC_PER_SEC;
+        return vm;
+}
+
+static struct engine_host host_of(uint64_t usable, uint64_t reserve) {
+        return (struct engine_host){ .usable_kib = usable, .reserve_kib = reserve };
+}
+
+static void step(const struct engine_host *h, const struct engine_vm *vms, size_t n) {
+        cr_assert_eq(engine_step(eng, h, vms, n, &cfg, NOW, d, &sum), 0);
+}
+
+static const char *reason(size_t i, const struct engine_vm *vm) {
+        static char buf[8][160];
+        return engine_reason_format(&d[i], vm, buf[i % 8], sizeof(buf[0]));
+}
+
+/* Rule 1 */
+Test(engine, desired_is_demand_plus_buffer) {
+        struct vm_policy p;
+        policy_init(&p);
+        p.minimum_kib = MIB(512);
+        p.startup_kib = GIB(1);
+        p.maximum_kib = GIB(4);
+        cr_assert_eq(engine_desired_kib(&p, MIB(1000)), MIB(1200));
+        p.buffer_pct = 50;
+        cr_assert_eq(engine_desired_kib(&p, MIB(1000)), MIB(1500));
+}
+
+Test(engine, desired_is_aligned_up_to_2mib) {
+        struct vm_policy p;
+        policy_init(&p);
+        p.minimum_kib = MIB(512);
+        p.startup_kib = GIB(1);
+        p.maximum_kib = GIB(4);
+        /* 1001 MiB x 1.2 = 1201.2 MiB -> 1202 MiB */
+        cr_assert_eq(engine_desired_kib(&p, MIB(1001)), MIB(1202));
+        cr_assert_eq(engine_desired_kib(&p, MIB(1001)) % 2048, 0);
+}
+
+Test(engine, desired_is_clamped_to_minimum_and_maximum) {
+        struct vm_policy p;
+        policy_init(&p);
+        p.minimum_kib = MIB(512);
+        p.startup_kib = GIB(1);
+        p.maximum_kib = GIB(2);
+        cr_assert_eq(engine_desired_kib(&p, MIB(10)), MIB(512));
+        cr_assert_eq(engine_desired_kib(&p, GIB(3)), GIB(2));
+}
+
+/* Rule 2 */
+Test(engine, roomy_host_gives_every_vm_its_desired) {
+        struct engine_vm vms[2] = {
+                vm_of(MIB(512), GIB(1), GIB(4), GIB(1), MIB(1500)),
+                vm_of(MIB(512), GIB(1), GIB(4), GIB(1), MIB(600)),
+        };
+        vms[1].uptime_usec = 3600 * USEC_PER_SEC;
+        struct engine_host h = host_of(GIB(16), GIB(1));
+        step(&h, vms, 2);
+        cr_assert_eq(d[0].target_kib, MIB(1800));
+        cr_assert_eq(d[0].reason, ENGINE_REASON_GROW);
+        cr_assert_eq(d[1].entitled_kib, MIB(720));
+        cr_assert(!sum.short_host);
+}
+
+/* Rule 3 */
+Test(engine, short_host_keeps_minimums_and_shares_demand_by_weight) {
+        struct engine_vm vms[2] = {
+                vm_of(MIB(512), GIB(1), GIB(4), MIB(512), GIB(2)),
+                vm_of(MIB(512), GIB(1), GIB(4), MIB(512), GIB(2)),
+        };
+        vms[0].policy.weight = 100;
+        vms[1].policy.weight = 50;
+        struct engine_host h = host_of(GIB(4), GIB(1)); /* capacity 3 GiB for 4.8 GiB desired */
+        step(&h, vms, 2);
+        cr_assert(sum.short_host);
+        cr_assert(!sum.overcommitted);
+        uint64_t above0 = d[0].target_kib - MIB(512), above1 = d[1].target_kib - MIB(512);
+        /* 2 GiB above the minimums, split 2:1 by weight (to the 2 MiB unit). */
+        cr_assert_leq(above0 + above1, GIB(2));
+        cr_assert_geq(above0 + above1, GIB(2) - MIB(2));
+        cr_assert_leq(above0 > 2 * above1 ? above0 - 2 * above1 : 2 * above1 - above0, MIB(4));
+        cr_assert_eq(d[0].reason, ENGINE_REASON_WEIGHT_SHARE);
+        cr_assert_str_eq(reason(1, &vms[1]), "capped by weight share: 1.2GiB of 2.4GiB desired (weight 50)");
+}
+
+Test(engine, short_host_covers_every_demand_before_any_buffer) {
+        struct engine_vm vms[2] = {
+                vm_of(MIB(512), GIB(1), GIB(4), GIB(1), GIB(1)),
+                vm_of(MIB(512), GIB(1), GIB(4), GIB(1), GIB(1)),
+        };
+        vms[0].policy.weight = 100;
+        vms[1].policy.weight = 1;
+        /* capacity: both demands (2 GiB) plus 200 MiB of the 400 MiB of buffers */
+        struct engine_host h = host_of(GIB(2) + MIB(200) + GIB(1), GIB(1));
+        step(&h, vms, 2);
+        cr_assert_geq(d[1].entitled_kib, GIB(1), "the weight-1 VM's demand is covered before buffers");
+        cr_assert_geq(d[0].entitled_kib, GIB(1) + MIB(190));
+}
+
+Test(engine, weight_zero_is_served_last) {
+        struct engine_vm vms[2] = {
+                vm_of(MIB(512), GIB(1), GIB(4), MIB(512), GIB(2)),
+                vm_of(MIB(512), GIB(1), GIB(4), MIB(512), GIB(2)),
+        };
+        vms[0].policy.weight = 0;
+        vms[1].policy.weight = 1;
+        struct engine_host h = host_of(GIB(1) + GIB(2), GIB(1)); /* 2 GiB: 1 GiB of minimums + 1 GiB */
+        step(&h, vms, 2);
+        cr_assert_eq(d[0].target_kib, MIB(512), "weight 0 gets nothing above minimum while others need");
+        cr_assert_eq(d[1].target_kib, MIB(1536));
+}
+
+Test(engine, weight_zero_vms_share_the_leftover_equally) {
+        struct engine_vm vms[3] = {
+                vm_of(MIB(512), GIB(1), GIB(4), MIB(512), GIB(1)),
+                vm_of(MIB(512), GIB(1), GIB(4), MIB(512), GIB(2)),
+                vm_of(MIB(512), GIB(1), GIB(4), MIB(512), GIB(2)),
+        };
+        vms[1].policy.weight = 0;
+        vms[2].policy.weight = 0;
+        /* minimums 1.5 GiB; VM0's demand (512 MiB above its minimum) first, then 1 GiB of
+         * demand for the two weight-0 VMs; no buffers fit. */
+        struct engine_host h = host_of(MIB(1536 + 512 + 1024) + GIB(1), GIB(1));
+        step(&h, vms, 3);
+        cr_assert_eq(d[0].target_kib, GIB(1));
+        cr_assert_eq(d[1].target_kib, d[2].target_kib);
+        cr_assert_eq(d[1].target_kib, MIB(512 + 512));
+}
+
+Test(engine, overcommitted_host_holds_minimums_and_says_so) {
+        struct engine_vm vms[2] = {
+                vm_of(GIB(2), GIB(2), GIB(4), GIB(2), GIB(3)),
+                vm_of(GIB(2), GIB(2), GIB(4), GIB(2), GIB(3)),
+        };
+        struct engine_host h = host_of(GIB(4), GIB(1));
+        step(&h, vms, 2);
+        cr_assert(sum.overcommitted);
+        for (int i = 0; i < 2; i++) {
+                cr_assert_eq(d[i].target_kib, GIB(2));
+                cr_assert(d[i].flags & ENGINE_FLAG_OVERCOMMITTED);
+                cr_assert_eq(d[i].reason, ENGINE_REASON_OVERCOMMITTED);
+        }
+        cr_assert_str_eq(reason(0, &vms[0]), "host overcommitted: holding minimum 2GiB");
+}
+
+/* Rule 4 */
+Test(engine, grows_at_once) {
+        struct engine_vm vm = vm_of(MIB(512), GIB(1), GIB(8), GIB(1), GIB(4));
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        step(&h, &vm, 1);
+        cr_assert_eq(d[0].target_kib, engine_desired_kib(&vm.policy, GIB(4)));
+}
+
+Test(engine, shrinks_by_a_bounded_step_per_tick) {
+        struct engine_vm vm = vm_of(MIB(512), GIB(4), GIB(4), GIB(4), MIB(500));
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        step(&h, &vm, 1);
+        /* 2 % of 4 GiB = 81.9 MiB, under the 128 MiB cap; aligned up to 2 MiB: 4016 MiB */
+        cr_assert_eq(d[0].target_kib, MIB(4016));
+        cr_assert_eq(d[0].reason, ENGINE_REASON_SHRINK);
+        cr_assert_str_eq(reason(0, &vm), "shrink by 80MiB toward demand 500MiB + 20% = 600MiB");
+}
+
+Test(engine, shrink_step_is_capped_absolutely) {
+        struct engine_vm vm = vm_of(GIB(1), GIB(64), GIB(64), GIB(64), GIB(1));
+        struct engine_host h = host_of(GIB(128), GIB(1));
+        step(&h, &vm, 1);
+        cr_assert_eq(vm.assigned_kib - d[0].target_kib, cfg.shrink_step_max_kib);
+}
+
+Test(engine, shrink_converges_to_desired_over_ticks_and_never_below) {
+        struct engine_vm vm = vm_of(MIB(512), GIB(4), GIB(4), GIB(4), MIB(500));
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        uint64_t desired = engine_desired_kib(&vm.policy, MIB(500));
+        int ticks;
+        for (ticks = 0; ticks < 1000; ticks++) {
+                vm.demand_usec = NOW;
+                step(&h, &vm, 1);
+                cr_assert_geq(d[0].target_kib, desired);
+                if (d[0].target_kib == vm.assigned_kib)
+                        break;
+                vm.assigned_kib = d[0].target_kib;
+        }
+        cr_assert_lt(ticks, 1000);
+        cr_assert_lt(vm.assigned_kib - desired, cfg.deadband_kib, "settles within the dead-band of desired");
+}
+
+Test(engine, deadband_skips_small_changes) {
+        struct engine_vm vm = vm_of(MIB(512), GIB(1), GIB(4), MIB(1204), MIB(1000));
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        step(&h, &vm, 1);
+        cr_assert_eq(d[0].target_kib, MIB(1204));
+        cr_assert_eq(d[0].reason, ENGINE_REASON_DEADBAND);
+        cr_assert_str_eq(reason(0, &vm), "hold: change of 4MiB is within the dead-band");
+}
+
+Test(engine, deadband_never_delays_a_vm_below_its_demand) {
+        struct engine_vm vm = vm_of(MIB(512), GIB(1), GIB(4), MIB(1196), MIB(1000));
+        vm.policy.buffer_pct = 20;
+        vm.demand_kib = (int64_t) MIB(1198);
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        step(&h, &vm, 1);
+        cr_assert_gt(d[0].target_kib, MIB(1196));
+}
+
+Test(engine, no_shrink_during_post_boot_quiet_period) {
+        struct engine_vm vm = vm_of(MIB(512), GIB(2), GIB(4), GIB(2), MIB(300));
+        vm.uptime_usec = 33 * USEC_PER_SEC;
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        step(&h, &vm, 1);
+        cr_assert_eq(d[0].target_kib, GIB(2));
+        cr_assert_eq(d[0].reason, ENGINE_REASON_QUIET);
+        cr_assert_str_eq(reason(0, &vm), "hold: quiet period 12 s left");
+}
+
+Test(engine, quiet_period_still_allows_growth) {
+        struct engine_vm vm = vm_of(MIB(512), GIB(1), GIB(4), GIB(1), GIB(2));
+        vm.uptime_usec = 5 * USEC_PER_SEC;
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        step(&h, &vm, 1);
+        cr_assert_gt(d[0].target_kib, GIB(2));
+}
+
+/* Rule 5 */
+Test(engine, guest_pressure_grows_whatever_demand_says) {
+        struct engine_vm vm = vm_of(MIB(512), GIB(1), GIB(4), GIB(1), MIB(300));
+        vm.psi_some_avg10 = 25.0;
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        step(&h, &vm, 1);
+        cr_assert_gt(d[0].target_kib, GIB(1));
+        cr_assert_eq(d[0].target_kib, MIB(1128), "grows by psi_grow_step (10 %% of assigned), 2 MiB aligned");
+        cr_assert_eq(d[0].reason, ENGINE_REASON_PRESSURE_GROW);
+        cr_assert(d[0].flags & ENGINE_FLAG_PRESSURED);
+        cr_assert_str_eq(reason(0, &vm), "grow: guest memory pressure 25.0% (psi some avg10)");
+}
+
+Test(engine, pressure_blocks_shrinking_until_calm_for_the_calm_time) {
+        struct engine_vm vm = vm_of(MIB(512), GIB(2), GIB(4), GIB(2), MIB(300));
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        uint64_t now = NOW;
+
+        vm.psi_some_avg10 = 30;
+        cr_assert_eq(engine_step(eng, &h, &vm, 1, &cfg, now, d, NULL), 0);
+        vm.memo = d[0].memo;
+        vm.psi_some_avg10 = 0;
+        for (uint64_t s = 1; s < cfg.psi_calm_usec / USEC_PER_SEC; s++) {
+                now = NOW + s * USEC_PER_SEC;
+                vm.demand_usec = now;
+                cr_assert_eq(engine_step(eng, &h, &vm, 1, &cfg, now, d, NULL), 0);
+                cr_assert_eq(d[0].target_kib, vm.assigned_kib, "no shrink %" PRIu64 " s after pressure", s);
+                cr_assert_eq(d[0].reason, ENGINE_REASON_PRESSURE_HOLD);
+                vm.memo = d[0].memo;
+        }
+        now = NOW + cfg.psi_calm_usec;
+        vm.demand_usec = now;
+        cr_assert_eq(engine_step(eng, &h, &vm, 1, &cfg, now, d, NULL), 0);
+        cr_assert_lt(d[0].target_kib, vm.assigned_kib, "calm for psi_calm_time: shrinking resumes");
+}
+
+/* Rule 6 */
+Test(engine, stale_demand_holds_and_never_shrinks) {
+        struct engine_vm vm = vm_of(MIB(512), GIB(2), GIB(4), GIB(2), MIB(300));
+        vm.demand_usec = NOW - 12 * USEC_PER_SEC;
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        step(&h, &vm, 1);
+        cr_assert_eq(d[0].target_kib, GIB(2));
+        cr_assert_eq(d[0].reason, ENGINE_REASON_STALE);
+        cr_assert(d[0].flags & ENGINE_FLAG_STALE_DEMAND);
+        cr_assert_str_eq(reason(0, &vm), "hold: demand stale (12 s old)");
+}
+
+Test(engine, stale_demand_holds_even_on_a_short_host) {
+        struct engine_vm vms[2] = {
+                vm_of(MIB(512), GIB(2), GIB(4), GIB(2), MIB(300)),
+                vm_of(MIB(512), GIB(2), GIB(4), GIB(2), GIB(3)),
+        };
+        vms[0].demand_usec = NOW - 60 * USEC_PER_SEC;
+        struct engine_host h = host_of(GIB(4), GIB(1));
+        step(&h, vms, 2);
+        cr_assert_eq(d[0].target_kib, GIB(2));
+}
+
+Test(engine, missing_demand_holds) {
+        struct engine_vm vm = vm_of(MIB(512), GIB(2), GIB(4), GIB(2), 0);
+        vm.has_demand = false;
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        step(&h, &vm, 1);
+        cr_assert_eq(d[0].target_kib, GIB(2));
+        cr_assert_eq(d[0].reason, ENGINE_REASON_NO_DEMAND);
+        cr_assert_eq(d[0].status, ENGINE_STATUS_UNKNOWN);
+}
+
+Test(engine, negative_demand_is_rejected_and_flagged) {
+        struct engine_vm vm = vm_of(MIB(512), GIB(2), GIB(4), GIB(2), 0);
+        vm.demand_kib = -4096;
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        step(&h, &vm, 1);
+        cr_assert_eq(d[0].target_kib, GIB(2));
+        cr_assert(d[0].flags & ENGINE_FLAG_INSANE_DEMAND);
+        cr_assert_str_eq(reason(0, &vm), "hold: demand rejected (negative)");
+}
+
+Test(engine, demand_above_guest_total_is_rejected) {
+        struct engine_vm vm = vm_of(MIB(512), GIB(2), GIB(8), GIB(2), GIB(6));
+        vm.guest_total_kib = GIB(2);
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        step(&h, &vm, 1);
+        cr_assert_eq(d[0].target_kib, GIB(2), "a guest claiming more than it has gets nothing for it");
+        cr_assert(d[0].flags & ENGINE_FLAG_INSANE_DEMAND);
+        cr_assert_str_eq(reason(0, &vm), "hold: demand rejected (above the guest's total memory)");
+}
+
+Test(engine, demand_whose_time_goes_backwards_is_rejected) {
+        struct engine_vm vm = vm_of(MIB(512), GIB(2), GIB(4), GIB(2), MIB(300));
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        vm.memo.last_demand_usec = NOW;
+        vm.demand_usec = NOW - USEC_PER_SEC;
+        step(&h, &vm, 1);
+        cr_assert(d[0].flags & ENGINE_FLAG_INSANE_DEMAND);
+        cr_assert_eq(d[0].target_kib, GIB(2));
+        cr_assert_eq(d[0].memo.last_demand_usec, NOW, "a rejected sample does not move the memo");
+}
+
+Test(engine, demand_from_the_future_is_rejected) {
+        struct engine_vm vm = vm_of(MIB(512), GIB(2), GIB(4), GIB(2), MIB(300));
+        vm.demand_usec = NOW + USEC_PER_SEC;
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        step(&h, &vm, 1);
+        cr_assert(d[0].flags & ENGINE_FLAG_INSANE_DEMAND);
+}
+
+/* Rule 7 */
+Test(engine, status_bands_follow_available_buffer) {
+        double pct;
+        /* demand 1000 MiB, buffer 20 % = 200 MiB */
+        cr_assert_eq(engine_status_of(MIB(1200), true, MIB(1000), 20, &pct), ENGINE_STATUS_OK);
+        cr_assert_float_eq(pct, 100.0, 1e-9);
+        cr_assert_eq(engine_status_of(MIB(1162), true, MIB(1000), 20, &pct), ENGINE_STATUS_OK); /* 81 % */
+        cr_assert_eq(engine_status_of(MIB(1160), true, MIB(1000), 20, &pct), ENGINE_STATUS_LOW); /* 80 % */
+        cr_assert_eq(engine_status_of(MIB(1000), true, MIB(1000), 20, &pct), ENGINE_STATUS_LOW); /* 0 % */
+        cr_assert_eq(engine_status_of(MIB(999), true, MIB(1000), 20, &pct), ENGINE_STATUS_WARNING);
+        cr_assert_lt(pct, 0);
+        cr_assert_eq(engine_status_of(MIB(999), false, 0, 20, NULL), ENGINE_STATUS_UNKNOWN);
+        cr_assert_eq(engine_status_of(MIB(512), true, 0, 20, NULL), ENGINE_STATUS_OK);
+}
+
+Test(engine, status_is_of_what_the_vm_holds_now) {
+        struct engine_vm vm = vm_of(MIB(512), GIB(1), GIB(4), GIB(1), MIB(1500));
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        step(&h, &vm, 1);
+        cr_assert_eq(d[0].status, ENGINE_STATUS_WARNING);
+        cr_assert_str_eq(engine_status_to_string(d[0].status), "warning");
+}
+
+/* Rule 8 and the other ways into a target */
+Test(engine, every_reason_reads_as_a_sentence) {
+        struct engine_vm vm = vm_of(MIB(512), GIB(1), GIB(4), GIB(1), MIB(1946));
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        step(&h, &vm, 1);
+        cr_assert_str_eq(reason(0, &vm), "grow: demand 1.9GiB + 20%");
+        for (int r = ENGINE_REASON_STATIC; r <= ENGINE_REASON_LOWER_TO_MAXIMUM; r++) {
+                char buf[160];
+                d[0].reason = (enum engine_reason) r;
+                engine_reason_format(&d[0], &vm, buf, sizeof(buf));
+                cr_assert_str_neq(buf, "unknown");
+                cr_assert_gt(strlen(buf), 8);
+        }
+}
+
+Test(engine, static_vm_stays_at_startup) {
+        struct engine_vm vm = vm_of(MIB(512), GIB(2), GIB(4), GIB(2), MIB(100));
+        vm.policy.dynamic = false;
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        step(&h, &vm, 1);
+        cr_assert_eq(d[0].target_kib, GIB(2));
+        cr_assert_str_eq(reason(0, &vm), "static: startup 2GiB");
+}
+
+Test(engine, booting_vm_gets_startup_memory) {
+        struct engine_vm vm = vm_of(MIB(512), GIB(2), GIB(4), MIB(512), 0);
+        vm.state = ENGINE_VM_BOOTING;
+        vm.has_demand = false;
+        vm.uptime_usec = USEC_PER_SEC;
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        step(&h, &vm, 1);
+        cr_assert_eq(d[0].target_kib, GIB(2));
+        cr_assert_eq(d[0].reason, ENGINE_REASON_BOOTING);
+}
+
+Test(engine, vm_below_minimum_is_raised_even_when_host_has_no_free_memory) {
+        struct engine_vm vms[2] = {
+                vm_of(GIB(1), GIB(1), GIB(4), MIB(600), MIB(100)),
+                vm_of(MIB(512), GIB(2), GIB(4), GIB(3), GIB(2)),
+        };
+        struct engine_host h = host_of(MIB(3600) + GIB(1), GIB(1));
+        step(&h, vms, 2);
+        cr_assert_eq(d[0].target_kib, GIB(1));
+        cr_assert_eq(d[0].reason, ENGINE_REASON_RAISE_TO_MINIMUM);
+}
+
+Test(engine, vm_above_maximum_is_lowered_at_once) {
+        struct engine_vm vm = vm_of(MIB(512), GIB(1), GIB(2), GIB(3), GIB(1));
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        step(&h, &vm, 1);
+        cr_assert_eq(d[0].target_kib, GIB(2));
+        cr_assert_str_eq(reason(0, &vm), "lower to maximum 2GiB");
+}
+
+Test(engine, grows_are_limited_to_free_memory_and_shared_by_weight) {
+        /* Both were shrunk while idle; now both spike. Capacity covers the desired sizes, but
+         * only 1 GiB is free until the third VM's balloon gives memory back. */
+        struct engine_vm vms[3] = {
+                vm_of(MIB(512), GIB(1), GIB(8), GIB(1), GIB(3)),
+                vm_of(MIB(512), GIB(1), GIB(8), GIB(1), GIB(3)),
+                vm_of(MIB(512), GIB(6), GIB(8), GIB(6), MIB(512)),
+        };
+        vms[0].policy.weight = 100;
+        vms[1].policy.weight = 50;
+        struct engine_host h = host_of(GIB(9) + GIB(1), GIB(1));
+        step(&h, vms, 3);
+        uint64_t g0 = d[0].target_kib - GIB(1), g1 = d[1].target_kib - GIB(1);
+        cr_assert_leq(g0 + g1, GIB(1));
+        cr_assert_geq(g0 + g1, GIB(1) - MIB(4));
+        cr_assert_gt(g0, g1);
+        cr_assert_eq(d[0].reason, ENGINE_REASON_HOST_FULL);
+        cr_assert_str_eq(reason(1, &vms[1]), "grow limited: host has 1GiB free");
+}
+
+Test(engine, numa_node_capacity_caps_bound_vms_and_frees_memory_for_others) {
+        struct engine_vm vms[3] = {
+                vm_of(MIB(512), GIB(1), GIB(8), GIB(1), GIB(3)),
+                vm_of(MIB(512), GIB(1), GIB(8), GIB(1), GIB(3)),
+                vm_of(MIB(512), GIB(1), GIB(8), GIB(1), GIB(3)),
+        };
+        vms[0].node = 0;
+        vms[1].node = 0;
+        struct engine_host h = host_of(GIB(16), GIB(1));
+        h.n_nodes = 2;
+        h.node_usable_kib[0] = GIB(4);
+        h.node_usable_kib[1] = GIB(12);
+        step(&h, vms, 3);
+        cr_assert_leq(d[0].target_kib + d[1].target_kib, GIB(4));
+        cr_assert_eq(d[0].reason, ENGINE_REASON_NODE_SHARE);
+        cr_assert_eq(d[2].target_kib, engine_desired_kib(&vms[2].policy, GIB(3)));
+        cr_assert_str_eq(reason(0, &vms[0]), "capped by node 0 share: 2GiB of 3.6GiB desired (weight 50)");
+}
+
+Test(engine, rejects_more_vms_than_it_was_sized_for) {
+        struct engine_vm vms[65] = { 0 };
+        struct engine_decision out[65];
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        cr_assert_eq(engine_step(eng, &h, vms, 65, &cfg, NOW, out, NULL), -E2BIG);
+        cr_assert_eq(engine_step(eng, NULL, vms, 1, &cfg, NOW, out, NULL), -EINVAL);
+}
+
+/* Invariants over many random ticks: never below minimum, never above maximum, and grows never
+ * exceed what the host has free. */
+Test(engine, random_hosts_never_break_minimum_maximum_or_free_memory) {
+        uint64_t seed = 12345;
+        for (int round = 0; round < 300; round++) {
+                struct engine_vm vms[16];
+                size_t n = 1 + round % 16;
+                uint64_t now = NOW;
+                for (size_t i = 0; i < n; i++) {
+                        seed = seed * 6364136223846793005u + 1442695040888963407u;
+                        uint64_t min = MIB(256) * (1 + (seed >> 60));
+                        uint64_t startup = min * 2, max = startup * 2;
+                        vms[i] = vm_of(min, startup, max, startup, (seed >> 20) % (max + GIB(1)));
+                        vms[i].policy.weight = (unsigned) ((seed >> 8) % 101);
+                        vms[i].psi_some_avg10 = (seed >> 40) % 7 == 0 ? 15 : 0;
+                }
+                struct engine_host h = host_of(GIB(1) + (seed >> 16) % GIB(40), GIB(1));
+                for (int t = 0; t < 20; t++) {
+                        uint64_t assigned = 0, grown = 0;
+                        cr_assert_eq(engine_step(eng, &h, vms, n, &cfg, now, d, &sum), 0);
+                        for (size_t i = 0; i < n; i++) {
+                                assigned += vms[i].assigned_kib;
+                                cr_assert_geq(d[i].target_kib, vms[i].policy.minimum_kib);
+                                cr_assert_leq(d[i].target_kib, vms[i].policy.maximum_kib);
+                                if (d[i].target_kib > vms[i].assigned_kib)
+                                        grown += d[i].target_kib - vms[i].assigned_kib;
+                        }
+                        if (!sum.overcommitted)
+                                cr_assert_leq(grown, sat_sub_u64(sum.capacity_kib, assigned) + 0,
+                                              "round %d tick %d: grew %" PRIu64 " with %" PRIu64 " free", round, t,
+                                              grown, sat_sub_u64(sum.capacity_kib, assigned));
+                        now += USEC_PER_SEC;
+                        for (size_t i = 0; i < n; i++) {
+                                vms[i].assigned_kib = d[i].target_kib;
+                                vms[i].memo = d[i].memo;
+                                vms[i].demand_usec = now;
+                        }
+                }
+        }
+}
