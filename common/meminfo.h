@@ -16,7 +16,9 @@ struct meminfo {
 
 /* Parses the text of /proc/meminfo. MemTotal, MemFree and MemAvailable are required (tide does
  * not run on kernels older than 3.14); the others default to 0 when absent. Values must carry
- * the " kB" unit. Returns 0 and fills *ret, or -EINVAL for malformed/missing required fields. */
+ * the " kB" unit. Lines for fields not in struct meminfo are ignored whatever they hold.
+ * Returns 0 and fills *ret, or -EINVAL for a malformed or repeated field of struct meminfo or a
+ * missing required one. */
 int meminfo_parse(const char *text, struct meminfo *ret);
 
 /* Reads root + "/proc/meminfo" and parses it (for fixtures and guests' files). */

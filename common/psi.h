@@ -21,7 +21,9 @@ struct psi {
 
 /* Parses the text of a pressure file. Unknown keys on a line are ignored (newer kernels may add
  * some); a missing "some" line, a missing avg10/avg60/avg300/total, a value out of 0-100 or
- * malformed numbers give -EINVAL. Returns 0 and fills *ret on success. */
+ * malformed numbers give -EINVAL, and so do a line that is neither "some" nor "full", a
+ * repeated line or key, and a word without '=' (none of which the kernel writes). Returns 0
+ * and fills *ret on success; has_full is false and full all zero when there is no "full". */
 int psi_parse(const char *text, struct psi *ret);
 
 /* Reads root + "/proc/pressure/<resource>" ("memory", "cpu", "io") and parses it. */

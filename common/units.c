@@ -18,7 +18,6 @@
  * number is digits with an optional '.' and at least one digit after it. The parts are kept
  * as text/integers so that sizes and durations are computed exactly, never through double. */
 struct number {
-        bool negative;
         uint64_t int_part; /* saturates at UINT64_MAX, see int_overflow */
         bool int_overflow;
         const char *frac;  /* the digits after '.', n_frac of them */
@@ -70,8 +69,7 @@ static int number_scan(const char *s, const char *what_negative, struct number *
                                 *ret_error = what_negative;
                                 return -EINVAL;
                         }
-                        n.negative = true;
-                        p++;
+                        p++; /* kept in [start, end_of_number) for strtod() */
                 } else {
                         *ret_error = "not a number";
                         return -EINVAL;
@@ -127,7 +125,7 @@ static int number_scan(const char *s, const char *what_negative, struct number *
 
 /* Computes (int_part + 0.frac) * mult exactly. The fraction is multiplied digit by digit from
  * the last one, as on paper; every digit that falls below the units place must be 0, else the
- * result is not whole. Works for any number of fraction digits ("0.000000931322574615478515625T"
+ * result is not whole. Works for any number of fraction digits ("0.000000000931322574615478515625T"
  * is exactly 1 KiB) and never overflows: each step stays below 10 * mult.
  * Returns 0, -ERANGE when the result exceeds max, -EDOM when it is not a whole number. */
 static int number_scale(const struct number *n, uint64_t mult, uint64_t max, uint64_t *ret) {
@@ -189,7 +187,7 @@ static const struct unit *unit_find(const struct unit *units, size_t n_units, co
         for (size_t i = 0; i < n_units; i++) {
                 if (strlen(units[i].name) != len)
                         continue;
-                if (ignore_case ? strncasecmp(units[i].name, name, len) == 0 : strncmp(units[i].name, name, len) == 0)
+                if ((ignore_case ? strncasecmp(units[i].name, name, len) : strncmp(units[i].name, name, len)) == 0)
                         return &units[i];
         }
         return NULL;

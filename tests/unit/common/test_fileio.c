@@ -41,7 +41,8 @@ Test(fileio, reads_the_real_tree_when_the_root_is_null_empty_or_slash) {
                 _cleanup_free_ char *text = NULL;
 
                 cr_assert_eq(read_file_at(roots[i], "/proc/meminfo", 1 << 20, &text, NULL), 0);
-                cr_assert_eq(strncmp(text, "MemTotal:", 9), 0, "root %s reads the live /proc", roots[i] ? roots[i] : "NULL");
+                cr_assert_eq(strncmp(text, "MemTotal:", 9), 0, "root %s reads the live /proc",
+                             roots[i] ? roots[i] : "NULL");
         }
 }
 
@@ -82,6 +83,14 @@ Test(fileio, rejects_a_relative_path) {
         cr_assert_eq(read_file_at(IDLE, "proc/meminfo", 4096, &text, NULL), -EINVAL);
         cr_assert_eq(read_file_at(IDLE, NULL, 4096, &text, NULL), -EINVAL);
         cr_assert_eq(text, UNTOUCHED);
+}
+
+Test(fileio, reads_a_path_as_given_without_a_root) {
+        _cleanup_free_ char *text = NULL;
+
+        /* Files named on a command line: relative to the working directory (the source root). */
+        cr_assert_eq(read_file_at(NULL, "tests/fixtures/proc/idle/proc/meminfo", 1 << 20, &text, NULL), 0);
+        cr_assert_not_null(strstr(text, "MemTotal:"));
 }
 
 Test(fileio, reports_eisdir_for_a_directory) {
