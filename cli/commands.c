@@ -1,6 +1,7 @@
 #include <getopt.h>
 #include <string.h>
 
+#include "cli/client.h"
 #include "cli/commands.h"
 #include "common/macro.h"
 
@@ -18,6 +19,33 @@ static const struct tidectl_command commands[] = {
           "  --config FILE    use tided's configuration FILE (default: built-in defaults)\n"
           "  --max-ticks N    give up settling after N ticks (default 100000)\n"
           "  The scenario format is in docs/POLICY.md; examples in docs/examples/.\n" },
+        { "policy", cmd_policy,
+          "set DOMAIN [--startup S] [--minimum S] [--maximum S] [--buffer P] [--weight W] [--static|--dynamic]\n"
+          "                | show [DOMAIN] [--json] | clear DOMAIN",
+          "set, show or clear a VM's dynamic-memory policy (stored in the domain's libvirt metadata)",
+          "  set DOMAIN       create or change a policy; options not given keep their value (a new policy\n"
+          "                   starts from startup = the domain's memory, minimum = 512MiB or less,\n"
+          "                   maximum = all it can reach, buffer 20, weight 50, dynamic)\n"
+          "    --startup S    memory at every (re)boot (sizes: 512MiB, 4G, 1.5GiB)\n"
+          "    --minimum S    floor tide never goes below (>= 32MiB)\n"
+          "    --maximum S    ceiling (above the boot size needs a virtio-mem device)\n"
+          "    --buffer P     headroom over demand, percent (5-2000)\n"
+          "    --weight W     share when the host is short (0-100; 0 is served last)\n"
+          "    --static       keep the VM at startup; --dynamic: let tide move it\n"
+          "  show [DOMAIN]    list policies (--json for JSON)\n"
+          "  clear DOMAIN     stop managing the VM; its balloon is released to its boot size\n"
+          "  --socket PATH    tided's control socket (default " CLIENT_SOCKET_DEFAULT ")\n"
+          "  Changing policies needs root; reading them does not.\n" },
+        { "stats", cmd_stats, "[DOMAIN] [--json] [--watch SECONDS]",
+          "show each VM's memory: assigned, demand, pressure, status, target and why",
+          "  --json           print JSON\n"
+          "  --watch SECONDS  repeat every SECONDS until Ctrl-C\n"
+          "  --socket PATH    tided's control socket (default " CLIENT_SOCKET_DEFAULT ")\n"
+          "  Columns: PRESS% = demand / assigned; BUF% = configured buffer; STATUS ok (available\n"
+          "  buffer > 80%), low (0-80%), warning (assigned < demand), unknown (no demand data).\n" },
+        { "top", cmd_top, "[--socket PATH]", "live full-screen view, refreshed every second (q quits)",
+          "  --socket PATH    tided's control socket (default " CLIENT_SOCKET_DEFAULT ")\n"
+          "  --iterations N   stop after N screens\n" },
         { "help", cmd_help, "[COMMAND]", "show this help, or one command's options", NULL },
 };
 

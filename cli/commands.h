@@ -21,3 +21,6 @@ struct tidectl_command {
 int tidectl_main(int argc, char **argv, FILE *out, FILE *err);
 
 int cmd_plan(int argc, char **argv, FILE *out, FILE *err);
+int cmd_policy(int argc, char **argv, FILE *out, FILE *err);
+int cmd_stats(int argc, char **argv, FILE *out, FILE *err);
+int cmd_top(int argc, char **argv, FILE *out, FILE *err);

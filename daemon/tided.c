@@ -1,34 +1,75 @@
-/* tided: the dynamic-memory controller. For now only its configuration front end exists.
- *
- * The controller (collect -> decide -> act) arrives with issue 3. Until then tided refuses to
- * start rather than pretending: a unit file pointing at a daemon that sits idle would look like
- * a working dynamic-memory host while no VM's memory ever moves. --check-config is already
- * real, so configurations can be written and validated now with the parser tided will use. */
+/* tided: the dynamic-memory controller. One event loop (libvirt's) carries the tick timer,
+ * domain events, signals (signalfd) and the control socket; the metrics endpoint runs in
+ * libmicrohttpd's own thread and serves the last published snapshot. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "balloon/hv.h"
+#include "common/log.h"
+#include "common/macro.h"
+#include "daemon/control.h"
+#include "daemon/manager.h"
+#include "daemon/metrics.h"
 #include "policy/config.h"
 
 #ifndef TIDE_VERSION
-#error "TIDE_VERSION must be defined by the build (daemon/CMakeLists.txt)"
+#error "TIDE_VERSION must be defined by the build"
 #endif
 
-/* Exit codes: 0 success, 1 the configuration (or stdout) failed, 2 usage. */
+/* Exit codes: 0 success, 1 the configuration or the start failed, 2 usage. */
 #define EXIT_CONFIG 1
 #define EXIT_USAGE 2
+/* After libvirtd goes away, try again this often. */
+#define RECONNECT_USEC (UINT64_C(5) * USEC_PER_SEC)
+
+struct tided {
+        const char *config_path;
+        bool config_explicit;
+        struct tide_config cfg;
+        const char *uri;
+        struct hv hv;
+        bool connected;
+        uint64_t last_connect_usec;
+        struct manager *manager;
+        struct control *control;
+        struct metrics_server *metrics;
+        int timer;
+        int sigfd, sigwatch;
+        bool quit;
+        int ready_fd; /* daemonized: tells the waiting parent we started */
+};
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
 
 static void help(void) {
         printf("Usage: tided [OPTION]...\n"
                "The tide dynamic-memory controller for libvirt/KVM hosts.\n"
                "\n"
+               "  -f, --config FILE        configuration file (default %s; missing default is fine)\n"
+               "  -C, --connect URI        libvirt URI (default: libvirt_uri from the config)\n"
+               "  -s, --socket PATH        control socket (default: socket from the config)\n"
+               "  -F, --foreground         stay in the foreground and log to stderr\n"
                "  -c, --check-config FILE  parse FILE, print the configuration in effect and exit\n"
                "                           (0: valid; 1: invalid, the first error on stderr)\n"
+               "  -v, --verbose            log decisions at debug level too\n"
                "  -h, --help               show this help and exit\n"
                "  -V, --version            show the version and exit\n"
                "\n"
-               "The controller itself is not built yet (issue 3); only --check-config works.\n"
-               "Default configuration file: %s\n",
+               "Signals: SIGTERM/SIGINT finish the tick and exit, leaving every VM's memory where it\n"
+               "is; SIGHUP reloads the configuration. Operators use tidectl (tidectl --help).\n",
                CONFIG_PATH_DEFAULT);
 }
 
@@ -51,20 +92,218 @@ static int check_config(const char *path) {
         return EXIT_SUCCESS;
 }
 
+/* Loads the config; a missing default file means defaults, a missing named file is an error. */
+static int load_config(struct tided *t, struct tide_config *ret) {
+        char err[1024];
+        config_init(ret);
+        if (!t->config_explicit && access(t->config_path, F_OK) < 0 && errno == ENOENT)
+                return 0;
+        if (config_load_file(t->config_path, ret, err, sizeof(err)) < 0)
+                return log_error_errno(-EINVAL, "%s", err);
+        return 0;
+}
+
+static void on_hv_event(enum hv_event_kind kind, const char *uuid, void *userdata) {
+        struct tided *t = userdata;
+        if (t->manager)
+                manager_on_event(t->manager, kind, uuid, now_usec());
+}
+
+static int connect_hv(struct tided *t) {
+        char err[HV_ERR_MAX] = "";
+        int r;
+
+        t->last_connect_usec = now_usec();
+        r = hv_libvirt_open(t->uri, on_hv_event, t, &t->hv, err, sizeof(err));
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to %s: %s", t->uri, err);
+        t->connected = true;
+        log_info("Connected to %s", t->uri);
+        return 0;
+}
+
+static void on_tick(int id, void *userdata) {
+        struct tided *t = userdata;
+        uint64_t start = now_usec();
+
+        if (t->connected && !hv_libvirt_alive(&t->hv)) {
+                log_warning("Lost the connection to %s; holding every VM where it is until it is back", t->uri);
+                hv_libvirt_close(&t->hv);
+                t->connected = false;
+        }
+        if (!t->connected) {
+                if (start - t->last_connect_usec < RECONNECT_USEC || connect_hv(t) < 0)
+                        return;
+                (void) manager_refresh(t->manager, start);
+        }
+        (void) manager_tick(t->manager, start);
+        manager_note_tick_duration(t->manager, now_usec() - start);
+        if (t->metrics)
+                (void) metrics_publish(t->metrics, manager_snapshot(t->manager));
+        control_expire(t->control, now_usec());
+}
+
+static void reload(struct tided *t) {
+        struct tide_config cfg;
+        if (load_config(t, &cfg) < 0) {
+                log_warning("Keeping the running configuration");
+                return;
+        }
+        if (!streq(cfg.libvirt_uri, t->cfg.libvirt_uri) || !streq(cfg.socket_path, t->cfg.socket_path) ||
+            !streq(cfg.metrics_address, t->cfg.metrics_address))
+                log_notice("libvirt_uri, socket and metrics changes take effect at the next start of tided");
+        if (cfg.interval_usec != t->cfg.interval_usec)
+                hv_event_update_timer(t->timer, cfg.interval_usec);
+        t->cfg = cfg;
+        manager_set_config(t->manager, &cfg);
+        log_info("Configuration reloaded from %s", t->config_path);
+}
+
+static void on_signal(int id, int fd, int events, void *userdata) {
+        struct tided *t = userdata;
+        struct signalfd_siginfo si;
+
+        while (read(fd, &si, sizeof(si)) == (ssize_t) sizeof(si)) {
+                if (si.ssi_signo == SIGHUP)
+                        reload(t);
+                else {
+                        log_info("Received %s, exiting; VMs keep the memory they have", strsignal((int) si.ssi_signo));
+                        t->quit = true;
+                }
+        }
+}
+
+/* Detaches from the terminal. The parent waits for the child to say it started, so a bad
+ * configuration or an unreachable libvirt is still an exit code for whoever started us. */
+static int daemonize(struct tided *t) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        pid_t pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid > 0) {
+                char c = 1;
+                close(p[1]);
+                ssize_t n = read(p[0], &c, 1);
+                _exit(n == 1 && c == 0 ? EXIT_SUCCESS : EXIT_CONFIG);
+        }
+        close(p[0]);
+        t->ready_fd = p[1];
+        if (setsid() < 0)
+                return -errno;
+        log_open_syslog("tided");
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+                dup2(null, STDIN_FILENO);
+                dup2(null, STDOUT_FILENO);
+                dup2(null, STDERR_FILENO);
+                if (null > STDERR_FILENO)
+                        close(null);
+        }
+        return chdir("/") < 0 ? -errno : 0;
+}
+
+static void ready(struct tided *t, bool ok) {
+        if (t->ready_fd < 0)
+                return;
+        char c = ok ? 0 : 1;
+        (void) !write(t->ready_fd, &c, 1);
+        close(t->ready_fd);
+        t->ready_fd = -1;
+}
+
+static int run(struct tided *t, const char *socket_override) {
+        char err[512] = "";
+        sigset_t mask;
+        int r;
+
+        if (!t->uri)
+                t->uri = t->cfg.libvirt_uri;
+        r = hv_event_init();
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the event loop: %m");
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        t->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+        if (t->sigfd < 0)
+                return log_error_errno(-errno, "Failed to create signalfd: %m");
+        t->sigwatch = hv_event_add_fd(t->sigfd, HV_FD_READABLE, on_signal, t);
+
+        if ((r = connect_hv(t)) < 0)
+                return r;
+        if ((r = manager_new(&t->hv, &t->cfg, manager_host_live, NULL, &t->manager)) < 0)
+                return log_error_errno(r, "Failed to create the manager: %m");
+        /* Everything is rebuilt from libvirt: policies from metadata, sizes from the domains. */
+        if ((r = manager_refresh(t->manager, now_usec())) < 0)
+                return r;
+
+        const char *sock = socket_override ? socket_override : t->cfg.socket_path;
+        if ((r = control_start(sock, t->manager, &t->control, err, sizeof(err))) < 0)
+                return log_error_errno(r, "Failed to open the control socket: %s", err);
+        if (t->cfg.metrics_address[0]) {
+                r = metrics_server_start(t->cfg.metrics_address, &t->metrics, err, sizeof(err));
+                if (r < 0)
+                        log_warning_errno(r, "Metrics endpoint not started: %s, continuing without it", err);
+                else
+                        log_info("Metrics on http://%s/metrics", t->cfg.metrics_address);
+        }
+        t->timer = hv_event_add_timer(t->cfg.interval_usec, on_tick, t);
+        if (t->timer < 0)
+                return log_error_errno(t->timer, "Failed to add the tick timer");
+
+        log_info("tided %s running: %s, socket %s, tick %llu ms", TIDE_VERSION, t->uri, sock,
+                 (unsigned long long) (t->cfg.interval_usec / 1000));
+        ready(t, true);
+        while (!t->quit)
+                if (hv_event_run_once() < 0)
+                        return log_error_errno(-EIO, "The event loop failed");
+        return 0;
+}
+
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
+                { "config", required_argument, NULL, 'f' },
+                { "connect", required_argument, NULL, 'C' },
+                { "socket", required_argument, NULL, 's' },
+                { "foreground", no_argument, NULL, 'F' },
                 { "check-config", required_argument, NULL, 'c' },
+                { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 { NULL, 0, NULL, 0 },
         };
-        const char *check = NULL;
-        int c;
+        struct tided t = { .config_path = CONFIG_PATH_DEFAULT, .timer = -1, .sigfd = -1, .sigwatch = -1,
+                           .ready_fd = -1 };
+        const char *check = NULL, *socket_override = NULL;
+        bool foreground = false;
+        int c, r;
 
-        while ((c = getopt_long(argc, argv, "c:hV", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "f:C:s:Fc:vhV", options, NULL)) >= 0)
                 switch (c) {
+                case 'f':
+                        t.config_path = optarg;
+                        t.config_explicit = true;
+                        break;
+                case 'C':
+                        t.uri = optarg;
+                        break;
+                case 's':
+                        socket_override = optarg;
+                        break;
+                case 'F':
+                        foreground = true;
+                        break;
                 case 'c':
                         check = optarg;
+                        break;
+                case 'v':
+                        log_set_max_level(LOG_LEVEL_DEBUG);
                         break;
                 case 'h':
                         help();
@@ -84,6 +323,27 @@ int main(int argc, char *argv[]) {
         if (check)
                 return check_config(check);
 
-        fprintf(stderr, "tided: the controller is not built yet (issue 3); only --check-config is available\n");
-        return EXIT_USAGE;
+        if (load_config(&t, &t.cfg) < 0)
+                return EXIT_CONFIG;
+        if (!foreground && (r = daemonize(&t)) < 0) {
+                log_error_errno(r, "Failed to daemonize: %m");
+                return EXIT_CONFIG;
+        }
+        r = run(&t, socket_override);
+        ready(&t, r >= 0);
+
+        /* Leave every VM's memory where it is: a balloon left inflated is safe (deflate-on-oom
+         * lets the guest take memory back if it must), and a restarted tided resumes from it. */
+        t.metrics = metrics_server_stop(t.metrics);
+        t.control = control_stop(t.control);
+        t.manager = manager_free(t.manager);
+        if (t.timer >= 0)
+                hv_event_remove_timer(t.timer);
+        if (t.sigwatch >= 0)
+                hv_event_remove_fd(t.sigwatch);
+        if (t.sigfd >= 0)
+                close(t.sigfd);
+        if (t.connected)
+                hv_libvirt_close(&t.hv);
+        return r < 0 ? EXIT_CONFIG : EXIT_SUCCESS;
 }

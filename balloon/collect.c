@@ -1,0 +1,89 @@
+#include <errno.h>
+
+#include "balloon/collect.h"
+#include "common/macro.h"
+
+#define ABSENT UINT64_MAX
+
+int balloon_demand_from_stats(const struct hv_mem_stats *s, int64_t *ret_demand_kib, uint64_t *ret_total_kib) {
+        if (s->available_kib == ABSENT || s->usable_kib == ABSENT)
+                return -ENODATA;
+        /* Both are guest-reported and may be garbage; keep the sign and let the engine judge. */
+        if (s->available_kib > INT64_MAX || s->usable_kib > INT64_MAX)
+                return -ERANGE;
+        int64_t used = (int64_t) s->available_kib - (int64_t) s->usable_kib;
+        /* With deflate-on-oom the guest keeps ballooned pages in MemTotal and counts them as
+         * used (Linux virtio_balloon.c only calls adjust_managed_page_count() for inflated pages
+         * without VIRTIO_BALLOON_F_DEFLATE_ON_OOM). Then MemTotal stays near the boot size while
+         * `actual` shrinks, and the balloon, MemTotal - actual, must not count as demand. Without
+         * it MemTotal is below actual (the kernel's own reservations) and nothing is taken off. */
+        if (s->actual_kib != ABSENT && s->actual_kib < s->available_kib)
+                used -= (int64_t) (s->available_kib - s->actual_kib);
+        *ret_demand_kib = used;
+        *ret_total_kib = s->available_kib;
+        return 0;
+}
+
+int balloon_assigned_kib(const struct hv_mem_stats *s, const struct hv_domain *d, uint64_t *ret_kib) {
+        if (s->actual_kib == ABSENT)
+                return -ENODATA;
+        *ret_kib = s->actual_kib + (d->has_virtio_mem ? d->virtio_mem_current_kib : 0);
+        return 0;
+}
+
+uint64_t balloon_reachable_kib(const struct hv_domain *d) {
+        return d->max_kib + (d->has_virtio_mem ? d->virtio_mem_max_kib : 0);
+}
+
+struct balloon_split balloon_split_target(uint64_t target_kib, const struct hv_domain *d) {
+        struct balloon_split sp = { 0 };
+
+        if (target_kib <= d->max_kib || !d->has_virtio_mem) {
+                sp.balloon_kib = min_u64(target_kib, d->max_kib);
+                return sp;
+        }
+        uint64_t above = target_kib - d->max_kib;
+        uint64_t block = d->virtio_mem_block_kib ? d->virtio_mem_block_kib : 2048;
+        above = (above + block - 1) / block * block;
+        sp.balloon_kib = d->max_kib;
+        sp.vmem_requested_kib = min_u64(above, d->virtio_mem_max_kib / block * block);
+        return sp;
+}
+
+void balloon_watch_target(struct balloon_watch *w, uint64_t target_kib, uint64_t actual_kib, uint64_t now_usec) {
+        w->target_kib = target_kib;
+        w->last_actual_kib = actual_kib;
+        w->last_move_usec = now_usec;
+}
+
+enum balloon_state balloon_watch_update(struct balloon_watch *w, uint64_t actual_kib, uint64_t now_usec) {
+        if (w->target_kib == 0)
+                return BALLOON_STATE_OK;
+        uint64_t dist_before = w->last_actual_kib > w->target_kib ? w->last_actual_kib - w->target_kib
+                                                                    : w->target_kib - w->last_actual_kib;
+        uint64_t dist_now = actual_kib > w->target_kib ? actual_kib - w->target_kib : w->target_kib - actual_kib;
+
+        if (dist_now <= BALLOON_SLACK_KIB || dist_now < dist_before) {
+                w->last_move_usec = now_usec;
+                w->last_actual_kib = actual_kib;
+                return BALLOON_STATE_OK;
+        }
+        uint64_t still = now_usec - w->last_move_usec;
+        if (still >= BALLOON_UNCOOPERATIVE_USEC)
+                return BALLOON_STATE_UNCOOPERATIVE;
+        if (still >= BALLOON_INACTIVE_USEC)
+                return BALLOON_STATE_INACTIVE;
+        return BALLOON_STATE_OK;
+}
+
+const char *balloon_state_to_string(enum balloon_state s) {
+        switch (s) {
+        case BALLOON_STATE_OK:
+                return "ok";
+        case BALLOON_STATE_INACTIVE:
+                return "inactive";
+        case BALLOON_STATE_UNCOOPERATIVE:
+                return "uncooperative";
+        }
+        return "ok";
+}

@@ -1,0 +1,59 @@
+/* From balloon statistics to the engine's inputs, and from the engine's targets to balloon and
+ * virtio-mem sizes. Pure: the daemon does the calls. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "balloon/hv.h"
+
+/* A balloon that has not moved toward its target for this long is "inactive"; for the longer
+ * time "uncooperative" (the guest's driver is gone, stuck, or refusing). The Linux driver moves
+ * hundreds of MiB a second (ENVIRONMENT.md: 512 -> 200 MiB in 0.8 s under TCG), so 5 s of no
+ * movement is already abnormal; 20 s leaves room for a guest under heavy reclaim. */
+#define BALLOON_INACTIVE_USEC (UINT64_C(5) * 1000000)
+#define BALLOON_UNCOOPERATIVE_USEC (UINT64_C(20) * 1000000)
+/* Within this distance the balloon is "at" its target: drivers move in 4 KiB pages and round. */
+#define BALLOON_SLACK_KIB UINT64_C(4096)
+
+/* Demand from balloon statistics, for guests without tide-agent: MemTotal - MemAvailable
+ * (available_kib - usable_kib), so page cache the guest can drop is not counted as used —
+ * unlike the "unused"-based demand of Proxmox's or oVirt MOM's balloon logic; less the balloon
+ * itself when the guest counts it as used (deflate-on-oom, see collect.c). Returns 0 and
+ * fills *ret_demand_kib (signed: the engine rejects a negative one) and *ret_total_kib (the
+ * guest's MemTotal), or -ENODATA when the guest does not report both fields. */
+int balloon_demand_from_stats(const struct hv_mem_stats *s, int64_t *ret_demand_kib, uint64_t *ret_total_kib);
+
+/* What the VM holds: balloon actual plus plugged virtio-mem. -ENODATA without `actual`. */
+int balloon_assigned_kib(const struct hv_mem_stats *s, const struct hv_domain *d, uint64_t *ret_kib);
+
+/* How a target is made of balloon and virtio-mem. Up to the boot size the balloon alone
+ * (deflating is cheaper and works on any guest); above it, virtio-mem plugs the rest, rounded
+ * up to its block size and capped at its size. Shrinking unplugs first. */
+struct balloon_split {
+        uint64_t balloon_kib;      /* virDomainSetMemoryFlags(LIVE) */
+        uint64_t vmem_requested_kib; /* virtio-mem <requested>; 0 without a device */
+};
+struct balloon_split balloon_split_target(uint64_t target_kib, const struct hv_domain *d);
+
+/* The most this domain can hold now: boot size plus the virtio-mem device's size. */
+uint64_t balloon_reachable_kib(const struct hv_domain *d);
+
+/* Tracks whether a balloon moves toward its target. */
+struct balloon_watch {
+        uint64_t target_kib;     /* last target set, 0 when none */
+        uint64_t last_actual_kib;
+        uint64_t last_move_usec; /* when actual last moved toward the target (or target was set) */
+};
+
+enum balloon_state {
+        BALLOON_STATE_OK,
+        BALLOON_STATE_INACTIVE,
+        BALLOON_STATE_UNCOOPERATIVE,
+};
+
+/* Records a new target at now_usec. */
+void balloon_watch_target(struct balloon_watch *w, uint64_t target_kib, uint64_t actual_kib, uint64_t now_usec);
+/* Feeds the latest actual; returns the state. */
+enum balloon_state balloon_watch_update(struct balloon_watch *w, uint64_t actual_kib, uint64_t now_usec);
+const char *balloon_state_to_string(enum balloon_state s);

@@ -1,0 +1,490 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <json.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "balloon/hv.h"
+#include "common/log.h"
+#include "common/macro.h"
+#include "daemon/control.h"
+#include "policy/engine.h"
+
+#ifndef TIDE_VERSION
+#define TIDE_VERSION "unknown"
+#endif
+
+static char *reply_error(const char *msg) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "ok", json_object_new_boolean(false));
+        json_object_object_add(o, "error", json_object_new_string(msg));
+        char *s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        json_object_put(o);
+        return s;
+}
+
+static json_object *kib(uint64_t v) {
+        return json_object_new_int64(v > INT64_MAX ? INT64_MAX : (int64_t) v);
+}
+
+static bool matches(const struct snapshot_domain *d, const char *filter) {
+        return !filter || streq(d->name, filter) || streq(d->uuid, filter);
+}
+
+static json_object *stats_domain(const struct snapshot_domain *d) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(d->name));
+        json_object_object_add(o, "uuid", json_object_new_string(d->uuid));
+        json_object_object_add(o, "managed", json_object_new_boolean(d->managed));
+        json_object_object_add(o, "active", json_object_new_boolean(d->active));
+        json_object_object_add(o, "assigned_kib", kib(d->assigned_kib));
+        json_object_object_add(o, "demand_kib", d->has_demand ? kib(d->demand_kib) : NULL);
+        json_object_object_add(o, "target_kib", d->managed && d->active ? kib(d->target_kib) : NULL);
+        json_object_object_add(o, "pressure_pct", d->has_demand ? json_object_new_double(d->pressure_pct) : NULL);
+        json_object_object_add(o, "available_buffer_pct",
+                               d->managed && d->has_demand ? json_object_new_double(d->available_buffer_pct) : NULL);
+        json_object_object_add(o, "status", json_object_new_string(d->status));
+        json_object_object_add(o, "minimum_kib", d->managed ? kib(d->minimum_kib) : NULL);
+        json_object_object_add(o, "startup_kib", d->managed ? kib(d->startup_kib) : NULL);
+        json_object_object_add(o, "maximum_kib", d->managed ? kib(d->maximum_kib) : NULL);
+        json_object_object_add(o, "buffer_pct", d->managed ? json_object_new_int((int) d->buffer_pct) : NULL);
+        json_object_object_add(o, "weight", d->managed ? json_object_new_int((int) d->weight) : NULL);
+        json_object_object_add(o, "dynamic", d->managed ? json_object_new_boolean(d->dynamic) : NULL);
+        json_object_object_add(o, "agent", json_object_new_string(d->agent));
+        json_object_object_add(o, "balloon", json_object_new_string(d->balloon));
+        json_object_object_add(o, "balloon_actions", kib(d->balloon_actions));
+        json_object_object_add(o, "rss_kib", kib(d->rss_kib));
+        json_object_object_add(o, "reason", json_object_new_string(d->reason));
+        json_object_object_add(o, "pending", json_object_new_string(d->pending));
+        return o;
+}
+
+static json_object *stats_host(const struct snapshot_host *h) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "total_kib", kib(h->total_kib));
+        json_object_object_add(o, "available_kib", kib(h->available_kib));
+        json_object_object_add(o, "usable_kib", kib(h->usable_kib));
+        json_object_object_add(o, "reserve_kib", kib(h->reserve_kib));
+        json_object_object_add(o, "capacity_kib", kib(h->capacity_kib));
+        json_object_object_add(o, "assigned_kib", kib(h->assigned_kib));
+        json_object_object_add(o, "target_kib", kib(h->target_kib));
+        json_object_object_add(o, "short", json_object_new_boolean(h->short_host));
+        json_object_object_add(o, "overcommitted", json_object_new_boolean(h->overcommitted));
+        json_object_object_add(o, "ticks", kib(h->ticks));
+        json_object_object_add(o, "tick_usec", kib(h->tick_usec));
+        return o;
+}
+
+/* Reads an optional size in KiB. Returns 1 when present, 0 when absent, -EINVAL (with err). */
+static int opt_kib(json_object *req, const char *key, uint64_t *ret, char *err, size_t errlen) {
+        json_object *v;
+        if (!json_object_object_get_ex(req, key, &v))
+                return 0;
+        if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) <= 0) {
+                snprintf(err, errlen, "%s: expected a positive whole number of KiB", key);
+                return -EINVAL;
+        }
+        *ret = (uint64_t) json_object_get_int64(v);
+        return 1;
+}
+
+static int opt_uint(json_object *req, const char *key, unsigned max, unsigned *ret, char *err, size_t errlen) {
+        json_object *v;
+        if (!json_object_object_get_ex(req, key, &v))
+                return 0;
+        if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
+            json_object_get_int64(v) > (int64_t) max) {
+                snprintf(err, errlen, "%s: expected a whole number 0-%u", key, max);
+                return -EINVAL;
+        }
+        *ret = (unsigned) json_object_get_int64(v);
+        return 1;
+}
+
+static int parse_change(json_object *req, struct manager_policy_change *c, char *err, size_t errlen) {
+        static const char *known[] = { "cmd", "domain", "startup_kib", "minimum_kib", "maximum_kib",
+                                       "buffer", "weight", "dynamic" };
+        int r;
+
+        json_object_object_foreach(req, key, val) {
+                (void) val;
+                bool ok = false;
+                for (size_t i = 0; i < ELEMENTSOF(known); i++)
+                        ok |= streq(key, known[i]);
+                if (!ok) {
+                        snprintf(err, errlen, "%.64s: unknown field", key);
+                        return -EINVAL;
+                }
+        }
+        *c = (struct manager_policy_change){ 0 };
+        if ((r = opt_kib(req, "startup_kib", &c->startup_kib, err, errlen)) < 0)
+                return r;
+        c->have_startup = r;
+        if ((r = opt_kib(req, "minimum_kib", &c->minimum_kib, err, errlen)) < 0)
+                return r;
+        c->have_minimum = r;
+        if ((r = opt_kib(req, "maximum_kib", &c->maximum_kib, err, errlen)) < 0)
+                return r;
+        c->have_maximum = r;
+        if ((r = opt_uint(req, "buffer", POLICY_BUFFER_MAX, &c->buffer_pct, err, errlen)) < 0)
+                return r;
+        c->have_buffer = r;
+        if ((r = opt_uint(req, "weight", POLICY_WEIGHT_MAX, &c->weight, err, errlen)) < 0)
+                return r;
+        c->have_weight = r;
+        json_object *v;
+        if (json_object_object_get_ex(req, "dynamic", &v)) {
+                if (!json_object_is_type(v, json_type_boolean)) {
+                        snprintf(err, errlen, "dynamic: expected true or false");
+                        return -EINVAL;
+                }
+                c->have_dynamic = true;
+                c->dynamic = json_object_get_boolean(v);
+        }
+        return 0;
+}
+
+int control_handle(struct manager *m, const char *line, size_t len, bool privileged, uint64_t now_usec,
+                   char **ret_reply) {
+        char err[512] = "", note[512] = "";
+        const char *cmd, *domain = NULL;
+        json_object *req, *v, *reply;
+        int r;
+
+        json_tokener *tok = json_tokener_new();
+        if (!tok)
+                return -ENOMEM;
+        req = len <= CONTROL_MSG_MAX ? json_tokener_parse_ex(tok, line, (int) len) : NULL;
+        bool complete = json_tokener_get_error(tok) == json_tokener_success;
+        json_tokener_free(tok);
+        if (!req || !complete || !json_object_is_type(req, json_type_object)) {
+                json_object_put(req);
+                *ret_reply = reply_error("malformed request: expected one JSON object");
+                return *ret_reply ? 0 : -ENOMEM;
+        }
+        if (!json_object_object_get_ex(req, "cmd", &v) || !json_object_is_type(v, json_type_string)) {
+                json_object_put(req);
+                *ret_reply = reply_error("cmd: missing");
+                return *ret_reply ? 0 : -ENOMEM;
+        }
+        cmd = json_object_get_string(v);
+        if (json_object_object_get_ex(req, "domain", &v)) {
+                if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0 ||
+                    json_object_get_string_len(v) >= HV_NAME_MAX) {
+                        json_object_put(req);
+                        *ret_reply = reply_error("domain: expected a domain name or UUID");
+                        return *ret_reply ? 0 : -ENOMEM;
+                }
+                domain = json_object_get_string(v);
+        }
+
+        reply = json_object_new_object();
+        json_object_object_add(reply, "ok", json_object_new_boolean(true));
+        const struct snapshot *s = manager_snapshot(m);
+
+        if (streq(cmd, "ping")) {
+                json_object_object_add(reply, "version", json_object_new_string(TIDE_VERSION));
+        } else if (streq(cmd, "stats") || streq(cmd, "policy-show")) {
+                json_object *arr = json_object_new_array();
+                bool found = false;
+                for (size_t i = 0; i < s->n_domains; i++) {
+                        if (!matches(&s->domains[i], domain))
+                                continue;
+                        found = true;
+                        json_object_array_add(arr, stats_domain(&s->domains[i]));
+                }
+                if (domain && !found) {
+                        snprintf(err, sizeof(err), "no domain named '%.200s'", domain);
+                        json_object_put(arr);
+                        goto fail;
+                }
+                json_object_object_add(reply, "host", stats_host(&s->host));
+                json_object_object_add(reply, "domains", arr);
+        } else if (streq(cmd, "policy-set") || streq(cmd, "policy-clear")) {
+                if (!privileged) {
+                        snprintf(err, sizeof(err), "permission denied: only root may change policies");
+                        goto fail;
+                }
+                if (!domain) {
+                        snprintf(err, sizeof(err), "domain: missing");
+                        goto fail;
+                }
+                if (streq(cmd, "policy-set")) {
+                        struct manager_policy_change c;
+                        if (parse_change(req, &c, err, sizeof(err)) < 0)
+                                goto fail;
+                        r = manager_policy_set(m, domain, &c, now_usec, note, sizeof(note), err, sizeof(err));
+                } else
+                        r = manager_policy_clear(m, domain, note, sizeof(note), err, sizeof(err));
+                if (r < 0)
+                        goto fail;
+                json_object_object_add(reply, "note", json_object_new_string(note));
+        } else {
+                snprintf(err, sizeof(err), "cmd: unknown command '%.64s' (known: ping, stats, policy-show, policy-set, "
+                                           "policy-clear)",
+                         cmd);
+                goto fail;
+        }
+
+        *ret_reply = strdup(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN));
+        json_object_put(reply);
+        json_object_put(req);
+        return *ret_reply ? 0 : -ENOMEM;
+
+fail:
+        json_object_put(reply);
+        json_object_put(req);
+        *ret_reply = reply_error(err);
+        return *ret_reply ? 0 : -ENOMEM;
+}
+
+/* ---- the socket ---- */
+
+struct client {
+        int fd;
+        int watch;
+        bool privileged;
+        uint64_t since_usec;
+        char *buf;
+        size_t len;
+        char *out;
+        size_t out_len, out_off;
+};
+
+struct control {
+        char path[sizeof(((struct sockaddr_un *) 0)->sun_path)];
+        int fd;
+        int watch;
+        struct manager *m;
+        struct client clients[CONTROL_CLIENTS_MAX];
+};
+
+static uint64_t mono_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void client_close(struct client *cl) {
+        if (cl->watch >= 0)
+                hv_event_remove_fd(cl->watch);
+        if (cl->fd >= 0)
+                close(cl->fd);
+        free(cl->buf);
+        free(cl->out);
+        *cl = (struct client){ .fd = -1, .watch = -1 };
+}
+
+static void client_reply(struct control *c, struct client *cl, const char *line, size_t len) {
+        char *reply = NULL;
+        if (control_handle(c->m, line, len, cl->privileged, mono_usec(), &reply) < 0 || !reply) {
+                client_close(cl);
+                return;
+        }
+        size_t n = strlen(reply);
+        cl->out = realloc(reply, n + 2);
+        if (!cl->out) {
+                free(reply);
+                client_close(cl);
+                return;
+        }
+        cl->out[n] = '\n';
+        cl->out[n + 1] = '\0';
+        cl->out_len = n + 1;
+        cl->out_off = 0;
+        hv_event_update_fd(cl->watch, HV_FD_WRITABLE);
+}
+
+static void on_client(int id, int fd, int events, void *userdata) {
+        struct control *c = userdata;
+        struct client *cl = NULL;
+
+        for (size_t i = 0; i < CONTROL_CLIENTS_MAX; i++)
+                if (c->clients[i].watch == id)
+                        cl = &c->clients[i];
+        if (!cl)
+                return;
+        if (cl->out) {
+                if (events & (HV_FD_ERROR | HV_FD_HANGUP)) {
+                        client_close(cl);
+                        return;
+                }
+                ssize_t n = send(fd, cl->out + cl->out_off, cl->out_len - cl->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        return;
+                if (n <= 0) {
+                        client_close(cl);
+                        return;
+                }
+                cl->out_off += (size_t) n;
+                if (cl->out_off == cl->out_len)
+                        client_close(cl);
+                return;
+        }
+        char chunk[4096];
+        ssize_t n = recv(fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return;
+        if (n <= 0) {
+                /* EOF without a newline: answer what came, if anything (a client may shut
+                 * down its write side instead of sending "\n"). */
+                if (n == 0 && cl->len > 0)
+                        client_reply(c, cl, cl->buf, cl->len);
+                else
+                        client_close(cl);
+                return;
+        }
+        char *nl = memchr(chunk, '\n', (size_t) n);
+        size_t take = nl ? (size_t) (nl - chunk) : (size_t) n;
+        if (cl->len + take > CONTROL_MSG_MAX) {
+                static const char too_big[] = "{\"ok\":false,\"error\":\"request larger than 65536 bytes\"}";
+                free(cl->buf);
+                cl->buf = NULL;
+                cl->len = 0;
+                cl->out = strdup(too_big);
+                if (!cl->out) {
+                        client_close(cl);
+                        return;
+                }
+                cl->out = realloc(cl->out, sizeof(too_big) + 1);
+                memcpy(cl->out + sizeof(too_big) - 1, "\n", 2);
+                cl->out_len = sizeof(too_big);
+                cl->out_off = 0;
+                hv_event_update_fd(cl->watch, HV_FD_WRITABLE);
+                return;
+        }
+        char *grown = realloc(cl->buf, cl->len + take + 1);
+        if (!grown) {
+                client_close(cl);
+                return;
+        }
+        cl->buf = grown;
+        memcpy(cl->buf + cl->len, chunk, take);
+        cl->len += take;
+        cl->buf[cl->len] = '\0';
+        if (nl)
+                client_reply(c, cl, cl->buf, cl->len);
+}
+
+static void on_accept(int id, int fd, int events, void *userdata) {
+        struct control *c = userdata;
+        struct ucred cred;
+        socklen_t credlen = sizeof(cred);
+
+        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0)
+                return;
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) < 0) {
+                close(cfd);
+                return;
+        }
+        struct client *cl = NULL;
+        for (size_t i = 0; i < CONTROL_CLIENTS_MAX && !cl; i++)
+                if (c->clients[i].fd < 0)
+                        cl = &c->clients[i];
+        if (!cl) {
+                /* Full: tell the client rather than leave it hanging. */
+                static const char busy[] = "{\"ok\":false,\"error\":\"tided is busy: too many connections\"}\n";
+                (void) !send(cfd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+                close(cfd);
+                return;
+        }
+        *cl = (struct client){ .fd = cfd, .watch = -1, .privileged = cred.uid == 0, .since_usec = mono_usec() };
+        cl->watch = hv_event_add_fd(cfd, HV_FD_READABLE, on_client, c);
+        if (cl->watch < 0)
+                client_close(cl);
+}
+
+int control_start(const char *path, struct manager *m, struct control **ret, char *err, size_t errlen) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct control *c;
+        int r;
+
+        if (strlen(path) >= sizeof(sa.sun_path)) {
+                snprintf(err, errlen, "%s: socket path too long", path);
+                return -ENAMETOOLONG;
+        }
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->m = m;
+        c->watch = -1;
+        for (size_t i = 0; i < CONTROL_CLIENTS_MAX; i++)
+                c->clients[i] = (struct client){ .fd = -1, .watch = -1 };
+        snprintf(c->path, sizeof(c->path), "%s", path);
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+
+        char dir[sizeof(c->path)];
+        snprintf(dir, sizeof(dir), "%s", path);
+        (void) mkdir(dirname(dir), 0755);
+
+        c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (c->fd < 0) {
+                r = -errno;
+                snprintf(err, errlen, "socket: %s", strerror(errno));
+                free(c);
+                return r;
+        }
+        /* A socket file left by a tided that died; a live tided would answer a connect. */
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe >= 0 && connect(probe, (struct sockaddr *) &sa, sizeof(sa)) == 0) {
+                close(probe);
+                close(c->fd);
+                free(c);
+                snprintf(err, errlen, "%s: another tided is running", path);
+                return -EADDRINUSE;
+        }
+        if (probe >= 0)
+                close(probe);
+        (void) unlink(path);
+
+        mode_t old = umask(0111); /* srw-rw-rw-: reading stats is open to all local users */
+        r = bind(c->fd, (struct sockaddr *) &sa, sizeof(sa));
+        umask(old);
+        if (r < 0 || listen(c->fd, 16) < 0) {
+                r = -errno;
+                snprintf(err, errlen, "%s: %s", path, strerror(errno));
+                close(c->fd);
+                free(c);
+                return r;
+        }
+        c->watch = hv_event_add_fd(c->fd, HV_FD_READABLE, on_accept, c);
+        if (c->watch < 0) {
+                snprintf(err, errlen, "%s: cannot watch the socket", path);
+                r = c->watch;
+                close(c->fd);
+                unlink(path);
+                free(c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+void control_expire(struct control *c, uint64_t now_usec) {
+        for (size_t i = 0; i < CONTROL_CLIENTS_MAX; i++)
+                if (c->clients[i].fd >= 0 && now_usec - c->clients[i].since_usec > CONTROL_CLIENT_TIMEOUT_USEC)
+                        client_close(&c->clients[i]);
+}
+
+struct control *control_stop(struct control *c) {
+        if (!c)
+                return NULL;
+        for (size_t i = 0; i < CONTROL_CLIENTS_MAX; i++)
+                if (c->clients[i].fd >= 0)
+                        client_close(&c->clients[i]);
+        if (c->watch >= 0)
+                hv_event_remove_fd(c->watch);
+        if (c->fd >= 0)
+                close(c->fd);
+        unlink(c->path);
+        free(c);
+        return NULL;
+}

@@ -1,0 +1,686 @@
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "balloon/collect.h"
+#include "balloon/metadata.h"
+#include "common/log.h"
+#include "common/macro.h"
+#include "common/meminfo.h"
+#include "common/units.h"
+#include "daemon/manager.h"
+#include "policy/engine.h"
+
+/* The domain list is re-read on every lifecycle event; this is the safety net for events lost
+ * while libvirtd restarted. */
+#define REFRESH_EVERY_USEC (UINT64_C(30) * USEC_PER_SEC)
+/* A boot size nobody would run a VM with below tide's lowest minimum. */
+#define DEFAULT_MINIMUM_KIB (UINT64_C(512) * KIB_PER_MIB)
+
+struct dom {
+        struct hv_domain info;
+        bool have_policy;
+        struct vm_policy policy;       /* as stored in metadata */
+        char pending[SNAPSHOT_REASON_MAX];
+        bool seen;                     /* mark for the refresh sweep */
+
+        struct hv_mem_stats stats;
+        bool stats_ok;
+        uint64_t last_update_seen;     /* stats last_update at the previous tick */
+        bool stats_advanced;           /* last_update changed at least once since discovery */
+        uint64_t demand_usec;          /* monotonic time the current stats sample was first seen */
+
+        bool booting;                  /* (re)started; until its balloon driver reports */
+        uint64_t boot_usec;            /* monotonic time of the start/reboot; 0: before tided */
+        struct engine_memo memo;
+        struct engine_decision decision;
+        bool decided;
+        struct balloon_watch watch;
+        enum balloon_state balloon;
+        bool balloon_logged;
+        uint64_t actions;
+        uint64_t set_balloon_kib;      /* last balloon target tided set, 0 when none */
+        uint64_t set_vmem_kib;
+        bool release_pending;          /* policy cleared: deflate to boot size once */
+        char reason[SNAPSHOT_REASON_MAX];
+};
+
+struct manager {
+        struct hv *hv;
+        struct tide_config cfg;
+        manager_host_fn host_fn;
+        void *host_userdata;
+
+        struct dom *doms;
+        size_t n_doms;
+        bool dirty;
+        uint64_t last_refresh_usec;
+        uint64_t start_usec;
+        uint64_t ticks;
+
+        struct engine *engine;
+        size_t engine_cap;
+        struct engine_vm *vms;
+        struct engine_decision *out;
+        size_t *vm_dom; /* engine index -> doms index */
+
+        struct snapshot snap;
+};
+
+int manager_host_live(uint64_t *ret_total_kib, uint64_t *ret_available_kib, void *userdata) {
+        struct meminfo mi;
+        int r = meminfo_read_live(&mi);
+        if (r < 0)
+                return r;
+        *ret_total_kib = mi.total_kib;
+        *ret_available_kib = mi.available_kib;
+        return 0;
+}
+
+int manager_new(struct hv *hv, const struct tide_config *cfg, manager_host_fn host, void *host_userdata,
+                struct manager **ret) {
+        struct manager *m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->hv = hv;
+        m->cfg = *cfg;
+        m->host_fn = host;
+        m->host_userdata = host_userdata;
+        m->dirty = true;
+        *ret = m;
+        return 0;
+}
+
+struct manager *manager_free(struct manager *m) {
+        if (!m)
+                return NULL;
+        free(m->doms);
+        engine_free(m->engine);
+        free(m->vms);
+        free(m->out);
+        free(m->vm_dom);
+        snapshot_done(&m->snap);
+        free(m);
+        return NULL;
+}
+
+void manager_set_config(struct manager *m, const struct tide_config *cfg) {
+        m->cfg = *cfg;
+}
+
+static struct dom *find_dom(struct manager *m, const char *key) {
+        for (size_t i = 0; i < m->n_doms; i++)
+                if (streq(m->doms[i].info.uuid, key))
+                        return &m->doms[i];
+        for (size_t i = 0; i < m->n_doms; i++)
+                if (streq(m->doms[i].info.name, key))
+                        return &m->doms[i];
+        return NULL;
+}
+
+/* Reads a domain's policy from its metadata: live for a running domain, config otherwise. */
+static void load_policy(struct manager *m, struct dom *d) {
+        _cleanup_free_ char *xml = NULL;
+        char err[HV_ERR_MAX] = "";
+        struct vm_policy p;
+        int r;
+
+        r = m->hv->ops->get_metadata(m->hv->h, d->info.uuid, d->info.active ? HV_LIVE : HV_CONFIG, &xml, err,
+                                     sizeof(err));
+        if (r == -ENODATA) {
+                if (d->have_policy)
+                        log_info("%s: policy removed, now unmanaged", d->info.name);
+                d->have_policy = false;
+                return;
+        }
+        if (r < 0) {
+                log_warning_errno(r, "%s: cannot read policy metadata: %s, keeping what we had", d->info.name, err);
+                return;
+        }
+        r = metadata_parse(xml, &p, err, sizeof(err));
+        if (r < 0) {
+                /* Someone wrote our metadata by hand and got it wrong: do not guess, stop managing. */
+                if (d->have_policy || !d->seen)
+                        log_warning("%s: invalid tide policy in metadata (%s), not managing it", d->info.name, err);
+                d->have_policy = false;
+                return;
+        }
+        d->policy = p;
+        d->have_policy = true;
+}
+
+int manager_refresh(struct manager *m, uint64_t now_usec) {
+        _cleanup_free_ struct hv_domain *list = NULL;
+        char err[HV_ERR_MAX] = "";
+        size_t n = 0;
+        int r;
+
+        r = m->hv->ops->list_domains(m->hv->h, &list, &n, err, sizeof(err));
+        if (r < 0)
+                return log_error_errno(r, "Failed to list domains: %s", err);
+
+        for (size_t i = 0; i < m->n_doms; i++)
+                m->doms[i].seen = false;
+
+        for (size_t i = 0; i < n; i++) {
+                struct dom *d = find_dom(m, list[i].uuid);
+                if (!d) {
+                        struct dom *grown = realloc(m->doms, (m->n_doms + 1) * sizeof(*grown));
+                        if (!grown)
+                                return log_error_errno(-ENOMEM, "Out of memory tracking domains");
+                        m->doms = grown;
+                        d = &m->doms[m->n_doms++];
+                        *d = (struct dom){ 0 };
+                        d->info = list[i];
+                        load_policy(m, d);
+                        if (d->have_policy && d->info.active)
+                                log_info("%s: managed (minimum %" PRIu64 " KiB, maximum %" PRIu64 " KiB)",
+                                         d->info.name, d->policy.minimum_kib, d->policy.maximum_kib);
+                } else {
+                        bool was_active = d->info.active;
+                        d->info = list[i];
+                        if (!was_active && d->info.active) {
+                                d->booting = true;
+                                d->boot_usec = now_usec;
+                        }
+                        load_policy(m, d);
+                }
+                d->seen = true;
+                if (d->info.active && d->have_policy && d->info.has_balloon) {
+                        /* Our staleness clock is this period: the guest refreshes once a second. */
+                        r = m->hv->ops->set_stats_period(m->hv->h, d->info.uuid, 1, err, sizeof(err));
+                        if (r < 0)
+                                log_debug("%s: cannot set the balloon stats period: %s", d->info.name, err);
+                }
+        }
+
+        /* Sweep domains that are gone. */
+        size_t k = 0;
+        for (size_t i = 0; i < m->n_doms; i++)
+                if (m->doms[i].seen)
+                        m->doms[k++] = m->doms[i];
+        m->n_doms = k;
+        m->dirty = false;
+        m->last_refresh_usec = now_usec;
+        return 0;
+}
+
+void manager_on_event(struct manager *m, enum hv_event_kind kind, const char *uuid, uint64_t now_usec) {
+        struct dom *d = find_dom(m, uuid);
+
+        m->dirty = true;
+        if (!d)
+                return;
+        switch (kind) {
+        case HV_EVENT_STARTED:
+        case HV_EVENT_REBOOTED:
+                /* The guest restarts with its balloon driver not loaded yet: it must get its
+                 * startup memory (Hyper-V semantics), then the quiet period runs. */
+                d->booting = true;
+                d->boot_usec = now_usec;
+                d->stats_advanced = false;
+                d->last_update_seen = 0;
+                d->memo = (struct engine_memo){ 0 };
+                d->set_balloon_kib = 0;
+                d->set_vmem_kib = 0;
+                if (d->have_policy)
+                        log_info("%s: %s, giving it its startup memory", d->info.name,
+                                 kind == HV_EVENT_STARTED ? "started" : "rebooted");
+                break;
+        case HV_EVENT_STOPPED:
+                d->info.active = false;
+                d->stats_ok = false;
+                d->decided = false;
+                break;
+        default:
+                break;
+        }
+}
+
+static int ensure_capacity(struct manager *m, size_t n) {
+        if (n <= m->engine_cap && m->engine)
+                return 0;
+        size_t cap = n < 16 ? 16 : n * 2;
+        struct engine *e = engine_new(cap);
+        struct engine_vm *vms = calloc(cap, sizeof(*vms));
+        struct engine_decision *out = calloc(cap, sizeof(*out));
+        size_t *idx = calloc(cap, sizeof(*idx));
+        if (!e || !vms || !out || !idx) {
+                engine_free(e);
+                free(vms);
+                free(out);
+                free(idx);
+                return -ENOMEM;
+        }
+        engine_free(m->engine);
+        free(m->vms);
+        free(m->out);
+        free(m->vm_dom);
+        m->engine = e;
+        m->vms = vms;
+        m->out = out;
+        m->vm_dom = idx;
+        m->engine_cap = cap;
+        return 0;
+}
+
+/* The policy the engine works with: what the domain can actually reach now. A maximum beyond
+ * boot size + virtio-mem waits for a restart with a bigger domain; the engine must not aim
+ * at memory the balloon cannot give. */
+static struct vm_policy effective_policy(const struct dom *d) {
+        struct vm_policy p = d->policy;
+        uint64_t reach = balloon_reachable_kib(&d->info);
+        if (reach > 0 && p.maximum_kib > reach)
+                p.maximum_kib = reach / POLICY_ALIGN_KIB * POLICY_ALIGN_KIB;
+        p.startup_kib = min_u64(p.startup_kib, p.maximum_kib);
+        p.minimum_kib = min_u64(p.minimum_kib, p.startup_kib);
+        return p;
+}
+
+static void collect(struct manager *m, struct dom *d, uint64_t now_usec) {
+        char err[HV_ERR_MAX] = "";
+        struct hv_mem_stats st;
+        int r;
+
+        r = m->hv->ops->memory_stats(m->hv->h, d->info.uuid, &st, err, sizeof(err));
+        if (r < 0) {
+                if (d->stats_ok)
+                        log_warning_errno(r, "%s: cannot read balloon statistics: %s, holding", d->info.name, err);
+                d->stats_ok = false;
+                return;
+        }
+        d->stats = st;
+        d->stats_ok = true;
+        /* last_update is QEMU's wall-clock second of the guest's last report. A change means a
+         * fresh sample; we time it on our monotonic clock, never on the guest's word. */
+        if (st.last_update_sec != UINT64_MAX && st.last_update_sec != 0 && st.last_update_sec != d->last_update_seen) {
+                /* The first value seen is only a baseline: it may predate a reboot or tided. */
+                if (d->last_update_seen != 0) {
+                        d->stats_advanced = true;
+                        d->demand_usec = now_usec;
+                }
+                d->last_update_seen = st.last_update_sec;
+                if (d->booting && d->stats_advanced)
+                        d->booting = false; /* the balloon driver is up */
+        }
+}
+
+static void act(struct manager *m, struct dom *d, uint64_t now_usec) {
+        const struct engine_decision *dec = &d->decision;
+        char err[HV_ERR_MAX] = "", a[SIZE_FORMAT_MAX], b[SIZE_FORMAT_MAX];
+        uint64_t actual = d->stats.actual_kib == UINT64_MAX ? d->info.current_kib : d->stats.actual_kib;
+        struct balloon_split sp = balloon_split_target(dec->target_kib, &d->info);
+        int r;
+
+        /* Shrink: unplug before inflating; grow: deflate before plugging (as Hyper-V does). */
+        bool vmem_first = d->info.has_virtio_mem && sp.vmem_requested_kib < d->info.virtio_mem_requested_kib;
+        for (int pass = 0; pass < 2; pass++) {
+                bool do_vmem = (pass == 0) == vmem_first;
+                if (do_vmem) {
+                        if (!d->info.has_virtio_mem || sp.vmem_requested_kib == d->info.virtio_mem_requested_kib)
+                                continue;
+                        r = m->hv->ops->set_virtio_mem(m->hv->h, d->info.uuid, sp.vmem_requested_kib, err, sizeof(err));
+                        if (r < 0) {
+                                log_error_errno(r, "%s: Failed to set virtio-mem to %s: %s, ignoring", d->info.name,
+                                                size_format_human(sp.vmem_requested_kib, a), err);
+                                continue;
+                        }
+                        d->info.virtio_mem_requested_kib = sp.vmem_requested_kib;
+                        d->set_vmem_kib = sp.vmem_requested_kib;
+                        d->actions++;
+                } else {
+                        /* Within a page of what is already set, the balloon is where we want it. */
+                        uint64_t current = d->set_balloon_kib ? d->set_balloon_kib : d->info.current_kib;
+                        if (sp.balloon_kib == current && (d->set_balloon_kib || actual == sp.balloon_kib))
+                                continue;
+                        r = m->hv->ops->set_balloon(m->hv->h, d->info.uuid, sp.balloon_kib, err, sizeof(err));
+                        if (r < 0) {
+                                log_error_errno(r, "%s: Failed to set balloon to %s: %s, ignoring", d->info.name,
+                                                size_format_human(sp.balloon_kib, a), err);
+                                continue;
+                        }
+                        log_info("%s: %s -> %s (%s)", d->info.name, size_format_human(actual, a),
+                                 size_format_human(sp.balloon_kib, b), d->reason);
+                        d->info.current_kib = sp.balloon_kib;
+                        d->set_balloon_kib = sp.balloon_kib;
+                        balloon_watch_target(&d->watch, sp.balloon_kib, actual, now_usec);
+                        d->actions++;
+                }
+        }
+}
+
+/* Releases a domain whose policy was cleared: back to its full boot size, once. */
+static void release(struct manager *m, struct dom *d) {
+        char err[HV_ERR_MAX] = "", a[SIZE_FORMAT_MAX];
+        int r;
+
+        d->release_pending = false;
+        if (!d->info.active)
+                return;
+        if (d->info.has_virtio_mem && d->info.virtio_mem_requested_kib > 0) {
+                r = m->hv->ops->set_virtio_mem(m->hv->h, d->info.uuid, 0, err, sizeof(err));
+                if (r < 0)
+                        log_warning_errno(r, "%s: cannot unplug virtio-mem: %s, ignoring", d->info.name, err);
+        }
+        r = m->hv->ops->set_balloon(m->hv->h, d->info.uuid, d->info.max_kib, err, sizeof(err));
+        if (r < 0)
+                log_warning_errno(r, "%s: cannot release the balloon: %s, ignoring", d->info.name, err);
+        else
+                log_info("%s: unmanaged, balloon released to %s", d->info.name, size_format_human(d->info.max_kib, a));
+}
+
+static int build_snapshot(struct manager *m, const struct engine_host *host, const struct engine_summary *sum,
+                          uint64_t total_kib, uint64_t available_kib, uint64_t tick_usec, uint64_t now_usec) {
+        struct snapshot s = { 0 };
+
+        s.domains = calloc(m->n_doms ? m->n_doms : 1, sizeof(*s.domains));
+        if (!s.domains)
+                return -ENOMEM;
+        s.n_domains = m->n_doms;
+        s.host = (struct snapshot_host){
+                .total_kib = total_kib,
+                .available_kib = available_kib,
+                .usable_kib = host->usable_kib,
+                .reserve_kib = host->reserve_kib,
+                .capacity_kib = sum->capacity_kib,
+                .target_kib = sum->target_kib,
+                .short_host = sum->short_host,
+                .overcommitted = sum->overcommitted,
+                .tick_usec = tick_usec,
+                .ticks = m->ticks,
+                .uptime_usec = now_usec - m->start_usec,
+        };
+
+        for (size_t i = 0; i < m->n_doms; i++) {
+                const struct dom *d = &m->doms[i];
+                struct snapshot_domain *o = &s.domains[i];
+                uint64_t assigned = 0;
+
+                snprintf(o->uuid, sizeof(o->uuid), "%s", d->info.uuid);
+                snprintf(o->name, sizeof(o->name), "%s", d->info.name);
+                o->managed = d->have_policy;
+                o->active = d->info.active;
+                o->agent = "none";
+                o->balloon = balloon_state_to_string(d->balloon);
+                o->balloon_actions = d->actions;
+                o->status = d->have_policy ? "unknown" : "unmanaged";
+                snprintf(o->pending, sizeof(o->pending), "%s", d->pending);
+                if (d->stats_ok) {
+                        if (balloon_assigned_kib(&d->stats, &d->info, &assigned) < 0)
+                                assigned = d->info.current_kib;
+                        o->rss_kib = d->stats.rss_kib == UINT64_MAX ? 0 : d->stats.rss_kib;
+                } else
+                        assigned = d->info.active ? d->info.current_kib : 0;
+                o->assigned_kib = assigned;
+                s.host.assigned_kib += d->info.active ? assigned : 0;
+
+                int64_t demand;
+                uint64_t total;
+                if (d->stats_ok && balloon_demand_from_stats(&d->stats, &demand, &total) == 0 && demand >= 0) {
+                        o->has_demand = true;
+                        o->demand_kib = (uint64_t) demand;
+                        o->pressure_pct = assigned ? (double) demand / (double) assigned * 100.0 : 0;
+                }
+                if (!d->have_policy)
+                        continue;
+                o->dynamic = d->policy.dynamic;
+                o->minimum_kib = d->policy.minimum_kib;
+                o->startup_kib = d->policy.startup_kib;
+                o->maximum_kib = d->policy.maximum_kib;
+                o->buffer_pct = d->policy.buffer_pct;
+                o->weight = d->policy.weight;
+                if (!d->info.active) {
+                        o->status = "off";
+                        continue;
+                }
+                if (d->decided) {
+                        o->target_kib = d->decision.target_kib;
+                        o->flags = d->decision.flags;
+                        snprintf(o->reason, sizeof(o->reason), "%s", d->reason);
+                        o->status = engine_status_to_string(
+                                engine_status_of(assigned, o->has_demand, o->demand_kib, d->policy.buffer_pct,
+                                                 &o->available_buffer_pct));
+                }
+        }
+        snapshot_done(&m->snap);
+        m->snap = s;
+        return 0;
+}
+
+int manager_tick(struct manager *m, uint64_t now_usec) {
+        uint64_t total = 0, available = 0;
+        size_t n = 0;
+        int r;
+
+        if (m->start_usec == 0)
+                m->start_usec = now_usec;
+        if (m->dirty || now_usec - m->last_refresh_usec >= REFRESH_EVERY_USEC)
+                (void) manager_refresh(m, now_usec); /* logged inside; keep ticking on what we know */
+
+        r = m->host_fn(&total, &available, m->host_userdata);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read host memory: %m");
+
+        if ((r = ensure_capacity(m, m->n_doms)) < 0)
+                return log_error_errno(r, "Out of memory for %zu domains", m->n_doms);
+
+        /* Collect. Usable memory for the VMs is what the host has available plus what the
+         * managed VMs hold resident now: memory a VM was given but never touched is counted
+         * as taken, so the engine never hands it out twice. */
+        uint64_t rss_sum = 0;
+        for (size_t i = 0; i < m->n_doms; i++) {
+                struct dom *d = &m->doms[i];
+                if (d->release_pending)
+                        release(m, d);
+                if (!d->info.active || !d->have_policy)
+                        continue;
+                collect(m, d, now_usec);
+                if (!d->stats_ok)
+                        continue;
+                if (d->stats.rss_kib != UINT64_MAX)
+                        rss_sum += d->stats.rss_kib;
+
+                struct engine_vm *vm = &m->vms[n];
+                uint64_t assigned = d->info.current_kib;
+                int64_t demand = 0;
+                uint64_t guest_total = 0;
+
+                (void) balloon_assigned_kib(&d->stats, &d->info, &assigned);
+                *vm = (struct engine_vm){
+                        .policy = effective_policy(d),
+                        .state = d->booting ? ENGINE_VM_BOOTING : ENGINE_VM_RUNNING,
+                        .assigned_kib = assigned,
+                        .uptime_usec = d->boot_usec ? now_usec - d->boot_usec : UINT64_MAX / 2,
+                        .node = ENGINE_NODE_NONE,
+                        .memo = d->memo,
+                };
+                /* Demand only once the stats have advanced since we found the domain: after a
+                 * tided restart the first sample may be minutes old. */
+                if (d->stats_advanced && balloon_demand_from_stats(&d->stats, &demand, &guest_total) == 0) {
+                        vm->has_demand = true;
+                        vm->demand_kib = demand;
+                        vm->guest_total_kib = guest_total;
+                        vm->demand_usec = d->demand_usec;
+                }
+                m->vm_dom[n++] = i;
+        }
+
+        struct engine_host host = {
+                .usable_kib = available + rss_sum,
+                .reserve_kib = config_reserve_kib(&m->cfg, total),
+        };
+        struct engine_summary sum = { 0 };
+        r = engine_step(m->engine, &host, m->vms, n, &m->cfg, now_usec, m->out, &sum);
+        if (r < 0)
+                return log_error_errno(r, "Engine failed: %m");
+
+        for (size_t k = 0; k < n; k++) {
+                struct dom *d = &m->doms[m->vm_dom[k]];
+                bool had = d->decided;
+                enum engine_reason before = d->decision.reason;
+
+                d->decision = m->out[k];
+                d->decided = true;
+                d->memo = m->out[k].memo;
+                engine_reason_format(&d->decision, &m->vms[k], d->reason, sizeof(d->reason));
+                if ((d->decision.flags & ENGINE_FLAG_INSANE_DEMAND) && (!had || before != ENGINE_REASON_INSANE))
+                        log_warning("%s: %s", d->info.name, d->reason);
+                act(m, d, now_usec);
+
+                enum balloon_state st = balloon_watch_update(&d->watch, d->stats.actual_kib, now_usec);
+                if (st != d->balloon && st != BALLOON_STATE_OK && !d->balloon_logged) {
+                        log_warning("%s: balloon %s: target %" PRIu64 " KiB, actual %" PRIu64 " KiB", d->info.name,
+                                    balloon_state_to_string(st), d->watch.target_kib, d->stats.actual_kib);
+                        d->balloon_logged = true;
+                }
+                if (st == BALLOON_STATE_OK)
+                        d->balloon_logged = false;
+                d->balloon = st;
+        }
+
+        m->ticks++;
+        return build_snapshot(m, &host, &sum, total, available, 0, now_usec);
+}
+
+const struct snapshot *manager_snapshot(const struct manager *m) {
+        return &m->snap;
+}
+
+int manager_policy_set(struct manager *m, const char *domain, const struct manager_policy_change *c,
+                       uint64_t now_usec, char *note, size_t notelen, char *err, size_t errlen) {
+        char xml[METADATA_XML_MAX], herr[HV_ERR_MAX] = "", a[SIZE_FORMAT_MAX], b[SIZE_FORMAT_MAX];
+        struct vm_policy p;
+        struct dom *d;
+        int r;
+
+        if (m->dirty)
+                (void) manager_refresh(m, now_usec);
+        d = find_dom(m, domain);
+        if (!d) {
+                snprintf(err, errlen, "no domain named '%s'", domain);
+                return -ENOENT;
+        }
+
+        if (d->have_policy)
+                p = d->policy;
+        else {
+                policy_init(&p);
+                /* A domain without a policy keeps the memory it boots with and can reach all it
+                 * has; the operator narrows from there. */
+                p.startup_kib = d->info.max_kib / POLICY_ALIGN_KIB * POLICY_ALIGN_KIB;
+                p.minimum_kib = min_u64(p.startup_kib, DEFAULT_MINIMUM_KIB);
+                p.maximum_kib = balloon_reachable_kib(&d->info) / POLICY_ALIGN_KIB * POLICY_ALIGN_KIB;
+        }
+        if (c->have_startup)
+                p.startup_kib = c->startup_kib;
+        if (c->have_minimum)
+                p.minimum_kib = c->minimum_kib;
+        if (c->have_maximum)
+                p.maximum_kib = c->maximum_kib;
+        if (c->have_buffer)
+                p.buffer_pct = c->buffer_pct;
+        if (c->have_weight)
+                p.weight = c->weight;
+        if (c->have_dynamic)
+                p.dynamic = c->dynamic;
+        /* A default that the operator's own values contradict moves with them, so
+         * "--minimum 2GiB" alone on a 1 GiB domain is not an error about a startup never given. */
+        if (!c->have_startup && !d->have_policy && p.startup_kib < p.minimum_kib)
+                p.startup_kib = p.minimum_kib;
+        if (!c->have_maximum && !d->have_policy && p.maximum_kib < p.startup_kib)
+                p.maximum_kib = p.startup_kib;
+        if ((r = policy_validate(&p, err, errlen)) < 0)
+                return r;
+
+        r = metadata_format(&p, xml, sizeof(xml));
+        if (r < 0) {
+                snprintf(err, errlen, "cannot format policy metadata");
+                return r;
+        }
+        unsigned flags = (d->info.active ? HV_LIVE : 0) | (d->info.persistent ? HV_CONFIG : 0);
+        r = m->hv->ops->set_metadata(m->hv->h, d->info.uuid, xml, flags, herr, sizeof(herr));
+        if (r < 0) {
+                snprintf(err, errlen, "cannot store the policy in the domain's metadata: %s", herr);
+                return r;
+        }
+
+        /* What cannot apply now. */
+        size_t off = 0;
+        note[0] = '\0';
+        d->pending[0] = '\0';
+        if (d->info.persistent) {
+                r = m->hv->ops->set_boot_memory(m->hv->h, d->info.uuid, p.startup_kib, herr, sizeof(herr));
+                if (r < 0)
+                        off += (size_t) snprintf(note + off, notelen - off, "boot size not changed (%s); ", herr);
+                else if (d->info.active && p.startup_kib != d->info.max_kib)
+                        off += (size_t) snprintf(note + off, notelen > off ? notelen - off : 0,
+                                                 "startup %s applies at the next start; ",
+                                                 size_format_human(p.startup_kib, a));
+        } else
+                off += (size_t) snprintf(note + off, notelen > off ? notelen - off : 0,
+                                         "transient domain: startup is not stored; ");
+        uint64_t reach = balloon_reachable_kib(&d->info);
+        if (p.maximum_kib > reach && off < notelen) {
+                off += (size_t) snprintf(note + off, notelen - off,
+                                         "maximum %s is above what this domain can reach (%s = boot size%s): capped "
+                                         "there until it is given more memory or a virtio-mem device; ",
+                                         size_format_human(p.maximum_kib, a), size_format_human(reach, b),
+                                         d->info.has_virtio_mem ? " + virtio-mem" : "");
+                snprintf(d->pending, sizeof(d->pending), "maximum capped at %s", size_format_human(reach, a));
+        }
+        if (off > 1 && off < notelen)
+                note[off - 2] = '\0'; /* drop the trailing "; " */
+        if (!note[0])
+                snprintf(note, notelen, "applied live");
+
+        log_info("%s: policy set: startup %" PRIu64 " KiB, minimum %" PRIu64 " KiB, maximum %" PRIu64
+                 " KiB, buffer %u%%, weight %u, %s",
+                 d->info.name, p.startup_kib, p.minimum_kib, p.maximum_kib, p.buffer_pct, p.weight,
+                 p.dynamic ? "dynamic" : "static");
+        d->policy = p;
+        if (!d->have_policy) {
+                /* Newly managed: do not act on stats older than this moment. */
+                d->stats_advanced = false;
+                d->memo = (struct engine_memo){ 0 };
+        }
+        d->have_policy = true;
+        d->release_pending = false;
+        return 0;
+}
+
+int manager_policy_clear(struct manager *m, const char *domain, char *note, size_t notelen, char *err,
+                         size_t errlen) {
+        char herr[HV_ERR_MAX] = "";
+        struct dom *d = find_dom(m, domain);
+        int r;
+
+        if (!d) {
+                snprintf(err, errlen, "no domain named '%s'", domain);
+                return -ENOENT;
+        }
+        if (!d->have_policy) {
+                snprintf(err, errlen, "'%s' has no tide policy", domain);
+                return -ENODATA;
+        }
+        unsigned flags = (d->info.active ? HV_LIVE : 0) | (d->info.persistent ? HV_CONFIG : 0);
+        r = m->hv->ops->set_metadata(m->hv->h, d->info.uuid, NULL, flags, herr, sizeof(herr));
+        if (r < 0) {
+                snprintf(err, errlen, "cannot remove the policy metadata: %s", herr);
+                return r;
+        }
+        d->have_policy = false;
+        d->decided = false;
+        d->pending[0] = '\0';
+        d->release_pending = d->info.active;
+        log_info("%s: policy cleared", d->info.name);
+        snprintf(note, notelen, d->info.active ? "unmanaged; its balloon is released to its boot size at the next tick"
+                                               : "unmanaged");
+        return 0;
+}
+
+void manager_note_tick_duration(struct manager *m, uint64_t usec) {
+        m->snap.host.tick_usec = usec;
+}

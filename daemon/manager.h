@@ -1,0 +1,66 @@
+/* tided's domain table and its tick: collect -> decide (engine) -> act, then publish.
+ *
+ * The manager owns what tided knows about each domain. Everything in it can be rebuilt from
+ * libvirt (policies live in domain metadata), so a restarted tided loses nothing; until a
+ * domain's balloon statistics have advanced once after (re)discovery, its demand is unknown and
+ * the engine holds it: a restart moves no VM on old data.
+ *
+ * Decisions are logged here, once, where they are made. Library-style errors are returned. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "balloon/hv.h"
+#include "daemon/snapshot.h"
+#include "policy/config.h"
+
+struct manager;
+
+/* Reads host memory for the tick. Production passes manager_host_live; tests a fake. */
+typedef int (*manager_host_fn)(uint64_t *ret_total_kib, uint64_t *ret_available_kib, void *userdata);
+int manager_host_live(uint64_t *ret_total_kib, uint64_t *ret_available_kib, void *userdata);
+
+/* hv is borrowed and must outlive the manager. cfg is copied. */
+int manager_new(struct hv *hv, const struct tide_config *cfg, manager_host_fn host, void *host_userdata,
+                struct manager **ret);
+struct manager *manager_free(struct manager *m); /* accepts NULL, returns NULL */
+
+/* Replaces the configuration (SIGHUP). */
+void manager_set_config(struct manager *m, const struct tide_config *cfg);
+
+/* Re-reads the domain list and every domain's description and policy. Called at start, on
+ * lifecycle events and periodically. */
+int manager_refresh(struct manager *m, uint64_t now_usec);
+
+/* Lifecycle event from the hypervisor. */
+void manager_on_event(struct manager *m, enum hv_event_kind kind, const char *uuid, uint64_t now_usec);
+
+/* One tick. Returns 0; per-domain failures are logged and skipped. */
+int manager_tick(struct manager *m, uint64_t now_usec);
+
+/* The last published snapshot (valid until the next tick). */
+const struct snapshot *manager_snapshot(const struct manager *m);
+
+/* Policy changes from the control socket. `domain` is a name or UUID. The set fields come in
+ * `p` with `have` flags for which the operator gave; the others keep the domain's current
+ * policy, or for a domain without one: startup = its boot size, minimum = min(startup, 512 MiB),
+ * maximum = what it can reach (boot size + virtio-mem), buffer 20, weight 50, dynamic.
+ * On success fills `note` with what applies live and what waits for the next start.
+ * On failure returns -errno and writes the reason into `err`. */
+struct manager_policy_change {
+        bool have_startup, have_minimum, have_maximum, have_buffer, have_weight, have_dynamic;
+        uint64_t startup_kib, minimum_kib, maximum_kib;
+        unsigned buffer_pct, weight;
+        bool dynamic;
+};
+int manager_policy_set(struct manager *m, const char *domain, const struct manager_policy_change *c,
+                       uint64_t now_usec, char *note, size_t notelen, char *err, size_t errlen);
+/* Removes the policy; the balloon is released to the boot size once, then the domain is
+ * unmanaged and never touched again. */
+int manager_policy_clear(struct manager *m, const char *domain, char *note, size_t notelen, char *err,
+                         size_t errlen);
+
+/* Records how long the last tick took (tided measures it around manager_tick()). */
+void manager_note_tick_duration(struct manager *m, uint64_t usec);

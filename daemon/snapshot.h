@@ -1,0 +1,56 @@
+/* What tided publishes after each tick: one row per domain plus host totals. The control
+ * socket's `stats` reply and the Prometheus metrics are both rendered from this, so they can
+ * never disagree. Plain data, no pointers: a snapshot is copied between threads by value. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "balloon/hv.h"
+
+#define SNAPSHOT_REASON_MAX 160
+
+struct snapshot_domain {
+        char uuid[HV_UUID_MAX];
+        char name[HV_NAME_MAX];
+        bool managed;          /* has a tide policy */
+        bool active;
+        bool dynamic;
+        uint64_t assigned_kib;
+        bool has_demand;
+        uint64_t demand_kib;
+        uint64_t target_kib;
+        double pressure_pct;         /* demand / assigned x 100 */
+        double available_buffer_pct; /* docs/POLICY.md rule 7 */
+        const char *status;          /* "ok", "low", "warning", "unknown", "unmanaged" (static strings) */
+        uint64_t minimum_kib, startup_kib, maximum_kib;
+        unsigned buffer_pct, weight;
+        const char *agent;           /* "none", "connected", ... (static strings) */
+        const char *balloon;         /* "ok", "inactive", "uncooperative" */
+        char reason[SNAPSHOT_REASON_MAX];
+        uint64_t balloon_actions;    /* balloon/virtio-mem changes tided made since it started */
+        uint64_t rss_kib;
+        unsigned flags;              /* ENGINE_FLAG_* */
+        char pending[SNAPSHOT_REASON_MAX]; /* what applies at next start, "" when nothing */
+};
+
+struct snapshot_host {
+        uint64_t total_kib, available_kib;
+        uint64_t usable_kib, reserve_kib, capacity_kib;
+        uint64_t assigned_kib, target_kib;
+        bool short_host, overcommitted;
+        uint64_t tick_usec;          /* how long the last tick took */
+        uint64_t ticks;
+        uint64_t uptime_usec;
+};
+
+struct snapshot {
+        struct snapshot_host host;
+        struct snapshot_domain *domains; /* owned */
+        size_t n_domains;
+};
+
+void snapshot_done(struct snapshot *s);
+/* Deep copy. Returns 0 or -ENOMEM. */
+int snapshot_copy(const struct snapshot *from, struct snapshot *to);

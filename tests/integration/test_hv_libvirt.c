@@ -1,0 +1,567 @@
+/* The libvirt layer against libvirt's built-in test driver: no daemon, no VMs.
+ *
+ * test:///default is one running domain "test" whose state lives in the connection, so every
+ * test opens its own. Domains the default node lacks (virtio-mem, a NUMA binding, the agent
+ * channel, a shut-off domain) come from a node file written to a temporary path and opened as
+ * test:///PATH. Where libvirt's own answer is the reference, the test asks virsh for it rather
+ * than repeating numbers here. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "balloon/hv.h"
+#include "balloon/metadata.h"
+#include "common/macro.h"
+
+#define NODE_VM1_UUID "11111111-2222-3333-4444-555555555555"
+#define NODE_OFF_UUID "22222222-2222-3333-4444-555555555555"
+#define MISSING_UUID "00000000-0000-0000-0000-00000000dead"
+
+/* What the event callback saw. */
+struct seen {
+        int n;
+        enum hv_event_kind kind;
+        char uuid[HV_UUID_MAX];
+};
+
+static void on_event(enum hv_event_kind kind, const char *uuid, void *userdata) {
+        struct seen *s = userdata;
+        s->n++;
+        s->kind = kind;
+        snprintf(s->uuid, sizeof(s->uuid), "%s", uuid);
+}
+
+static struct hv open_uri(const char *uri, struct seen *seen) {
+        struct hv hv = {0};
+        char err[HV_ERR_MAX] = "";
+        cr_assert_eq(hv_event_init(), 0);
+        int r = hv_libvirt_open(uri, seen ? on_event : NULL, seen, &hv, err, sizeof(err));
+        cr_assert_eq(r, 0, "hv_libvirt_open(%s) = %d: %s", uri, r, err);
+        cr_assert_not_null(hv.ops);
+        return hv;
+}
+
+static struct hv open_default(struct seen *seen) {
+        return open_uri("test:///default", seen);
+}
+
+/* The UUID of the domain called name, found through list_domains. */
+static void uuid_of(struct hv *hv, const char *name, char uuid[static HV_UUID_MAX]) {
+        struct hv_domain *d = NULL;
+        size_t n = 0;
+        char err[HV_ERR_MAX] = "";
+        cr_assert_eq(hv->ops->list_domains(hv->h, &d, &n, err, sizeof(err)), 0, "%s", err);
+        for (size_t i = 0; i < n; i++)
+                if (streq(d[i].name, name)) {
+                        memcpy(uuid, d[i].uuid, HV_UUID_MAX);
+                        free(d);
+                        return;
+                }
+        free(d);
+        cr_assert_fail("no domain %s", name);
+}
+
+/* ---- the node file ---- */
+
+static const char node_xml[] =
+        "<node>\n"
+        "  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>\n"
+        "    <name>vm1</name>\n"
+        "    <uuid>" NODE_VM1_UUID "</uuid>\n"
+        "    <maxMemory slots='4' unit='KiB'>4194304</maxMemory>\n"
+        "    <memory unit='KiB'>1572864</memory>\n"
+        "    <currentMemory unit='KiB'>524288</currentMemory>\n"
+        "    <vcpu>1</vcpu>\n"
+        "    <numatune><memory mode='strict' nodeset='1'/></numatune>\n"
+        "    <os><type arch='i686'>hvm</type></os>\n"
+        "    <cpu><numa><cell id='0' cpus='0' memory='524288' unit='KiB'/></numa></cpu>\n"
+        "    <devices>\n"
+        "      <channel type='unix'><source mode='bind' path='/run/tide/vm1.sock'/>"
+        "<target type='virtio' name='org.tide.agent.0'/></channel>\n"
+        "      <channel type='unix'><source mode='bind' path='/run/other.sock'/>"
+        "<target type='virtio' name='org.qemu.guest_agent.0'/></channel>\n"
+        "      <memballoon model='virtio'/>\n"
+        "      <memory model='virtio-mem'>\n"
+        "        <target><size unit='KiB'>1048576</size><node>0</node><block unit='KiB'>2048</block>"
+        "<requested unit='KiB'>262144</requested></target>\n"
+        "        <alias name='ua-vmem0'/>\n"
+        "      </memory>\n"
+        "    </devices>\n"
+        "  </domain>\n"
+        "  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>\n"
+        "    <name>off</name>\n"
+        "    <uuid>" NODE_OFF_UUID "</uuid>\n"
+        "    <memory unit='MiB'>1024</memory>\n"
+        "    <currentMemory unit='MiB'>512</currentMemory>\n"
+        "    <os><type arch='i686'>hvm</type></os>\n"
+        "    <numatune><memory mode='strict' nodeset='0-1'/></numatune>\n"
+        "    <test:runstate>5</test:runstate>\n" /* VIR_DOMAIN_SHUTOFF */
+        "  </domain>\n"
+        "</node>\n";
+
+static char node_path[64];
+
+static void node_setup(void) {
+        snprintf(node_path, sizeof(node_path), "/tmp/tide-test-node-XXXXXX");
+        int fd = mkstemp(node_path);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(write(fd, node_xml, sizeof(node_xml) - 1), (ssize_t) (sizeof(node_xml) - 1));
+        close(fd);
+}
+
+static void node_teardown(void) {
+        unlink(node_path);
+}
+
+static struct hv open_node(struct seen *seen) {
+        char uri[96];
+        snprintf(uri, sizeof(uri), "test://%s", node_path);
+        return open_uri(uri, seen);
+}
+
+/* ---- libvirt's own answers, through virsh ---- */
+
+/* The number in the first line of `cmd`'s output that starts with prefix, or UINT64_MAX. */
+static uint64_t virsh_value(const char *cmd, const char *prefix) {
+        _cleanup_free_ char *line = NULL;
+        size_t n = 0;
+        uint64_t v = UINT64_MAX;
+        FILE *f = popen(cmd, "r");
+        cr_assert_not_null(f, "cannot run %s", cmd);
+        while (getline(&line, &n, f) > 0) {
+                const char *s = line + strspn(line, " ");
+                if (strncmp(s, prefix, strlen(prefix)) == 0) {
+                        v = strtoull(s + strlen(prefix), NULL, 10);
+                        break;
+                }
+        }
+        pclose(f);
+        return v;
+}
+
+/* ---- tests ---- */
+
+Test(hv_libvirt, lists_the_test_domain) {
+        struct seen seen = {0};
+        struct hv hv = open_default(&seen);
+        struct hv_domain *d = NULL;
+        size_t n = 0;
+        char err[HV_ERR_MAX] = "";
+
+        cr_assert_eq(hv.ops->list_domains(hv.h, &d, &n, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(n, 1);
+        cr_assert_str_eq(d[0].name, "test");
+        cr_assert_eq(strlen(d[0].uuid), 36);
+        cr_assert(d[0].active);
+        cr_assert(d[0].persistent);
+        cr_assert_geq(d[0].id, 0);
+        cr_assert(d[0].has_balloon);
+        free(d);
+        hv_libvirt_close(&hv);
+}
+
+Test(hv_libvirt, get_domain_matches_virsh_dumpxml) {
+        struct seen seen = {0};
+        struct hv hv = open_default(&seen);
+        struct hv_domain d;
+        char uuid[HV_UUID_MAX], err[HV_ERR_MAX] = "";
+
+        uuid_of(&hv, "test", uuid);
+        cr_assert_eq(hv.ops->get_domain(hv.h, uuid, &d, err, sizeof(err)), 0, "%s", err);
+        uint64_t max = virsh_value("virsh -c test:///default dumpxml test", "<memory unit='KiB'>");
+        uint64_t cur = virsh_value("virsh -c test:///default dumpxml test", "<currentMemory unit='KiB'>");
+        cr_assert_neq(max, UINT64_MAX, "virsh gave no <memory>");
+        cr_assert_eq(d.max_kib, max);
+        cr_assert_eq(d.current_kib, cur);
+        cr_assert_str_eq(d.uuid, uuid);
+        cr_assert_str_eq(d.name, "test");
+        cr_assert(d.has_balloon);
+        cr_assert_not(d.has_virtio_mem);
+        cr_assert_eq(d.numa_node, -1);
+        cr_assert_str_eq(d.agent_socket, "");
+        hv_libvirt_close(&hv);
+}
+
+Test(hv_libvirt, reads_virtio_mem_numa_binding_and_agent_channel, .init = node_setup, .fini = node_teardown) {
+        struct seen seen = {0};
+        struct hv hv = open_node(&seen);
+        struct hv_domain d;
+        char err[HV_ERR_MAX] = "";
+
+        cr_assert_eq(hv.ops->get_domain(hv.h, NODE_VM1_UUID, &d, err, sizeof(err)), 0, "%s", err);
+        cr_assert_str_eq(d.name, "vm1");
+        cr_assert(d.active);
+        cr_assert(d.has_balloon);
+        cr_assert(d.has_virtio_mem);
+        cr_assert_str_eq(d.virtio_mem_alias, "ua-vmem0");
+        cr_assert_eq(d.virtio_mem_max_kib, 1048576);
+        cr_assert_eq(d.virtio_mem_block_kib, 2048);
+        cr_assert_eq(d.virtio_mem_requested_kib, 262144);
+        cr_assert_eq(d.virtio_mem_current_kib, 0);
+        /* <memory> 1536 MiB counts the 1 GiB device; the boot size is the rest. */
+        cr_assert_eq(d.max_kib, 1572864 - 1048576);
+        cr_assert_eq(d.current_kib, 524288);
+        cr_assert_eq(d.numa_node, 1);
+        cr_assert_str_eq(d.agent_socket, "/run/tide/vm1.sock");
+
+        cr_assert_eq(hv.ops->get_domain(hv.h, NODE_OFF_UUID, &d, err, sizeof(err)), 0, "%s", err);
+        cr_assert_not(d.active);
+        cr_assert(d.persistent);
+        cr_assert_eq(d.id, -1);
+        cr_assert_eq(d.max_kib, 1024 * KIB_PER_MIB, "unit='MiB' read as MiB");
+        cr_assert_eq(d.current_kib, 512 * KIB_PER_MIB);
+        cr_assert_eq(d.numa_node, -1, "a two-node nodeset binds to no single node");
+        cr_assert_not(d.has_balloon);
+        hv_libvirt_close(&hv);
+}
+
+static void expect_policy(struct hv *hv, const char *uuid, unsigned flags, const struct vm_policy *want) {
+        _cleanup_free_ char *xml = NULL;
+        struct vm_policy got;
+        char err[HV_ERR_MAX] = "";
+        int r = hv->ops->get_metadata(hv->h, uuid, flags, &xml, err, sizeof(err));
+        cr_assert_eq(r, 0, "get_metadata(flags %u) = %d: %s", flags, r, err);
+        cr_assert_eq(metadata_parse(xml, &got, err, sizeof(err)), 0, "%s\n%s", err, xml);
+        cr_assert_eq(got.startup_kib, want->startup_kib);
+        cr_assert_eq(got.minimum_kib, want->minimum_kib);
+        cr_assert_eq(got.maximum_kib, want->maximum_kib);
+        cr_assert_eq(got.buffer_pct, want->buffer_pct);
+        cr_assert_eq(got.weight, want->weight);
+        cr_assert_eq(got.dynamic, want->dynamic);
+}
+
+static void expect_no_policy(struct hv *hv, const char *uuid, unsigned flags) {
+        char *xml = NULL;
+        char err[HV_ERR_MAX] = "";
+        cr_assert_eq(hv->ops->get_metadata(hv->h, uuid, flags, &xml, err, sizeof(err)), -ENODATA);
+        cr_assert_null(xml, "*ret set on failure");
+}
+
+Test(hv_libvirt, metadata_round_trips_live_and_config_separately) {
+        struct seen seen = {0};
+        struct hv hv = open_default(&seen);
+        char uuid[HV_UUID_MAX], err[HV_ERR_MAX] = "", xml[METADATA_XML_MAX];
+        struct vm_policy live, config;
+
+        uuid_of(&hv, "test", uuid);
+        policy_init(&live);
+        live.startup_kib = KIB_PER_GIB;
+        live.minimum_kib = 512 * KIB_PER_MIB;
+        live.maximum_kib = 4 * KIB_PER_GIB;
+        live.weight = 70;
+        config = live;
+        config.buffer_pct = 50;
+        config.dynamic = false;
+
+        expect_no_policy(&hv, uuid, HV_LIVE);
+        expect_no_policy(&hv, uuid, HV_CONFIG);
+
+        cr_assert_eq(metadata_format(&live, xml, sizeof(xml)), 0);
+        cr_assert_eq(hv.ops->set_metadata(hv.h, uuid, xml, HV_LIVE, err, sizeof(err)), 0, "%s", err);
+        expect_policy(&hv, uuid, HV_LIVE, &live);
+        expect_policy(&hv, uuid, 0, &live); /* libvirt's "current" of a running domain is live */
+        expect_no_policy(&hv, uuid, HV_CONFIG);
+
+        cr_assert_eq(metadata_format(&config, xml, sizeof(xml)), 0);
+        cr_assert_eq(hv.ops->set_metadata(hv.h, uuid, xml, HV_CONFIG, err, sizeof(err)), 0, "%s", err);
+        expect_policy(&hv, uuid, HV_CONFIG, &config);
+        expect_policy(&hv, uuid, HV_LIVE, &live);
+
+        cr_assert_eq(hv.ops->set_metadata(hv.h, uuid, NULL, HV_LIVE, err, sizeof(err)), 0, "%s", err);
+        expect_no_policy(&hv, uuid, HV_LIVE);
+        expect_policy(&hv, uuid, HV_CONFIG, &config);
+        cr_assert_eq(hv.ops->set_metadata(hv.h, uuid, NULL, HV_CONFIG, err, sizeof(err)), 0, "%s", err);
+        expect_no_policy(&hv, uuid, HV_CONFIG);
+        /* Removing what is not there is not an error. */
+        cr_assert_eq(hv.ops->set_metadata(hv.h, uuid, NULL, HV_LIVE | HV_CONFIG, err, sizeof(err)), 0, "%s", err);
+        hv_libvirt_close(&hv);
+}
+
+Test(hv_libvirt, metadata_refuses_bad_flags_and_xml) {
+        struct seen seen = {0};
+        struct hv hv = open_default(&seen);
+        char uuid[HV_UUID_MAX], err[HV_ERR_MAX] = "";
+        char *xml = NULL;
+
+        uuid_of(&hv, "test", uuid);
+        cr_assert_eq(hv.ops->get_metadata(hv.h, uuid, 1u << 5, &xml, err, sizeof(err)), -EINVAL);
+        /* libvirt reads one of the two, never both at once. */
+        cr_assert_eq(hv.ops->get_metadata(hv.h, uuid, HV_LIVE | HV_CONFIG, &xml, err, sizeof(err)), -EINVAL);
+        cr_assert_null(xml);
+        err[0] = '\0';
+        cr_assert_eq(hv.ops->set_metadata(hv.h, uuid, "<policy>", HV_LIVE, err, sizeof(err)), -EINVAL);
+        cr_assert_neq(err[0], '\0', "libvirt's message is passed on");
+        hv_libvirt_close(&hv);
+}
+
+Test(hv_libvirt, metadata_change_is_an_event) {
+        struct seen seen = {0};
+        struct hv hv = open_default(&seen);
+        char uuid[HV_UUID_MAX], err[HV_ERR_MAX] = "", xml[METADATA_XML_MAX];
+        struct vm_policy p;
+
+        uuid_of(&hv, "test", uuid);
+        policy_init(&p);
+        p.startup_kib = p.minimum_kib = p.maximum_kib = KIB_PER_GIB;
+        cr_assert_eq(metadata_format(&p, xml, sizeof(xml)), 0);
+        cr_assert_eq(hv.ops->set_metadata(hv.h, uuid, xml, HV_LIVE, err, sizeof(err)), 0, "%s", err);
+        /* libvirt queues domain events and delivers them from the loop; bounded so a missing
+         * event fails instead of hanging. */
+        for (int i = 0; i < 100 && seen.n == 0; i++)
+                cr_assert_eq(hv_event_run_once(), 0);
+        cr_assert_eq(seen.n, 1);
+        cr_assert_eq(seen.kind, HV_EVENT_METADATA);
+        cr_assert_str_eq(seen.uuid, uuid);
+        hv_libvirt_close(&hv);
+}
+
+Test(hv_libvirt, set_balloon_moves_current_and_actual) {
+        struct seen seen = {0};
+        struct hv hv = open_default(&seen);
+        char uuid[HV_UUID_MAX], err[HV_ERR_MAX] = "";
+        struct hv_domain d;
+        struct hv_mem_stats s;
+
+        uuid_of(&hv, "test", uuid);
+        cr_assert_eq(hv.ops->set_balloon(hv.h, uuid, KIB_PER_GIB, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(hv.ops->get_domain(hv.h, uuid, &d, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(d.current_kib, KIB_PER_GIB);
+        /* The test driver's balloon arrives at once; a real guest's takes its time. */
+        cr_assert_eq(hv.ops->memory_stats(hv.h, uuid, &s, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(s.actual_kib, KIB_PER_GIB);
+
+        err[0] = '\0';
+        cr_assert_eq(hv.ops->set_balloon(hv.h, uuid, d.max_kib + 1024, err, sizeof(err)), -EINVAL);
+        cr_assert_neq(err[0], '\0');
+        cr_assert_eq(hv.ops->set_balloon(hv.h, uuid, 0, err, sizeof(err)), -EINVAL);
+        hv_libvirt_close(&hv);
+}
+
+/* Every field virsh prints lands in its own field; fields virsh does not print are "absent". */
+Test(hv_libvirt, memory_stats_map_each_libvirt_tag) {
+        struct seen seen = {0};
+        struct hv hv = open_default(&seen);
+        char uuid[HV_UUID_MAX], err[HV_ERR_MAX] = "";
+        struct hv_mem_stats s;
+        static const char cmd[] = "virsh -c test:///default dommemstat test";
+
+        uuid_of(&hv, "test", uuid);
+        cr_assert_eq(hv.ops->memory_stats(hv.h, uuid, &s, err, sizeof(err)), 0, "%s", err);
+        const struct {
+                const char *tag;
+                uint64_t ours;
+        } map[] = {
+                {"actual ", s.actual_kib},
+                {"unused ", s.unused_kib},
+                {"available ", s.available_kib},
+                {"usable ", s.usable_kib},
+                {"disk_caches ", s.disk_caches_kib},
+                {"swap_in ", s.swap_in_kib},
+                {"swap_out ", s.swap_out_kib},
+                {"major_fault ", s.major_faults},
+                {"minor_fault ", s.minor_faults},
+                {"rss ", s.rss_kib},
+                {"last_update ", s.last_update_sec},
+        };
+        size_t present = 0;
+        for (size_t i = 0; i < ELEMENTSOF(map); i++) {
+                uint64_t v = virsh_value(cmd, map[i].tag);
+                cr_assert_eq(map[i].ours, v, "%s: ours %" PRIu64 ", virsh %" PRIu64, map[i].tag, map[i].ours, v);
+                present += v != UINT64_MAX;
+        }
+        cr_assert_gt(present, 0, "virsh printed no statistics: is virsh installed?");
+        hv_libvirt_close(&hv);
+}
+
+Test(hv_libvirt, memory_stats_of_a_stopped_domain_fail, .init = node_setup, .fini = node_teardown) {
+        struct seen seen = {0};
+        struct hv hv = open_node(&seen);
+        char err[HV_ERR_MAX] = "";
+        struct hv_mem_stats s;
+        cr_assert_eq(hv.ops->memory_stats(hv.h, NODE_OFF_UUID, &s, err, sizeof(err)), -EINVAL);
+        cr_assert_neq(err[0], '\0');
+        hv_libvirt_close(&hv);
+}
+
+Test(hv_libvirt, set_stats_period_is_live) {
+        struct seen seen = {0};
+        struct hv hv = open_default(&seen);
+        char uuid[HV_UUID_MAX], err[HV_ERR_MAX] = "";
+        uuid_of(&hv, "test", uuid);
+        cr_assert_eq(hv.ops->set_stats_period(hv.h, uuid, 2, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(hv.ops->set_stats_period(hv.h, uuid, -1, err, sizeof(err)), -EINVAL);
+        hv_libvirt_close(&hv);
+}
+
+/* On a shut-off domain get_domain reads the config, so the boot size is visible. */
+Test(hv_libvirt, set_boot_memory_changes_the_config_and_raises_the_ceiling, .init = node_setup,
+     .fini = node_teardown) {
+        struct seen seen = {0};
+        struct hv hv = open_node(&seen);
+        char err[HV_ERR_MAX] = "";
+        struct hv_domain d;
+
+        cr_assert_eq(hv.ops->set_boot_memory(hv.h, NODE_OFF_UUID, 768 * KIB_PER_MIB, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(hv.ops->get_domain(hv.h, NODE_OFF_UUID, &d, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(d.current_kib, 768 * KIB_PER_MIB);
+        cr_assert_eq(d.max_kib, 1024 * KIB_PER_MIB, "below the ceiling it stays");
+
+        cr_assert_eq(hv.ops->set_boot_memory(hv.h, NODE_OFF_UUID, 2 * KIB_PER_GIB, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(hv.ops->get_domain(hv.h, NODE_OFF_UUID, &d, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(d.current_kib, 2 * KIB_PER_GIB);
+        cr_assert_eq(d.max_kib, 2 * KIB_PER_GIB, "raised to fit");
+        hv_libvirt_close(&hv);
+}
+
+Test(hv_libvirt, set_boot_memory_leaves_a_running_domain_alone) {
+        struct seen seen = {0};
+        struct hv hv = open_default(&seen);
+        char uuid[HV_UUID_MAX], err[HV_ERR_MAX] = "";
+        struct hv_domain before, after;
+
+        uuid_of(&hv, "test", uuid);
+        cr_assert_eq(hv.ops->get_domain(hv.h, uuid, &before, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(hv.ops->set_boot_memory(hv.h, uuid, 16 * KIB_PER_GIB, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(hv.ops->get_domain(hv.h, uuid, &after, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(after.current_kib, before.current_kib);
+        cr_assert_eq(after.max_kib, before.max_kib);
+        hv_libvirt_close(&hv);
+}
+
+Test(hv_libvirt, set_virtio_mem_checks_before_asking_libvirt, .init = node_setup, .fini = node_teardown) {
+        struct seen seen = {0};
+        struct hv hv = open_node(&seen);
+        char err[HV_ERR_MAX] = "";
+        struct hv_domain d;
+
+        cr_assert_eq(hv.ops->set_virtio_mem(hv.h, NODE_VM1_UUID, 3 * 1024, err, sizeof(err)), -EINVAL);
+        cr_assert_str_eq(err, "virtio-mem requested size 3072 KiB must be a multiple of the 2048 KiB block and at "
+                              "most the 1048576 KiB device size");
+        cr_assert_eq(hv.ops->set_virtio_mem(hv.h, NODE_VM1_UUID, 2 * KIB_PER_GIB, err, sizeof(err)), -EINVAL);
+        cr_assert_eq(hv.ops->set_virtio_mem(hv.h, NODE_OFF_UUID, 0, err, sizeof(err)), -ENODEV);
+
+        /* libvirt 9.0's test driver has no virDomainUpdateDeviceFlags; the request gets that far.
+         * A driver that has it must show the new size. */
+        int r = hv.ops->set_virtio_mem(hv.h, NODE_VM1_UUID, 512 * KIB_PER_MIB, err, sizeof(err));
+        if (r == -EOPNOTSUPP)
+                cr_assert(strstr(err, "virDomainUpdateDeviceFlags") != NULL, "%s", err);
+        else {
+                cr_assert_eq(r, 0, "%s", err);
+                cr_assert_eq(hv.ops->get_domain(hv.h, NODE_VM1_UUID, &d, err, sizeof(err)), 0, "%s", err);
+                cr_assert_eq(d.virtio_mem_requested_kib, 512 * KIB_PER_MIB);
+        }
+        hv_libvirt_close(&hv);
+}
+
+Test(hv_libvirt, unknown_domain_is_enoent) {
+        struct seen seen = {0};
+        struct hv hv = open_default(&seen);
+        char err[HV_ERR_MAX] = "";
+        struct hv_domain d;
+        struct hv_mem_stats s;
+        char *xml = NULL;
+
+        cr_assert_eq(hv.ops->get_domain(hv.h, MISSING_UUID, &d, err, sizeof(err)), -ENOENT);
+        cr_assert_neq(err[0], '\0', "libvirt's message is passed on");
+        cr_assert_eq(hv.ops->memory_stats(hv.h, MISSING_UUID, &s, err, sizeof(err)), -ENOENT);
+        cr_assert_eq(hv.ops->set_balloon(hv.h, MISSING_UUID, KIB_PER_GIB, err, sizeof(err)), -ENOENT);
+        cr_assert_eq(hv.ops->set_boot_memory(hv.h, MISSING_UUID, KIB_PER_GIB, err, sizeof(err)), -ENOENT);
+        cr_assert_eq(hv.ops->set_virtio_mem(hv.h, MISSING_UUID, 0, err, sizeof(err)), -ENOENT);
+        cr_assert_eq(hv.ops->set_stats_period(hv.h, MISSING_UUID, 2, err, sizeof(err)), -ENOENT);
+        cr_assert_eq(hv.ops->get_metadata(hv.h, MISSING_UUID, HV_LIVE, &xml, err, sizeof(err)), -ENOENT);
+        cr_assert_eq(hv.ops->set_metadata(hv.h, MISSING_UUID, NULL, HV_LIVE, err, sizeof(err)), -ENOENT);
+        /* Not a UUID at all is the caller's mistake, not a vanished domain. */
+        cr_assert_eq(hv.ops->get_domain(hv.h, "not-a-uuid", &d, err, sizeof(err)), -EINVAL);
+        cr_assert_eq(hv.ops->get_domain(hv.h, NULL, &d, err, sizeof(err)), -EINVAL);
+        /* err is optional. */
+        cr_assert_eq(hv.ops->get_domain(hv.h, MISSING_UUID, &d, NULL, 0), -ENOENT);
+        hv_libvirt_close(&hv);
+}
+
+Test(hv_libvirt, open_fails_cleanly_and_close_is_idempotent) {
+        struct hv hv = {0};
+        char err[HV_ERR_MAX] = "";
+        cr_assert_eq(hv_event_init(), 0);
+        cr_assert_eq(hv_event_init(), 0, "a second init is harmless");
+        cr_assert_lt(hv_libvirt_open("bogus:///nowhere", NULL, NULL, &hv, err, sizeof(err)), 0);
+        cr_assert_neq(err[0], '\0');
+        cr_assert_null(hv.ops, "*ret untouched on failure");
+
+        hv = open_default(NULL);
+        cr_assert(hv_libvirt_alive(&hv));
+        hv_libvirt_close(&hv);
+        cr_assert_null(hv.h);
+        cr_assert_not(hv_libvirt_alive(&hv));
+        hv_libvirt_close(&hv);
+        hv_libvirt_close(NULL);
+}
+
+Test(hv_libvirt, domain_type_is_qemu_without_kvm_in_the_capabilities) {
+        /* The test driver offers only its own "test" type: no kvm to choose. */
+        struct hv hv = open_default(NULL);
+        cr_assert_str_eq(hv_libvirt_domain_type(&hv), "qemu");
+        hv_libvirt_close(&hv);
+        cr_assert_str_eq(hv_libvirt_domain_type(NULL), "qemu");
+}
+
+static void count_timer(int id, void *userdata) {
+        (*(int *) userdata)++;
+}
+
+Test(hv_event, timer_fires_from_the_loop) {
+        int fired = 0;
+        cr_assert_eq(hv_event_init(), 0);
+        int id = hv_event_add_timer(10 * USEC_PER_MSEC, count_timer, &fired);
+        cr_assert_geq(id, 0);
+        /* Bounded: a timer that never fires fails the test instead of hanging it. */
+        for (int i = 0; i < 1000 && fired < 2; i++)
+                cr_assert_eq(hv_event_run_once(), 0);
+        cr_assert_geq(fired, 2, "a timer repeats until removed");
+        cr_assert_eq(hv_event_update_timer(id, 1), 0, "sub-millisecond intervals round up to 1 ms");
+        fired = 0;
+        for (int i = 0; i < 1000 && fired < 1; i++)
+                cr_assert_eq(hv_event_run_once(), 0);
+        cr_assert_eq(hv_event_remove_timer(id), 0);
+        cr_assert_eq(hv_event_remove_timer(id), -ENOENT);
+        cr_assert_eq(hv_event_add_timer(10, NULL, NULL), -EINVAL);
+        cr_assert_eq(hv_event_add_timer(UINT64_MAX, count_timer, &fired), -ERANGE);
+}
+
+struct fd_seen {
+        int n, fd, events;
+};
+
+static void on_fd(int id, int fd, int events, void *userdata) {
+        struct fd_seen *s = userdata;
+        char c;
+        s->n++;
+        s->fd = fd;
+        s->events = events;
+        (void) !read(fd, &c, 1);
+}
+
+Test(hv_event, fd_readable_is_reported) {
+        struct fd_seen s = {0};
+        int p[2];
+        cr_assert_eq(hv_event_init(), 0);
+        cr_assert_eq(pipe(p), 0);
+        int id = hv_event_add_fd(p[0], HV_FD_READABLE, on_fd, &s);
+        cr_assert_geq(id, 0);
+        cr_assert_eq(write(p[1], "x", 1), 1);
+        for (int i = 0; i < 100 && s.n == 0; i++)
+                cr_assert_eq(hv_event_run_once(), 0);
+        cr_assert_eq(s.n, 1);
+        cr_assert_eq(s.fd, p[0]);
+        cr_assert(s.events & HV_FD_READABLE);
+        cr_assert_eq(hv_event_update_fd(id, HV_FD_READABLE | HV_FD_HANGUP), 0);
+        cr_assert_eq(hv_event_update_fd(id, 1 << 7), -EINVAL);
+        cr_assert_eq(hv_event_remove_fd(id), 0);
+        cr_assert_eq(hv_event_remove_fd(id), -ENOENT);
+        cr_assert_eq(hv_event_add_fd(-1, HV_FD_READABLE, on_fd, &s), -EINVAL);
+        close(p[0]);
+        close(p[1]);
+}

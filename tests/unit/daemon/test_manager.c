@@ -1,0 +1,307 @@
+/* tided's manager and control protocol against the recording fake: discovery, policies in
+ * metadata, the tick acting on fresh stats only, restarts, reboots, and bad requests. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <json.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "balloon/metadata.h"
+#include "common/macro.h"
+#include "daemon/control.h"
+#include "daemon/manager.h"
+
+#define MIB(x) ((uint64_t) (x) * KIB_PER_MIB)
+#define SEC(x) ((uint64_t) (x) * USEC_PER_SEC)
+
+static struct hv_fake fake;
+static struct hv hv;
+static struct tide_config cfg;
+static struct manager *m;
+
+static int host_mem(uint64_t *total, uint64_t *available, void *userdata) {
+        *total = MIB(16384);
+        *available = MIB(12000);
+        return 0;
+}
+
+static void add_vm(const char *uuid, const char *name, uint64_t mem, uint64_t actual, uint64_t demand) {
+        struct hv_domain d = { .active = true, .persistent = true, .id = 1, .max_kib = mem, .current_kib = actual,
+                               .has_balloon = true, .numa_node = -1 };
+        snprintf(d.uuid, sizeof(d.uuid), "%s", uuid);
+        snprintf(d.name, sizeof(d.name), "%s", name);
+        struct hv_mem_stats s;
+        memset(&s, 0xff, sizeof(s));
+        s.actual_kib = actual;
+        s.available_kib = actual - MIB(20);
+        s.usable_kib = s.available_kib - demand;
+        s.rss_kib = actual / 2;
+        s.last_update_sec = 1000;
+        cr_assert_geq(hv_fake_add(&fake, &d, &s), 0);
+}
+
+/* The guest reports again: last_update moves, with new demand. */
+static void report(int i, uint64_t demand) {
+        fake.stats[i].last_update_sec++;
+        fake.stats[i].usable_kib = fake.stats[i].available_kib - demand;
+}
+
+static void setup(void) {
+        memset(&fake, 0, sizeof(fake));
+        hv = hv_fake_hv(&fake);
+        config_init(&cfg);
+        m = NULL;
+}
+
+static void teardown(void) {
+        m = manager_free(m);
+        hv_fake_done(&fake);
+}
+
+TestSuite(manager, .init = setup, .fini = teardown);
+TestSuite(control, .init = setup, .fini = teardown);
+
+static json_object *call(const char *line, bool root, uint64_t now) {
+        char *reply = NULL;
+        cr_assert_eq(control_handle(m, line, strlen(line), root, now, &reply), 0);
+        json_object *o = json_tokener_parse(reply);
+        cr_assert_not_null(o, "reply is not JSON: %s", reply);
+        free(reply);
+        return o;
+}
+
+static bool ok(json_object *o) {
+        return json_object_get_boolean(json_object_object_get(o, "ok"));
+}
+
+static const char *error_of(json_object *o) {
+        return json_object_get_string(json_object_object_get(o, "error"));
+}
+
+static void set_policy(const char *name, uint64_t min, uint64_t startup, uint64_t max) {
+        char line[256];
+        snprintf(line, sizeof(line),
+                 "{\"cmd\":\"policy-set\",\"domain\":\"%s\",\"minimum_kib\":%" PRIu64 ",\"startup_kib\":%" PRIu64
+                 ",\"maximum_kib\":%" PRIu64 "}",
+                 name, min, startup, max);
+        json_object *o = call(line, true, SEC(100));
+        cr_assert(ok(o), "policy-set failed: %s", error_of(o));
+        json_object_put(o);
+}
+
+Test(manager, domains_without_policy_are_listed_unmanaged_and_never_touched) {
+        add_vm("u1", "plain", MIB(1024), MIB(1024), MIB(100));
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        for (int t = 0; t < 5; t++) {
+                report(0, MIB(100));
+                cr_assert_eq(manager_tick(m, SEC(100 + t)), 0);
+        }
+        cr_assert_eq(hv_fake_count(&fake, "set_balloon", NULL), 0);
+        cr_assert_eq(hv_fake_count(&fake, "set_stats_period", NULL), 0);
+        const struct snapshot *s = manager_snapshot(m);
+        cr_assert_eq(s->n_domains, 1);
+        cr_assert(!s->domains[0].managed);
+        cr_assert_str_eq(s->domains[0].status, "unmanaged");
+}
+
+Test(manager, policy_goes_to_metadata_and_boot_size) {
+        add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        set_policy("web", MIB(256), MIB(1024), MIB(1024));
+
+        cr_assert_eq(hv_fake_count(&fake, "set_metadata", "u1"), 1);
+        cr_assert_eq(hv_fake_last(&fake, "set_metadata")->value, HV_LIVE | HV_CONFIG);
+        cr_assert_eq(hv_fake_last(&fake, "set_boot_memory")->value, MIB(1024));
+        struct vm_policy p;
+        char err[256];
+        cr_assert_eq(metadata_parse(fake.metadata[0], &p, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(p.minimum_kib, MIB(256));
+}
+
+Test(manager, acts_only_on_fresh_stats_then_shrinks_slowly_toward_demand) {
+        add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        set_policy("web", MIB(256), MIB(1024), MIB(1024));
+
+        cr_assert_eq(manager_tick(m, SEC(101)), 0);
+        cr_assert_eq(hv_fake_count(&fake, "set_balloon", NULL), 0, "the stats have not advanced yet");
+        cr_assert_str_eq(manager_snapshot(m)->domains[0].reason, "hold: no demand data");
+
+        report(0, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(102)), 0);
+        cr_assert_eq(hv_fake_count(&fake, "set_balloon", NULL), 1);
+        uint64_t first = hv_fake_last(&fake, "set_balloon")->value;
+        cr_assert_lt(first, MIB(1024));
+        cr_assert_geq(first, MIB(1024) - cfg.shrink_step_max_kib, "a bounded step");
+        cr_assert_eq(manager_snapshot(m)->domains[0].target_kib, first);
+}
+
+Test(manager, grows_at_once_when_demand_rises) {
+        add_vm("u1", "web", MIB(2048), MIB(512), MIB(100));
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        set_policy("web", MIB(256), MIB(512), MIB(2048));
+        report(0, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(101)), 0);
+        report(0, MIB(480)); /* the guest sees 492 MiB; 480 used */
+        cr_assert_eq(manager_tick(m, SEC(102)), 0);
+        cr_assert_not_null(hv_fake_last(&fake, "set_balloon"));
+        cr_assert_eq(hv_fake_last(&fake, "set_balloon")->value, MIB(576));
+}
+
+Test(manager, restart_rebuilds_from_metadata_and_moves_nothing_until_stats_advance) {
+        add_vm("u1", "web", MIB(1024), MIB(700), MIB(100));
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        set_policy("web", MIB(256), MIB(1024), MIB(1024));
+        m = manager_free(m);
+        fake.n_calls = 0;
+
+        /* a new tided: policies come back from metadata */
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        for (int t = 0; t < 3; t++)
+                cr_assert_eq(manager_tick(m, SEC(200 + t)), 0);
+        cr_assert(manager_snapshot(m)->domains[0].managed);
+        cr_assert_eq(hv_fake_count(&fake, "set_balloon", NULL), 0);
+        report(0, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(203)), 0);
+        cr_assert_eq(hv_fake_count(&fake, "set_balloon", NULL), 1);
+}
+
+Test(manager, reboot_gives_startup_memory) {
+        add_vm("u1", "web", MIB(1024), MIB(300), MIB(100));
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        set_policy("web", MIB(256), MIB(1024), MIB(1024));
+        manager_on_event(m, HV_EVENT_REBOOTED, "u1", SEC(150));
+        cr_assert_eq(manager_tick(m, SEC(151)), 0);
+        cr_assert_eq(hv_fake_last(&fake, "set_balloon")->value, MIB(1024));
+        cr_assert_str_eq(manager_snapshot(m)->domains[0].reason, "booting: startup 1GiB");
+}
+
+Test(manager, never_below_minimum_even_with_tiny_demand) {
+        add_vm("u1", "web", MIB(1024), MIB(1024), MIB(1));
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        set_policy("web", MIB(600), MIB(1024), MIB(1024));
+        for (int t = 0; t < 200; t++) {
+                report(0, MIB(1));
+                cr_assert_eq(manager_tick(m, SEC(101 + t)), 0);
+                /* the guest follows the balloon; without deflate-on-oom its MemTotal shrinks too */
+                fake.stats[0].actual_kib = fake.domains[0].current_kib;
+                fake.stats[0].available_kib = fake.stats[0].actual_kib - MIB(20);
+        }
+        cr_assert_eq(fake.domains[0].current_kib, MIB(600));
+}
+
+Test(manager, clear_releases_the_balloon_once_and_unmanages) {
+        add_vm("u1", "web", MIB(1024), MIB(400), MIB(100));
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        set_policy("web", MIB(256), MIB(1024), MIB(1024));
+        json_object *o = call("{\"cmd\":\"policy-clear\",\"domain\":\"web\"}", true, SEC(110));
+        cr_assert(ok(o), "%s", error_of(o));
+        json_object_put(o);
+        cr_assert_null(fake.metadata[0]);
+        cr_assert_eq(manager_tick(m, SEC(111)), 0);
+        cr_assert_eq(hv_fake_last(&fake, "set_balloon")->value, MIB(1024));
+        cr_assert_eq(manager_tick(m, SEC(112)), 0);
+        cr_assert_eq(hv_fake_count(&fake, "set_balloon", NULL), 1, "released once, then never touched");
+}
+
+Test(manager, a_failing_hypervisor_call_is_logged_and_the_tick_goes_on) {
+        add_vm("u1", "a", MIB(1024), MIB(1024), MIB(100));
+        add_vm("u2", "b", MIB(1024), MIB(1024), MIB(100));
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        set_policy("a", MIB(256), MIB(1024), MIB(1024));
+        set_policy("b", MIB(256), MIB(1024), MIB(1024));
+        report(0, MIB(100));
+        report(1, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(101)), 0);
+        report(0, MIB(100));
+        report(1, MIB(100));
+        fake.n_calls = 0;
+        fake.fail_errno = EIO; /* the first call of the tick (a's stats) fails */
+        cr_assert_eq(manager_tick(m, SEC(102)), 0);
+        cr_assert_eq(hv_fake_count(&fake, "set_balloon", "u2"), 1, "b still handled");
+}
+
+Test(control, non_root_may_read_but_not_change) {
+        add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_tick(m, SEC(1)), 0);
+        json_object *o = call("{\"cmd\":\"policy-set\",\"domain\":\"web\",\"weight\":10}", false, SEC(2));
+        cr_assert(!ok(o));
+        cr_assert_str_eq(error_of(o), "permission denied: only root may change policies");
+        json_object_put(o);
+        cr_assert_eq(hv_fake_count(&fake, "set_metadata", NULL), 0);
+        o = call("{\"cmd\":\"stats\"}", false, SEC(2));
+        cr_assert(ok(o));
+        json_object_put(o);
+}
+
+Test(control, stats_have_the_documented_fields) {
+        add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        set_policy("web", MIB(256), MIB(1024), MIB(1024));
+        report(0, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(101)), 0);
+        json_object *o = call("{\"cmd\":\"stats\",\"domain\":\"web\"}", false, SEC(102)), *doms, *d, *v;
+        cr_assert(ok(o));
+        cr_assert(json_object_object_get_ex(o, "domains", &doms));
+        d = json_object_array_get_idx(doms, 0);
+        static const char *keys[] = { "name", "managed", "assigned_kib", "demand_kib", "target_kib", "pressure_pct",
+                                      "available_buffer_pct", "status", "minimum_kib", "startup_kib", "maximum_kib",
+                                      "agent", "reason" };
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                cr_assert(json_object_object_get_ex(d, keys[i], &v), "missing %s", keys[i]);
+        cr_assert_eq(json_object_get_int64(json_object_object_get(d, "demand_kib")), (int64_t) MIB(100));
+        json_object_put(o);
+}
+
+Test(control, bad_requests_get_error_replies) {
+        add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        static const struct {
+                const char *line, *error;
+        } cases[] = {
+                { "not json", "malformed request: expected one JSON object" },
+                { "[1,2]", "malformed request: expected one JSON object" },
+                { "{\"cmd\":\"stats\"", "malformed request: expected one JSON object" },
+                { "{}", "cmd: missing" },
+                { "{\"cmd\":\"reboot-host\"}",
+                  "cmd: unknown command 'reboot-host' (known: ping, stats, policy-show, policy-set, policy-clear)" },
+                { "{\"cmd\":\"stats\",\"domain\":\"nope\"}", "no domain named 'nope'" },
+                { "{\"cmd\":\"stats\",\"domain\":42}", "domain: expected a domain name or UUID" },
+                { "{\"cmd\":\"policy-set\",\"domain\":\"web\",\"minimum_kib\":-5}",
+                  "minimum_kib: expected a positive whole number of KiB" },
+                { "{\"cmd\":\"policy-set\",\"domain\":\"web\",\"weight\":101}", "weight: expected a whole number 0-100" },
+                { "{\"cmd\":\"policy-set\",\"domain\":\"web\",\"minimum_kib\":16384}",
+                  "minimum: 16MiB is below the lowest allowed minimum 32MiB" },
+                { "{\"cmd\":\"policy-set\",\"domain\":\"web\",\"colour\":\"blue\"}", "colour: unknown field" },
+                { "{\"cmd\":\"policy-set\",\"domain\":\"ghost\"}", "no domain named 'ghost'" },
+                { "{\"cmd\":\"policy-clear\",\"domain\":\"web\"}", "'web' has no tide policy" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                json_object *o = call(cases[i].line, true, SEC(2));
+                cr_assert(!ok(o), "%s: accepted", cases[i].line);
+                cr_expect_str_eq(error_of(o), cases[i].error, "%s", cases[i].line);
+                json_object_put(o);
+        }
+        cr_assert_eq(hv_fake_count(&fake, "set_metadata", NULL), 0);
+
+        /* Oversized: refused before parsing. */
+        size_t big = CONTROL_MSG_MAX + 10;
+        char *line = malloc(big);
+        memset(line, ' ', big);
+        char *reply = NULL;
+        cr_assert_eq(control_handle(m, line, big, true, SEC(3), &reply), 0);
+        cr_assert_not_null(strstr(reply, "\"ok\":false"));
+        free(reply);
+        free(line);
+}

@@ -1,0 +1,588 @@
+/* memload: the memory workload of tide's test guest.
+ *
+ * Runs a small script that allocates, holds and releases memory, so that an end-to-end test can
+ * make a guest's demand rise and fall on cue while tided balloons it. The script comes from the
+ * kernel command line parameter `tide.load=` (so each VM's behaviour lives in its domain XML),
+ * from `--script TEXT`, or from a command-line-format file given with `--cmdline FILE`.
+ *
+ * Script: steps separated by ',' ';' or newlines; a step is a command and an optional argument
+ * separated by ':' '=' or blanks:
+ *   sleep N | hold N   wait N seconds (decimal; suffix s, m or h allowed)
+ *   alloc N            malloc N MiB (suffix M, MiB, G or GiB allowed) in 1 MiB chunks, write
+ *                      every page, keep them
+ *   free               release everything held
+ *   every N            print a status line every N seconds while waiting (default 10, 0 = off)
+ *   log TEXT           print TEXT (quote the whole parameter on the kernel command line when
+ *                      TEXT has blanks: tide.load="log two words,hold:5")
+ *   loop               start again from the first step (must be last; needs a wait before it)
+ *   exit               release everything and exit 0 (must be last)
+ * When the script ends without loop or exit, memload keeps what it holds and waits forever,
+ * still printing status, because a test usually wants the last level to stay.
+ *
+ * The whole script is checked before the first step runs: one bad step rejects all of it with
+ * a message naming the step, and memload exits 2 (the guest's init keeps running).
+ *
+ * Every line starts with "tide-memload: up=SECONDS" (guest uptime, CLOCK_BOOTTIME) and status
+ * lines carry held_mib, memtotal_kib and memavail_kib, so a test can grep the console log.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_STEPS 256
+#define MAX_SCRIPT 8192 /* x86 COMMAND_LINE_SIZE is 2048; leave room for --script */
+#define MAX_LOG 200
+#define MAX_SECS 1e7              /* ~115 days: larger is surely a typo */
+#define MAX_ALLOC_MIB (1UL << 20) /* 1 TiB */
+#define CHUNK_BYTES (1UL << 20)
+#define DEFAULT_EVERY_SECS 10.0
+
+enum op { OP_SLEEP, OP_HOLD, OP_ALLOC, OP_FREE, OP_EVERY, OP_LOG, OP_LOOP, OP_EXIT };
+
+static const char *const op_names[] = {
+    [OP_SLEEP] = "sleep", [OP_HOLD] = "hold", [OP_ALLOC] = "alloc", [OP_FREE] = "free",
+    [OP_EVERY] = "every", [OP_LOG] = "log",   [OP_LOOP] = "loop",   [OP_EXIT] = "exit",
+};
+
+struct step {
+  enum op op;
+  double secs;
+  unsigned long mib;
+  char text[MAX_LOG + 1];
+};
+
+struct script {
+  struct step steps[MAX_STEPS];
+  unsigned n;
+};
+
+/* ---- output ---- */
+
+static double uptime_secs(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
+    return 0.0;
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double mono_secs(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+__attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...) {
+  va_list ap;
+  printf("tide-memload: up=%.2f ", uptime_secs());
+  va_start(ap, fmt);
+  vprintf(fmt, ap);
+  va_end(ap);
+  putchar('\n');
+  fflush(stdout);
+}
+
+/* Prints text from the script without control characters, which could garble the console. */
+static void sanitize(const char *in, char *out, size_t outsz) {
+  size_t i = 0;
+  for (; *in && i + 1 < outsz; in++)
+    out[i++] = (*in >= 0x20 && *in < 0x7f) ? *in : '?';
+  out[i] = '\0';
+}
+
+/* ---- parsing ---- */
+
+static bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+
+/* Trims blanks in place; returns the start. */
+static char *trim(char *s) {
+  while (is_blank(*s))
+    s++;
+  size_t len = strlen(s);
+  while (len > 0 && is_blank(s[len - 1]))
+    s[--len] = '\0';
+  return s;
+}
+
+/* Decimal seconds with an optional s/m/h suffix; a hand-written parser because strtod also
+ * takes "inf", "nan" and hex floats, none of which belong in a load script. */
+static int parse_secs(const char *s, double *ret) {
+  double v = 0.0, scale = 1.0;
+  bool digits = false, dot = false;
+  double frac = 0.1;
+  const char *p = s;
+  for (; *p; p++) {
+    if (*p >= '0' && *p <= '9') {
+      digits = true;
+      if (!dot) {
+        v = v * 10.0 + (*p - '0');
+      } else {
+        v += (*p - '0') * frac;
+        frac /= 10.0;
+      }
+      if (v > MAX_SECS * 2)
+        return -ERANGE;
+    } else if (*p == '.' && !dot) {
+      dot = true;
+    } else {
+      break;
+    }
+  }
+  if (!digits)
+    return -EINVAL;
+  if (*p == 's' || *p == 'S') {
+    p++;
+  } else if (*p == 'm' || *p == 'M') {
+    scale = 60.0;
+    p++;
+  } else if (*p == 'h' || *p == 'H') {
+    scale = 3600.0;
+    p++;
+  }
+  if (*p != '\0')
+    return -EINVAL;
+  v *= scale;
+  if (v > MAX_SECS)
+    return -ERANGE;
+  *ret = v;
+  return 0;
+}
+
+static int parse_mib(const char *s, unsigned long *ret) {
+  unsigned long v = 0;
+  const char *p = s;
+  if (*p < '0' || *p > '9')
+    return -EINVAL;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    v = v * 10 + (unsigned long)(*p - '0');
+    if (v > MAX_ALLOC_MIB)
+      return -ERANGE;
+  }
+  unsigned long mult = 1;
+  if (*p == '\0' || strcmp(p, "M") == 0 || strcmp(p, "MiB") == 0 || strcmp(p, "m") == 0)
+    mult = 1;
+  else if (strcmp(p, "G") == 0 || strcmp(p, "GiB") == 0 || strcmp(p, "g") == 0)
+    mult = 1024;
+  else
+    return -EINVAL;
+  if (v == 0)
+    return -ERANGE;
+  if (v > MAX_ALLOC_MIB / mult)
+    return -ERANGE;
+  *ret = v * mult;
+  return 0;
+}
+
+static int lookup_op(const char *name, enum op *ret) {
+  for (size_t i = 0; i < sizeof(op_names) / sizeof(op_names[0]); i++) {
+    if (strcmp(name, op_names[i]) == 0) {
+      *ret = (enum op)i;
+      return 0;
+    }
+  }
+  return -ENOENT;
+}
+
+/* Parses one step; on failure writes a reason into err. */
+static int parse_step(char *tok, struct step *st, char *err, size_t errsz) {
+  char *arg = tok;
+  while (*arg && *arg != ':' && *arg != '=' && !is_blank(*arg))
+    arg++;
+  if (*arg != '\0')
+    *arg++ = '\0';
+  arg = trim(arg);
+
+  memset(st, 0, sizeof(*st));
+  if (lookup_op(tok, &st->op) < 0) {
+    snprintf(err, errsz,
+             "unknown command (known: sleep, hold, alloc, free, every, log, loop, exit)");
+    return -EINVAL;
+  }
+  int r;
+  switch (st->op) {
+  case OP_SLEEP:
+  case OP_HOLD:
+  case OP_EVERY:
+    r = parse_secs(arg, &st->secs);
+    if (r < 0) {
+      snprintf(err, errsz, "%s wants seconds from 0 to %.0f (e.g. %s:20)", op_names[st->op],
+               MAX_SECS, op_names[st->op]);
+      return r;
+    }
+    return 0;
+  case OP_ALLOC:
+    r = parse_mib(arg, &st->mib);
+    if (r < 0) {
+      snprintf(err, errsz, "alloc wants MiB from 1 to %lu (e.g. alloc:300 or alloc:1G)",
+               MAX_ALLOC_MIB);
+      return r;
+    }
+    return 0;
+  case OP_LOG:
+    if (strlen(arg) > MAX_LOG) {
+      snprintf(err, errsz, "log text longer than %d characters", MAX_LOG);
+      return -E2BIG;
+    }
+    snprintf(st->text, sizeof(st->text), "%s", arg);
+    return 0;
+  case OP_FREE:
+  case OP_LOOP:
+  case OP_EXIT:
+    if (*arg != '\0') {
+      snprintf(err, errsz, "%s takes no argument", op_names[st->op]);
+      return -EINVAL;
+    }
+    return 0;
+  }
+  return -EINVAL;
+}
+
+/* Parses a whole script (modified in place). Returns 0, or -errno after printing why. */
+static int parse_script(char *text, struct script *sc) {
+  char err[160];
+  char shown[64];
+  unsigned no = 0;
+  sc->n = 0;
+
+  char *save = NULL;
+  for (char *tok = strtok_r(text, ",;\n", &save); tok; tok = strtok_r(NULL, ",;\n", &save)) {
+    tok = trim(tok);
+    if (*tok == '\0')
+      continue;
+    no++;
+    sanitize(tok, shown, sizeof(shown));
+    if (sc->n >= MAX_STEPS) {
+      say("error: script has more than %d steps; nothing run", MAX_STEPS);
+      return -E2BIG;
+    }
+    if (sc->n > 0 && (sc->steps[sc->n - 1].op == OP_LOOP || sc->steps[sc->n - 1].op == OP_EXIT)) {
+      say("error: step %u '%s' comes after %s and would never run; nothing run", no, shown,
+          op_names[sc->steps[sc->n - 1].op]);
+      return -EINVAL;
+    }
+    int r = parse_step(tok, &sc->steps[sc->n], err, sizeof(err));
+    if (r < 0) {
+      say("error: step %u '%s': %s; nothing run", no, shown, err);
+      return r;
+    }
+    sc->n++;
+  }
+
+  if (sc->n > 0 && sc->steps[sc->n - 1].op == OP_LOOP) {
+    bool waits = false;
+    for (unsigned i = 0; i < sc->n; i++)
+      if ((sc->steps[i].op == OP_SLEEP || sc->steps[i].op == OP_HOLD) && sc->steps[i].secs > 0)
+        waits = true;
+    if (!waits) {
+      say("error: loop without a sleep or hold of more than 0 s would spin the CPU; nothing run");
+      return -EINVAL;
+    }
+  }
+  return 0;
+}
+
+/* Finds the last tide.load= in a kernel command line, honouring the kernel's double quotes
+ * (param="a b" is one parameter whose value is a b). Returns 1 and the value, 0 when absent. */
+static int cmdline_find_load(const char *cmdline, char *out, size_t outsz) {
+  static const char key[] = "tide.load=";
+  int found = 0;
+  const char *p = cmdline;
+  while (*p) {
+    while (*p == ' ' || *p == '\t' || *p == '\n')
+      p++;
+    if (!*p)
+      break;
+    /* Copy one parameter without its quotes. */
+    char param[MAX_SCRIPT];
+    size_t n = 0;
+    bool quoted = false, truncated = false;
+    for (; *p; p++) {
+      if (*p == '"') {
+        quoted = !quoted;
+        continue;
+      }
+      if (!quoted && (*p == ' ' || *p == '\t' || *p == '\n'))
+        break;
+      if (n + 1 < sizeof(param))
+        param[n++] = *p;
+      else
+        truncated = true;
+    }
+    param[n] = '\0';
+    if (n >= sizeof(key) - 1 && memcmp(param, key, sizeof(key) - 1) == 0) {
+      if (truncated || strlen(param + sizeof(key) - 1) >= outsz)
+        return -E2BIG;
+      snprintf(out, outsz, "%s", param + sizeof(key) - 1);
+      found = 1;
+    }
+  }
+  return found;
+}
+
+static int read_small_file(const char *path, char *buf, size_t bufsz) {
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return -errno;
+  size_t n = fread(buf, 1, bufsz - 1, f);
+  int err = ferror(f) ? -EIO : 0;
+  fclose(f);
+  if (err)
+    return err;
+  buf[n] = '\0';
+  return (int)n;
+}
+
+/* ---- running ---- */
+
+struct held {
+  void **chunks;
+  size_t n, cap;
+};
+
+static void meminfo(unsigned long *total_kib, unsigned long *avail_kib) {
+  *total_kib = *avail_kib = 0;
+  FILE *f = fopen("/proc/meminfo", "re");
+  if (!f)
+    return;
+  char line[256];
+  while (fgets(line, sizeof(line), f)) {
+    unsigned long v;
+    if (sscanf(line, "MemTotal: %lu kB", &v) == 1)
+      *total_kib = v;
+    else if (sscanf(line, "MemAvailable: %lu kB", &v) == 1)
+      *avail_kib = v;
+  }
+  fclose(f);
+}
+
+static void status(const struct held *h, const char *what) {
+  unsigned long total, avail;
+  meminfo(&total, &avail);
+  say("%s held_mib=%zu memtotal_kib=%lu memavail_kib=%lu", what, h->n, total, avail);
+}
+
+static void release_all(struct held *h) {
+  for (size_t i = 0; i < h->n; i++)
+    free(h->chunks[i]);
+  h->n = 0;
+  malloc_trim(0);
+}
+
+static void do_alloc(struct held *h, unsigned long mib) {
+  long page = sysconf(_SC_PAGESIZE);
+  if (page <= 0)
+    page = 4096;
+  double t0 = mono_secs();
+  unsigned long got = 0;
+  for (; got < mib; got++) {
+    if (h->n == h->cap) {
+      size_t cap = h->cap ? h->cap * 2 : 256;
+      void **c = realloc(h->chunks, cap * sizeof(*c));
+      if (!c)
+        break;
+      h->chunks = c;
+      h->cap = cap;
+    }
+    unsigned char *p = malloc(CHUNK_BYTES);
+    if (!p)
+      break;
+    /* A different byte in every page keeps the host's KSM from merging them back, so the
+     * guest's demand shows up as the host's RSS too. */
+    for (size_t off = 0; off < CHUNK_BYTES; off += (size_t)page)
+      p[off] = (unsigned char)(1 + ((h->n + off / (size_t)page) % 251));
+    h->chunks[h->n++] = p;
+    if (got > 0 && got % 256 == 0)
+      say("alloc progress %lu/%lu MiB", got, mib);
+  }
+  char what[96];
+  if (got < mib)
+    snprintf(what, sizeof(what), "alloc %lu MiB FAILED after %lu MiB (%.2f s), keeping them",
+             mib, got, mono_secs() - t0);
+  else
+    snprintf(what, sizeof(what), "alloc %lu MiB done in %.2f s", mib, mono_secs() - t0);
+  status(h, what);
+}
+
+/* Waits secs (forever when secs < 0), printing status every `every` seconds. */
+static void wait_for(const struct held *h, double secs, double every, const char *label) {
+  double start = mono_secs();
+  double end = secs < 0 ? -1 : start + secs;
+  double next = every > 0 ? start + every : -1;
+  for (;;) {
+    double now = mono_secs();
+    if (end >= 0 && now >= end)
+      return;
+    if (next >= 0 && now >= next) {
+      char what[64];
+      if (end >= 0)
+        snprintf(what, sizeof(what), "%s %.1f/%.1f s", label, now - start, secs);
+      else
+        snprintf(what, sizeof(what), "%s %.1f s", label, now - start);
+      status(h, what);
+      while (next <= now)
+        next += every;
+    }
+    double until = end;
+    if (next >= 0 && (until < 0 || next < until))
+      until = next;
+    if (until < 0) {
+      pause();
+      continue;
+    }
+    double d = until - now;
+    if (d <= 0)
+      continue;
+    struct timespec ts = {.tv_sec = (time_t)d, .tv_nsec = (long)((d - (double)(time_t)d) * 1e9)};
+    nanosleep(&ts, NULL); /* EINTR just re-checks the clock */
+  }
+}
+
+static int run(const struct script *sc) {
+  struct held h = {0};
+  double every = DEFAULT_EVERY_SECS;
+  char line[MAX_LOG + 64];
+
+  for (;;) {
+    for (unsigned i = 0; i < sc->n; i++) {
+      const struct step *st = &sc->steps[i];
+      switch (st->op) {
+      case OP_SLEEP:
+      case OP_HOLD:
+        snprintf(line, sizeof(line), "step %u/%u %s %.1f s", i + 1, sc->n, op_names[st->op],
+                 st->secs);
+        status(&h, line);
+        wait_for(&h, st->secs, every, op_names[st->op]);
+        break;
+      case OP_ALLOC:
+        say("step %u/%u alloc %lu MiB", i + 1, sc->n, st->mib);
+        do_alloc(&h, st->mib);
+        break;
+      case OP_FREE: {
+        size_t was = h.n;
+        release_all(&h);
+        snprintf(line, sizeof(line), "step %u/%u free %zu MiB", i + 1, sc->n, was);
+        status(&h, line);
+        break;
+      }
+      case OP_EVERY:
+        every = st->secs;
+        say("step %u/%u every %.1f s", i + 1, sc->n, every);
+        break;
+      case OP_LOG: {
+        char text[MAX_LOG + 1];
+        sanitize(st->text, text, sizeof(text));
+        snprintf(line, sizeof(line), "step %u/%u log %s", i + 1, sc->n, text);
+        status(&h, line);
+        break;
+      }
+      case OP_LOOP:
+        status(&h, "loop");
+        break;
+      case OP_EXIT:
+        release_all(&h);
+        free(h.chunks);
+        status(&h, "exit");
+        return 0;
+      }
+    }
+    if (sc->n == 0 || sc->steps[sc->n - 1].op != OP_LOOP)
+      break;
+  }
+  status(&h, "script done, holding");
+  wait_for(&h, -1, every, "holding");
+  return 0; /* not reached */
+}
+
+static void usage(FILE *out) {
+  fprintf(out, "usage: memload [--check] [--script TEXT | --cmdline FILE]\n"
+               "  Runs the load script from tide.load= on the kernel command line\n"
+               "  (/proc/cmdline unless --cmdline FILE), or TEXT given with --script.\n"
+               "  --check  parse and list the steps, run nothing (exit 0 ok, 2 bad)\n"
+               "  steps: sleep:N hold:N alloc:MiB free every:N log:TEXT loop exit\n");
+}
+
+int main(int argc, char **argv) {
+  const char *script_arg = NULL;
+  const char *cmdline_path = "/proc/cmdline";
+  bool check = false;
+
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  signal(SIGPIPE, SIG_IGN);
+  /* A fixed mmap threshold makes every 1 MiB chunk its own mapping, so `free` hands the memory
+   * back to the guest kernel at once instead of leaving it in glibc's heap. */
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--check") == 0) {
+      check = true;
+    } else if (strcmp(argv[i], "--script") == 0 && i + 1 < argc) {
+      script_arg = argv[++i];
+    } else if (strcmp(argv[i], "--cmdline") == 0 && i + 1 < argc) {
+      cmdline_path = argv[++i];
+    } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      usage(stdout);
+      return 0;
+    } else {
+      usage(stderr);
+      return 2;
+    }
+  }
+
+  static char text[MAX_SCRIPT];
+  if (script_arg) {
+    if (strlen(script_arg) >= sizeof(text)) {
+      say("error: script longer than %d bytes; nothing run", MAX_SCRIPT - 1);
+      return 2;
+    }
+    snprintf(text, sizeof(text), "%s", script_arg);
+  } else {
+    static char cmdline[MAX_SCRIPT];
+    int r = read_small_file(cmdline_path, cmdline, sizeof(cmdline));
+    if (r < 0) {
+      say("error: cannot read %s: %s", cmdline_path, strerror(-r));
+      return 1;
+    }
+    r = cmdline_find_load(cmdline, text, sizeof(text));
+    if (r < 0) {
+      say("error: tide.load= is too long; nothing run");
+      return 2;
+    }
+    if (r == 0) {
+      say("no tide.load= on the kernel command line");
+      text[0] = '\0';
+    }
+  }
+
+  char shown[MAX_SCRIPT];
+  sanitize(text, shown, sizeof(shown));
+  static struct script sc;
+  if (parse_script(text, &sc) < 0)
+    return 2;
+  say("script '%s' (%u steps)", shown, sc.n);
+  if (check) {
+    for (unsigned i = 0; i < sc.n; i++) {
+      const struct step *st = &sc.steps[i];
+      if (st->op == OP_ALLOC)
+        printf("%u alloc %lu\n", i + 1, st->mib);
+      else if (st->op == OP_SLEEP || st->op == OP_HOLD || st->op == OP_EVERY)
+        printf("%u %s %g\n", i + 1, op_names[st->op], st->secs);
+      else if (st->op == OP_LOG) {
+        char t[MAX_LOG + 1];
+        sanitize(st->text, t, sizeof(t));
+        printf("%u log %s\n", i + 1, t);
+      }
+      else
+        printf("%u %s\n", i + 1, op_names[st->op]);
+    }
+    return 0;
+  }
+  return run(&sc);
+}
