@@ -26,10 +26,16 @@ struct hv_domain {
         int id;                    /* libvirt id while running, -1 otherwise */
         bool active;               /* running or paused */
         bool persistent;           /* has a config that outlives the process */
-        uint64_t max_kib;          /* <memory>: the boot size, the balloon's ceiling */
-        uint64_t current_kib;      /* <currentMemory> live (balloon target) or config */
+        /* The boot size, the balloon's ceiling: <memory> minus the <target><size> of every
+         * <memory> device, because with memory devices libvirt's <memory> is the total (the qemu
+         * driver writes 512 MiB of NUMA cells + a 1 GiB virtio-mem device as 1536 MiB). */
+        uint64_t max_kib;
+        /* <currentMemory>: config when inactive; live, the qemu driver puts there the balloon
+         * size QEMU last reported (its `actual`), not the target last set: a guest without a
+         * balloon driver never moves it. The test driver sets it to the target at once. */
+        uint64_t current_kib;
         bool has_balloon;          /* <memballoon model='virtio'> */
-        bool has_virtio_mem;       /* a <memory model='virtio-mem'> device */
+        bool has_virtio_mem;       /* a <memory model='virtio-mem'> device; with several, the first */
         char virtio_mem_alias[64]; /* its alias (e.g. "virtiomem0"), for updates */
         uint64_t virtio_mem_max_kib;       /* <target><size>: most it can plug */
         uint64_t virtio_mem_block_kib;     /* <block> */
@@ -94,14 +100,31 @@ struct hv {
         void *h;
 };
 
-/* ---- libvirt (hv_libvirt.c) ---- */
+/* ---- libvirt (hv_libvirt.c) ----
+ *
+ * libvirt errors become: VIR_ERR_NO_DOMAIN -ENOENT; VIR_ERR_NO_DOMAIN_METADATA -ENODATA;
+ * VIR_ERR_INVALID_ARG, VIR_ERR_OPERATION_INVALID (e.g. "domain is not running" for a live
+ * change or stats), VIR_ERR_XML_ERROR/DETAIL -EINVAL; VIR_ERR_NO_SUPPORT,
+ * VIR_ERR_OPERATION_UNSUPPORTED, VIR_ERR_ARGUMENT_UNSUPPORTED (the driver lacks the call)
+ * -EOPNOTSUPP; anything else -EIO. A UUID that is not one is -EINVAL, one that names no domain
+ * -ENOENT. err gets libvirt's own message. libvirt's default printing of errors on stderr is
+ * turned off by hv_event_init() and hv_libvirt_open(): the caller reports them.
+ * Further errors of the libvirt ops: set_virtio_mem -ENODEV without a virtio-mem device,
+ * -EINVAL for a size that is not a multiple of its block or above its size; set_balloon and
+ * set_boot_memory -EINVAL for 0 KiB; set_stats_period -EINVAL for a negative period;
+ * get/set_metadata -EINVAL for unknown flags, and get_metadata for HV_LIVE|HV_CONFIG together
+ * (libvirt reads one or the other; 0 is libvirt's "current": live when running). */
 
 /* Registers libvirt's default event loop. Must run before hv_libvirt_open() (the embedded
- * QEMU driver, qemu:///embed, needs it) and once per process. */
+ * QEMU driver, qemu:///embed, needs it, and so does every event registration). Call it from
+ * the main thread before any other; a repeated call returns 0 and does nothing. -EIO on failure. */
 int hv_event_init(void);
 /* Runs one iteration of the event loop (blocks until something happens). */
 int hv_event_run_once(void);
-/* Timers and fds on the same loop; callbacks run from hv_event_run_once(). Return an id >= 0. */
+/* Timers and fds on the same loop; callbacks run from hv_event_run_once(). Return an id >= 0.
+ * Timers repeat until removed; libvirt counts in milliseconds, so intervals round up to the next
+ * millisecond, at least 1 ms (-ERANGE beyond INT_MAX ms). A NULL callback, a negative fd or id,
+ * or unknown HV_FD_* bits are -EINVAL; removing an unknown id is -ENOENT. */
 typedef void (*hv_timer_cb)(int id, void *userdata);
 typedef void (*hv_fd_cb)(int id, int fd, int events, void *userdata);
 #define HV_FD_READABLE (1 << 0)
@@ -116,13 +139,21 @@ int hv_event_update_fd(int id, int events);
 int hv_event_remove_fd(int id);
 
 /* Opens a connection (NULL uri: libvirt's default). Registers for lifecycle, reboot and
- * metadata events, delivered to cb from the event loop. */
+ * metadata events, delivered to cb from the event loop (cb NULL: no events registered).
+ * Lifecycle: started, stopped (also after a crash), defined, undefined; suspend/resume are not
+ * reported. Metadata: only changes to tide's own element (HV_METADATA_URI). On failure *ret is
+ * untouched and err holds libvirt's message. */
 int hv_libvirt_open(const char *uri, hv_event_cb cb, void *userdata, struct hv *ret, char *err, size_t errlen);
 /* True while the connection is alive (libvirtd restarts close it). */
 bool hv_libvirt_alive(const struct hv *hv);
 void hv_libvirt_close(struct hv *hv);
 /* Which domain type to write in new domain XML: "kvm" when /dev/kvm works with this QEMU,
- * else "qemu" (TCG). Asks libvirt's capabilities, does not assume. */
+ * else "qemu" (TCG). Asks libvirt's capabilities, does not assume: "kvm" needs libvirt to list
+ * domain type kvm for the host's arch, /dev/kvm to open read-write here, and on x86 the CPU
+ * flag vmx or svm in /proc/cpuinfo. The last check is there because a VM without nested
+ * virtualization can expose a /dev/kvm that opens and creates VMs while guests hang (tide's
+ * CI machine: libvirt lists kvm there); no check short of booting a guest proves KVM works.
+ * NULL hv or unreadable capabilities give "qemu". */
 const char *hv_libvirt_domain_type(const struct hv *hv);
 
 /* ---- recording fake (hv_fake.c), for unit tests ---- */

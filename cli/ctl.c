@@ -248,11 +248,11 @@ int cmd_policy(int argc, char **argv, FILE *out, FILE *err) {
 /* ---- stats and top ---- */
 
 static void print_host_line(json_object *host, FILE *out) {
-        char a[SIZE_FORMAT_MAX], b[SIZE_FORMAT_MAX], c[SIZE_FORMAT_MAX], d[SIZE_FORMAT_MAX];
+        char a[SIZE_FORMAT_MAX], b[SIZE_FORMAT_MAX], c[SIZE_FORMAT_MAX], d[SIZE_FORMAT_MAX], e[SIZE_FORMAT_MAX];
         fprintf(out, "host: memory %s, available %s, VMs hold %s, capacity for VMs %s (reserve %s)%s%s\n",
                 size_or_dash(host, "total_kib", a), size_or_dash(host, "available_kib", b),
                 size_or_dash(host, "assigned_kib", c), size_or_dash(host, "capacity_kib", d),
-                size_format_human((uint64_t) num(host, "reserve_kib"), a),
+                size_format_human((uint64_t) num(host, "reserve_kib"), e),
                 json_object_get_boolean(json_object_object_get(host, "overcommitted")) ? "; OVERCOMMITTED" : "",
                 json_object_get_boolean(json_object_object_get(host, "short")) ? "; short: shared by weight" : "");
 }

@@ -549,6 +549,27 @@ const struct snapshot *manager_snapshot(const struct manager *m) {
         return &m->snap;
 }
 
+/* Reflects a policy change in the published snapshot at once, so `tidectl policy show` right
+ * after `policy set` shows it; the numbers that need a tick come with the next one. */
+static void snapshot_policy(struct manager *m, const struct dom *d) {
+        for (size_t i = 0; i < m->snap.n_domains; i++) {
+                struct snapshot_domain *o = &m->snap.domains[i];
+                if (!streq(o->uuid, d->info.uuid))
+                        continue;
+                o->managed = d->have_policy;
+                o->dynamic = d->policy.dynamic;
+                o->minimum_kib = d->have_policy ? d->policy.minimum_kib : 0;
+                o->startup_kib = d->have_policy ? d->policy.startup_kib : 0;
+                o->maximum_kib = d->have_policy ? d->policy.maximum_kib : 0;
+                o->buffer_pct = d->policy.buffer_pct;
+                o->weight = d->policy.weight;
+                o->status = d->have_policy ? "unknown" : "unmanaged";
+                snprintf(o->pending, sizeof(o->pending), "%s", d->pending);
+                if (!d->have_policy)
+                        o->reason[0] = '\0';
+        }
+}
+
 int manager_policy_set(struct manager *m, const char *domain, const struct manager_policy_change *c,
                        uint64_t now_usec, char *note, size_t notelen, char *err, size_t errlen) {
         char xml[METADATA_XML_MAX], herr[HV_ERR_MAX] = "", a[SIZE_FORMAT_MAX], b[SIZE_FORMAT_MAX];
@@ -648,6 +669,7 @@ int manager_policy_set(struct manager *m, const char *domain, const struct manag
         }
         d->have_policy = true;
         d->release_pending = false;
+        snapshot_policy(m, d);
         return 0;
 }
 
@@ -675,6 +697,7 @@ int manager_policy_clear(struct manager *m, const char *domain, char *note, size
         d->decided = false;
         d->pending[0] = '\0';
         d->release_pending = d->info.active;
+        snapshot_policy(m, d);
         log_info("%s: policy cleared", d->info.name);
         snprintf(note, notelen, d->info.active ? "unmanaged; its balloon is released to its boot size at the next tick"
                                                : "unmanaged");

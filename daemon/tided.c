@@ -257,6 +257,8 @@ static int run(struct tided *t, const char *socket_override) {
         if (t->timer < 0)
                 return log_error_errno(t->timer, "Failed to add the tick timer");
 
+        /* A first tick now, so stats answer at once; it moves nothing (no stats have advanced). */
+        on_tick(t->timer, t);
         log_info("tided %s running: %s, socket %s, tick %llu ms", TIDE_VERSION, t->uri, sock,
                  (unsigned long long) (t->cfg.interval_usec / 1000));
         ready(t, true);
