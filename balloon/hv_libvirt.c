@@ -804,10 +804,11 @@ const char *hv_libvirt_domain_type(const struct hv *hv) {
         /* "qemu" (TCG) runs everywhere; "kvm" only where every sign says it works. */
         if (!h || !h->conn || !(caps = virConnectGetCapabilities(h->conn)))
                 return "qemu";
-        if (!(doc = xml_read(caps)) || !(xp = xmlXPathNewContext(doc)) ||
-            !xp_node(xp, NULL, "/capabilities/host/cpu/arch"))
+        if (!(doc = xml_read(caps)) || !(xp = xmlXPathNewContext(doc)))
                 return "qemu";
-        _cleanup_(xml_freep) xmlChar *a = xmlNodeGetContent(xp_node(xp, NULL, "/capabilities/host/cpu/arch"));
+        xmlNodePtr host_arch = xp_node(xp, NULL, "/capabilities/host/cpu/arch");
+        _cleanup_(xml_freep) xmlChar *a = host_arch ? xmlNodeGetContent(host_arch) : NULL;
+        /* The arch goes into an XPath literal: refuse anything that could end it. */
         if (!a || strlen((const char *) a) >= sizeof(arch) || strchr((const char *) a, '\''))
                 return "qemu";
         snprintf(arch, sizeof(arch), "%s", (const char *) a);
