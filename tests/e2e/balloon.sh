@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# End to end on a real QEMU guest (TCG here, KVM where it works): tided moves a real balloon.
+#   1. a policy set with tidectl moves the balloon to demand + buffer (never below minimum)
+#   2. load in the guest -> assigned grows
+#   3. load gone -> shrinks slowly back, never below minimum
+#   4. tided killed (-9) and restarted -> the VM stays where it was, no move on old stats
+#   5. virsh dommemstat agrees with tidectl stats
+# Needs root, libvirt (tools/vm libvirt-up) and the guest image (tools/guest-image/build).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+bin=${1:-$repo/build/bin}
+vm=$repo/tools/vm
+uri=qemu:///system
+name=tide-e2e-balloon-$$
+work=$(mktemp -d)
+sock=$work/tided.sock
+t0=$(date +%s)
+passed=0
+
+log() { printf '[%4ds] %s\n' $(( $(date +%s) - t0 )) "$*"; }
+fail() {
+  echo "FAIL: $*"
+  echo "--- tided log"; tail -n 40 "$work/tided.log" || true
+  echo "--- guest console"; tail -n 20 "$($vm console-log "$name" 2>/dev/null)" 2>/dev/null || true
+  echo "balloon-e2e: $passed passed, 1 failed"
+  exit 1
+}
+cleanup() {
+  [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  "$vm" destroy "$name" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The quiet period is shortened so the test is minutes, not tens of minutes; the rules are the
+# same ones tided runs with the defaults.
+cat > "$work/tided.conf" <<CONF
+[tided]
+metrics = off
+[memory]
+quiet_period = 5s
+shrink_step = 10
+CONF
+
+start_tided() {
+  "$bin/tided" --foreground --connect "$uri" --config "$work/tided.conf" --socket "$sock" >>"$work/tided.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do [ -S "$sock" ] && return 0; sleep 0.1; done
+  fail "tided did not start"
+}
+stat_kib() { # stat_kib FIELD: a field of tidectl stats --json for our VM
+  "$bin/tidectl" stats "$name" --json --socket "$sock" | python3 -c '
+import json,sys; d=json.load(sys.stdin)["domains"][0]; v=d[sys.argv[1]]; print(v if v is not None else -1)' "$1"
+}
+actual_kib() { virsh -c "$uri" dommemstat "$name" | awk '$1=="actual"{print $2}'; }
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...: until COMMAND succeeds
+  local secs=$1 what=$2; shift 2
+  for _ in $(seq $((secs * 2))); do "$@" && return 0; sleep 0.5; done
+  fail "timed out after ${secs}s: $what"
+}
+
+"$vm" libvirt-up >/dev/null
+log "booting $name (1 GiB; the guest allocates 300 MiB at 60 s, frees it at 100 s)"
+"$vm" create "$name" --memory 1GiB --load 'sleep:60,alloc:300,hold:40,free,hold:3600' >/dev/null
+"$vm" wait-up "$name" 120 >/dev/null || fail "guest did not boot"
+start_tided
+"$bin/tidectl" policy set "$name" --minimum 256MiB --startup 1GiB --maximum 1GiB --buffer 20 \
+  --socket "$sock" >/dev/null || fail "policy set"
+min=$((256 * 1024))
+
+# 1. down to demand + buffer (the idle guest needs ~40 MiB, so: its minimum).
+below() { [ "$(actual_kib)" -le "$1" ]; }
+wait_for 50 "balloon shrinks toward the minimum" below $((min + 16 * 1024))
+a=$(actual_kib); [ "$a" -ge $((min - 4096)) ] || fail "actual $a KiB went below the minimum $min KiB"
+log "1. policy applied: actual $((a / 1024)) MiB (minimum 256 MiB)"; passed=$((passed + 1))
+
+# 5. tidectl agrees with virsh.
+s=$(stat_kib assigned_kib); v=$(actual_kib)
+diff=$(( s > v ? s - v : v - s ))
+[ "$diff" -le $((8 * 1024)) ] || fail "tidectl assigned $s KiB vs virsh actual $v KiB"
+log "5. tidectl stats assigned $((s / 1024)) MiB = virsh dommemstat actual $((v / 1024)) MiB"; passed=$((passed + 1))
+
+# 2. the guest allocates 300 MiB: assigned grows to cover it plus buffer.
+above() { [ "$(actual_kib)" -ge "$1" ]; }
+wait_for 90 "assigned grows under load" above $((300 * 1024 + min / 2))
+log "2. load: actual grew to $(( $(actual_kib) / 1024 )) MiB"; passed=$((passed + 1))
+
+# 3. freed: shrinks slowly (several steps, not one), and never below the minimum.
+peak=$(actual_kib)
+wait_for 60 "shrink starts after the load is freed" below $((peak - 8 * 1024))
+steps=0; prev=$(actual_kib)
+for _ in $(seq 60); do
+  sleep 1; cur=$(actual_kib)
+  [ "$cur" -ge $((min - 4096)) ] || fail "went below minimum: $cur KiB"
+  [ "$cur" -lt "$prev" ] && steps=$((steps + 1))
+  prev=$cur
+  [ "$cur" -le $((min + 16 * 1024)) ] && break
+done
+[ "$steps" -ge 3 ] || fail "shrank in $steps steps: not slowly"
+log "3. freed: shrank back to $((prev / 1024)) MiB in $steps+ steps"; passed=$((passed + 1))
+
+# 4. kill -9 tided: the VM stays; a new tided rebuilds and does not move it on old stats.
+before=$(actual_kib)
+kill -9 "$pid"; wait "$pid" 2>/dev/null || true; pid=
+sleep 3
+after=$(actual_kib)
+d=$(( before > after ? before - after : after - before ))
+[ "$d" -le 4096 ] || fail "VM moved while tided was down: $before -> $after KiB"
+start_tided
+sleep 3
+grep -q "$name: managed" "$work/tided.log" || fail "restarted tided did not find the policy in metadata"
+now=$(actual_kib)
+d=$(( before > now ? before - now : now - before ))
+[ "$d" -le 16384 ] || fail "restarted tided moved the VM: $before -> $now KiB"
+log "4. tided restart (kill -9): VM held at $((now / 1024)) MiB, policy rebuilt from metadata"; passed=$((passed + 1))
+
+echo "balloon-e2e: $passed passed, 0 failed"
