@@ -22,7 +22,8 @@
  * itself when the guest counts it as used (deflate-on-oom, see collect.c). Returns 0 and
  * fills *ret_demand_kib (signed: the engine rejects a negative one) and *ret_total_kib (the
  * guest's MemTotal), or -ENODATA when the guest does not report both fields. */
-int balloon_demand_from_stats(const struct hv_mem_stats *s, int64_t *ret_demand_kib, uint64_t *ret_total_kib);
+int balloon_demand_from_stats(const struct hv_mem_stats *s, const struct hv_domain *d, int64_t *ret_demand_kib,
+                              uint64_t *ret_total_kib);
 
 /* What the VM holds: balloon actual plus plugged virtio-mem. -ENODATA without `actual`. */
 int balloon_assigned_kib(const struct hv_mem_stats *s, const struct hv_domain *d, uint64_t *ret_kib);

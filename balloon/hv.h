@@ -35,6 +35,7 @@ struct hv_domain {
          * balloon driver never moves it. The test driver sets it to the target at once. */
         uint64_t current_kib;
         bool has_balloon;          /* <memballoon model='virtio'> */
+        bool balloon_deflate_on_oom; /* autodeflate='on': the guest counts balloon pages as used */
         bool has_virtio_mem;       /* a <memory model='virtio-mem'> device; with several, the first */
         char virtio_mem_alias[64]; /* its alias (e.g. "virtiomem0"), for updates */
         uint64_t virtio_mem_max_kib;       /* <target><size>: most it can plug */

@@ -294,6 +294,8 @@ static int parse_domain_xml(const char *text, struct hv_domain *d, char *err, si
         if (xp_attr(xp, NULL, "/domain/devices/memballoon", "model", buf, sizeof(buf)))
                 /* virtio-transitional and virtio-non-transitional are the same balloon */
                 d->has_balloon = strncmp(buf, "virtio", 6) == 0;
+        if (xp_attr(xp, NULL, "/domain/devices/memballoon", "autodeflate", buf, sizeof(buf)))
+                d->balloon_deflate_on_oom = strcmp(buf, "on") == 0;
 
         /* tide drives one virtio-mem device, the first; more than one (say one per guest NUMA
          * node) would need a per-device split the engine does not make yet. */

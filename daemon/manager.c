@@ -419,7 +419,7 @@ static int build_snapshot(struct manager *m, const struct engine_host *host, con
 
                 int64_t demand;
                 uint64_t total;
-                if (d->stats_ok && balloon_demand_from_stats(&d->stats, &demand, &total) == 0 && demand >= 0) {
+                if (d->stats_ok && balloon_demand_from_stats(&d->stats, &d->info, &demand, &total) == 0 && demand >= 0) {
                         o->has_demand = true;
                         o->demand_kib = (uint64_t) demand;
                         o->pressure_pct = assigned ? (double) demand / (double) assigned * 100.0 : 0;
@@ -499,7 +499,7 @@ int manager_tick(struct manager *m, uint64_t now_usec) {
                 };
                 /* Demand only once the stats have advanced since we found the domain: after a
                  * tided restart the first sample may be minutes old. */
-                if (d->stats_advanced && balloon_demand_from_stats(&d->stats, &demand, &guest_total) == 0) {
+                if (d->stats_advanced && balloon_demand_from_stats(&d->stats, &d->info, &demand, &guest_total) == 0) {
                         vm->has_demand = true;
                         vm->demand_kib = demand;
                         vm->guest_total_kib = guest_total;

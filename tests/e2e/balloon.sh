@@ -60,8 +60,8 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...: until COMMAND succeeds
 }
 
 "$vm" libvirt-up >/dev/null
-log "booting $name (1 GiB; the guest allocates 300 MiB at 60 s, frees it at 100 s)"
-"$vm" create "$name" --memory 1GiB --load 'sleep:60,alloc:300,hold:40,free,hold:3600' >/dev/null
+log "booting $name (1 GiB; from 50 s uptime the guest allocates 300 MiB in 50 MiB steps, frees it 30 s later)"
+"$vm" create "$name" --memory 1GiB --load 'sleep:50,alloc:50,sleep:2,alloc:50,sleep:2,alloc:50,sleep:2,alloc:50,sleep:2,alloc:50,sleep:2,alloc:50,hold:30,free,hold:3600' >/dev/null
 "$vm" wait-up "$name" 120 >/dev/null || fail "guest did not boot"
 start_tided
 "$bin/tidectl" policy set "$name" --minimum 256MiB --startup 1GiB --maximum 1GiB --buffer 20 \
@@ -74,10 +74,12 @@ wait_for 50 "balloon shrinks toward the minimum" below $((min + 16 * 1024))
 a=$(actual_kib); [ "$a" -ge $((min - 4096)) ] || fail "actual $a KiB went below the minimum $min KiB"
 log "1. policy applied: actual $((a / 1024)) MiB (minimum 256 MiB)"; passed=$((passed + 1))
 
-# 5. tidectl agrees with virsh.
-s=$(stat_kib assigned_kib); v=$(actual_kib)
-diff=$(( s > v ? s - v : v - s ))
-[ "$diff" -le $((8 * 1024)) ] || fail "tidectl assigned $s KiB vs virsh actual $v KiB"
+# 5. tidectl agrees with virsh (the snapshot is at most a tick old, so allow it a few ticks).
+agree() {
+  s=$(stat_kib assigned_kib); v=$(actual_kib)
+  [ $(( s > v ? s - v : v - s )) -le $((4 * 1024)) ]
+}
+wait_for 10 "tidectl stats assigned agrees with virsh dommemstat actual" agree
 log "5. tidectl stats assigned $((s / 1024)) MiB = virsh dommemstat actual $((v / 1024)) MiB"; passed=$((passed + 1))
 
 # 2. the guest allocates 300 MiB: assigned grows to cover it plus buffer.

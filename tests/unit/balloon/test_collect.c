@@ -8,6 +8,8 @@
 #define MIB(x) ((uint64_t) (x) * KIB_PER_MIB)
 #define ABSENT UINT64_MAX
 
+static const struct hv_domain nodoo = { .max_kib = MIB(512) };
+
 static struct hv_mem_stats stats(uint64_t actual, uint64_t available, uint64_t usable) {
         struct hv_mem_stats s;
         memset(&s, 0xff, sizeof(s));
@@ -21,25 +23,29 @@ Test(collect, demand_is_memtotal_minus_memavailable) {
         struct hv_mem_stats s = stats(MIB(512), MIB(500), MIB(380));
         int64_t demand;
         uint64_t total;
-        cr_assert_eq(balloon_demand_from_stats(&s, &demand, &total), 0);
+        cr_assert_eq(balloon_demand_from_stats(&s, &nodoo, &demand, &total), 0);
         cr_assert_eq(demand, (int64_t) MIB(120));
         cr_assert_eq(total, MIB(500));
 }
 
 Test(collect, a_deflate_on_oom_balloon_is_not_demand) {
         /* 1 GiB guest ballooned to 400 MiB: MemTotal stays ~1000 MiB, the balloon counts as used. */
-        struct hv_mem_stats s = stats(MIB(400), MIB(1000), MIB(1000) - MIB(600) - MIB(150));
+        struct hv_domain d = { .max_kib = MIB(1024), .balloon_deflate_on_oom = true };
+        struct hv_mem_stats s = stats(MIB(400), MIB(1000), MIB(1000) - MIB(624) - MIB(150));
         int64_t demand;
         uint64_t total;
-        cr_assert_eq(balloon_demand_from_stats(&s, &demand, &total), 0);
+        cr_assert_eq(balloon_demand_from_stats(&s, &d, &demand, &total), 0);
         cr_assert_eq(demand, (int64_t) MIB(150));
+        d.balloon_deflate_on_oom = false; /* then MemTotal would have shrunk with the balloon */
+        cr_assert_eq(balloon_demand_from_stats(&s, &d, &demand, &total), 0);
+        cr_assert_eq(demand, (int64_t) MIB(774));
 }
 
 Test(collect, demand_needs_both_fields) {
         struct hv_mem_stats s = stats(MIB(512), ABSENT, MIB(380));
         int64_t demand = 7;
         uint64_t total = 7;
-        cr_assert_eq(balloon_demand_from_stats(&s, &demand, &total), -ENODATA);
+        cr_assert_eq(balloon_demand_from_stats(&s, &nodoo, &demand, &total), -ENODATA);
         cr_assert_eq(demand, 7, "untouched on failure");
 }
 
@@ -47,7 +53,7 @@ Test(collect, garbage_usable_above_total_gives_negative_demand_for_the_engine_to
         struct hv_mem_stats s = stats(MIB(512), MIB(100), MIB(400));
         int64_t demand;
         uint64_t total;
-        cr_assert_eq(balloon_demand_from_stats(&s, &demand, &total), 0);
+        cr_assert_eq(balloon_demand_from_stats(&s, &nodoo, &demand, &total), 0);
         cr_assert_lt(demand, 0);
 }
 
