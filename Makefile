@@ -33,10 +33,8 @@ test-asan:
 bench: all
 	$(BUILD)/bin/bench_engine --vms 10000 --ticks 200
 
-demo:
-	@echo "make demo arrives with the daemon (issue 3: tided on real VMs). Until then try:"
-	@echo "  make && build/bin/tidectl plan docs/examples/short-host.json --settle"
-	@exit 1
+demo: deps
+	./tools/demo
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)

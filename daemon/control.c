@@ -46,7 +46,7 @@ static json_object *stats_domain(const struct snapshot_domain *d) {
         json_object_object_add(o, "active", json_object_new_boolean(d->active));
         json_object_object_add(o, "assigned_kib", kib(d->assigned_kib));
         json_object_object_add(o, "demand_kib", d->has_demand ? kib(d->demand_kib) : NULL);
-        json_object_object_add(o, "target_kib", d->managed && d->active ? kib(d->target_kib) : NULL);
+        json_object_object_add(o, "target_kib", d->managed && d->active && d->target_kib ? kib(d->target_kib) : NULL);
         json_object_object_add(o, "pressure_pct", d->has_demand ? json_object_new_double(d->pressure_pct) : NULL);
         json_object_object_add(o, "available_buffer_pct",
                                d->managed && d->has_demand ? json_object_new_double(d->available_buffer_pct) : NULL);
