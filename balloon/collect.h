@@ -16,12 +16,14 @@
 /* Within this distance the balloon is "at" its target: drivers move in 4 KiB pages and round. */
 #define BALLOON_SLACK_KIB UINT64_C(4096)
 
-/* Demand from balloon statistics, for guests without tide-agent: MemTotal - MemAvailable
- * (available_kib - usable_kib), so page cache the guest can drop is not counted as used —
- * unlike the "unused"-based demand of Proxmox's or oVirt MOM's balloon logic; less the balloon
- * itself when the guest counts it as used (deflate-on-oom, see collect.c). Returns 0 and
- * fills *ret_demand_kib (signed: the engine rejects a negative one) and *ret_total_kib (the
- * guest's MemTotal), or -ENODATA when the guest does not report both fields. */
+/* Demand from balloon statistics, for guests without tide-agent, in the host's frame (comparable
+ * with what the VM holds): MemTotal - MemAvailable (available_kib - usable_kib), so page cache
+ * the guest can drop is not counted as used (unlike the "unused"-based demand of Proxmox's or
+ * oVirt MOM's balloon logic); less the balloon itself when the guest counts it as used
+ * (deflate-on-oom); plus what the guest kernel keeps outside MemTotal. Returns 0 and fills
+ * *ret_demand_kib (signed: the engine rejects a negative one) and *ret_total_kib (the most the
+ * guest can hold in that frame, for the engine's sanity check), or -ENODATA when the guest does
+ * not report available, usable and actual. */
 int balloon_demand_from_stats(const struct hv_mem_stats *s, const struct hv_domain *d, int64_t *ret_demand_kib,
                               uint64_t *ret_total_kib);
 

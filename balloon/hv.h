@@ -159,7 +159,7 @@ const char *hv_libvirt_domain_type(const struct hv *hv);
 
 /* ---- recording fake (hv_fake.c), for unit tests ---- */
 
-#define HV_FAKE_MAX_DOMAINS 64
+#define HV_FAKE_MAX_DOMAINS 512
 #define HV_FAKE_MAX_CALLS 256
 
 struct hv_fake_call {

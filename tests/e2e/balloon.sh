@@ -7,65 +7,17 @@
 #   5. virsh dommemstat agrees with tidectl stats
 # Needs root, libvirt (tools/vm libvirt-up) and the guest image (tools/guest-image/build).
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/../.." && pwd)
-bin=${1:-$repo/build/bin}
-vm=$repo/tools/vm
-uri=qemu:///system
+bin=${1:-$(cd "$(dirname "$0")/../.." && pwd)/build/bin}
 name=tide-e2e-balloon-$$
-work=$(mktemp -d)
-sock=$work/tided.sock
-t0=$(date +%s)
-passed=0
-
-log() { printf '[%4ds] %s\n' $(( $(date +%s) - t0 )) "$*"; }
-fail() {
-  echo "FAIL: $*"
-  echo "--- tided log"; tail -n 40 "$work/tided.log" || true
-  echo "--- guest console"; tail -n 20 "$($vm console-log "$name" 2>/dev/null)" 2>/dev/null || true
-  echo "balloon-e2e: $passed passed, 1 failed"
-  exit 1
-}
-cleanup() {
-  [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  "$vm" destroy "$name" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# The quiet period is shortened so the test is minutes, not tens of minutes; the rules are the
-# same ones tided runs with the defaults.
-cat > "$work/tided.conf" <<CONF
-[tided]
-metrics = off
-[memory]
-quiet_period = 5s
-shrink_step = 10
-CONF
-
-start_tided() {
-  "$bin/tided" --foreground --connect "$uri" --config "$work/tided.conf" --socket "$sock" >>"$work/tided.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 100); do [ -S "$sock" ] && return 0; sleep 0.1; done
-  fail "tided did not start"
-}
-stat_kib() { # stat_kib FIELD: a field of tidectl stats --json for our VM
-  "$bin/tidectl" stats "$name" --json --socket "$sock" | python3 -c '
-import json,sys; d=json.load(sys.stdin)["domains"][0]; v=d[sys.argv[1]]; print(v if v is not None else -1)' "$1"
-}
-actual_kib() { virsh -c "$uri" dommemstat "$name" | awk '$1=="actual"{print $2}'; }
-wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...: until COMMAND succeeds
-  local secs=$1 what=$2; shift 2
-  for _ in $(seq $((secs * 2))); do "$@" && return 0; sleep 0.5; done
-  fail "timed out after ${secs}s: $what"
-}
+test_name=balloon-e2e
+. "$(dirname "$0")/lib.sh"
 
 "$vm" libvirt-up >/dev/null
 log "booting $name (1 GiB; from 50 s uptime the guest allocates 300 MiB in 50 MiB steps, frees it 30 s later)"
-"$vm" create "$name" --memory 1GiB --load 'sleep:50,alloc:50,sleep:2,alloc:50,sleep:2,alloc:50,sleep:2,alloc:50,sleep:2,alloc:50,sleep:2,alloc:50,hold:30,free,hold:3600' >/dev/null
+"$vm" create "$name" --memory 1GiB --load "sleep:50,$(chunks 6),hold:30,free,hold:3600" >/dev/null
 "$vm" wait-up "$name" 120 >/dev/null || fail "guest did not boot"
 start_tided
-"$bin/tidectl" policy set "$name" --minimum 256MiB --startup 1GiB --maximum 1GiB --buffer 20 \
-  --socket "$sock" >/dev/null || fail "policy set"
+ctl policy set "$name" --minimum 256MiB --startup 1GiB --maximum 1GiB --buffer 20 >/dev/null || fail "policy set"
 min=$((256 * 1024))
 
 # 1. down to demand + buffer (the idle guest needs ~40 MiB, so: its minimum).

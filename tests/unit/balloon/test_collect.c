@@ -19,26 +19,37 @@ static struct hv_mem_stats stats(uint64_t actual, uint64_t available, uint64_t u
         return s;
 }
 
-Test(collect, demand_is_memtotal_minus_memavailable) {
+Test(collect, demand_is_memtotal_minus_memavailable_plus_the_guest_kernels_share) {
+        /* 512 MiB held; the guest sees 500 MiB (12 MiB are its kernel's), 380 available. */
         struct hv_mem_stats s = stats(MIB(512), MIB(500), MIB(380));
         int64_t demand;
         uint64_t total;
         cr_assert_eq(balloon_demand_from_stats(&s, &nodoo, &demand, &total), 0);
-        cr_assert_eq(demand, (int64_t) MIB(120));
-        cr_assert_eq(total, MIB(500));
+        cr_assert_eq(demand, (int64_t) MIB(132));
+        cr_assert_eq(total, MIB(512));
 }
 
 Test(collect, a_deflate_on_oom_balloon_is_not_demand) {
-        /* 1 GiB guest ballooned to 400 MiB: MemTotal stays ~1000 MiB, the balloon counts as used. */
+        /* 1 GiB guest ballooned to 400 MiB: MemTotal stays 1000 MiB, the balloon counts as used. */
         struct hv_domain d = { .max_kib = MIB(1024), .balloon_deflate_on_oom = true };
         struct hv_mem_stats s = stats(MIB(400), MIB(1000), MIB(1000) - MIB(624) - MIB(150));
         int64_t demand;
         uint64_t total;
         cr_assert_eq(balloon_demand_from_stats(&s, &d, &demand, &total), 0);
-        cr_assert_eq(demand, (int64_t) MIB(150));
+        cr_assert_eq(demand, (int64_t) MIB(150 + 24), "150 used + the kernel's 24 outside MemTotal");
         d.balloon_deflate_on_oom = false; /* then MemTotal would have shrunk with the balloon */
         cr_assert_eq(balloon_demand_from_stats(&s, &d, &demand, &total), 0);
         cr_assert_eq(demand, (int64_t) MIB(774));
+}
+
+Test(collect, plugged_virtio_mem_is_part_of_what_the_guest_sees) {
+        struct hv_domain d = { .max_kib = MIB(512), .has_virtio_mem = true, .virtio_mem_current_kib = MIB(256) };
+        struct hv_mem_stats s = stats(MIB(512), MIB(700), MIB(300));
+        int64_t demand;
+        uint64_t total;
+        cr_assert_eq(balloon_demand_from_stats(&s, &d, &demand, &total), 0);
+        cr_assert_eq(demand, (int64_t) MIB(400 + 68));
+        cr_assert_eq(total, MIB(768));
 }
 
 Test(collect, demand_needs_both_fields) {

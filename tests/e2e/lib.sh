@@ -1,0 +1,57 @@
+# Shared by the end-to-end tests: one real guest (tools/vm), one tided on qemu:///system with a
+# private socket and config, helpers to read both sides. Source it after setting `name` and
+# `bin`; it installs the cleanup trap.
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+vm=$repo/tools/vm
+uri=qemu:///system
+work=$(mktemp -d)
+sock=$work/tided.sock
+t0=$(date +%s)
+passed=0
+test_name=${test_name:-e2e}
+
+log() { printf '[%4ds] %s\n' $(( $(date +%s) - t0 )) "$*"; }
+fail() {
+  echo "FAIL: $*"
+  echo "--- tided log"; tail -n 40 "$work/tided.log" || true
+  echo "--- guest console"; tail -n 20 "$("$vm" console-log "$name" 2>/dev/null)" 2>/dev/null || true
+  echo "$test_name: $passed passed, 1 failed"
+  exit 1
+}
+cleanup() {
+  [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  "$vm" destroy "$name" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The quiet period is shortened and shrink steps enlarged so a test takes minutes; the rules
+# are the ones tided runs with the defaults.
+cat > "$work/tided.conf" <<CONF
+[tided]
+metrics = off
+[memory]
+quiet_period = 5s
+shrink_step = 10
+CONF
+
+start_tided() {
+  "$bin/tided" --foreground --connect "$uri" --config "$work/tided.conf" --socket "$sock" >>"$work/tided.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do [ -S "$sock" ] && return 0; sleep 0.1; done
+  fail "tided did not start"
+}
+ctl() { "$bin/tidectl" "$@" --socket "$sock"; }
+stat_kib() { # stat_kib FIELD: a number from tidectl stats --json for our VM (-1 when null)
+  ctl stats "$name" --json | python3 -c '
+import json,sys; d=json.load(sys.stdin)["domains"][0]; v=d[sys.argv[1]]; print(v if v is not None else -1)' "$1"
+}
+actual_kib() { virsh -c "$uri" dommemstat "$name" | awk '$1=="actual"{print $2}'; }
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...: until COMMAND succeeds
+  local secs=$1 what=$2; shift 2
+  for _ in $(seq $((secs * 2))); do "$@" && return 0; sleep 0.5; done
+  fail "timed out after ${secs}s: $what"
+}
+chunks() { # chunks N: a memload script fragment allocating N x 50 MiB, one step every 2 s
+  local s=""; for _ in $(seq "$1"); do s="$s,alloc:50,sleep:2"; done; echo "${s#,}"
+}
