@@ -285,6 +285,17 @@ static void collect(struct manager *m, struct dom *d, uint64_t now_usec) {
         struct hv_mem_stats st;
         int r;
 
+        /* The guest plugs virtio-mem blocks at its own pace; how much it has plugged is in the
+         * domain XML only (<current>), so a domain with virtio-mem is re-read every tick. */
+        if (d->info.has_virtio_mem) {
+                struct hv_domain fresh;
+                r = m->hv->ops->get_domain(m->hv->h, d->info.uuid, &fresh, err, sizeof(err));
+                if (r >= 0)
+                        d->info = fresh;
+                else
+                        log_debug("%s: cannot re-read the domain: %s", d->info.name, err);
+        }
+
         r = m->hv->ops->memory_stats(m->hv->h, d->info.uuid, &st, err, sizeof(err));
         if (r < 0) {
                 if (d->stats_ok)
@@ -328,6 +339,9 @@ static void act(struct manager *m, struct dom *d, uint64_t now_usec) {
                                                 size_format_human(sp.vmem_requested_kib, a), err);
                                 continue;
                         }
+                        log_info("%s: virtio-mem %s -> %s (%s)", d->info.name,
+                                 size_format_human(d->info.virtio_mem_requested_kib, a),
+                                 size_format_human(sp.vmem_requested_kib, b), d->reason);
                         d->info.virtio_mem_requested_kib = sp.vmem_requested_kib;
                         d->set_vmem_kib = sp.vmem_requested_kib;
                         d->actions++;

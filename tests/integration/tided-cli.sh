@@ -81,4 +81,13 @@ kill -TERM "$pid"; wait "$pid"; rc=$?; pid=
 # Clear error when tided is not running.
 if out=$("$bin/tidectl" stats --socket "$sock" 2>&1); then fail "stats without tided"; fi
 grep -q 'is tided running' <<<"$out" || fail "message: $out"
+# The embedded QEMU driver (no libvirtd): tided registers the event loop before opening it.
+if [ -x /usr/bin/qemu-system-x86_64 ]; then
+  "$bin/tided" --foreground --connect "qemu:///embed?root=$work/embed" --config "$work/tided.conf" \
+    --socket "$work/embed.sock" >"$work/embed.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do [ -S "$work/embed.sock" ] && break; sleep 0.1; done
+  "$bin/tidectl" stats --socket "$work/embed.sock" >/dev/null || { cat "$work/embed.log"; fail "embedded mode"; }
+  kill -TERM "$pid"; wait "$pid" || fail "embedded mode exit"; pid=
+fi
 echo "tided-cli: 1 passed, 0 failed"
