@@ -43,9 +43,9 @@ static int cmp_u64(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
-static int host_mem(uint64_t *total, uint64_t *available, void *userdata) {
-        *total = UINT64_C(256) * KIB_PER_GIB;
-        *available = UINT64_C(200) * KIB_PER_GIB;
+static int host_mem(struct manager_host *h, void *userdata) {
+        h->total_kib = UINT64_C(256) * KIB_PER_GIB;
+        h->available_kib = UINT64_C(200) * KIB_PER_GIB;
         return 0;
 }
 

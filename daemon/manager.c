@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <numa.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,13 +71,23 @@ struct manager {
         struct snapshot snap;
 };
 
-int manager_host_live(uint64_t *ret_total_kib, uint64_t *ret_available_kib, void *userdata) {
+int manager_host_live(struct manager_host *ret, void *userdata) {
         struct meminfo mi;
         int r = meminfo_read_live(&mi);
         if (r < 0)
                 return r;
-        *ret_total_kib = mi.total_kib;
-        *ret_available_kib = mi.available_kib;
+        *ret = (struct manager_host){ .total_kib = mi.total_kib, .available_kib = mi.available_kib };
+        /* libnuma: free memory per node, for VMs whose memory is bound to one node. */
+        if (numa_available() >= 0) {
+                int max = numa_max_node();
+                for (int n = 0; n <= max && n < MANAGER_NODE_MAX; n++) {
+                        long long free_bytes = 0;
+                        if (numa_node_size64(n, &free_bytes) < 0 || free_bytes < 0)
+                                free_bytes = 0; /* a node without memory (CPU-only) */
+                        ret->node_free_kib[n] = (uint64_t) free_bytes / 1024;
+                        ret->n_nodes = (unsigned) n + 1;
+                }
+        }
         return 0;
 }
 
@@ -465,7 +476,7 @@ static int build_snapshot(struct manager *m, const struct engine_host *host, con
 }
 
 int manager_tick(struct manager *m, uint64_t now_usec) {
-        uint64_t total = 0, available = 0;
+        struct manager_host hm = { 0 };
         size_t n = 0;
         int r;
 
@@ -474,9 +485,12 @@ int manager_tick(struct manager *m, uint64_t now_usec) {
         if (m->dirty || now_usec - m->last_refresh_usec >= REFRESH_EVERY_USEC)
                 (void) manager_refresh(m, now_usec); /* logged inside; keep ticking on what we know */
 
-        r = m->host_fn(&total, &available, m->host_userdata);
+        r = m->host_fn(&hm, m->host_userdata);
         if (r < 0)
                 return log_error_errno(r, "Failed to read host memory: %m");
+        uint64_t total = hm.total_kib, available = hm.available_kib;
+        uint64_t node_rss[MANAGER_NODE_MAX] = { 0 };
+        bool node_bound = false;
 
         if ((r = ensure_capacity(m, m->n_doms)) < 0)
                 return log_error_errno(r, "Out of memory for %zu domains", m->n_doms);
@@ -494,8 +508,14 @@ int manager_tick(struct manager *m, uint64_t now_usec) {
                 collect(m, d, now_usec);
                 if (!d->stats_ok)
                         continue;
-                if (d->stats.rss_kib != UINT64_MAX)
+                int node = d->info.numa_node >= 0 && (unsigned) d->info.numa_node < hm.n_nodes ? d->info.numa_node
+                                                                                                : ENGINE_NODE_NONE;
+                if (d->stats.rss_kib != UINT64_MAX) {
                         rss_sum += d->stats.rss_kib;
+                        if (node != ENGINE_NODE_NONE)
+                                node_rss[node] += d->stats.rss_kib;
+                }
+                node_bound |= node != ENGINE_NODE_NONE;
 
                 struct engine_vm *vm = &m->vms[n];
                 uint64_t assigned = d->info.current_kib;
@@ -508,7 +528,7 @@ int manager_tick(struct manager *m, uint64_t now_usec) {
                         .state = d->booting ? ENGINE_VM_BOOTING : ENGINE_VM_RUNNING,
                         .assigned_kib = assigned,
                         .uptime_usec = d->boot_usec ? now_usec - d->boot_usec : UINT64_MAX / 2,
-                        .node = ENGINE_NODE_NONE,
+                        .node = node,
                         .memo = d->memo,
                 };
                 /* Demand only once the stats have advanced since we found the domain: after a
@@ -526,6 +546,13 @@ int manager_tick(struct manager *m, uint64_t now_usec) {
                 .usable_kib = available + rss_sum,
                 .reserve_kib = config_reserve_kib(&m->cfg, total),
         };
+        /* A VM bound to a node can only have that node's memory: its free memory plus what the
+         * VMs bound there already hold. The host reserve is kept globally, not per node. */
+        if (node_bound) {
+                host.n_nodes = min_u64(hm.n_nodes, ENGINE_NODE_MAX);
+                for (unsigned k = 0; k < host.n_nodes; k++)
+                        host.node_usable_kib[k] = hm.node_free_kib[k] + node_rss[k];
+        }
         struct engine_summary sum = { 0 };
         r = engine_step(m->engine, &host, m->vms, n, &m->cfg, now_usec, m->out, &sum);
         if (r < 0)

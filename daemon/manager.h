@@ -18,9 +18,18 @@
 
 struct manager;
 
+#define MANAGER_NODE_MAX 64
+
+/* The host's memory for one tick. */
+struct manager_host {
+        uint64_t total_kib, available_kib; /* /proc/meminfo (libproc2) */
+        unsigned n_nodes;                  /* NUMA nodes (libnuma); 0 when NUMA is not available */
+        uint64_t node_free_kib[MANAGER_NODE_MAX];
+};
+
 /* Reads host memory for the tick. Production passes manager_host_live; tests a fake. */
-typedef int (*manager_host_fn)(uint64_t *ret_total_kib, uint64_t *ret_available_kib, void *userdata);
-int manager_host_live(uint64_t *ret_total_kib, uint64_t *ret_available_kib, void *userdata);
+typedef int (*manager_host_fn)(struct manager_host *ret, void *userdata);
+int manager_host_live(struct manager_host *ret, void *userdata);
 
 /* hv is borrowed and must outlive the manager. cfg is copied. */
 int manager_new(struct hv *hv, const struct tide_config *cfg, manager_host_fn host, void *host_userdata,

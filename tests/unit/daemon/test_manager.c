@@ -19,9 +19,9 @@ static struct hv hv;
 static struct tide_config cfg;
 static struct manager *m;
 
-static int host_mem(uint64_t *total, uint64_t *available, void *userdata) {
-        *total = MIB(16384);
-        *available = MIB(12000);
+static int host_mem(struct manager_host *h, void *userdata) {
+        h->total_kib = MIB(16384);
+        h->available_kib = MIB(12000);
         return 0;
 }
 
@@ -227,6 +227,37 @@ Test(manager, a_failing_hypervisor_call_is_logged_and_the_tick_goes_on) {
         fake.fail_errno = EIO; /* the first call of the tick (a's stats) fails */
         cr_assert_eq(manager_tick(m, SEC(102)), 0);
         cr_assert_eq(hv_fake_count(&fake, "set_balloon", "u2"), 1, "b still handled");
+}
+
+static int host_two_nodes(struct manager_host *h, void *userdata) {
+        h->total_kib = MIB(16384);
+        h->available_kib = MIB(12000);
+        h->n_nodes = 2;
+        h->node_free_kib[0] = MIB(150); /* node 0 is nearly full */
+        h->node_free_kib[1] = MIB(8000);
+        return 0;
+}
+
+Test(manager, a_vm_bound_to_a_full_numa_node_is_capped_by_that_node) {
+        add_vm("u1", "pinned", MIB(2048), MIB(300), MIB(100));
+        add_vm("u2", "free", MIB(2048), MIB(512), MIB(100));
+        fake.domains[0].numa_node = 0;
+        cr_assert_eq(manager_new(&hv, &cfg, host_two_nodes, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        set_policy("pinned", MIB(256), MIB(512), MIB(2048));
+        set_policy("free", MIB(256), MIB(512), MIB(2048));
+        report(0, MIB(100));
+        report(1, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(101)), 0);
+        report(0, MIB(270)); /* wants (270 + 20) x 1.2 = 348 MiB */
+        report(1, MIB(480));
+        cr_assert_eq(manager_tick(m, SEC(102)), 0);
+        /* node 0 has 150 MiB free + the 150 MiB pinned has resident: 300 MiB at most */
+        const struct snapshot *s = manager_snapshot(m);
+        cr_assert_eq(s->domains[0].target_kib, MIB(300), "target %" PRIu64 " reason %s", s->domains[0].target_kib,
+                     s->domains[0].reason);
+        cr_assert_not_null(strstr(s->domains[0].reason, "capped by node 0 share"), "%s", s->domains[0].reason);
+        cr_assert_eq(s->domains[1].target_kib, MIB(600));
 }
 
 Test(control, non_root_may_read_but_not_change) {
