@@ -85,7 +85,7 @@ int main(int argc, char **argv) {
                 uint64_t mem = (UINT64_C(1) << (i % 4)) * KIB_PER_GIB;
                 struct hv_domain d = { .active = true, .persistent = true, .max_kib = mem, .current_kib = mem,
                                        .has_balloon = true, .numa_node = -1 };
-                snprintf(d.uuid, sizeof(d.uuid), "00000000-0000-0000-0000-%012lu", i);
+                snprintf(d.uuid, sizeof(d.uuid), "00000000-0000-0000-0000-%012u", (unsigned) (i % 1000000));
                 snprintf(d.name, sizeof(d.name), "vm%lu", i);
                 struct hv_mem_stats s;
                 memset(&s, 0xff, sizeof(s));
