@@ -112,12 +112,15 @@ int main(int argc, char **argv) {
                 for (unsigned long i = 0; i < n; i++) {
                         struct hv_mem_stats *s = &fake->stats[i];
                         seed = seed * 6364136223846793005u + 1442695040888963407u;
+                        /* The guest follows its balloon; without deflate-on-oom its MemTotal too. */
+                        uint64_t used = s->available_kib - s->usable_kib;
+                        s->actual_kib = fake->domains[i].current_kib;
+                        s->available_kib = s->actual_kib - 20 * KIB_PER_MIB;
                         uint64_t total = s->available_kib, span = total / 32;
-                        uint64_t used = total - s->usable_kib + (seed >> 33) % (2 * span + 1) - span;
+                        used = used + (seed >> 33) % (2 * span + 1) - span;
                         used = clamp_u64(used, total / 16, total - total / 16);
                         s->usable_kib = total - used;
                         s->last_update_sec++;
-                        s->actual_kib = fake->domains[i].current_kib; /* the guest follows */
                 }
                 fake->n_calls = 0; /* the fake records; keep its log from filling */
                 uint64_t t0 = mono_nsec();
