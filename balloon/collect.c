@@ -6,25 +6,24 @@
 
 #define ABSENT UINT64_MAX
 
-int balloon_demand_from_stats(const struct hv_mem_stats *s, const struct hv_domain *d, int64_t *ret_demand_kib,
-                              uint64_t *ret_total_kib) {
-        if (s->available_kib == ABSENT || s->usable_kib == ABSENT || s->actual_kib == ABSENT)
-                return -ENODATA;
+int balloon_used_host_frame(uint64_t memtotal_kib, uint64_t memavailable_kib, uint64_t actual_kib,
+                            const struct hv_domain *d, int64_t *ret_used_kib, uint64_t *ret_visible_kib) {
         /* All guest-reported and possibly garbage; keep the sign and let the engine judge. */
-        if (s->available_kib > INT64_MAX || s->usable_kib > INT64_MAX || s->actual_kib > SIZE_MAX_KIB)
+        if (memtotal_kib > INT64_MAX || memavailable_kib > INT64_MAX || actual_kib > SIZE_MAX_KIB)
                 return -ERANGE;
-        int64_t used = (int64_t) s->available_kib - (int64_t) s->usable_kib;
+        int64_t used = (int64_t) memtotal_kib - (int64_t) memavailable_kib;
         uint64_t plugged = d->has_virtio_mem ? d->virtio_mem_current_kib : 0;
 
         /* With deflate-on-oom the guest keeps ballooned pages in MemTotal and counts them as
          * used (Linux virtio_balloon.c calls adjust_managed_page_count() for inflated pages
          * only without VIRTIO_BALLOON_F_DEFLATE_ON_OOM): the balloon, boot size - actual, is
          * not demand. Measured here: a 1 GiB guest at 200 MiB showed 342 MiB "used", 32 real. */
-        uint64_t balloon = d->balloon_deflate_on_oom && s->actual_kib < d->max_kib ? d->max_kib - s->actual_kib : 0;
+        uint64_t balloon = d->balloon_deflate_on_oom && actual_kib < d->max_kib ? d->max_kib - actual_kib : 0;
         used -= (int64_t) balloon;
+        uint64_t visible = (d->balloon_deflate_on_oom ? max_u64(d->max_kib, actual_kib) : actual_kib) + plugged;
         if (used < 0) {
-                *ret_demand_kib = used; /* garbage: the engine rejects it and flags the VM */
-                *ret_total_kib = s->available_kib;
+                *ret_used_kib = used; /* garbage: the engine rejects it and flags the VM */
+                *ret_visible_kib = visible;
                 return 0;
         }
 
@@ -33,13 +32,20 @@ int balloon_demand_from_stats(const struct hv_mem_stats *s, const struct hv_doma
          * with virtio-mem saw MemTotal 393 MiB here. Counting that as demand keeps the buffer
          * real: without it the guest fills its 393 MiB while tide believes it has 119 MiB spare.
          * A gap of more than half the VM is not a kernel reservation but bad data: ignored. */
-        uint64_t visible = (d->balloon_deflate_on_oom ? max_u64(d->max_kib, s->actual_kib) : s->actual_kib) + plugged;
-        uint64_t kernel = sat_sub_u64(visible, s->available_kib);
+        uint64_t kernel = sat_sub_u64(visible, memtotal_kib);
         if (kernel > visible / 2)
                 kernel = 0;
-        *ret_demand_kib = used + (int64_t) kernel;
-        *ret_total_kib = visible;
+        *ret_used_kib = used + (int64_t) kernel;
+        *ret_visible_kib = visible;
         return 0;
+}
+
+int balloon_demand_from_stats(const struct hv_mem_stats *s, const struct hv_domain *d, int64_t *ret_demand_kib,
+                              uint64_t *ret_total_kib) {
+        if (s->available_kib == ABSENT || s->usable_kib == ABSENT || s->actual_kib == ABSENT)
+                return -ENODATA;
+        return balloon_used_host_frame(s->available_kib, s->usable_kib, s->actual_kib, d, ret_demand_kib,
+                                       ret_total_kib);
 }
 
 int balloon_assigned_kib(const struct hv_mem_stats *s, const struct hv_domain *d, uint64_t *ret_kib) {

@@ -27,6 +27,11 @@
 int balloon_demand_from_stats(const struct hv_mem_stats *s, const struct hv_domain *d, int64_t *ret_demand_kib,
                               uint64_t *ret_total_kib);
 
+/* The same frame change for any source of MemTotal/MemAvailable (tide-agent reports too):
+ * actual_kib is the balloon's actual. Returns 0, or -ERANGE for absurd numbers. */
+int balloon_used_host_frame(uint64_t memtotal_kib, uint64_t memavailable_kib, uint64_t actual_kib,
+                            const struct hv_domain *d, int64_t *ret_used_kib, uint64_t *ret_visible_kib);
+
 /* What the VM holds: balloon actual plus plugged virtio-mem. -ENODATA without `actual`. */
 int balloon_assigned_kib(const struct hv_mem_stats *s, const struct hv_domain *d, uint64_t *ret_kib);
 

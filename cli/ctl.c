@@ -265,7 +265,7 @@ static void print_stats_table(json_object *domains, FILE *out) {
                 int len = (int) strlen(str(json_object_array_get_idx(domains, i), "name"));
                 w = len > w ? len : w;
         }
-        fprintf(out, "%-*s  %-7s  %9s  %9s  %6s  %4s  %-9s  %9s  %-22s  %-5s  %s\n", w, "NAME", "STATE", "ASSIGNED",
+        fprintf(out, "%-*s  %-7s  %9s  %9s  %6s  %4s  %-9s  %9s  %-22s  %-12s  %s\n", w, "NAME", "STATE", "ASSIGNED",
                 "DEMAND", "PRESS%", "BUF%", "STATUS", "TARGET", "MIN/STARTUP/MAX", "AGENT", "REASON");
         for (size_t i = 0; i < json_object_array_length(domains); i++) {
                 json_object *d = json_object_array_get_idx(domains, i);
@@ -282,10 +282,18 @@ static void print_stats_table(json_object *domains, FILE *out) {
                         snprintf(range, sizeof(range), "-");
                 }
                 const char *reason = str(d, "reason");
-                fprintf(out, "%-*s  %-7s  %9s  %9s  %6s  %4s  %-9s  %9s  %-22s  %-5s  %s\n", w, str(d, "name"),
+                /* The agent column says whose numbers these are and whether the guest misbehaved. */
+                char agent[40];
+                const char *st = str(d, "agent") ? str(d, "agent") : "none";
+                int64_t bad = num(d, "agent_rejected") + num(d, "agent_rate_dropped");
+                if (bad > 0)
+                        snprintf(agent, sizeof(agent), "%s(%" PRId64 " bad)", st, bad);
+                else
+                        snprintf(agent, sizeof(agent), "%s", st);
+                fprintf(out, "%-*s  %-7s  %9s  %9s  %6s  %4s  %-9s  %9s  %-22s  %-12s  %s\n", w, str(d, "name"),
                         active ? "running" : "off", active ? size_or_dash(d, "assigned_kib", a) : "-",
                         size_or_dash(d, "demand_kib", b), press, buf, str(d, "status"), size_or_dash(d, "target_kib", c),
-                        range, str(d, "agent"), reason && *reason ? reason : "-");
+                        range, agent, reason && *reason ? reason : "-");
         }
 }
 

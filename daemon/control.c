@@ -58,6 +58,13 @@ static json_object *stats_domain(const struct snapshot_domain *d) {
         json_object_object_add(o, "weight", d->managed ? json_object_new_int((int) d->weight) : NULL);
         json_object_object_add(o, "dynamic", d->managed ? json_object_new_boolean(d->dynamic) : NULL);
         json_object_object_add(o, "agent", json_object_new_string(d->agent));
+        json_object_object_add(o, "demand_source",
+                               json_object_new_string(!d->has_demand ? "none" : d->agent_demand ? "agent" : "balloon"));
+        json_object_object_add(o, "agent_report_age_ms",
+                               d->agent_report_age_ms >= 0 ? json_object_new_int64(d->agent_report_age_ms) : NULL);
+        json_object_object_add(o, "agent_rejected", kib(d->agent_rejected));
+        json_object_object_add(o, "agent_rate_dropped", kib(d->agent_rate_dropped));
+        json_object_object_add(o, "agent_error", json_object_new_string(d->agent_error));
         json_object_object_add(o, "balloon", json_object_new_string(d->balloon));
         json_object_object_add(o, "balloon_actions", kib(d->balloon_actions));
         json_object_object_add(o, "rss_kib", kib(d->rss_kib));

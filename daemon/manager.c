@@ -12,7 +12,9 @@
 #include "common/macro.h"
 #include "common/meminfo.h"
 #include "common/units.h"
+#include "daemon/channel.h"
 #include "daemon/manager.h"
+#include "policy/demand.h"
 #include "policy/engine.h"
 
 /* The domain list is re-read on every lifecycle event; this is the safety net for events lost
@@ -47,6 +49,11 @@ struct dom {
         uint64_t set_vmem_kib;
         bool release_pending;          /* policy cleared: deflate to boot size once */
         char reason[SNAPSHOT_REASON_MAX];
+        struct channel *chan;          /* tide-agent channel; NULL without one. Heap: the event
+                                        * loop holds its address while doms[] moves. */
+        bool agent_demand;             /* this tick's demand came from the agent */
+        bool has_demand_now;           /* what the engine got this tick, for stats */
+        int64_t demand_now_kib;
 };
 
 struct manager {
@@ -105,9 +112,34 @@ int manager_new(struct hv *hv, const struct tide_config *cfg, manager_host_fn ho
         return 0;
 }
 
+static void drop_channel(struct dom *d) {
+        if (!d->chan)
+                return;
+        channel_close(d->chan);
+        free(d->chan);
+        d->chan = NULL;
+}
+
+/* A managed, running domain with an agent channel gets a channel; others lose theirs. */
+static void sync_channel(struct dom *d) {
+        bool want = d->info.active && d->have_policy && d->info.agent_socket[0];
+        if (!want) {
+                drop_channel(d);
+                return;
+        }
+        if (d->chan && streq(d->chan->path, d->info.agent_socket))
+                return;
+        drop_channel(d);
+        d->chan = calloc(1, sizeof(*d->chan));
+        if (d->chan)
+                channel_init(d->chan, d->info.name, d->info.agent_socket);
+}
+
 struct manager *manager_free(struct manager *m) {
         if (!m)
                 return NULL;
+        for (size_t i = 0; i < m->n_doms; i++)
+                drop_channel(&m->doms[i]);
         free(m->doms);
         engine_free(m->engine);
         free(m->vms);
@@ -200,6 +232,7 @@ int manager_refresh(struct manager *m, uint64_t now_usec) {
                         load_policy(m, d);
                 }
                 d->seen = true;
+                sync_channel(d);
                 if (d->info.active && d->have_policy && d->info.has_balloon) {
                         /* Our staleness clock is this period: the guest refreshes once a second. */
                         r = m->hv->ops->set_stats_period(m->hv->h, d->info.uuid, 1, err, sizeof(err));
@@ -210,9 +243,12 @@ int manager_refresh(struct manager *m, uint64_t now_usec) {
 
         /* Sweep domains that are gone. */
         size_t k = 0;
-        for (size_t i = 0; i < m->n_doms; i++)
+        for (size_t i = 0; i < m->n_doms; i++) {
                 if (m->doms[i].seen)
                         m->doms[k++] = m->doms[i];
+                else
+                        drop_channel(&m->doms[i]);
+        }
         m->n_doms = k;
         m->dirty = false;
         m->last_refresh_usec = now_usec;
@@ -242,6 +278,7 @@ void manager_on_event(struct manager *m, enum hv_event_kind kind, const char *uu
                                  kind == HV_EVENT_STARTED ? "started" : "rebooted");
                 break;
         case HV_EVENT_STOPPED:
+                drop_channel(d);
                 d->info.active = false;
                 d->stats_ok = false;
                 d->decided = false;
@@ -442,12 +479,28 @@ static int build_snapshot(struct manager *m, const struct engine_host *host, con
                 o->assigned_kib = assigned;
                 s.host.assigned_kib += d->info.active ? assigned : 0;
 
-                int64_t demand;
+                int64_t demand = 0;
                 uint64_t total;
-                if (d->stats_ok && balloon_demand_from_stats(&d->stats, &d->info, &demand, &total) == 0 && demand >= 0) {
+                bool has = false;
+                if (d->decided && d->have_policy && d->info.active) {
+                        has = d->has_demand_now;
+                        demand = d->demand_now_kib;
+                } else if (d->stats_ok)
+                        has = balloon_demand_from_stats(&d->stats, &d->info, &demand, &total) == 0;
+                if (has && demand >= 0) {
                         o->has_demand = true;
                         o->demand_kib = (uint64_t) demand;
                         o->pressure_pct = assigned ? (double) demand / (double) assigned * 100.0 : 0;
+                }
+                o->agent_report_age_ms = -1;
+                if (d->chan) {
+                        o->agent = channel_state_to_string(d->chan->state);
+                        o->agent_demand = d->agent_demand;
+                        o->agent_rejected = d->chan->session.rejected;
+                        o->agent_rate_dropped = d->chan->session.rate_dropped;
+                        snprintf(o->agent_error, sizeof(o->agent_error), "%s", d->chan->last_error);
+                        if (d->chan->have_report)
+                                o->agent_report_age_ms = (int64_t) ((now_usec - d->chan->report_usec) / 1000);
                 }
                 if (!d->have_policy)
                         continue;
@@ -531,14 +584,45 @@ int manager_tick(struct manager *m, uint64_t now_usec) {
                         .node = node,
                         .memo = d->memo,
                 };
-                /* Demand only once the stats have advanced since we found the domain: after a
-                 * tided restart the first sample may be minutes old. */
-                if (d->stats_advanced && balloon_demand_from_stats(&d->stats, &d->info, &demand, &guest_total) == 0) {
+                d->agent_demand = false;
+                if (d->chan) {
+                        /* What tided knows that the guest cannot fake: the most it can hold. */
+                        d->chan->limits.max_total_kib =
+                                (d->info.balloon_deflate_on_oom ? max_u64(d->info.max_kib, assigned) : assigned) +
+                                (d->info.has_virtio_mem ? d->info.virtio_mem_current_kib : 0);
+                        channel_tick(d->chan, now_usec);
+                }
+                const struct channel *ch = d->chan;
+                if (ch && ch->have_report && now_usec - ch->report_usec <= m->cfg.stale_usec &&
+                    balloon_used_host_frame(ch->report.total_kib, ch->report.available_kib, d->stats.actual_kib,
+                                            &d->info, &demand, &guest_total) == 0) {
+                        /* tide-agent: the guest's own numbers, raised under its memory pressure,
+                         * never below its floor (policy/demand.h). */
+                        struct demand_input in = {
+                                .used_kib = demand,
+                                .floor_kib = ch->report.floor_kib,
+                                .has_psi = ch->report.has_psi,
+                                .psi_some_avg10 = ch->report.some_avg10,
+                        };
+                        vm->has_demand = true;
+                        vm->demand_kib = demand_model(&in);
+                        vm->guest_total_kib = guest_total;
+                        vm->demand_usec = ch->report_usec;
+                        vm->psi_some_avg10 = ch->report.has_psi ? ch->report.some_avg10 : 0;
+                        d->agent_demand = true;
+                } else if (d->stats_advanced &&
+                           balloon_demand_from_stats(&d->stats, &d->info, &demand, &guest_total) == 0) {
+                        /* No agent, or it went quiet: balloon statistics. Demand only once they
+                         * have advanced since we found the domain: after a tided restart the
+                         * first sample may be minutes old. Never older than the last agent
+                         * report, or the engine would see time run backwards. */
                         vm->has_demand = true;
                         vm->demand_kib = demand;
                         vm->guest_total_kib = guest_total;
-                        vm->demand_usec = d->demand_usec;
+                        vm->demand_usec = max_u64(d->demand_usec, d->memo.last_demand_usec);
                 }
+                d->has_demand_now = vm->has_demand;
+                d->demand_now_kib = vm->demand_kib;
                 m->vm_dom[n++] = i;
         }
 
@@ -710,6 +794,7 @@ int manager_policy_set(struct manager *m, const char *domain, const struct manag
         }
         d->have_policy = true;
         d->release_pending = false;
+        sync_channel(d);
         snapshot_policy(m, d);
         return 0;
 }
@@ -736,6 +821,7 @@ int manager_policy_clear(struct manager *m, const char *domain, char *note, size
         }
         d->have_policy = false;
         d->decided = false;
+        drop_channel(d);
         d->pending[0] = '\0';
         d->release_pending = d->info.active;
         snapshot_policy(m, d);

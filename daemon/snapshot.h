@@ -26,7 +26,12 @@ struct snapshot_domain {
         const char *status;          /* "ok", "low", "warning", "unknown", "unmanaged" (static strings) */
         uint64_t minimum_kib, startup_kib, maximum_kib;
         unsigned buffer_pct, weight;
-        const char *agent;           /* "none", "connected", ... (static strings) */
+        const char *agent;           /* channel state: "none", "disconnected", "waiting", "connected", "gone" */
+        bool agent_demand;           /* demand came from tide-agent this tick (else balloon stats) */
+        int64_t agent_report_age_ms; /* age of the last accepted report, -1 when none */
+        uint64_t agent_rejected;     /* messages rejected (bad, oversized, lying) */
+        uint64_t agent_rate_dropped; /* messages over the rate limit */
+        char agent_error[160];       /* why the last one was rejected, "" when none */
         const char *balloon;         /* "ok", "inactive", "uncooperative" */
         char reason[SNAPSHOT_REASON_MAX];
         uint64_t balloon_actions;    /* balloon/virtio-mem changes tided made since it started */

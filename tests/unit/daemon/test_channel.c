@@ -1,0 +1,242 @@
+/* tided's end of the agent channel on a socketpair: the handshake, reports, and a guest that
+ * lies, floods or sends garbage. Then the manager using agent demand over a real socket. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "daemon/channel.h"
+#include "daemon/manager.h"
+
+#define MIB(x) ((uint64_t) (x) * KIB_PER_MIB)
+#define SEC(x) ((uint64_t) (x) * USEC_PER_SEC)
+
+static struct channel ch;
+static int guest = -1;
+
+static void setup(void) {
+        int sv[2];
+        cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        channel_init(&ch, "vm", "/nonexistent.sock");
+        ch.fd = sv[0];
+        ch.state = CHANNEL_WAITING;
+        ch.limits.max_total_kib = MIB(1024);
+        guest = sv[1];
+}
+
+static void teardown(void) {
+        channel_close(&ch);
+        if (guest >= 0)
+                close(guest);
+}
+
+TestSuite(channel, .init = setup, .fini = teardown);
+
+static void say(const char *text) {
+        cr_assert_eq(write(guest, text, strlen(text)), (ssize_t) strlen(text));
+}
+
+static void report_line(char *buf, size_t len, uint64_t seq, uint64_t total_mib, uint64_t avail_mib) {
+        struct agent_report r = { .seq = seq, .uptime_ms = seq * 1000, .total_kib = MIB(total_mib),
+                                  .available_kib = MIB(avail_mib), .floor_kib = MIB(100) };
+        cr_assert_gt(agent_format_report(buf, len, &r), 0);
+}
+
+static void hello(void) {
+        char buf[256];
+        cr_assert_gt(agent_format_hello(buf, sizeof(buf), "tide-agent/test", "linux"), 0);
+        say(buf);
+        cr_assert_eq(channel_read(&ch, SEC(10)), 0);
+}
+
+Test(channel, hello_gets_a_welcome_and_reports_count) {
+        char buf[512];
+        hello();
+        ssize_t n = read(guest, buf, sizeof(buf) - 1);
+        cr_assert_gt(n, 0);
+        buf[n] = '\0';
+        cr_assert_not_null(strstr(buf, "\"type\":\"welcome\""), "%s", buf);
+        cr_assert_eq(ch.state, CHANNEL_CONNECTED);
+
+        report_line(buf, sizeof(buf), 1, 1000, 600);
+        say(buf);
+        cr_assert_eq(channel_read(&ch, SEC(11)), 0);
+        cr_assert(ch.have_report);
+        cr_assert_eq(ch.report.available_kib, MIB(600));
+        cr_assert_eq(ch.report_usec, SEC(11));
+        cr_assert(!ch.flagged);
+}
+
+Test(channel, a_report_split_across_reads_is_reassembled) {
+        char buf[512];
+        hello();
+        report_line(buf, sizeof(buf), 1, 1000, 600);
+        size_t len = strlen(buf);
+        for (size_t i = 0; i < len; i++) {
+                cr_assert_eq(write(guest, buf + i, 1), 1);
+                cr_assert_eq(channel_read(&ch, SEC(11)), 0);
+        }
+        cr_assert(ch.have_report);
+}
+
+Test(channel, a_guest_claiming_more_than_it_holds_is_rejected_and_flagged) {
+        char buf[512];
+        hello();
+        report_line(buf, sizeof(buf), 1, 64 * 1024, 100); /* "I have 64 GiB and use it all" */
+        say(buf);
+        cr_assert_eq(channel_read(&ch, SEC(11)), 0);
+        cr_assert(!ch.have_report);
+        cr_assert(ch.flagged);
+        cr_assert_eq(ch.session.rejected, 1);
+        cr_assert_neq(ch.last_error[0], '\0');
+}
+
+Test(channel, garbage_and_oversized_lines_are_dropped_and_the_next_good_line_counts) {
+        char buf[512];
+        hello();
+        say("\x01\x02 not json at all\n{\"type\":\"report\",\"seq\":\n");
+        char *big = malloc(10000);
+        memset(big, 'x', 9999);
+        big[9999] = '\n';
+        cr_assert_eq(write(guest, big, 10000), 10000);
+        free(big);
+        for (int i = 0; i < 4; i++)
+                (void) channel_read(&ch, SEC(11));
+        cr_assert_geq(ch.session.rejected, 3);
+        cr_assert_eq(ch.oversized, 1);
+        report_line(buf, sizeof(buf), 1, 1000, 600);
+        say(buf);
+        cr_assert_eq(channel_read(&ch, SEC(12)), 0);
+        cr_assert(ch.have_report, "a good line after garbage is still read");
+}
+
+Test(channel, a_flood_is_rate_limited) {
+        char buf[512];
+        hello();
+        for (uint64_t seq = 1; seq <= 200; seq++) {
+                report_line(buf, sizeof(buf), seq, 1000, 600);
+                say(buf);
+                (void) channel_read(&ch, SEC(11)); /* all within the same instant */
+        }
+        cr_assert_leq(ch.session.accepted, AGENT_RATE_BURST + 1);
+        cr_assert_geq(ch.session.rate_dropped, 180);
+}
+
+Test(channel, bye_hands_back_to_balloon_stats) {
+        char buf[512];
+        hello();
+        report_line(buf, sizeof(buf), 1, 1000, 600);
+        say(buf);
+        cr_assert_eq(channel_read(&ch, SEC(11)), 0);
+        cr_assert_gt(agent_format_bye(buf, sizeof(buf)), 0);
+        say(buf);
+        cr_assert_eq(channel_read(&ch, SEC(12)), 0);
+        cr_assert(!ch.have_report);
+        cr_assert_eq(ch.state, CHANNEL_GONE);
+}
+
+Test(channel, the_host_closing_is_survived) {
+        hello();
+        close(guest);
+        guest = -1;
+        cr_assert_lt(channel_read(&ch, SEC(11)), 0);
+        cr_assert_eq(ch.fd, -1);
+        cr_assert_eq(ch.state, CHANNEL_DISCONNECTED);
+        cr_assert_eq(ch.retry_usec, SEC(11) + CHANNEL_RETRY_USEC);
+}
+
+static void noop_timer(int id, void *userdata) {
+}
+
+static int host_mem(struct manager_host *h, void *userdata) {
+        h->total_kib = MIB(16384);
+        h->available_kib = MIB(12000);
+        return 0;
+}
+
+/* The manager connects to the agent socket (a listener standing in for QEMU), believes the
+ * agent's demand, and falls back to balloon statistics when the agent goes quiet. */
+Test(agent_manager, agent_demand_drives_the_target_then_balloon_stats_take_over) {
+        char dir[] = "/tmp/tide-chan-XXXXXX", path[64], buf[512], err[256], note[256];
+        struct hv_fake *fake = calloc(1, sizeof(*fake));
+        struct manager *m = NULL;
+        struct tide_config cfg;
+
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/agent.sock", dir);
+        int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+        cr_assert_eq(bind(lfd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        cr_assert_eq(listen(lfd, 4), 0);
+        cr_assert_geq(hv_event_init(), 0);
+        /* The channel stamps reports with the real monotonic clock, as tided's tick does. */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t base = (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+
+        struct hv_domain d = { .uuid = "u1", .name = "vm", .active = true, .persistent = true, .max_kib = MIB(1024),
+                               .current_kib = MIB(512), .has_balloon = true, .numa_node = -1 };
+        snprintf(d.agent_socket, sizeof(d.agent_socket), "%s", path);
+        struct hv_mem_stats st;
+        memset(&st, 0xff, sizeof(st));
+        st.actual_kib = MIB(512);
+        st.available_kib = MIB(492);
+        st.usable_kib = MIB(392);
+        st.rss_kib = MIB(256);
+        st.last_update_sec = 1000;
+        cr_assert_geq(hv_fake_add(fake, &d, &st), 0);
+        struct hv hv = hv_fake_hv(fake);
+        config_init(&cfg);
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        struct manager_policy_change c = { .have_minimum = true, .minimum_kib = MIB(256) };
+        cr_assert_eq(manager_policy_set(m, "vm", &c, SEC(1), note, sizeof(note), err, sizeof(err)), 0, "%s", err);
+
+        cr_assert_eq(manager_tick(m, base), 0); /* connects */
+        int gfd = accept(lfd, NULL, NULL);
+        cr_assert_geq(gfd, 0);
+        cr_assert_gt(agent_format_hello(buf, sizeof(buf), "tide-agent/test", "linux"), 0);
+        cr_assert_gt(write(gfd, buf, strlen(buf)), 0);
+        /* The guest uses 450 of its 492 MiB: demand (450 + the kernel's 20) x 1.2 = 564 MiB. */
+        struct agent_report r = { .seq = 1, .uptime_ms = 5000, .total_kib = MIB(492), .available_kib = MIB(42),
+                                  .floor_kib = MIB(100) };
+        cr_assert_gt(agent_format_report(buf, sizeof(buf), &r), 0);
+        cr_assert_gt(write(gfd, buf, strlen(buf)), 0);
+        /* One loop turn delivers "readable" (both lines are there); the timer only keeps the
+         * loop from blocking if it were not. */
+        int timer = hv_event_add_timer(50000, noop_timer, NULL);
+        hv_event_run_once();
+        hv_event_remove_timer(timer);
+
+        cr_assert_eq(manager_tick(m, base + 500000), 0);
+        const struct snapshot *s = manager_snapshot(m);
+        cr_assert_str_eq(s->domains[0].agent, "connected");
+        cr_assert(s->domains[0].agent_demand);
+        cr_assert_eq(s->domains[0].demand_kib, MIB(470));
+        cr_assert_eq(hv_fake_last(fake, "set_balloon")->value, MIB(564));
+
+        /* The agent goes quiet; balloon stats advance: after stale_after they take over. */
+        for (int t = 1; t <= 12; t++) {
+                fake->stats[0].last_update_sec++;
+                cr_assert_eq(manager_tick(m, base + SEC(t) + 500000), 0);
+        }
+        s = manager_snapshot(m);
+        cr_assert(!s->domains[0].agent_demand, "balloon statistics after the agent went quiet");
+        cr_assert(s->domains[0].has_demand);
+
+        close(gfd);
+        close(lfd);
+        manager_free(m);
+        hv_fake_done(fake);
+        free(fake);
+        unlink(path);
+        rmdir(dir);
+}
