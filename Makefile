@@ -6,7 +6,7 @@ BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure test test-plain test-asan bench demo clean
+.PHONY: all deps configure test test-plain test-asan fuzz bench demo clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -17,7 +17,7 @@ configure:
 deps:
 	./scripts/install-deps
 
-test: deps test-plain test-asan
+test: deps test-plain fuzz test-asan
 
 test-plain:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTIDE_WERROR=ON $(CMAKE_FLAGS)
@@ -29,6 +29,12 @@ test-asan:
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+# The host-side parser of everything a guest sends, under libFuzzer for a bounded time, from the
+# checked-in seed corpus (fuzz/corpus/).
+FUZZ_SECONDS ?= 60
+fuzz:
+	./fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
 bench: all
 	$(BUILD)/bin/bench_engine --vms 10000 --ticks 200
