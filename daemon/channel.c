@@ -88,6 +88,7 @@ static void handle_line(struct channel *c, const char *line, size_t len, uint64_
                 c->report = msg.report;
                 c->report_usec = now_usec;
                 c->have_report = true;
+                c->fresh = true;
                 c->state = CHANNEL_CONNECTED;
                 break;
         case AGENT_ACCEPT_BYE:

@@ -38,6 +38,7 @@ struct channel {
         struct agent_session session;
         struct agent_limits limits; /* updated by the manager each tick */
         bool have_report;
+        bool fresh;                 /* a report arrived since the manager's last tick */
         struct agent_report report; /* last accepted report */
         uint64_t report_usec;       /* when it arrived (tided's monotonic clock) */
         uint64_t oversized;         /* lines over 4 KiB, dropped */

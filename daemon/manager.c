@@ -52,6 +52,7 @@ struct dom {
         struct channel *chan;          /* tide-agent channel; NULL without one. Heap: the event
                                         * loop holds its address while doms[] moves. */
         bool agent_demand;             /* this tick's demand came from the agent */
+        int64_t demand_now_kib_at_decide; /* raw used of the agent report the last tick decided on */
         bool has_demand_now;           /* what the engine got this tick, for stats */
         int64_t demand_now_kib;
 };
@@ -367,12 +368,16 @@ static void collect(struct manager *m, struct dom *d, uint64_t now_usec) {
         }
 }
 
-static void act(struct manager *m, struct dom *d, uint64_t now_usec) {
+static void act(struct manager *m, struct dom *d, uint64_t now_usec, bool grow_only) {
         const struct engine_decision *dec = &d->decision;
         char err[HV_ERR_MAX] = "", a[SIZE_FORMAT_MAX], b[SIZE_FORMAT_MAX];
         uint64_t actual = d->stats.actual_kib == UINT64_MAX ? d->info.current_kib : d->stats.actual_kib;
         struct balloon_split sp = balloon_split_target(dec->target_kib, &d->info);
         int r;
+
+        /* Between ticks only growth is urgent; shrinking keeps its pace of one step per tick. */
+        if (grow_only && dec->target_kib <= (actual + (d->info.has_virtio_mem ? d->info.virtio_mem_current_kib : 0)))
+                return;
 
         /* Shrink: unplug before inflating; grow: deflate before plugging (as Hyper-V does). */
         bool vmem_first = d->info.has_virtio_mem && sp.vmem_requested_kib < d->info.virtio_mem_requested_kib;
@@ -404,8 +409,14 @@ static void act(struct manager *m, struct dom *d, uint64_t now_usec) {
                                                 size_format_human(sp.balloon_kib, a), err);
                                 continue;
                         }
-                        log_info("%s: %s -> %s (%s)", d->info.name, size_format_human(actual, a),
-                                 size_format_human(sp.balloon_kib, b), d->reason);
+                        if (d->agent_demand && d->chan && sp.balloon_kib > actual)
+                                /* Reaction latency: the agent's report to this call (bench/agent-latency.sh). */
+                                log_info("%s: %s -> %s (%s; %" PRIu64 " ms after the agent's report)", d->info.name,
+                                         size_format_human(actual, a), size_format_human(sp.balloon_kib, b), d->reason,
+                                         (now_usec - d->chan->report_usec) / 1000);
+                        else
+                                log_info("%s: %s -> %s (%s)", d->info.name, size_format_human(actual, a),
+                                         size_format_human(sp.balloon_kib, b), d->reason);
                         d->info.current_kib = sp.balloon_kib;
                         d->set_balloon_kib = sp.balloon_kib;
                         balloon_watch_target(&d->watch, sp.balloon_kib, actual, now_usec);
@@ -528,7 +539,12 @@ static int build_snapshot(struct manager *m, const struct engine_host *host, con
         return 0;
 }
 
-int manager_tick(struct manager *m, uint64_t now_usec) {
+/* How much a guest's used memory may rise between ticks before it is worth an early tick. */
+static uint64_t cfg_deadband(const struct manager *m) {
+        return max_u64(m->cfg.deadband_kib, POLICY_ALIGN_KIB);
+}
+
+static int tick(struct manager *m, uint64_t now_usec, bool grow_only) {
         struct manager_host hm = { 0 };
         size_t n = 0;
         int r;
@@ -610,6 +626,9 @@ int manager_tick(struct manager *m, uint64_t now_usec) {
                         vm->demand_usec = ch->report_usec;
                         vm->psi_some_avg10 = ch->report.has_psi ? ch->report.some_avg10 : 0;
                         d->agent_demand = true;
+                        d->demand_now_kib_at_decide =
+                                (int64_t) (ch->report.total_kib - min_u64(ch->report.available_kib, ch->report.total_kib)) +
+                                (int64_t) cfg_deadband(m);
                 } else if (d->stats_advanced &&
                            balloon_demand_from_stats(&d->stats, &d->info, &demand, &guest_total) == 0) {
                         /* No agent, or it went quiet: balloon statistics. Demand only once they
@@ -653,7 +672,7 @@ int manager_tick(struct manager *m, uint64_t now_usec) {
                 engine_reason_format(&d->decision, &m->vms[k], d->reason, sizeof(d->reason));
                 if ((d->decision.flags & ENGINE_FLAG_INSANE_DEMAND) && (!had || before != ENGINE_REASON_INSANE))
                         log_warning("%s: %s", d->info.name, d->reason);
-                act(m, d, now_usec);
+                act(m, d, now_usec, grow_only);
 
                 enum balloon_state st = balloon_watch_update(&d->watch, d->stats.actual_kib, now_usec);
                 if (st != d->balloon && st != BALLOON_STATE_OK && !d->balloon_logged) {
@@ -666,6 +685,9 @@ int manager_tick(struct manager *m, uint64_t now_usec) {
                 d->balloon = st;
         }
 
+        for (size_t i = 0; i < m->n_doms; i++)
+                if (m->doms[i].chan)
+                        m->doms[i].chan->fresh = false;
         m->ticks++;
         return build_snapshot(m, &host, &sum, total, available, 0, now_usec);
 }
@@ -833,4 +855,25 @@ int manager_policy_clear(struct manager *m, const char *domain, char *note, size
 
 void manager_note_tick_duration(struct manager *m, uint64_t usec) {
         m->snap.host.tick_usec = usec;
+}
+
+int manager_tick(struct manager *m, uint64_t now_usec) {
+        return tick(m, now_usec, false);
+}
+
+bool manager_wants_early_tick(const struct manager *m) {
+        for (size_t i = 0; i < m->n_doms; i++) {
+                const struct dom *d = &m->doms[i];
+                /* A report whose used memory rose past what the VM was given room for: act now
+                 * rather than at the next tick. Anything else waits for the tick. */
+                if (d->chan && d->chan->fresh && d->decided && d->chan->have_report &&
+                    d->chan->report.total_kib >= d->chan->report.available_kib &&
+                    (int64_t) (d->chan->report.total_kib - d->chan->report.available_kib) > d->demand_now_kib_at_decide)
+                        return true;
+        }
+        return false;
+}
+
+int manager_tick_early(struct manager *m, uint64_t now_usec) {
+        return tick(m, now_usec, true);
 }

@@ -49,6 +49,13 @@ void manager_on_event(struct manager *m, enum hv_event_kind kind, const char *uu
 /* One tick. Returns 0; per-domain failures are logged and skipped. */
 int manager_tick(struct manager *m, uint64_t now_usec);
 
+/* True when an agent report since the last tick shows a guest's used memory rising past what
+ * the last tick planned for: tided then runs manager_tick_early() at once instead of waiting up
+ * to a whole interval (reaction latency, bench/agent-latency.sh). */
+bool manager_wants_early_tick(const struct manager *m);
+/* A tick that only grows: shrinking keeps its pace of one bounded step per regular tick. */
+int manager_tick_early(struct manager *m, uint64_t now_usec);
+
 /* The last published snapshot (valid until the next tick). */
 const struct snapshot *manager_snapshot(const struct manager *m);
 

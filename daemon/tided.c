@@ -30,6 +30,8 @@
 #define EXIT_USAGE 2
 /* After libvirtd goes away, try again this often. */
 #define RECONNECT_USEC (UINT64_C(5) * USEC_PER_SEC)
+/* Early (grow-only) ticks between regular ones, at most this often. */
+#define EARLY_TICK_MIN_USEC (UINT64_C(100) * USEC_PER_MSEC)
 
 struct tided {
         const char *config_path;
@@ -46,6 +48,7 @@ struct tided {
         int sigfd, sigwatch;
         bool quit;
         int ready_fd; /* daemonized: tells the waiting parent we started */
+        uint64_t last_tick_usec;
 };
 
 static uint64_t now_usec(void) {
@@ -126,6 +129,7 @@ static void on_tick(int id, void *userdata) {
         struct tided *t = userdata;
         uint64_t start = now_usec();
 
+        t->last_tick_usec = start;
         if (t->connected && !hv_libvirt_alive(&t->hv)) {
                 log_warning("Lost the connection to %s; holding every VM where it is until it is back", t->uri);
                 hv_libvirt_close(&t->hv);
@@ -262,9 +266,18 @@ static int run(struct tided *t, const char *socket_override) {
         log_info("tided %s running: %s, socket %s, tick %llu ms", TIDE_VERSION, t->uri, sock,
                  (unsigned long long) (t->cfg.interval_usec / 1000));
         ready(t, true);
-        while (!t->quit)
+        while (!t->quit) {
                 if (hv_event_run_once() < 0)
                         return log_error_errno(-EIO, "The event loop failed");
+                /* A guest whose agent reports a jump in use is grown now, not at the next tick;
+                 * at most every EARLY_TICK_MIN_USEC so a chatty guest cannot spin the loop. */
+                uint64_t now = now_usec();
+                if (t->connected && now - t->last_tick_usec >= EARLY_TICK_MIN_USEC &&
+                    manager_wants_early_tick(t->manager)) {
+                        (void) manager_tick_early(t->manager, now);
+                        t->last_tick_usec = now;
+                }
+        }
         return 0;
 }
 

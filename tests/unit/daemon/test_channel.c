@@ -223,6 +223,24 @@ Test(agent_manager, agent_demand_drives_the_target_then_balloon_stats_take_over)
         cr_assert_eq(s->domains[0].demand_kib, MIB(470));
         cr_assert_eq(hv_fake_last(fake, "set_balloon")->value, MIB(564));
 
+        /* A jump in use between ticks asks for an early, grow-only tick; a drop does not. */
+        cr_assert(!manager_wants_early_tick(m));
+        fake->domains[0].current_kib = MIB(564);
+        fake->stats[0].actual_kib = MIB(564);
+        r.seq = 2;
+        r.uptime_ms = 5300;
+        r.total_kib = MIB(544);
+        r.available_kib = MIB(4); /* 540 used */
+        cr_assert_gt(agent_format_report(buf, sizeof(buf), &r), 0);
+        cr_assert_gt(write(gfd, buf, strlen(buf)), 0);
+        timer = hv_event_add_timer(50000, noop_timer, NULL);
+        hv_event_run_once();
+        hv_event_remove_timer(timer);
+        cr_assert(manager_wants_early_tick(m));
+        cr_assert_eq(manager_tick_early(m, base + 800000), 0);
+        cr_assert_gt(hv_fake_last(fake, "set_balloon")->value, MIB(564), "grown before the next tick");
+        cr_assert(!manager_wants_early_tick(m), "one early tick per jump");
+
         /* The agent goes quiet; balloon stats advance: after stale_after they take over. */
         for (int t = 1; t <= 12; t++) {
                 fake->stats[0].last_update_sec++;
