@@ -31,7 +31,7 @@
 /* After libvirtd goes away, try again this often. */
 #define RECONNECT_USEC (UINT64_C(5) * USEC_PER_SEC)
 /* Early (grow-only) ticks between regular ones, at most this often. */
-#define EARLY_TICK_MIN_USEC (UINT64_C(100) * USEC_PER_MSEC)
+#define EARLY_TICK_MIN_USEC (UINT64_C(250) * USEC_PER_MSEC)
 
 struct tided {
         const char *config_path;
@@ -270,7 +270,7 @@ static int run(struct tided *t, const char *socket_override) {
                 if (hv_event_run_once() < 0)
                         return log_error_errno(-EIO, "The event loop failed");
                 /* A guest whose agent reports a jump in use is grown now, not at the next tick;
-                 * at most every EARLY_TICK_MIN_USEC so a chatty guest cannot spin the loop. */
+                 * at most every EARLY_TICK_MIN_USEC (a tick reads every VM's stats, so a chatty guest must not multiply that). */
                 uint64_t now = now_usec();
                 if (t->connected && now - t->last_tick_usec >= EARLY_TICK_MIN_USEC &&
                     manager_wants_early_tick(t->manager)) {
