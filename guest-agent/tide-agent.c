@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/linkhash.h>
+
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/units.h"
@@ -773,6 +775,12 @@ int main(int argc, char **argv) {
         a.fd = -1;
         a.sigfd = -1;
         a.rng = now_usec() | 1;
+        /* json-c seeds its default string hash from the kernel's CSPRNG on the first key it sees
+         * (the host's welcome). Early in a guest's boot without RDRAND or virtio-rng (TCG) the
+         * CSPRNG is not ready, and reading /dev/urandom then runs the kernel's jitter-entropy
+         * loop: measured 1 s of CPU and a first report 1 s late. The agent only parses the
+         * host's few short lines, so a seedless hash costs nothing in safety. */
+        json_global_set_string_hash(JSON_C_STR_HASH_PERLLIKE);
 
         r = agent_source_open(&a.src, a.opt.root);
         if (r < 0) {
