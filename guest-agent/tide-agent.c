@@ -58,7 +58,7 @@
 #define BYE_FLUSH_USEC (500 * USEC_PER_MSEC)
 /* Log lines of one kind: at most this many per window, then one line saying how many were not. */
 #define LOG_WINDOW_USEC (60 * USEC_PER_SEC)
-#define LOG_BURST 3
+#define LOG_BURST 5
 /* Garbage lines per tick in --hostile=garbage: enough to exercise tided's checks, few enough that
  * the rate limit is not all that is tested. */
 #define GARBAGE_PER_TICK 3
@@ -95,7 +95,7 @@ static bool ratelimit_pass(struct ratelimit *rl, uint64_t now, unsigned *ret_sup
                 unsigned _sup_;                                                                         \
                 if (ratelimit_pass((rl), (now), &_sup_)) {                                              \
                         if (_sup_)                                                                      \
-                                log_agent(level, err, fmt " (%u similar lines suppressed)", ##__VA_ARGS__, \
+                                log_agent(level, err, fmt " (%u more like it suppressed)", ##__VA_ARGS__, \
                                           _sup_);                                                       \
                         else                                                                            \
                                 log_agent(level, err, fmt, ##__VA_ARGS__);                              \
@@ -376,12 +376,9 @@ static void port_open(struct agent *a, uint64_t now) {
         struct stat st;
         int fd, fl, r;
 
-        if (a->opt.port) {
-                if ((size_t) snprintf(a->path, sizeof(a->path), "%s", a->opt.port) >= sizeof(a->path)) {
-                        log_agent(LOG_LEVEL_ERR, ENAMETOOLONG, "--port: %m");
-                        exit(EXIT_FAILURE);
-                }
-        } else {
+        if (a->opt.port)
+                snprintf(a->path, sizeof(a->path), "%s", a->opt.port); /* length checked at parsing */
+        else {
                 r = agent_port_find(NULL, AGENT_PORT_NAME, a->path, sizeof(a->path));
                 if (r < 0) {
                         if (!a->said_no_port)
@@ -424,6 +421,14 @@ static void port_open(struct agent *a, uint64_t now) {
 }
 
 static void host_gone(struct agent *a, uint64_t now) {
+        char buf[AGENT_MSG_MAX];
+
+        /* What the departed host sent and we did not read belongs to its session, not the next
+         * one's (a stale welcome would make us report before the new host welcomed us). A port
+         * whose host is gone reads 0 once its buffers are empty; the bound covers a port that
+         * never does (a pty). */
+        for (int i = 0; i < 16 && read(a->fd, buf, sizeof(buf)) > 0; i++)
+                ;
         if (!a->host_absent)
                 log_limited(&a->rl_conn, now, LOG_LEVEL_INFO, 0, "host side of %s not connected; waiting", a->path);
         a->host_absent = true;
@@ -694,6 +699,10 @@ static int parse_options(int argc, char **argv, struct options *o) {
         while ((c = getopt_long(argc, argv, "h", longopts, NULL)) >= 0) {
                 switch (c) {
                 case OPT_PORT:
+                        if (optarg[0] == '\0' || strlen(optarg) >= PATH_MAX) {
+                                fprintf(stderr, "tide-agent: --port: want a non-empty path shorter than %d bytes\n", PATH_MAX);
+                                return -EINVAL;
+                        }
                         o->port = optarg;
                         break;
                 case OPT_INTERVAL:
@@ -753,7 +762,6 @@ static int run_once(struct agent *a) {
         r = collect(a, now_usec());
         if (r < 0)
                 return r;
-        a->seq = 0;
         /* The report as the loop would send it (hostile rewrites included), but to stdout. */
         a->last.seq = 1;
         if (a->opt.hostile == AGENT_HOSTILE_LIE)
