@@ -283,13 +283,17 @@ static void print_stats_table(json_object *domains, FILE *out) {
                 }
                 const char *reason = str(d, "reason");
                 /* The agent column says whose numbers these are and whether the guest misbehaved. */
-                char agent[40];
+                char agent[96];
                 const char *st = str(d, "agent") ? str(d, "agent") : "none";
                 int64_t bad = num(d, "agent_rejected") + num(d, "agent_rate_dropped");
+                int64_t age = has(d, "agent_report_age_ms") ? num(d, "agent_report_age_ms") : -1;
+                char agestr[32] = "";
+                if (age >= 2000) /* a fresh report is the normal case; only a late one is news */
+                        snprintf(agestr, sizeof(agestr), " %" PRId64 "s", age / 1000);
                 if (bad > 0)
-                        snprintf(agent, sizeof(agent), "%s(%" PRId64 " bad)", st, bad);
+                        snprintf(agent, sizeof(agent), "%s%s(%" PRId64 " bad)", st, agestr, bad);
                 else
-                        snprintf(agent, sizeof(agent), "%s", st);
+                        snprintf(agent, sizeof(agent), "%s%s", st, agestr);
                 fprintf(out, "%-*s  %-7s  %9s  %9s  %6s  %4s  %-9s  %9s  %-22s  %-12s  %s\n", w, str(d, "name"),
                         active ? "running" : "off", active ? size_or_dash(d, "assigned_kib", a) : "-",
                         size_or_dash(d, "demand_kib", b), press, buf, str(d, "status"), size_or_dash(d, "target_kib", c),

@@ -65,6 +65,12 @@ static void reject(struct channel *c, const char *why, uint64_t now_usec) {
         }
 }
 
+void channel_distrust(struct channel *c, const char *why, uint64_t now_usec) {
+        c->session.rejected++;
+        c->have_report = false;
+        reject(c, why, now_usec);
+}
+
 static void send_line(struct channel *c, const char *line, int len) {
         /* A reply that does not fit in the socket buffer is dropped: the agent repeats hello. */
         if (len > 0)

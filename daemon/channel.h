@@ -56,6 +56,10 @@ void channel_tick(struct channel *c, uint64_t now_usec);
 void channel_close(struct channel *c);
 const char *channel_state_to_string(enum channel_state s);
 
+/* The manager found a report contradicting what the host sees (e.g. more memory in use than
+ * QEMU has resident): count it as rejected, flag the VM, log at the limited rate. */
+void channel_distrust(struct channel *c, const char *why, uint64_t now_usec);
+
 /* Processes readable data (the event-loop callback calls this; tests call it on socketpairs).
  * Returns 0, or -errno when the connection ended (then it is closed and will retry). */
 int channel_read(struct channel *c, uint64_t now_usec);

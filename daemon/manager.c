@@ -608,7 +608,27 @@ static int tick(struct manager *m, uint64_t now_usec, bool grow_only) {
                                 (d->info.has_virtio_mem ? d->info.virtio_mem_current_kib : 0);
                         channel_tick(d->chan, now_usec);
                 }
-                const struct channel *ch = d->chan;
+                struct channel *ch = d->chan;
+                /* Host truth the guest cannot fake: memory it uses is resident in QEMU. A report
+                 * of more in use than QEMU's RSS (with room for host swap and accounting
+                 * differences) is a lie, and the VM gets balloon statistics instead. */
+                int64_t host_used;
+                uint64_t ignored;
+                if (ch && ch->have_report && ch->fresh && d->stats.rss_kib != UINT64_MAX &&
+                    balloon_used_host_frame(ch->report.total_kib, ch->report.available_kib, d->stats.actual_kib,
+                                            &d->info, &host_used, &ignored) == 0 &&
+                    host_used > 0) {
+                        /* In the host's frame: ballooned pages (not resident) are already out. */
+                        uint64_t used = (uint64_t) host_used;
+                        uint64_t allowed = d->stats.rss_kib + max_u64(UINT64_C(128) * KIB_PER_MIB, d->stats.rss_kib / 4);
+                        if (used > allowed) {
+                                char why[160];
+                                snprintf(why, sizeof(why),
+                                         "reports %" PRIu64 " KiB in use but QEMU has only %" PRIu64 " KiB resident",
+                                         used, d->stats.rss_kib);
+                                channel_distrust(ch, why, now_usec);
+                        }
+                }
                 if (ch && ch->have_report && now_usec - ch->report_usec <= m->cfg.stale_usec &&
                     balloon_used_host_frame(ch->report.total_kib, ch->report.available_kib, d->stats.actual_kib,
                                             &d->info, &demand, &guest_total) == 0) {

@@ -190,7 +190,7 @@ Test(agent_manager, agent_demand_drives_the_target_then_balloon_stats_take_over)
         st.actual_kib = MIB(512);
         st.available_kib = MIB(492);
         st.usable_kib = MIB(392);
-        st.rss_kib = MIB(256);
+        st.rss_kib = MIB(500); /* what the guest uses is resident in QEMU */
         st.last_update_sec = 1000;
         cr_assert_geq(hv_fake_add(fake, &d, &st), 0);
         struct hv hv = hv_fake_hv(fake);
@@ -223,11 +223,27 @@ Test(agent_manager, agent_demand_drives_the_target_then_balloon_stats_take_over)
         cr_assert_eq(s->domains[0].demand_kib, MIB(470));
         cr_assert_eq(hv_fake_last(fake, "set_balloon")->value, MIB(564));
 
+        /* A report of more in use than QEMU has resident is not believed. */
+        fake->stats[0].rss_kib = MIB(100);
+        r.seq = 2;
+        r.uptime_ms = 5100;
+        cr_assert_gt(agent_format_report(buf, sizeof(buf), &r), 0);
+        cr_assert_gt(write(gfd, buf, strlen(buf)), 0);
+        timer = hv_event_add_timer(50000, noop_timer, NULL);
+        hv_event_run_once();
+        hv_event_remove_timer(timer);
+        cr_assert_eq(manager_tick(m, base + 600000), 0);
+        s = manager_snapshot(m);
+        cr_assert(!s->domains[0].agent_demand, "450 MiB used with 100 MiB resident is a lie");
+        cr_assert_eq(s->domains[0].agent_rejected, 1);
+        cr_assert_not_null(strstr(s->domains[0].agent_error, "resident"));
+        fake->stats[0].rss_kib = MIB(500);
+
         /* A jump in use between ticks asks for an early, grow-only tick; a drop does not. */
         cr_assert(!manager_wants_early_tick(m));
         fake->domains[0].current_kib = MIB(564);
         fake->stats[0].actual_kib = MIB(564);
-        r.seq = 2;
+        r.seq = 3;
         r.uptime_ms = 5300;
         r.total_kib = MIB(544);
         r.available_kib = MIB(4); /* 540 used */
