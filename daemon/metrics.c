@@ -61,6 +61,7 @@ struct family {
 
 static const char *const status_values[] = { "ok", "low", "warning", "unknown", NULL };
 static const char *const balloon_values[] = { "ok", "inactive", "uncooperative", NULL };
+static const char *const agent_values[] = { "none", "disconnected", "waiting", "connected", "gone", NULL };
 
 #define DOMAIN_FIELD(f) offsetof(struct snapshot_domain, f)
 #define HOST_FIELD(f) offsetof(struct snapshot_host, f)
@@ -105,6 +106,18 @@ static const struct family domain_families[] = {
         { "tide_domain_rss_bytes", "gauge",
           "Resident memory of the domain's QEMU process on the host.",
           VALUE_BYTES, DOMAIN_FIELD(rss_kib), SCOPE_ALL, NULL, NULL, NULL },
+        { "tide_domain_agent_state", "gauge",
+          "tide-agent channel: 1 for the current state, 0 for the others.",
+          VALUE_ENUM, DOMAIN_FIELD(agent), SCOPE_MANAGED, "state", agent_values, NULL },
+        { "tide_domain_agent_rejected_total", "counter",
+          "tide-agent messages rejected (malformed, oversized, out of range, contradicting the host).",
+          VALUE_COUNT, DOMAIN_FIELD(agent_rejected), SCOPE_MANAGED, NULL, NULL, NULL },
+        { "tide_domain_agent_rate_dropped_total", "counter",
+          "tide-agent messages dropped over the rate limit (5 a second).",
+          VALUE_COUNT, DOMAIN_FIELD(agent_rate_dropped), SCOPE_MANAGED, NULL, NULL, NULL },
+        { "tide_domain_demand_from_agent", "gauge",
+          "1 when this tick's demand came from tide-agent, 0 when from balloon statistics.",
+          VALUE_BOOL, DOMAIN_FIELD(agent_demand), SCOPE_DEMAND, NULL, NULL, NULL },
 };
 
 static const struct family host_families[] = {
