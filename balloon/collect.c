@@ -68,7 +68,9 @@ struct balloon_split balloon_split_target(uint64_t target_kib, const struct hv_d
         }
         uint64_t above = target_kib - d->max_kib;
         uint64_t block = d->virtio_mem_block_kib ? d->virtio_mem_block_kib : 2048;
-        above = (above + block - 1) / block * block;
+        /* Down, not up: a target is never exceeded, so neither is the policy's maximum (with
+         * 128 MiB or 1 GiB blocks rounding up could overshoot it by most of a block, for good). */
+        above = above / block * block;
         sp.balloon_kib = d->max_kib;
         sp.vmem_requested_kib = min_u64(above, d->virtio_mem_max_kib / block * block);
         return sp;

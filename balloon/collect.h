@@ -37,7 +37,8 @@ int balloon_assigned_kib(const struct hv_mem_stats *s, const struct hv_domain *d
 
 /* How a target is made of balloon and virtio-mem. Up to the boot size the balloon alone
  * (deflating is cheaper and works on any guest); above it, virtio-mem plugs the rest, rounded
- * up to its block size and capped at its size. Shrinking unplugs first. */
+ * down to its block size (never above the target) and capped at its size. Shrinking unplugs
+ * first. */
 struct balloon_split {
         uint64_t balloon_kib;      /* virDomainSetMemoryFlags(LIVE) */
         uint64_t vmem_requested_kib; /* virtio-mem <requested>; 0 without a device */

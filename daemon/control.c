@@ -351,7 +351,7 @@ static void on_client(int id, int fd, int events, void *userdata) {
         char *nl = memchr(chunk, '\n', (size_t) n);
         size_t take = nl ? (size_t) (nl - chunk) : (size_t) n;
         if (cl->len + take > CONTROL_MSG_MAX) {
-                static const char too_big[] = "{\"ok\":false,\"error\":\"request larger than 65536 bytes\"}";
+                static const char too_big[] = "{\"ok\":false,\"error\":\"request larger than 65536 bytes\"}\n";
                 free(cl->buf);
                 cl->buf = NULL;
                 cl->len = 0;
@@ -360,9 +360,7 @@ static void on_client(int id, int fd, int events, void *userdata) {
                         client_close(cl);
                         return;
                 }
-                cl->out = realloc(cl->out, sizeof(too_big) + 1);
-                memcpy(cl->out + sizeof(too_big) - 1, "\n", 2);
-                cl->out_len = sizeof(too_big);
+                cl->out_len = sizeof(too_big) - 1;
                 cl->out_off = 0;
                 hv_event_update_fd(cl->watch, HV_FD_WRITABLE);
                 return;

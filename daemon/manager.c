@@ -202,6 +202,9 @@ int manager_refresh(struct manager *m, uint64_t now_usec) {
         size_t n = 0;
         int r;
 
+        if (!m->hv->ops)
+                return -ENOTCONN; /* libvirt went away; tided reconnects and refreshes then */
+
         r = m->hv->ops->list_domains(m->hv->h, &list, &n, err, sizeof(err));
         if (r < 0)
                 return log_error_errno(r, "Failed to list domains: %s", err);
@@ -274,6 +277,9 @@ void manager_on_event(struct manager *m, enum hv_event_kind kind, const char *uu
                 d->memo = (struct engine_memo){ 0 };
                 d->set_balloon_kib = 0;
                 d->set_vmem_kib = 0;
+                d->watch = (struct balloon_watch){ 0 };
+                d->balloon = BALLOON_STATE_OK;
+                d->balloon_logged = false;
                 if (d->have_policy)
                         log_info("%s: %s, giving it its startup memory", d->info.name,
                                  kind == HV_EVENT_STARTED ? "started" : "rebooted");
@@ -431,6 +437,9 @@ static void release(struct manager *m, struct dom *d) {
         int r;
 
         d->release_pending = false;
+        d->watch = (struct balloon_watch){ 0 };
+        d->balloon = BALLOON_STATE_OK;
+        d->balloon_logged = false;
         if (!d->info.active)
                 return;
         if (d->info.has_virtio_mem && d->info.virtio_mem_requested_kib > 0) {
@@ -603,8 +612,9 @@ static int tick(struct manager *m, uint64_t now_usec, bool grow_only) {
                 d->agent_demand = false;
                 if (d->chan) {
                         /* What tided knows that the guest cannot fake: the most it can hold. */
+                        uint64_t actual = d->stats.actual_kib == UINT64_MAX ? d->info.current_kib : d->stats.actual_kib;
                         d->chan->limits.max_total_kib =
-                                (d->info.balloon_deflate_on_oom ? max_u64(d->info.max_kib, assigned) : assigned) +
+                                (d->info.balloon_deflate_on_oom ? max_u64(d->info.max_kib, actual) : actual) +
                                 (d->info.has_virtio_mem ? d->info.virtio_mem_current_kib : 0);
                         channel_tick(d->chan, now_usec);
                 }
@@ -641,8 +651,14 @@ static int tick(struct manager *m, uint64_t now_usec, bool grow_only) {
                                 .psi_some_avg10 = ch->report.some_avg10,
                         };
                         vm->has_demand = true;
-                        vm->demand_kib = demand_model(&in);
-                        vm->guest_total_kib = guest_total;
+                        /* The total is a bound on what the guest *uses*; the modelled demand may
+                         * rightly exceed it (a guest stalling on memory needs more than it has).
+                         * So the raw use is checked here, and the engine gets no total. */
+                        if (demand > 0 && (uint64_t) demand > guest_total) {
+                                vm->demand_kib = demand;
+                                vm->guest_total_kib = guest_total; /* the engine rejects and flags it */
+                        } else
+                                vm->demand_kib = demand_model(&in);
                         vm->demand_usec = ch->report_usec;
                         vm->psi_some_avg10 = ch->report.has_psi ? ch->report.some_avg10 : 0;
                         d->agent_demand = true;
@@ -744,6 +760,10 @@ int manager_policy_set(struct manager *m, const char *domain, const struct manag
         struct dom *d;
         int r;
 
+        if (!m->hv->ops) {
+                snprintf(err, errlen, "tided is not connected to libvirt right now; try again shortly");
+                return -ENOTCONN;
+        }
         if (m->dirty)
                 (void) manager_refresh(m, now_usec);
         d = find_dom(m, domain);
@@ -847,6 +867,10 @@ int manager_policy_clear(struct manager *m, const char *domain, char *note, size
         struct dom *d = find_dom(m, domain);
         int r;
 
+        if (!m->hv->ops) {
+                snprintf(err, errlen, "tided is not connected to libvirt right now; try again shortly");
+                return -ENOTCONN;
+        }
         if (!d) {
                 snprintf(err, errlen, "no domain named '%s'", domain);
                 return -ENOENT;

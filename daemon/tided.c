@@ -130,6 +130,8 @@ static void on_tick(int id, void *userdata) {
         uint64_t start = now_usec();
 
         t->last_tick_usec = start;
+        /* Silent clients are dropped even while libvirt is away: the socket must stay usable. */
+        control_expire(t->control, start);
         if (t->connected && !hv_libvirt_alive(&t->hv)) {
                 log_warning("Lost the connection to %s; holding every VM where it is until it is back", t->uri);
                 hv_libvirt_close(&t->hv);
@@ -144,7 +146,6 @@ static void on_tick(int id, void *userdata) {
         manager_note_tick_duration(t->manager, now_usec() - start);
         if (t->metrics)
                 (void) metrics_publish(t->metrics, manager_snapshot(t->manager));
-        control_expire(t->control, now_usec());
 }
 
 static void reload(struct tided *t) {

@@ -91,7 +91,7 @@ Test(collect, split_plugs_virtio_mem_above_boot_size_in_blocks) {
                                .virtio_mem_block_kib = MIB(4) };
         struct balloon_split sp = balloon_split_target(MIB(1500) + 8, &d);
         cr_assert_eq(sp.balloon_kib, MIB(1024), "balloon fully deflated first");
-        cr_assert_eq(sp.vmem_requested_kib, MIB(480), "476 MiB + 8 KiB rounded up to the 4 MiB block");
+        cr_assert_eq(sp.vmem_requested_kib, MIB(476), "476 MiB + 8 KiB rounded down to the 4 MiB block: never above");
         sp = balloon_split_target(MIB(9000), &d);
         cr_assert_eq(sp.vmem_requested_kib, MIB(2048), "capped at the device size");
 }

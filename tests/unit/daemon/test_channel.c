@@ -14,6 +14,7 @@
 #include "common/macro.h"
 #include "daemon/channel.h"
 #include "daemon/manager.h"
+#include "policy/engine.h"
 
 #define MIB(x) ((uint64_t) (x) * KIB_PER_MIB)
 #define SEC(x) ((uint64_t) (x) * USEC_PER_SEC)
@@ -223,9 +224,29 @@ Test(agent_manager, agent_demand_drives_the_target_then_balloon_stats_take_over)
         cr_assert_eq(s->domains[0].demand_kib, MIB(470));
         cr_assert_eq(hv_fake_last(fake, "set_balloon")->value, MIB(564));
 
+        /* A guest that uses nearly all it has and stalls on memory: the modelled demand is
+         * above its total, rightly, and it must grow, not be held as a liar. */
+        r.has_psi = true;
+        r.some_avg10 = 15;
+        r.seq = 2;
+        r.uptime_ms = 5050;
+        cr_assert_gt(agent_format_report(buf, sizeof(buf), &r), 0);
+        cr_assert_gt(write(gfd, buf, strlen(buf)), 0);
+        int ptimer = hv_event_add_timer(50000, noop_timer, NULL);
+        hv_event_run_once();
+        hv_event_remove_timer(ptimer);
+        cr_assert_eq(manager_tick(m, base + 550000), 0);
+        s = manager_snapshot(m);
+        cr_assert(s->domains[0].agent_demand);
+        cr_assert_eq(s->domains[0].flags & ENGINE_FLAG_INSANE_DEMAND, 0u, "%s", s->domains[0].reason);
+        cr_assert_gt(s->domains[0].target_kib, MIB(564), "%s", s->domains[0].reason);
+        fake->domains[0].current_kib = MIB(564);
+        r.has_psi = false;
+        r.some_avg10 = 0;
+
         /* A report of more in use than QEMU has resident is not believed. */
         fake->stats[0].rss_kib = MIB(100);
-        r.seq = 2;
+        r.seq = 3;
         r.uptime_ms = 5100;
         cr_assert_gt(agent_format_report(buf, sizeof(buf), &r), 0);
         cr_assert_gt(write(gfd, buf, strlen(buf)), 0);
@@ -243,7 +264,7 @@ Test(agent_manager, agent_demand_drives_the_target_then_balloon_stats_take_over)
         cr_assert(!manager_wants_early_tick(m));
         fake->domains[0].current_kib = MIB(564);
         fake->stats[0].actual_kib = MIB(564);
-        r.seq = 3;
+        r.seq = 4;
         r.uptime_ms = 5300;
         r.total_kib = MIB(544);
         r.available_kib = MIB(4); /* 540 used */
