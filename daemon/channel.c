@@ -4,18 +4,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "daemon/channel.h"
-
-static uint64_t mono_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
 
 void channel_init(struct channel *c, const char *name, const char *path) {
         *c = (struct channel){ .fd = -1, .watch = -1, .state = path && *path ? CHANNEL_DISCONNECTED : CHANNEL_NONE };
@@ -158,10 +152,10 @@ static void on_readable(int id, int fd, int events, void *userdata) {
         struct channel *c = userdata;
         if (events & (HV_FD_ERROR | HV_FD_HANGUP) && !(events & HV_FD_READABLE)) {
                 channel_close(c);
-                c->retry_usec = mono_usec() + CHANNEL_RETRY_USEC;
+                c->retry_usec = clock_now_usec() + CHANNEL_RETRY_USEC;
                 return;
         }
-        (void) channel_read(c, mono_usec());
+        (void) channel_read(c, clock_now_usec());
 }
 
 void channel_tick(struct channel *c, uint64_t now_usec) {

@@ -8,10 +8,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "balloon/hv.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "daemon/control.h"
@@ -273,12 +273,6 @@ struct control {
         struct client clients[CONTROL_CLIENTS_MAX];
 };
 
-static uint64_t mono_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
 static void client_close(struct client *cl) {
         if (cl->watch >= 0)
                 hv_event_remove_fd(cl->watch);
@@ -291,7 +285,7 @@ static void client_close(struct client *cl) {
 
 static void client_reply(struct control *c, struct client *cl, const char *line, size_t len) {
         char *reply = NULL;
-        if (control_handle(c->m, line, len, cl->privileged, mono_usec(), &reply) < 0 || !reply) {
+        if (control_handle(c->m, line, len, cl->privileged, clock_now_usec(), &reply) < 0 || !reply) {
                 client_close(cl);
                 return;
         }
@@ -401,7 +395,7 @@ static void on_accept(int id, int fd, int events, void *userdata) {
                 close(cfd);
                 return;
         }
-        *cl = (struct client){ .fd = cfd, .watch = -1, .privileged = cred.uid == 0, .since_usec = mono_usec() };
+        *cl = (struct client){ .fd = cfd, .watch = -1, .privileged = cred.uid == 0, .since_usec = clock_now_usec() };
         cl->watch = hv_event_add_fd(cfd, HV_FD_READABLE, on_client, c);
         if (cl->watch < 0)
                 client_close(cl);

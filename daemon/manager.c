@@ -46,7 +46,6 @@ struct dom {
         bool balloon_logged;
         uint64_t actions;
         uint64_t set_balloon_kib;      /* last balloon target tided set, 0 when none */
-        uint64_t set_vmem_kib;
         bool release_pending;          /* policy cleared: deflate to boot size once */
         char reason[SNAPSHOT_REASON_MAX];
         struct channel *chan;          /* tide-agent channel; NULL without one. Heap: the event
@@ -276,7 +275,6 @@ void manager_on_event(struct manager *m, enum hv_event_kind kind, const char *uu
                 d->last_update_seen = 0;
                 d->memo = (struct engine_memo){ 0 };
                 d->set_balloon_kib = 0;
-                d->set_vmem_kib = 0;
                 d->watch = (struct balloon_watch){ 0 };
                 d->balloon = BALLOON_STATE_OK;
                 d->balloon_logged = false;
@@ -402,7 +400,6 @@ static void act(struct manager *m, struct dom *d, uint64_t now_usec, bool grow_o
                                  size_format_human(d->info.virtio_mem_requested_kib, a),
                                  size_format_human(sp.vmem_requested_kib, b), d->reason);
                         d->info.virtio_mem_requested_kib = sp.vmem_requested_kib;
-                        d->set_vmem_kib = sp.vmem_requested_kib;
                         d->actions++;
                 } else {
                         /* Within a page of what is already set, the balloon is where we want it. */

@@ -10,10 +10,10 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "balloon/hv.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "daemon/control.h"
@@ -50,12 +50,6 @@ struct tided {
         int ready_fd; /* daemonized: tells the waiting parent we started */
         uint64_t last_tick_usec;
 };
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
 
 static void help(void) {
         printf("Usage: tided [OPTION]...\n"
@@ -109,14 +103,14 @@ static int load_config(struct tided *t, struct tide_config *ret) {
 static void on_hv_event(enum hv_event_kind kind, const char *uuid, void *userdata) {
         struct tided *t = userdata;
         if (t->manager)
-                manager_on_event(t->manager, kind, uuid, now_usec());
+                manager_on_event(t->manager, kind, uuid, clock_now_usec());
 }
 
 static int connect_hv(struct tided *t) {
         char err[HV_ERR_MAX] = "";
         int r;
 
-        t->last_connect_usec = now_usec();
+        t->last_connect_usec = clock_now_usec();
         r = hv_libvirt_open(t->uri, on_hv_event, t, &t->hv, err, sizeof(err));
         if (r < 0)
                 return log_error_errno(r, "Failed to connect to %s: %s", t->uri, err);
@@ -127,7 +121,7 @@ static int connect_hv(struct tided *t) {
 
 static void on_tick(int id, void *userdata) {
         struct tided *t = userdata;
-        uint64_t start = now_usec();
+        uint64_t start = clock_now_usec();
 
         t->last_tick_usec = start;
         /* Silent clients are dropped even while libvirt is away: the socket must stay usable. */
@@ -143,7 +137,7 @@ static void on_tick(int id, void *userdata) {
                 (void) manager_refresh(t->manager, start);
         }
         (void) manager_tick(t->manager, start);
-        manager_note_tick_duration(t->manager, now_usec() - start);
+        manager_note_tick_duration(t->manager, clock_now_usec() - start);
         if (t->metrics)
                 (void) metrics_publish(t->metrics, manager_snapshot(t->manager));
 }
@@ -245,7 +239,7 @@ static int run(struct tided *t, const char *socket_override) {
         if ((r = manager_new(&t->hv, &t->cfg, manager_host_live, NULL, &t->manager)) < 0)
                 return log_error_errno(r, "Failed to create the manager: %m");
         /* Everything is rebuilt from libvirt: policies from metadata, sizes from the domains. */
-        if ((r = manager_refresh(t->manager, now_usec())) < 0)
+        if ((r = manager_refresh(t->manager, clock_now_usec())) < 0)
                 return r;
 
         const char *sock = socket_override ? socket_override : t->cfg.socket_path;
@@ -272,7 +266,7 @@ static int run(struct tided *t, const char *socket_override) {
                         return log_error_errno(-EIO, "The event loop failed");
                 /* A guest whose agent reports a jump in use is grown now, not at the next tick;
                  * at most every EARLY_TICK_MIN_USEC (a tick reads every VM's stats, so a chatty guest must not multiply that). */
-                uint64_t now = now_usec();
+                uint64_t now = clock_now_usec();
                 if (t->connected && now - t->last_tick_usec >= EARLY_TICK_MIN_USEC &&
                     manager_wants_early_tick(t->manager)) {
                         (void) manager_tick_early(t->manager, now);

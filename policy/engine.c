@@ -31,6 +31,8 @@ struct work {
         uint32_t weight;
         uint8_t mode;
         bool node_capped;
+        bool grow_now;    /* rule 5: guest PSI above psi_grow this tick */
+        uint8_t insane;   /* rule 6: why the demand was rejected, 0 when it was not */
 };
 
 struct order {
@@ -418,7 +420,8 @@ int engine_step(struct engine *e, const struct engine_host *host, const struct e
                 if (d->memo.pressured)
                         d->flags |= ENGINE_FLAG_PRESSURED;
 
-                *x = (struct work){ .weight = p->weight, .cap_u = UINT64_MAX };
+                *x = (struct work){ .weight = p->weight, .cap_u = UINT64_MAX, .grow_now = grow_now,
+                                    .insane = (uint8_t) insane };
                 if (!p->dynamic || vm->state == ENGINE_VM_BOOTING) {
                         x->mode = MODE_FIXED;
                         x->floor_u = x->dlev_u = x->desired_u = units_up(p->startup_kib);
@@ -482,12 +485,11 @@ int engine_step(struct engine *e, const struct engine_host *host, const struct e
         for (size_t i = 0; i < n; i++) {
                 const struct engine_vm *vm = &vms[i];
                 struct engine_decision *d = &out[i];
-                bool grow_now = vm->psi_some_avg10 > cfg->psi_grow_pct && isfinite(vm->psi_some_avg10);
-                unsigned insane = (d->flags & ENGINE_FLAG_INSANE_DEMAND) ? demand_insanity(vm, now_usec) : 0;
+                const struct work *x = &e->w[i];
 
                 assigned_sum += vm->assigned_kib;
-                decide_one(vm, &e->w[i], cfg, now_usec, s.overcommitted, insane,
-                           d->flags & ENGINE_FLAG_STALE_DEMAND, grow_now, d);
+                decide_one(vm, x, cfg, now_usec, s.overcommitted, x->insane, d->flags & ENGINE_FLAG_STALE_DEMAND,
+                           x->grow_now, d);
                 if (s.overcommitted)
                         d->flags |= ENGINE_FLAG_OVERCOMMITTED;
         }

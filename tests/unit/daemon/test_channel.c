@@ -8,9 +8,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/macro.h"
 #include "daemon/channel.h"
 #include "daemon/manager.h"
@@ -179,9 +179,7 @@ Test(agent_manager, agent_demand_drives_the_target_then_balloon_stats_take_over)
         cr_assert_eq(listen(lfd, 4), 0);
         cr_assert_geq(hv_event_init(), 0);
         /* The channel stamps reports with the real monotonic clock, as tided's tick does. */
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t base = (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+        uint64_t base = clock_now_usec();
 
         struct hv_domain d = { .uuid = "u1", .name = "vm", .active = true, .persistent = true, .max_kib = MIB(1024),
                                .current_kib = MIB(512), .has_balloon = true, .numa_node = -1 };
