@@ -80,6 +80,18 @@ void balloon_watch_target(struct balloon_watch *w, uint64_t target_kib, uint64_t
         w->target_kib = target_kib;
         w->last_actual_kib = actual_kib;
         w->last_move_usec = now_usec;
+        w->seen_kib = actual_kib;
+}
+
+uint64_t balloon_watch_reclaimed(struct balloon_watch *w, uint64_t actual_kib) {
+        uint64_t seen = w->seen_kib;
+
+        w->seen_kib = actual_kib;
+        if (w->target_kib == 0 || seen == 0 || actual_kib <= seen || actual_kib <= w->target_kib + BALLOON_SLACK_KIB)
+                return 0;
+        /* The guest moved away from the target: that is movement, not a stuck balloon. */
+        w->last_actual_kib = actual_kib;
+        return actual_kib - seen;
 }
 
 enum balloon_state balloon_watch_update(struct balloon_watch *w, uint64_t actual_kib, uint64_t now_usec) {

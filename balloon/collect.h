@@ -48,11 +48,13 @@ struct balloon_split balloon_split_target(uint64_t target_kib, const struct hv_d
 /* The most this domain can hold now: boot size plus the virtio-mem device's size. */
 uint64_t balloon_reachable_kib(const struct hv_domain *d);
 
-/* Tracks whether a balloon moves toward its target. */
+/* Tracks whether a balloon moves toward its target, and whether the guest takes pages back from
+ * it on its own. */
 struct balloon_watch {
         uint64_t target_kib;     /* last target set, 0 when none */
         uint64_t last_actual_kib;
         uint64_t last_move_usec; /* when actual last moved toward the target (or target was set) */
+        uint64_t seen_kib;       /* actual at the previous sample, 0 before the first */
 };
 
 enum balloon_state {
@@ -66,3 +68,11 @@ void balloon_watch_target(struct balloon_watch *w, uint64_t target_kib, uint64_t
 /* Feeds the latest actual; returns the state. */
 enum balloon_state balloon_watch_update(struct balloon_watch *w, uint64_t actual_kib, uint64_t now_usec);
 const char *balloon_state_to_string(enum balloon_state s);
+
+/* Deflate-on-OOM seen from the host: with a target set, the balloon's actual rose while above
+ * that target. Nothing tided does makes that happen (moving toward a lower target only lowers
+ * actual, and a higher target resets the watch), so the guest deflated it because it ran out of
+ * memory (Linux virtio_balloon's OOM notifier; it does not re-inflate until the target changes).
+ * Feed every new sample before deciding; returns the KiB the guest took back since the previous
+ * sample, 0 when none, and remembers the sample. */
+uint64_t balloon_watch_reclaimed(struct balloon_watch *w, uint64_t actual_kib);

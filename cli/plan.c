@@ -94,7 +94,7 @@ static int simulate(struct scenario *s, const struct tide_config *cfg, const str
         return r;
 }
 
-static const char *flag_names[] = { "insane_demand", "stale_demand", "overcommitted", "pressured" };
+static const char *flag_names[] = { "insane_demand", "stale_demand", "overcommitted", "pressured", "guest_oom" };
 
 static void print_json(const struct scenario *s, const struct plan_result *res, const struct plan_options *o,
                        FILE *out) {

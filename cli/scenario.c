@@ -190,6 +190,12 @@ static int parse_vm(struct ctx *c, json_object *o, size_t i, const struct scenar
                                 vm->uptime_usec = (uint64_t) (d * USEC_PER_SEC);
                 } else if (streq(key, "psi_some_avg10"))
                         r = get_number(c, val, field, 0, 100, &vm->psi_some_avg10);
+                else if (streq(key, "guest_oom")) {
+                        if (!json_object_is_type(val, json_type_boolean))
+                                return fail(c, field, "expected true or false");
+                        vm->guest_reclaimed = json_object_get_boolean(val);
+                        r = 0;
+                }
                 else if (streq(key, "state")) {
                         const char *st = json_object_is_type(val, json_type_string) ? json_object_get_string(val) : "";
                         if (streq(st, "running"))
@@ -209,7 +215,7 @@ static int parse_vm(struct ctx *c, json_object *o, size_t i, const struct scenar
                 } else
                         return fail(c, field,
                                     "unknown field (known: name, startup, minimum, maximum, buffer, weight, dynamic, "
-                                    "assigned, demand, demand_age, guest_total, uptime, psi_some_avg10, state, node)");
+                                    "assigned, demand, demand_age, guest_total, uptime, psi_some_avg10, guest_oom, state, node)");
                 if (r < 0)
                         return r;
         }

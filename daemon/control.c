@@ -67,6 +67,7 @@ static json_object *stats_domain(const struct snapshot_domain *d) {
         json_object_object_add(o, "agent_error", json_object_new_string(d->agent_error));
         json_object_object_add(o, "balloon", json_object_new_string(d->balloon));
         json_object_object_add(o, "balloon_actions", kib(d->balloon_actions));
+        json_object_object_add(o, "guest_oom_deflates", kib(d->guest_oom_deflates));
         json_object_object_add(o, "rss_kib", kib(d->rss_kib));
         json_object_object_add(o, "reason", json_object_new_string(d->reason));
         json_object_object_add(o, "pending", json_object_new_string(d->pending));

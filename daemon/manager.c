@@ -22,6 +22,8 @@
 #define REFRESH_EVERY_USEC (UINT64_C(30) * USEC_PER_SEC)
 /* A boot size nobody would run a VM with below tide's lowest minimum. */
 #define DEFAULT_MINIMUM_KIB (UINT64_C(512) * KIB_PER_MIB)
+/* A guest short of memory may deflate its balloon every second: one log line a minute. */
+#define LOG_EVERY_USEC (UINT64_C(60) * USEC_PER_SEC)
 
 struct dom {
         struct hv_domain info;
@@ -46,6 +48,8 @@ struct dom {
         bool balloon_logged;
         uint64_t actions;
         uint64_t set_balloon_kib;      /* last balloon target tided set, 0 when none */
+        uint64_t guest_oom_deflates;   /* samples in which the guest took balloon pages back */
+        uint64_t oom_logged_usec;      /* when that was last logged (once a minute at most) */
         bool release_pending;          /* policy cleared: deflate to boot size once */
         char reason[SNAPSHOT_REASON_MAX];
         struct channel *chan;          /* tide-agent channel; NULL without one. Heap: the event
@@ -372,6 +376,31 @@ static void collect(struct manager *m, struct dom *d, uint64_t now_usec) {
         }
 }
 
+/* Whether the guest deflated its own balloon since the last sample because it ran out of memory
+ * (balloon/collect.h). Only a deflate-on-oom balloon may do that; on another a rising actual is a
+ * guest driver misbehaving, logged but not believed. */
+static bool guest_oom(struct dom *d, uint64_t now_usec) {
+        char a[SIZE_FORMAT_MAX], b[SIZE_FORMAT_MAX], c[SIZE_FORMAT_MAX];
+
+        if (d->stats.actual_kib == UINT64_MAX)
+                return false;
+        uint64_t took = balloon_watch_reclaimed(&d->watch, d->stats.actual_kib);
+        if (took == 0)
+                return false;
+        d->guest_oom_deflates++;
+        if (!d->oom_logged_usec || now_usec - d->oom_logged_usec >= LOG_EVERY_USEC) {
+                d->oom_logged_usec = now_usec;
+                if (d->info.balloon_deflate_on_oom)
+                        log_warning("%s: guest deflated its balloon by %s to %s (out of memory; target %s)",
+                                    d->info.name, size_format_human(took, a), size_format_human(d->stats.actual_kib, b),
+                                    size_format_human(d->watch.target_kib, c));
+                else
+                        log_warning("%s: balloon rose by %s above its target without deflate-on-oom; ignoring",
+                                    d->info.name, size_format_human(took, a));
+        }
+        return d->info.balloon_deflate_on_oom;
+}
+
 static void act(struct manager *m, struct dom *d, uint64_t now_usec, bool grow_only) {
         const struct engine_decision *dec = &d->decision;
         char err[HV_ERR_MAX] = "", a[SIZE_FORMAT_MAX], b[SIZE_FORMAT_MAX];
@@ -485,6 +514,7 @@ static int build_snapshot(struct manager *m, const struct engine_host *host, con
                 o->agent = "none";
                 o->balloon = balloon_state_to_string(d->balloon);
                 o->balloon_actions = d->actions;
+                o->guest_oom_deflates = d->guest_oom_deflates;
                 o->status = d->have_policy ? "unknown" : "unmanaged";
                 snprintf(o->pending, sizeof(o->pending), "%s", d->pending);
                 if (d->stats_ok) {
@@ -598,6 +628,7 @@ static int tick(struct manager *m, uint64_t now_usec, bool grow_only) {
                 uint64_t guest_total = 0;
 
                 (void) balloon_assigned_kib(&d->stats, &d->info, &assigned);
+                bool oom = guest_oom(d, now_usec);
                 *vm = (struct engine_vm){
                         .policy = effective_policy(d),
                         .state = d->booting ? ENGINE_VM_BOOTING : ENGINE_VM_RUNNING,
@@ -605,6 +636,7 @@ static int tick(struct manager *m, uint64_t now_usec, bool grow_only) {
                         .uptime_usec = d->boot_usec ? now_usec - d->boot_usec : UINT64_MAX / 2,
                         .node = node,
                         .memo = d->memo,
+                        .guest_reclaimed = oom,
                 };
                 d->agent_demand = false;
                 if (d->chan) {

@@ -261,16 +261,20 @@ static unsigned demand_insanity(const struct engine_vm *vm, uint64_t now_usec) {
 }
 
 /* Rule 5, Senpai-style: pressure above psi_grow starts a back-off; it ends once pressure has
- * stayed at or below psi_calm for psi_calm_usec. */
+ * stayed at or below psi_calm for psi_calm_usec. A guest that deflated its own balloon
+ * (deflate-on-oom) ran out of memory: that is the strongest pressure signal there is, and
+ * without it tided would shrink the guest straight back into the same OOM. */
 static struct engine_memo update_pressure(const struct engine_vm *vm, const struct tide_config *cfg,
                                           uint64_t now_usec, bool *ret_grow_now) {
         struct engine_memo m = vm->memo;
         double psi = isfinite(vm->psi_some_avg10) ? vm->psi_some_avg10 : 0;
 
-        *ret_grow_now = psi > cfg->psi_grow_pct;
+        *ret_grow_now = psi > cfg->psi_grow_pct || vm->guest_reclaimed;
         if (*ret_grow_now)
                 m.pressured = true;
-        if (psi > cfg->psi_calm_pct)
+        if (vm->guest_reclaimed)
+                m.last_reclaim_usec = now_usec;
+        if (psi > cfg->psi_calm_pct || vm->guest_reclaimed)
                 m.last_pressure_usec = now_usec;
         if (m.pressured && now_usec - m.last_pressure_usec >= cfg->psi_calm_usec && !*ret_grow_now)
                 m.pressured = false;
@@ -367,6 +371,9 @@ static void decide_one(const struct engine_vm *vm, const struct work *x, const s
         } else if (x->mode == MODE_HOLD) {
                 d->reason = insane ? ENGINE_REASON_INSANE : stale ? ENGINE_REASON_STALE : ENGINE_REASON_NO_DEMAND;
                 d->reason_arg = insane ? insane : stale ? (now_usec - vm->demand_usec) / USEC_PER_SEC : 0;
+        } else if (grow_now && vm->guest_reclaimed) {
+                d->reason = ENGINE_REASON_RECLAIM_GROW;
+                d->reason_arg = t == p->maximum_kib;
         } else if (grow_now) {
                 d->reason = ENGINE_REASON_PRESSURE_GROW;
                 d->reason_arg = t == p->maximum_kib; /* pressured, but at the ceiling */
@@ -419,6 +426,8 @@ int engine_step(struct engine *e, const struct engine_host *host, const struct e
                         d->flags |= ENGINE_FLAG_STALE_DEMAND;
                 if (d->memo.pressured)
                         d->flags |= ENGINE_FLAG_PRESSURED;
+                if (vm->guest_reclaimed)
+                        d->flags |= ENGINE_FLAG_GUEST_OOM;
 
                 *x = (struct work){ .weight = p->weight, .cap_u = UINT64_MAX, .grow_now = grow_now,
                                     .insane = (uint8_t) insane };
@@ -597,8 +606,19 @@ char *engine_reason_format(const struct engine_decision *d, const struct engine_
                 else
                         snprintf(buf, len, "grow: guest memory pressure %.1f%% (psi some avg10)", vm->psi_some_avg10);
                 break;
+        case ENGINE_REASON_RECLAIM_GROW:
+                if (d->reason_arg)
+                        snprintf(buf, len, "at maximum %s: guest deflated its balloon (out of memory)",
+                                 size_format_human(p->maximum_kib, a));
+                else
+                        snprintf(buf, len, "grow: guest deflated its balloon (out of memory)");
+                break;
         case ENGINE_REASON_PRESSURE_HOLD:
-                snprintf(buf, len, "hold: guest under memory pressure %" PRIu64 " s ago", d->reason_arg);
+                if (d->memo.last_reclaim_usec && d->memo.last_reclaim_usec == d->memo.last_pressure_usec)
+                        snprintf(buf, len, "hold: guest ran out of memory (deflated its balloon) %" PRIu64 " s ago",
+                                 d->reason_arg);
+                else
+                        snprintf(buf, len, "hold: guest under memory pressure %" PRIu64 " s ago", d->reason_arg);
                 break;
         case ENGINE_REASON_STALE:
                 snprintf(buf, len, "hold: demand stale (%" PRIu64 " s old)", d->reason_arg);

@@ -26,6 +26,7 @@ struct engine_memo {
         uint64_t last_demand_usec;   /* sample time of the last accepted demand */
         uint64_t last_pressure_usec; /* last tick the guest's PSI was above psi_calm_pct */
         bool pressured;              /* under Senpai-style back-off: no shrink until calm */
+        uint64_t last_reclaim_usec;  /* last tick the guest deflated its own balloon, 0 never */
 };
 
 struct engine_vm {
@@ -39,6 +40,9 @@ struct engine_vm {
         uint64_t demand_usec;      /* monotonic time the demand sample was taken */
         uint64_t guest_total_kib;  /* guest's own MemTotal, 0 when unknown: demand above it is insane */
         double psi_some_avg10;     /* guest memory PSI, percent; 0 when unknown */
+        bool guest_reclaimed;      /* since the last tick the guest took pages back from its
+                                    * balloon on its own (deflate-on-oom): it ran out of memory,
+                                    * whatever its demand says (rule 5) */
         int node;                  /* NUMA node the VM's memory is bound to, or ENGINE_NODE_NONE */
         struct engine_memo memo;   /* from the previous tick's decision */
 };
@@ -71,6 +75,7 @@ enum engine_reason {
         ENGINE_REASON_QUIET,           /* no shrink in the post-boot quiet period */
         ENGINE_REASON_PRESSURE_GROW,   /* guest PSI above psi_grow: grow now */
         ENGINE_REASON_PRESSURE_HOLD,   /* guest was pressured recently: no shrink */
+        ENGINE_REASON_RECLAIM_GROW,    /* guest deflated its own balloon (out of memory): grow now */
         ENGINE_REASON_STALE,           /* demand too old: hold */
         ENGINE_REASON_NO_DEMAND,       /* no demand at all: hold */
         ENGINE_REASON_INSANE,          /* demand rejected: hold */
@@ -87,6 +92,7 @@ enum engine_reason {
 #define ENGINE_FLAG_STALE_DEMAND (1u << 1)
 #define ENGINE_FLAG_OVERCOMMITTED (1u << 2)
 #define ENGINE_FLAG_PRESSURED (1u << 3)
+#define ENGINE_FLAG_GUEST_OOM (1u << 4) /* the guest deflated its own balloon this tick */
 
 struct engine_decision {
         uint64_t target_kib;

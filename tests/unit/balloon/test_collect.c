@@ -113,3 +113,21 @@ Test(collect, balloon_that_does_not_move_is_inactive_then_uncooperative) {
         cr_assert_eq(balloon_watch_update(&w, MIB(200), t + 22000000), BALLOON_STATE_OK, "reached");
         cr_assert_str_eq(balloon_state_to_string(BALLOON_STATE_INACTIVE), "inactive");
 }
+
+Test(collect, guest_deflating_its_balloon_is_seen_as_reclaim) {
+        struct balloon_watch w = { 0 };
+        uint64_t t = 1000000;
+        cr_assert_eq(balloon_watch_reclaimed(&w, MIB(300)), 0, "no target set: tided does not know the balloon's aim");
+
+        balloon_watch_target(&w, MIB(200), MIB(512), t);
+        cr_assert_eq(balloon_watch_reclaimed(&w, MIB(400)), 0, "inflating toward a lower target");
+        cr_assert_eq(balloon_watch_reclaimed(&w, MIB(200)), 0, "reached");
+        cr_assert_eq(balloon_watch_reclaimed(&w, MIB(202)), 0, "within the slack of the target");
+        cr_assert_eq(balloon_watch_reclaimed(&w, MIB(210)), MIB(8), "rose above the target: the guest took it");
+        cr_assert_eq(balloon_watch_reclaimed(&w, MIB(210)), 0, "once per rise");
+        cr_assert_eq(balloon_watch_reclaimed(&w, MIB(211)), MIB(1), "virtio_balloon's OOM notifier frees 1 MiB a call");
+
+        balloon_watch_target(&w, MIB(600), MIB(211), t);
+        cr_assert_eq(balloon_watch_reclaimed(&w, MIB(400)), 0, "deflating toward a higher target is tided's doing");
+        cr_assert_eq(balloon_watch_reclaimed(&w, MIB(600)), 0);
+}

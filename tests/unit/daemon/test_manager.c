@@ -10,6 +10,7 @@
 #include "common/macro.h"
 #include "daemon/control.h"
 #include "daemon/manager.h"
+#include "policy/engine.h"
 
 #define MIB(x) ((uint64_t) (x) * KIB_PER_MIB)
 #define SEC(x) ((uint64_t) (x) * USEC_PER_SEC)
@@ -149,6 +150,74 @@ Test(manager, grows_at_once_when_demand_rises) {
         cr_assert_eq(manager_tick(m, SEC(102)), 0);
         cr_assert_not_null(hv_fake_last(&fake, "set_balloon"));
         cr_assert_eq(hv_fake_last(&fake, "set_balloon")->value, MIB(600), "(480 + 20) x 1.2");
+}
+
+/* The guest's balloon moves where tided set it (the fake leaves actual to the test). */
+static void balloon_reaches_target(int i) {
+        uint64_t target = hv_fake_last(&fake, "set_balloon")->value;
+        fake.stats[i].available_kib = fake.stats[i].available_kib - fake.stats[i].actual_kib + target;
+        fake.stats[i].usable_kib = fake.stats[i].usable_kib - fake.stats[i].actual_kib + target;
+        fake.stats[i].actual_kib = target;
+}
+
+Test(manager, a_guest_that_deflates_its_balloon_out_of_memory_is_grown_and_not_shrunk_back) {
+        add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
+        fake.domains[0].balloon_deflate_on_oom = true;
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        set_policy("web", MIB(256), MIB(1024), MIB(1024));
+        cr_assert_eq(manager_tick(m, SEC(101)), 0); /* the baseline sample */
+        report(0, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(102)), 0);
+        cr_assert_not_null(hv_fake_last(&fake, "set_balloon"), "shrinks toward demand");
+        balloon_reaches_target(0);
+        report(0, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(103)), 0);
+        balloon_reaches_target(0);
+        report(0, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(104)), 0); /* the sample at the target */
+        size_t calls = hv_fake_count(&fake, "set_balloon", NULL);
+
+        /* The guest runs out and its driver gives itself 8 MiB of the balloon. */
+        fake.stats[0].actual_kib += MIB(8);
+        report(0, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(105)), 0);
+        cr_assert_eq(hv_fake_count(&fake, "set_balloon", NULL), calls + 1);
+        uint64_t grown = hv_fake_last(&fake, "set_balloon")->value;
+        cr_assert_gt(grown, fake.stats[0].actual_kib, "grown beyond what the guest took");
+        const struct snapshot_domain *sd = &manager_snapshot(m)->domains[0];
+        cr_assert_str_eq(sd->reason, "at maximum 1GiB: guest deflated its balloon (out of memory)");
+        cr_assert_eq(sd->guest_oom_deflates, 1);
+        cr_assert(sd->flags & ENGINE_FLAG_GUEST_OOM);
+
+        /* Demand still says 100 MiB, but tided does not shrink it back into the OOM. */
+        balloon_reaches_target(0);
+        for (int t = 6; t < 22; t++) {
+                report(0, MIB(100));
+                cr_assert_eq(manager_tick(m, SEC(100 + t)), 0);
+                cr_assert_geq(hv_fake_last(&fake, "set_balloon")->value, grown, "shrunk %d s after the OOM", t - 5);
+        }
+        cr_assert_str_eq(manager_snapshot(m)->domains[0].reason,
+                         "hold: guest ran out of memory (deflated its balloon) 16 s ago");
+}
+
+Test(manager, a_rising_balloon_without_deflate_on_oom_is_not_believed) {
+        add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        set_policy("web", MIB(256), MIB(1024), MIB(1024));
+        cr_assert_eq(manager_tick(m, SEC(101)), 0);
+        report(0, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(102)), 0);
+        balloon_reaches_target(0);
+        report(0, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(103)), 0);
+        fake.stats[0].actual_kib += MIB(8);
+        report(0, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(104)), 0);
+        const struct snapshot_domain *sd = &manager_snapshot(m)->domains[0];
+        cr_assert_eq(sd->guest_oom_deflates, 1, "counted");
+        cr_assert_not(sd->flags & ENGINE_FLAG_GUEST_OOM, "but not taken as pressure");
 }
 
 Test(manager, restart_rebuilds_from_metadata_and_moves_nothing_until_stats_advance) {

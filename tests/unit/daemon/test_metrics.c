@@ -50,6 +50,7 @@ static struct snapshot sample(void) {
         domains[0].agent = "connected";
         domains[0].balloon = "inactive";
         domains[0].balloon_actions = 7;
+        domains[0].guest_oom_deflates = 2;
         domains[0].rss_kib = 2150000;
 
         strcpy(domains[1].uuid, UUID1);
@@ -124,6 +125,9 @@ static const char expected_sample[] =
         "# HELP tide_domain_balloon_actions_total Balloon and virtio-mem changes tided made since it started.\n"
         "# TYPE tide_domain_balloon_actions_total counter\n"
         "tide_domain_balloon_actions_total{" L0 "} 7\n"
+        "# HELP tide_domain_guest_oom_deflates_total Samples in which the guest deflated its own balloon because it ran out of memory.\n"
+        "# TYPE tide_domain_guest_oom_deflates_total counter\n"
+        "tide_domain_guest_oom_deflates_total{" L0 "} 2\n"
         "# HELP tide_domain_balloon_state Balloon progress: 1 for the current state, 0 for the others.\n"
         "# TYPE tide_domain_balloon_state gauge\n"
         "tide_domain_balloon_state{" L0 ",state=\"ok\"} 0\n"

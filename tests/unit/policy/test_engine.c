@@ -299,6 +299,58 @@ Test(engine, pressure_blocks_shrinking_until_calm_for_the_calm_time) {
         cr_assert_lt(d[0].target_kib, vm.assigned_kib, "calm for psi_calm_time: shrinking resumes");
 }
 
+/* Rule 5, deflate-on-oom: a guest that took pages back from its balloon ran out of memory. */
+Test(engine, guest_deflating_its_balloon_grows_and_then_holds_like_pressure) {
+        struct engine_vm vm = vm_of(MIB(512), GIB(2), GIB(4), GIB(1), MIB(300));
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        uint64_t now = NOW;
+
+        vm.guest_reclaimed = true;
+        cr_assert_eq(engine_step(eng, &h, &vm, 1, &cfg, now, d, NULL), 0);
+        cr_assert_eq(d[0].target_kib, MIB(1128), "grows by psi_grow_step although demand + buffer is 360 MiB");
+        cr_assert_eq(d[0].reason, ENGINE_REASON_RECLAIM_GROW);
+        cr_assert(d[0].flags & ENGINE_FLAG_GUEST_OOM);
+        cr_assert(d[0].flags & ENGINE_FLAG_PRESSURED);
+        cr_assert_str_eq(reason(0, &vm), "grow: guest deflated its balloon (out of memory)");
+
+        vm.memo = d[0].memo;
+        vm.assigned_kib = d[0].target_kib;
+        vm.guest_reclaimed = false;
+        now += 3 * USEC_PER_SEC;
+        vm.demand_usec = now;
+        cr_assert_eq(engine_step(eng, &h, &vm, 1, &cfg, now, d, NULL), 0);
+        cr_assert_eq(d[0].target_kib, vm.assigned_kib, "no shrink straight back into the OOM");
+        cr_assert_eq(d[0].reason, ENGINE_REASON_PRESSURE_HOLD);
+        cr_assert_not(d[0].flags & ENGINE_FLAG_GUEST_OOM);
+        cr_assert_str_eq(reason(0, &vm), "hold: guest ran out of memory (deflated its balloon) 3 s ago");
+
+        vm.memo = d[0].memo;
+        now = NOW + cfg.psi_calm_usec;
+        vm.demand_usec = now;
+        cr_assert_eq(engine_step(eng, &h, &vm, 1, &cfg, now, d, NULL), 0);
+        cr_assert_lt(d[0].target_kib, vm.assigned_kib, "calm for psi_calm_time: shrinking resumes");
+}
+
+Test(engine, guest_deflating_at_its_maximum_says_so) {
+        struct engine_vm vm = vm_of(MIB(512), GIB(1), GIB(1), GIB(1), MIB(900));
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        vm.guest_reclaimed = true;
+        step(&h, &vm, 1);
+        cr_assert_eq(d[0].target_kib, GIB(1));
+        cr_assert_str_eq(reason(0, &vm), "at maximum 1GiB: guest deflated its balloon (out of memory)");
+}
+
+Test(engine, a_lying_deflate_gets_no_more_than_the_weight_share) {
+        /* A guest that fakes OOM deflates is capped like any other grow: its share of a short host. */
+        struct engine_vm vms[2] = { vm_of(MIB(512), GIB(2), GIB(8), GIB(2), GIB(2)),
+                                    vm_of(MIB(512), GIB(2), GIB(8), GIB(2), GIB(2)) };
+        struct engine_host h = host_of(GIB(6), GIB(1));
+        vms[0].guest_reclaimed = true;
+        step(&h, vms, 2);
+        cr_assert_leq(d[0].target_kib + d[1].target_kib, GIB(5));
+        cr_assert_geq(d[1].target_kib, GIB(2), "the other VM keeps its demand");
+}
+
 /* Rule 6 */
 Test(engine, stale_demand_holds_and_never_shrinks) {
         struct engine_vm vm = vm_of(MIB(512), GIB(2), GIB(4), GIB(2), MIB(300));
