@@ -39,7 +39,9 @@ struct dom {
         uint64_t demand_usec;          /* monotonic time the current stats sample was first seen */
 
         bool booting;                  /* (re)started; until its balloon driver reports */
-        uint64_t boot_usec;            /* monotonic time of the start/reboot; 0: before tided */
+        uint64_t boot_usec;            /* monotonic time of the start/reboot, or when tided found
+                                        * it running (see boot_known) */
+        bool boot_known;               /* boot_usec is a start tided saw or the agent's uptime */
         struct engine_memo memo;
         struct engine_decision decision;
         bool decided;
@@ -225,6 +227,11 @@ int manager_refresh(struct manager *m, uint64_t now_usec) {
                         d = &m->doms[m->n_doms++];
                         *d = (struct dom){ 0 };
                         d->info = list[i];
+                        /* Found running (tided started or restarted): when it booted is unknown,
+                         * and it may have been a second ago. The quiet period counts from now
+                         * unless its agent tells a longer uptime; the cost is at most one quiet
+                         * period without shrinking after a tided restart. */
+                        d->boot_usec = now_usec;
                         load_policy(m, d);
                         if (d->have_policy && d->info.active)
                                 log_info("%s: managed (minimum %" PRIu64 " KiB, maximum %" PRIu64 " KiB)",
@@ -235,6 +242,7 @@ int manager_refresh(struct manager *m, uint64_t now_usec) {
                         if (!was_active && d->info.active) {
                                 d->booting = true;
                                 d->boot_usec = now_usec;
+                                d->boot_known = true;
                         }
                         load_policy(m, d);
                 }
@@ -275,6 +283,7 @@ void manager_on_event(struct manager *m, enum hv_event_kind kind, const char *uu
                  * startup memory (Hyper-V semantics), then the quiet period runs. */
                 d->booting = true;
                 d->boot_usec = now_usec;
+                d->boot_known = true;
                 d->stats_advanced = false;
                 d->last_update_seen = 0;
                 d->memo = (struct engine_memo){ 0 };
@@ -633,7 +642,7 @@ static int tick(struct manager *m, uint64_t now_usec, bool grow_only) {
                         .policy = effective_policy(d),
                         .state = d->booting ? ENGINE_VM_BOOTING : ENGINE_VM_RUNNING,
                         .assigned_kib = assigned,
-                        .uptime_usec = d->boot_usec ? now_usec - d->boot_usec : UINT64_MAX / 2,
+                        .uptime_usec = now_usec - min_u64(d->boot_usec, now_usec),
                         .node = node,
                         .memo = d->memo,
                         .guest_reclaimed = oom,
@@ -648,6 +657,15 @@ static int tick(struct manager *m, uint64_t now_usec, bool grow_only) {
                         channel_tick(d->chan, now_usec);
                 }
                 struct channel *ch = d->chan;
+                if (ch && ch->have_report && !d->boot_known) {
+                        /* The guest's own uptime may only end the quiet period sooner: a guest
+                         * claiming a fresh boot forever gains nothing, it was found running. */
+                        uint64_t up_ms = min_u64(ch->report.uptime_ms, UINT64_MAX / 1000);
+                        uint64_t guest_boot = sat_sub_u64(ch->report_usec, up_ms * 1000);
+                        d->boot_usec = min_u64(d->boot_usec, max_u64(guest_boot, 1));
+                        d->boot_known = true;
+                        vm->uptime_usec = now_usec - min_u64(d->boot_usec, now_usec);
+                }
                 /* Host truth the guest cannot fake: memory it uses is resident in QEMU. A report
                  * of more in use than QEMU's RSS (with room for host swap and accounting
                  * differences) is a lie, and the VM gets balloon statistics instead. */

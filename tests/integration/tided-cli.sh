@@ -44,25 +44,27 @@ if out=$(ctl policy set test --minimum 12Q 2>&1); then fail "accepted 12Q"; fi
 grep -q "minimum: '12Q'" <<<"$out" || fail "message: $out"
 if out=$(ctl policy set nosuchvm --weight 5 2>&1); then fail "accepted an unknown domain"; fi
 grep -q "no domain named 'nosuchvm'" <<<"$out" || fail "message: $out"
-printf 'garbage\n' | timeout 5 python3 -c '
-import socket,sys
-s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"{not json\n"); print(s.recv(4096).decode())' "$sock" \
-  | grep -q '"ok":false' || fail "garbage request"
-# tided answers after 64 KiB and closes while the client may still be sending, so either
-# side of the race may see EPIPE/ECONNRESET; what matters is the reply and that tided lives.
-oversized=$(timeout 5 python3 -c '
-import socket,sys
-s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-try: s.sendall(b"x" * 100000)
-except (BrokenPipeError, ConnectionResetError) as e: print("send:", e, file=sys.stderr)
+# A raw request: send REPEAT copies of LINE, then print all tided answers until it closes.
+# tided may answer an oversized request and close while the client is still sending, so either
+# side of that race may see EPIPE/ECONNRESET; what matters is the reply and that tided lives.
+raw() {
+  timeout 20 python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(15); s.connect(sys.argv[1])
+try: s.sendall(sys.argv[2].encode() * int(sys.argv[3]))
+except (BrokenPipeError, ConnectionResetError) as e: print("send:", e)
 got = b""
 while True:
     try: d = s.recv(4096)
-    except (BrokenPipeError, ConnectionResetError) as e: print("recv:", e, file=sys.stderr); break
+    except (BrokenPipeError, ConnectionResetError) as e: print("recv:", e); break
     if not d: break
     got += d
-print(got.decode(errors="replace"))' "$sock" 2>&1)
-grep -q 'larger than' <<<"$oversized" || fail "oversized request: $oversized"
+print(got.decode(errors="replace"))' "$sock" "$1" "${2:-1}" 2>&1
+}
+out=$(raw $'{not json\n')
+grep -q '"ok":false' <<<"$out" || fail "garbage request: $out"
+out=$(raw x 100000)
+grep -q 'larger than' <<<"$out" || fail "oversized request: $out"
 kill -0 "$pid" || fail "tided died on bad input"
 
 # Non-root: may read, may not change.

@@ -162,28 +162,38 @@ static int host_mem(struct manager_host *h, void *userdata) {
         return 0;
 }
 
-/* The manager connects to the agent socket (a listener standing in for QEMU), believes the
- * agent's demand, and falls back to balloon statistics when the agent goes quiet. */
-Test(agent_manager, agent_demand_drives_the_target_then_balloon_stats_take_over) {
-        char dir[] = "/tmp/tide-chan-XXXXXX", path[64], buf[512], err[256], note[256];
-        struct hv_fake *fake = calloc(1, sizeof(*fake));
-        struct manager *m = NULL;
+/* A managed domain whose agent socket is a listener standing in for QEMU; the guest side
+ * (gfd) has said hello. */
+struct agent_fixture {
+        char dir[32], path[64];
+        int lfd, gfd;
+        struct hv_fake *fake;
+        struct hv hv;
+        struct manager *m;
         struct tide_config cfg;
+        uint64_t base;
+};
 
-        cr_assert_not_null(mkdtemp(dir));
-        snprintf(path, sizeof(path), "%s/agent.sock", dir);
-        int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+static void fixture_start(struct agent_fixture *fx, uint64_t discovered_usec) {
+        char buf[512], err[256], note[256];
+
+        *fx = (struct agent_fixture){ .dir = "/tmp/tide-chan-XXXXXX" };
+        fx->fake = calloc(1, sizeof(*fx->fake));
+        cr_assert_not_null(fx->fake);
+        cr_assert_not_null(mkdtemp(fx->dir));
+        snprintf(fx->path, sizeof(fx->path), "%s/agent.sock", fx->dir);
+        fx->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-        cr_assert_eq(bind(lfd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        cr_assert_eq(listen(lfd, 4), 0);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", fx->path);
+        cr_assert_eq(bind(fx->lfd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        cr_assert_eq(listen(fx->lfd, 4), 0);
         cr_assert_geq(hv_event_init(), 0);
         /* The channel stamps reports with the real monotonic clock, as tided's tick does. */
-        uint64_t base = clock_now_usec();
+        fx->base = clock_now_usec();
 
         struct hv_domain d = { .uuid = "u1", .name = "vm", .active = true, .persistent = true, .max_kib = MIB(1024),
                                .current_kib = MIB(512), .has_balloon = true, .numa_node = -1 };
-        snprintf(d.agent_socket, sizeof(d.agent_socket), "%s", path);
+        snprintf(d.agent_socket, sizeof(d.agent_socket), "%s", fx->path);
         struct hv_mem_stats st;
         memset(&st, 0xff, sizeof(st));
         st.actual_kib = MIB(512);
@@ -191,29 +201,58 @@ Test(agent_manager, agent_demand_drives_the_target_then_balloon_stats_take_over)
         st.usable_kib = MIB(392);
         st.rss_kib = MIB(500); /* what the guest uses is resident in QEMU */
         st.last_update_sec = 1000;
-        cr_assert_geq(hv_fake_add(fake, &d, &st), 0);
-        struct hv hv = hv_fake_hv(fake);
-        config_init(&cfg);
-        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
-        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        cr_assert_geq(hv_fake_add(fx->fake, &d, &st), 0);
+        fx->hv = hv_fake_hv(fx->fake);
+        config_init(&fx->cfg);
+        cr_assert_eq(manager_new(&fx->hv, &fx->cfg, host_mem, NULL, &fx->m), 0);
+        cr_assert_eq(manager_refresh(fx->m, discovered_usec), 0);
         struct manager_policy_change c = { .have_minimum = true, .minimum_kib = MIB(256) };
-        cr_assert_eq(manager_policy_set(m, "vm", &c, SEC(1), note, sizeof(note), err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(manager_policy_set(fx->m, "vm", &c, discovered_usec, note, sizeof(note), err, sizeof(err)), 0,
+                     "%s", err);
 
-        cr_assert_eq(manager_tick(m, base), 0); /* connects */
-        int gfd = accept(lfd, NULL, NULL);
-        cr_assert_geq(gfd, 0);
+        cr_assert_eq(manager_tick(fx->m, fx->base), 0); /* connects */
+        fx->gfd = accept(fx->lfd, NULL, NULL);
+        cr_assert_geq(fx->gfd, 0);
         cr_assert_gt(agent_format_hello(buf, sizeof(buf), "tide-agent/test", "linux"), 0);
-        cr_assert_gt(write(gfd, buf, strlen(buf)), 0);
+        cr_assert_gt(write(fx->gfd, buf, strlen(buf)), 0);
+}
+
+/* The guest sends a report; loop turns deliver it (the timer only keeps the loop from blocking
+ * if it were not readable; a second turn covers watches of an earlier fixture that libvirt's
+ * loop removes lazily). */
+static void fixture_report(struct agent_fixture *fx, const struct agent_report *r) {
+        char buf[512];
+        cr_assert_gt(agent_format_report(buf, sizeof(buf), r), 0);
+        cr_assert_gt(write(fx->gfd, buf, strlen(buf)), 0);
+        int timer = hv_event_add_timer(20000, noop_timer, NULL);
+        for (int turn = 0; turn < 2; turn++)
+                hv_event_run_once();
+        hv_event_remove_timer(timer);
+}
+
+static void fixture_stop(struct agent_fixture *fx) {
+        close(fx->gfd);
+        close(fx->lfd);
+        manager_free(fx->m);
+        hv_fake_done(fx->fake);
+        free(fx->fake);
+        unlink(fx->path);
+        rmdir(fx->dir);
+}
+
+/* The manager connects to the agent socket, believes the agent's demand, and falls back to
+ * balloon statistics when the agent goes quiet. */
+Test(agent_manager, agent_demand_drives_the_target_then_balloon_stats_take_over) {
+        struct agent_fixture fx;
+        fixture_start(&fx, SEC(1));
+        struct hv_fake *fake = fx.fake;
+        struct manager *m = fx.m;
+        uint64_t base = fx.base;
+
         /* The guest uses 450 of its 492 MiB: demand (450 + the kernel's 20) x 1.2 = 564 MiB. */
         struct agent_report r = { .seq = 1, .uptime_ms = 5000, .total_kib = MIB(492), .available_kib = MIB(42),
                                   .floor_kib = MIB(100) };
-        cr_assert_gt(agent_format_report(buf, sizeof(buf), &r), 0);
-        cr_assert_gt(write(gfd, buf, strlen(buf)), 0);
-        /* One loop turn delivers "readable" (both lines are there); the timer only keeps the
-         * loop from blocking if it were not. */
-        int timer = hv_event_add_timer(50000, noop_timer, NULL);
-        hv_event_run_once();
-        hv_event_remove_timer(timer);
+        fixture_report(&fx, &r);
 
         cr_assert_eq(manager_tick(m, base + 500000), 0);
         const struct snapshot *s = manager_snapshot(m);
@@ -228,11 +267,7 @@ Test(agent_manager, agent_demand_drives_the_target_then_balloon_stats_take_over)
         r.some_avg10 = 15;
         r.seq = 2;
         r.uptime_ms = 5050;
-        cr_assert_gt(agent_format_report(buf, sizeof(buf), &r), 0);
-        cr_assert_gt(write(gfd, buf, strlen(buf)), 0);
-        int ptimer = hv_event_add_timer(50000, noop_timer, NULL);
-        hv_event_run_once();
-        hv_event_remove_timer(ptimer);
+        fixture_report(&fx, &r);
         cr_assert_eq(manager_tick(m, base + 550000), 0);
         s = manager_snapshot(m);
         cr_assert(s->domains[0].agent_demand);
@@ -246,11 +281,7 @@ Test(agent_manager, agent_demand_drives_the_target_then_balloon_stats_take_over)
         fake->stats[0].rss_kib = MIB(100);
         r.seq = 3;
         r.uptime_ms = 5100;
-        cr_assert_gt(agent_format_report(buf, sizeof(buf), &r), 0);
-        cr_assert_gt(write(gfd, buf, strlen(buf)), 0);
-        timer = hv_event_add_timer(50000, noop_timer, NULL);
-        hv_event_run_once();
-        hv_event_remove_timer(timer);
+        fixture_report(&fx, &r);
         cr_assert_eq(manager_tick(m, base + 600000), 0);
         s = manager_snapshot(m);
         cr_assert(!s->domains[0].agent_demand, "450 MiB used with 100 MiB resident is a lie");
@@ -266,11 +297,7 @@ Test(agent_manager, agent_demand_drives_the_target_then_balloon_stats_take_over)
         r.uptime_ms = 5300;
         r.total_kib = MIB(544);
         r.available_kib = MIB(4); /* 540 used */
-        cr_assert_gt(agent_format_report(buf, sizeof(buf), &r), 0);
-        cr_assert_gt(write(gfd, buf, strlen(buf)), 0);
-        timer = hv_event_add_timer(50000, noop_timer, NULL);
-        hv_event_run_once();
-        hv_event_remove_timer(timer);
+        fixture_report(&fx, &r);
         cr_assert(manager_wants_early_tick(m));
         cr_assert_eq(manager_tick_early(m, base + 800000), 0);
         cr_assert_gt(hv_fake_last(fake, "set_balloon")->value, MIB(564), "grown before the next tick");
@@ -285,11 +312,34 @@ Test(agent_manager, agent_demand_drives_the_target_then_balloon_stats_take_over)
         cr_assert(!s->domains[0].agent_demand, "balloon statistics after the agent went quiet");
         cr_assert(s->domains[0].has_demand);
 
-        close(gfd);
-        close(lfd);
-        manager_free(m);
-        hv_fake_done(fake);
-        free(fake);
-        unlink(path);
-        rmdir(dir);
+        fixture_stop(&fx);
+}
+
+/* A domain found running may have booted a second ago: no shrinking for a quiet period from
+ * discovery, unless its agent tells a longer uptime. The guest's word can only shorten it. */
+Test(agent_manager, the_agents_uptime_ends_the_quiet_period_of_a_domain_found_running) {
+        struct agent_fixture fx;
+        const struct snapshot *s;
+
+        /* Booted 5 s ago by its own account, found now: quiet. */
+        fixture_start(&fx, clock_now_usec());
+        struct agent_report r = { .seq = 1, .uptime_ms = 5000, .total_kib = MIB(492), .available_kib = MIB(392),
+                                  .floor_kib = MIB(100) };
+        fixture_report(&fx, &r);
+        cr_assert_eq(manager_tick(fx.m, fx.base + 500000), 0);
+        s = manager_snapshot(fx.m);
+        cr_assert(s->domains[0].agent_demand);
+        cr_assert_not_null(strstr(s->domains[0].reason, "quiet period"), "%s", s->domains[0].reason);
+        cr_assert_null(hv_fake_last(fx.fake, "set_balloon"));
+        fixture_stop(&fx);
+
+        /* Up for ten minutes: it shrinks at once toward its 120 MiB of demand. */
+        fixture_start(&fx, clock_now_usec());
+        r.uptime_ms = 600000;
+        fixture_report(&fx, &r);
+        cr_assert_eq(manager_tick(fx.m, fx.base + 500000), 0);
+        s = manager_snapshot(fx.m);
+        cr_assert_not_null(strstr(s->domains[0].reason, "shrink"), "%s", s->domains[0].reason);
+        cr_assert_lt(hv_fake_last(fx.fake, "set_balloon")->value, MIB(512));
+        fixture_stop(&fx);
 }

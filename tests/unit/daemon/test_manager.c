@@ -236,6 +236,11 @@ Test(manager, restart_rebuilds_from_metadata_and_moves_nothing_until_stats_advan
         cr_assert_eq(hv_fake_count(&fake, "set_balloon", NULL), 0);
         report(0, MIB(100));
         cr_assert_eq(manager_tick(m, SEC(203)), 0);
+        cr_assert_eq(hv_fake_count(&fake, "set_balloon", NULL), 0,
+                     "found running: it may have booted a second ago, so the quiet period counts from now");
+        cr_assert_str_eq(manager_snapshot(m)->domains[0].reason, "hold: quiet period 42 s left");
+        report(0, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(200) + cfg.quiet_usec), 0);
         cr_assert_eq(hv_fake_count(&fake, "set_balloon", NULL), 1);
 }
 
