@@ -633,8 +633,6 @@ static int tick(struct manager *m, uint64_t now_usec, bool grow_only) {
 
                 struct engine_vm *vm = &m->vms[n];
                 uint64_t assigned = d->info.current_kib;
-                int64_t demand = 0;
-                uint64_t guest_total = 0;
 
                 (void) balloon_assigned_kib(&d->stats, &d->info, &assigned);
                 bool oom = guest_oom(d, now_usec);
@@ -686,43 +684,31 @@ static int tick(struct manager *m, uint64_t now_usec, bool grow_only) {
                                 channel_distrust(ch, why, now_usec);
                         }
                 }
-                if (ch && ch->have_report && now_usec - ch->report_usec <= m->cfg.stale_usec &&
+                /* What each source says; policy/demand.h chooses. */
+                struct demand_sources src = { 0 };
+                if (ch && ch->have_report &&
                     balloon_used_host_frame(ch->report.total_kib, ch->report.available_kib, d->stats.actual_kib,
-                                            &d->info, &demand, &guest_total) == 0) {
-                        /* tide-agent: the guest's own numbers, raised under its memory pressure,
-                         * never below its floor (policy/demand.h). */
-                        struct demand_input in = {
-                                .used_kib = demand,
-                                .floor_kib = ch->report.floor_kib,
-                                .has_psi = ch->report.has_psi,
-                                .psi_some_avg10 = ch->report.some_avg10,
-                        };
-                        vm->has_demand = true;
-                        /* The total is a bound on what the guest *uses*; the modelled demand may
-                         * rightly exceed it (a guest stalling on memory needs more than it has).
-                         * So the raw use is checked here, and the engine gets no total. */
-                        if (demand > 0 && (uint64_t) demand > guest_total) {
-                                vm->demand_kib = demand;
-                                vm->guest_total_kib = guest_total; /* the engine rejects and flags it */
-                        } else
-                                vm->demand_kib = demand_model(&in);
-                        vm->demand_usec = ch->report_usec;
-                        vm->psi_some_avg10 = ch->report.has_psi ? ch->report.some_avg10 : 0;
-                        d->agent_demand = true;
+                                            &d->info, &src.agent_used_kib, &src.agent_total_kib) == 0) {
+                        src.agent = true;
+                        src.agent_usec = ch->report_usec;
+                        src.agent_floor_kib = ch->report.floor_kib;
+                        src.agent_has_psi = ch->report.has_psi;
+                        src.agent_psi_some_avg10 = ch->report.some_avg10;
+                }
+                src.balloon = d->stats_advanced && balloon_demand_from_stats(&d->stats, &d->info, &src.balloon_demand_kib,
+                                                                             &src.balloon_total_kib) == 0;
+                src.balloon_usec = d->demand_usec;
+                struct demand_pick pick = demand_pick(&src, now_usec, m->cfg.stale_usec, d->memo.last_demand_usec);
+                vm->has_demand = pick.source != DEMAND_SOURCE_NONE;
+                vm->demand_kib = pick.demand_kib;
+                vm->guest_total_kib = pick.total_kib;
+                vm->demand_usec = pick.usec;
+                vm->psi_some_avg10 = pick.psi_some_avg10;
+                d->agent_demand = pick.source == DEMAND_SOURCE_AGENT;
+                if (d->agent_demand)
                         d->demand_now_kib_at_decide =
                                 (int64_t) (ch->report.total_kib - min_u64(ch->report.available_kib, ch->report.total_kib)) +
                                 (int64_t) cfg_deadband(m);
-                } else if (d->stats_advanced &&
-                           balloon_demand_from_stats(&d->stats, &d->info, &demand, &guest_total) == 0) {
-                        /* No agent, or it went quiet: balloon statistics. Demand only once they
-                         * have advanced since we found the domain: after a tided restart the
-                         * first sample may be minutes old. Never older than the last agent
-                         * report, or the engine would see time run backwards. */
-                        vm->has_demand = true;
-                        vm->demand_kib = demand;
-                        vm->guest_total_kib = guest_total;
-                        vm->demand_usec = max_u64(d->demand_usec, d->memo.last_demand_usec);
-                }
                 d->has_demand_now = vm->has_demand;
                 d->demand_now_kib = vm->demand_kib;
                 m->vm_dom[n++] = i;

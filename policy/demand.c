@@ -16,3 +16,32 @@ int64_t demand_model(const struct demand_input *in) {
                 demand = (int64_t) in->floor_kib;
         return demand;
 }
+
+struct demand_pick demand_pick(const struct demand_sources *in, uint64_t now_usec, uint64_t stale_usec,
+                               uint64_t last_demand_usec) {
+        struct demand_pick p = { .source = DEMAND_SOURCE_NONE };
+
+        if (in->agent && in->agent_usec <= now_usec && now_usec - in->agent_usec <= stale_usec) {
+                p.source = DEMAND_SOURCE_AGENT;
+                p.usec = in->agent_usec;
+                p.psi_some_avg10 = in->agent_has_psi ? in->agent_psi_some_avg10 : 0;
+                if (in->agent_used_kib > 0 && (uint64_t) in->agent_used_kib > in->agent_total_kib) {
+                        p.demand_kib = in->agent_used_kib;
+                        p.total_kib = in->agent_total_kib;
+                } else {
+                        struct demand_input d = {
+                                .used_kib = in->agent_used_kib,
+                                .floor_kib = in->agent_floor_kib,
+                                .has_psi = in->agent_has_psi,
+                                .psi_some_avg10 = in->agent_psi_some_avg10,
+                        };
+                        p.demand_kib = demand_model(&d);
+                }
+        } else if (in->balloon) {
+                p.source = DEMAND_SOURCE_BALLOON;
+                p.demand_kib = in->balloon_demand_kib;
+                p.total_kib = in->balloon_total_kib;
+                p.usec = in->balloon_usec > last_demand_usec ? in->balloon_usec : last_demand_usec;
+        }
+        return p;
+}

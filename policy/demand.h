@@ -20,3 +20,45 @@ struct demand_input {
 /* demand = used x (1 + min(psi some avg10, 100) / 100), never below the guest's floor.
  * A negative used (garbage) is passed through for the engine to reject. Returns the demand. */
 int64_t demand_model(const struct demand_input *in);
+
+/* Where a VM's demand comes from this tick, and the choice between them (docs/POLICY.md,
+ * "Where demand comes from"). The daemon gathers what each source says; this decides. */
+enum demand_source {
+        DEMAND_SOURCE_NONE,    /* nothing usable: the engine holds the VM */
+        DEMAND_SOURCE_AGENT,   /* tide-agent's last report */
+        DEMAND_SOURCE_BALLOON, /* virtio-balloon statistics */
+};
+
+struct demand_sources {
+        /* tide-agent: its last accepted report, converted to the host's frame. */
+        bool agent;                /* a report exists and converted without error */
+        uint64_t agent_usec;       /* when it arrived (tided's monotonic clock) */
+        int64_t agent_used_kib;    /* MemTotal - MemAvailable, host frame */
+        uint64_t agent_total_kib;  /* the most the guest can use in that frame */
+        uint64_t agent_floor_kib;
+        bool agent_has_psi;
+        double agent_psi_some_avg10;
+        /* Balloon statistics: usable only once they have advanced since tided found the domain
+         * (after a tided restart the first sample may be minutes old). */
+        bool balloon;
+        uint64_t balloon_usec;     /* when the current sample was first seen */
+        int64_t balloon_demand_kib;
+        uint64_t balloon_total_kib;
+};
+
+struct demand_pick {
+        enum demand_source source;
+        int64_t demand_kib;        /* for the engine; meaningless with DEMAND_SOURCE_NONE */
+        uint64_t total_kib;        /* the engine's sanity bound, 0 for none */
+        uint64_t usec;             /* the sample's time */
+        double psi_some_avg10;     /* 0 unless the agent reported PSI */
+};
+
+/* The agent while its report is at most stale_usec old, else balloon statistics, else none.
+ * An agent's demand is demand_model() of its use; a use above what the guest can hold is handed
+ * over raw with its total, for the engine to reject and flag (the modelled demand may rightly
+ * exceed the total: a guest stalling on memory needs more than it has). A balloon sample never
+ * goes back before last_demand_usec (the engine's last accepted sample, maybe the agent's), or
+ * the engine would see time run backwards. */
+struct demand_pick demand_pick(const struct demand_sources *in, uint64_t now_usec, uint64_t stale_usec,
+                               uint64_t last_demand_usec);

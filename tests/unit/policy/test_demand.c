@@ -32,3 +32,65 @@ Test(demand, ignores_psi_a_guest_does_not_have) {
         struct demand_input in = { .used_kib = MIB(300), .has_psi = false, .psi_some_avg10 = 50 };
         cr_assert_eq(demand_model(&in), MIB(300));
 }
+
+/* Choosing the source: the agent while fresh, then balloon statistics, then nothing. */
+#define SEC(x) ((uint64_t) (x) * 1000000)
+#define STALE SEC(10)
+
+static struct demand_sources both(void) {
+        return (struct demand_sources){ .agent = true, .agent_usec = SEC(100), .agent_used_kib = MIB(300),
+                                        .agent_total_kib = (uint64_t) MIB(1000), .agent_floor_kib = (uint64_t) MIB(100),
+                                        .balloon = true, .balloon_usec = SEC(105), .balloon_demand_kib = MIB(250),
+                                        .balloon_total_kib = (uint64_t) MIB(1000) };
+}
+
+Test(demand_pick, prefers_a_fresh_agent_report_and_gives_the_engine_no_total) {
+        struct demand_sources s = both();
+        s.agent_has_psi = true;
+        s.agent_psi_some_avg10 = 10;
+        struct demand_pick p = demand_pick(&s, SEC(105), STALE, 0);
+        cr_assert_eq(p.source, DEMAND_SOURCE_AGENT);
+        cr_assert_eq(p.demand_kib, MIB(330), "the model: used raised by PSI");
+        cr_assert_eq(p.total_kib, 0u, "a pressured guest may rightly need more than its total");
+        cr_assert_eq(p.usec, SEC(100));
+        cr_assert_float_eq(p.psi_some_avg10, 10.0, 1e-9);
+}
+
+Test(demand_pick, hands_a_use_above_the_total_over_raw_for_the_engine_to_reject) {
+        struct demand_sources s = both();
+        s.agent_used_kib = MIB(1200);
+        struct demand_pick p = demand_pick(&s, SEC(105), STALE, 0);
+        cr_assert_eq(p.source, DEMAND_SOURCE_AGENT);
+        cr_assert_eq(p.demand_kib, MIB(1200));
+        cr_assert_eq(p.total_kib, (uint64_t) MIB(1000));
+}
+
+Test(demand_pick, falls_back_to_balloon_stats_when_the_agent_is_stale_or_absent) {
+        struct demand_sources s = both();
+        struct demand_pick p = demand_pick(&s, SEC(100) + STALE + 1, STALE, 0);
+        cr_assert_eq(p.source, DEMAND_SOURCE_BALLOON);
+        cr_assert_eq(p.demand_kib, MIB(250));
+        cr_assert_eq(p.total_kib, (uint64_t) MIB(1000));
+        cr_assert_eq(p.usec, SEC(105));
+        cr_assert_float_eq(p.psi_some_avg10, 0.0, 1e-9);
+        s.agent = false;
+        cr_assert_eq(demand_pick(&s, SEC(106), STALE, 0).source, DEMAND_SOURCE_BALLOON);
+}
+
+Test(demand_pick, a_balloon_sample_never_goes_back_before_the_last_accepted_one) {
+        struct demand_sources s = both();
+        s.agent = false;
+        struct demand_pick p = demand_pick(&s, SEC(120), STALE, SEC(110));
+        cr_assert_eq(p.usec, SEC(110), "the agent's last report was newer than this sample");
+}
+
+Test(demand_pick, an_agent_report_from_the_future_is_not_fresh) {
+        struct demand_sources s = both();
+        s.agent_usec = SEC(200);
+        cr_assert_eq(demand_pick(&s, SEC(105), STALE, 0).source, DEMAND_SOURCE_BALLOON);
+}
+
+Test(demand_pick, nothing_usable_means_none) {
+        struct demand_sources s = { 0 };
+        cr_assert_eq(demand_pick(&s, SEC(1), STALE, 0).source, DEMAND_SOURCE_NONE);
+}
