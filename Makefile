@@ -38,6 +38,8 @@ fuzz:
 
 bench: all
 	$(BUILD)/bin/bench_engine --vms 10000 --ticks 200
+	$(BUILD)/bin/bench_manager --domains 64 --ticks 200
+	$(BUILD)/bin/bench_channel --mib 32 --runs 7
 
 demo: deps
 	./tools/demo

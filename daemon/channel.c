@@ -41,6 +41,8 @@ void channel_close(struct channel *c) {
         c->fd = -1;
         c->watch = -1;
         c->lb = (struct agent_linebuf){ 0 };
+        c->paused = false;
+        c->window_bytes = 0;
         c->session.welcomed = false;
         c->have_report = false;
         if (c->state != CHANNEL_NONE)
@@ -110,12 +112,32 @@ static void handle_line(struct channel *c, const char *line, size_t len, uint64_
         }
 }
 
+/* Over the byte budget: stop watching the socket until channel_tick() sees the second out. */
+static void pause_reading(struct channel *c, uint64_t now_usec) {
+        if (c->paused)
+                return;
+        c->paused = true;
+        c->throttled++;
+        if (c->watch >= 0)
+                hv_event_update_fd(c->watch, 0);
+        reject(c, "more than 64 KiB a second: reading paused until the next second", now_usec);
+}
+
 int channel_read(struct channel *c, uint64_t now_usec) {
         char buf[4096];
         size_t total = 0;
 
+        if (now_usec - c->window_usec >= USEC_PER_SEC) {
+                c->window_usec = now_usec;
+                c->window_bytes = 0;
+        }
         while (total < CHANNEL_READ_MAX) {
-                ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+                if (c->window_bytes >= CHANNEL_BYTES_PER_SEC) {
+                        pause_reading(c, now_usec);
+                        return 0;
+                }
+                size_t want = min_u64(sizeof(buf), CHANNEL_BYTES_PER_SEC - c->window_bytes);
+                ssize_t n = recv(c->fd, buf, want, MSG_DONTWAIT);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -128,6 +150,7 @@ int channel_read(struct channel *c, uint64_t now_usec) {
                         return r;
                 }
                 total += (size_t) n;
+                c->window_bytes += (uint64_t) n;
                 size_t off = 0;
                 while (off < (size_t) n) {
                         const char *line;
@@ -160,6 +183,14 @@ static void on_readable(int id, int fd, int events, void *userdata) {
 
 void channel_tick(struct channel *c, uint64_t now_usec) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        if (c->paused && now_usec - c->window_usec >= USEC_PER_SEC) {
+                c->paused = false;
+                c->window_usec = now_usec;
+                c->window_bytes = 0;
+                if (c->watch >= 0)
+                        hv_event_update_fd(c->watch, HV_FD_READABLE);
+        }
 
         if (c->state == CHANNEL_NONE || c->fd >= 0 || now_usec < c->retry_usec)
                 return;

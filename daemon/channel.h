@@ -17,6 +17,11 @@
 #define CHANNEL_RETRY_USEC (UINT64_C(2) * 1000000)
 /* One wake-up reads at most this much: a flooding guest cannot hold the loop. */
 #define CHANNEL_READ_MAX 16384
+/* A guest may send at most this many bytes a second; past it tided stops reading its channel
+ * until the next tick a second later, so the guest's own writes block (QEMU's chardev buffer
+ * fills) instead of tided's loop spinning on its flood. An honest agent sends a few hundred bytes
+ * a second; the rate limit's burst of 10 messages of 4 KiB fits with room. */
+#define CHANNEL_BYTES_PER_SEC 65536
 /* A rejected message is logged at most this often per VM. */
 #define CHANNEL_LOG_EVERY_USEC (UINT64_C(60) * 1000000)
 
@@ -45,12 +50,17 @@ struct channel {
         uint64_t last_log_usec;
         char last_error[160];       /* why the last message was rejected */
         bool flagged;               /* a message was rejected: shown in stats */
+        uint64_t window_usec;       /* start of the current second of the byte budget */
+        uint64_t window_bytes;      /* bytes read in it */
+        bool paused;                /* over the budget: not reading until the window ends */
+        uint64_t throttled;         /* times reading was paused */
         enum channel_state state;
 };
 
 /* Prepares a channel for path (does not connect yet). */
 void channel_init(struct channel *c, const char *name, const char *path);
-/* Connects when due (non-blocking); call every tick. now_usec: monotonic. */
+/* Connects when due (non-blocking), resumes a paused channel whose second is over; call every
+ * tick. now_usec: monotonic. */
 void channel_tick(struct channel *c, uint64_t now_usec);
 /* Closes the connection and forgets the session (domain stopped). Keeps counters. */
 void channel_close(struct channel *c);

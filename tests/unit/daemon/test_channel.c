@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -128,6 +129,36 @@ Test(channel, a_flood_is_rate_limited) {
         }
         cr_assert_leq(ch.session.accepted, AGENT_RATE_BURST + 1);
         cr_assert_geq(ch.session.rate_dropped, 180);
+}
+
+Test(channel, a_guest_over_its_byte_budget_is_not_read_until_the_next_second) {
+        static char flood[4096];
+        int pending = 0;
+        hello();
+        memset(flood, '\n', sizeof(flood)); /* empty lines: the cheapest flood there is */
+        /* 128 KiB waits in the socket, twice the budget. */
+        for (int i = 0; i < 32; i++)
+                cr_assert_eq(write(guest, flood, sizeof(flood)), (ssize_t) sizeof(flood));
+        for (int turn = 0; turn < 40; turn++)
+                cr_assert_eq(channel_read(&ch, SEC(11)), 0);
+        cr_assert(ch.paused);
+        cr_assert_eq(ch.throttled, 1);
+        cr_assert(ch.flagged);
+        cr_assert_not_null(strstr(ch.last_error, "64 KiB a second"), "%s", ch.last_error);
+        cr_assert_eq(ioctl(ch.fd, FIONREAD, &pending), 0);
+        cr_assert_geq(pending, 65536 - 600, "the rest stays with the guest (%d bytes)", pending);
+
+        channel_tick(&ch, SEC(11) + 500000);
+        cr_assert(ch.paused, "half a second later: still paused");
+        channel_tick(&ch, SEC(12));
+        cr_assert(!ch.paused, "the next second reads again");
+        char buf[512];
+        for (int turn = 0; turn < 40; turn++)
+                cr_assert_eq(channel_read(&ch, SEC(12)), 0);
+        report_line(buf, sizeof(buf), 1, 1000, 600);
+        say(buf);
+        cr_assert_eq(channel_read(&ch, SEC(13)), 0);
+        cr_assert(ch.have_report, "an honest report after the flood is read");
 }
 
 Test(channel, bye_hands_back_to_balloon_stats) {
