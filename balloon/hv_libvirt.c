@@ -659,7 +659,9 @@ static void emit(struct hv_libvirt *h, enum hv_event_kind kind, virDomainPtr dom
 static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque) {
         switch (event) {
         case VIR_DOMAIN_EVENT_STARTED:
-                emit(opaque, HV_EVENT_STARTED, dom);
+                /* Only a boot starts a guest without its balloon driver; a migrated, restored or
+                 * woken guest brings its memory and its driver with it. */
+                emit(opaque, detail == VIR_DOMAIN_EVENT_STARTED_BOOTED ? HV_EVENT_STARTED : HV_EVENT_RESUMED, dom);
                 break;
         case VIR_DOMAIN_EVENT_STOPPED:
                 emit(opaque, HV_EVENT_STOPPED, dom);

@@ -295,6 +295,27 @@ void manager_on_event(struct manager *m, enum hv_event_kind kind, const char *uu
                         log_info("%s: %s, giving it its startup memory", d->info.name,
                                  kind == HV_EVENT_STARTED ? "started" : "rebooted");
                 break;
+        case HV_EVENT_RESUMED:
+                /* Its memory came with it: no startup memory (a migrated VM must not jump to
+                 * startup on arrival), but the stats baseline and the balloon target tided knew
+                 * are from before. When it booted is unknown: the quiet period counts from now
+                 * unless its agent says otherwise. Marked active so that the refresh does not
+                 * take the inactive -> active change for a boot. */
+                d->info.active = true;
+                d->booting = false;
+                d->boot_usec = now_usec;
+                d->boot_known = false;
+                d->stats_advanced = false;
+                d->last_update_seen = 0;
+                d->memo = (struct engine_memo){ 0 };
+                d->set_balloon_kib = 0;
+                d->watch = (struct balloon_watch){ 0 };
+                d->balloon = BALLOON_STATE_OK;
+                d->balloon_logged = false;
+                if (d->have_policy)
+                        log_info("%s: started with its memory (migrated in, restored or woken up); not a boot",
+                                 d->info.name);
+                break;
         case HV_EVENT_STOPPED:
                 drop_channel(d);
                 d->info.active = false;

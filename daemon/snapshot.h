@@ -58,5 +58,3 @@ struct snapshot {
 };
 
 void snapshot_done(struct snapshot *s);
-/* Deep copy. Returns 0 or -ENOMEM. */
-int snapshot_copy(const struct snapshot *from, struct snapshot *to);

@@ -61,8 +61,9 @@ wait_for 40 "shrinks toward the minimum before the load" below $((min + 32 * 102
 above() { [ "$(actual_of "$name")" -ge "$1" ]; }
 wait_for 60 "assigned grows with the allocation" above $((min + 180 * 1024))
 lat=$(grep -o "$name: [^ ]* -> [^ ]* (grow[^;]*; [0-9]* ms after the agent's report)" "$work/tided.log" \
-      | grep -o '[0-9]* ms after' | head -n 3 | tr '\n' ' ')
-log "2. grew to $(( $(actual_of "$name") / 1024 )) MiB; reaction: ${lat:-?}"; passed=$((passed + 1))
+      | grep -o '[0-9]* ms after' | grep -o '[0-9]*' | head -n 3 | paste -sd, -)
+log "2. grew to $(( $(actual_of "$name") / 1024 )) MiB; first grows ${lat:-?} ms after the agent's report"
+passed=$((passed + 1))
 
 # 3. freed: slow shrink, never below the minimum.
 peak=$(actual_of "$name")
@@ -71,8 +72,13 @@ wait_for 90 "back near the minimum" below $((min + 32 * 1024))
 a=$(actual_of "$name"); [ "$a" -ge $((min - 4096)) ] || fail "below minimum: $a KiB"
 log "3. freed: back to $((a / 1024)) MiB"; passed=$((passed + 1))
 
-# 4. hostile agents: flagged, capped, tided alive and answering.
+# 4. hostile agents: flagged, capped, tided alive and answering. What they cost tided is
+# printed, not asserted (a figure on a shared 2-core machine, see bench/bench_channel.c).
 kill -0 "$pid" || fail "tided died"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+c0=$(cpu_ticks); w0=$(date +%s%N); sleep 10; c1=$(cpu_ticks); w1=$(date +%s%N)
+hz=$(getconf CLK_TCK)
+log "4. tided used $(python3 -c "print(f'{100 * ($c1 - $c0) / $hz / (($w1 - $w0) / 1e9):.2f}')") % of a core over 10 s with the hostile guests running; flood: $(stat_of "$name-flood" agent_error)"
 for h in "${hostile[@]}"; do
   bad=$(( $(stat_of "$name-$h" agent_rejected) + $(stat_of "$name-$h" agent_rate_dropped) ))
   [ "$bad" -gt 0 ] || fail "$h agent was not caught"

@@ -255,6 +255,22 @@ Test(manager, reboot_gives_startup_memory) {
         cr_assert_str_eq(manager_snapshot(m)->domains[0].reason, "booting: startup 1GiB");
 }
 
+Test(manager, a_migrated_in_or_restored_vm_keeps_its_memory_and_waits_for_fresh_stats) {
+        add_vm("u1", "web", MIB(1024), MIB(300), MIB(100));
+        fake.domains[0].active = false;
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        set_policy("web", MIB(256), MIB(1024), MIB(1024));
+        fake.domains[0].active = true; /* arrives by migration */
+        manager_on_event(m, HV_EVENT_RESUMED, "u1", SEC(150));
+        cr_assert_eq(manager_tick(m, SEC(151)), 0);
+        cr_assert_null(hv_fake_last(&fake, "set_balloon"), "no startup memory: it is not booting");
+        cr_assert_str_eq(manager_snapshot(m)->domains[0].reason, "hold: no demand data");
+        report(0, MIB(250));
+        cr_assert_eq(manager_tick(m, SEC(152)), 0);
+        cr_assert_eq(hv_fake_last(&fake, "set_balloon")->value, MIB(324), "grows to (250 + 20) x 1.2");
+}
+
 Test(manager, never_below_minimum_even_with_tiny_demand) {
         add_vm("u1", "web", MIB(1024), MIB(1024), MIB(1));
         cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
