@@ -89,8 +89,6 @@ uint64_t balloon_watch_reclaimed(struct balloon_watch *w, uint64_t actual_kib) {
         w->seen_kib = actual_kib;
         if (w->target_kib == 0 || seen == 0 || actual_kib <= seen || actual_kib <= w->target_kib + BALLOON_SLACK_KIB)
                 return 0;
-        /* The guest moved away from the target: that is movement, not a stuck balloon. */
-        w->last_actual_kib = actual_kib;
         return actual_kib - seen;
 }
 

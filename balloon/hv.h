@@ -64,8 +64,8 @@ enum hv_event_kind {
         HV_EVENT_STARTED,
         HV_EVENT_STOPPED,
         HV_EVENT_REBOOTED,
-        HV_EVENT_RESUMED,   /* started with its memory as it was (migrated in, restored, from a
-                             * snapshot, woken up): not a boot */
+        HV_EVENT_RESUMED,   /* started with its memory as it was (migrated in, restored, woken
+                             * up): not a boot */
         HV_EVENT_DEFINED,   /* config changed or new: re-read policy */
         HV_EVENT_UNDEFINED,
         HV_EVENT_METADATA,  /* metadata changed (someone used virsh metadata) */

@@ -659,9 +659,15 @@ static void emit(struct hv_libvirt *h, enum hv_event_kind kind, virDomainPtr dom
 static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque) {
         switch (event) {
         case VIR_DOMAIN_EVENT_STARTED:
-                /* Only a boot starts a guest without its balloon driver; a migrated, restored or
-                 * woken guest brings its memory and its driver with it. */
-                emit(opaque, detail == VIR_DOMAIN_EVENT_STARTED_BOOTED ? HV_EVENT_STARTED : HV_EVENT_RESUMED, dom);
+                /* A migrated, restored or woken guest brings its memory and its balloon driver
+                 * with it. A boot does not, nor may a snapshot revert (a disk-only or offline
+                 * snapshot starts cold): those get the boot's startup memory. */
+                emit(opaque,
+                     detail == VIR_DOMAIN_EVENT_STARTED_MIGRATED || detail == VIR_DOMAIN_EVENT_STARTED_RESTORED ||
+                                     detail == VIR_DOMAIN_EVENT_STARTED_WAKEUP
+                             ? HV_EVENT_RESUMED
+                             : HV_EVENT_STARTED,
+                     dom);
                 break;
         case VIR_DOMAIN_EVENT_STOPPED:
                 emit(opaque, HV_EVENT_STOPPED, dom);

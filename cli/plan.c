@@ -85,6 +85,8 @@ static int simulate(struct scenario *s, const struct tide_config *cfg, const str
                         vms[i].demand_usec += cfg->interval_usec;
                         /* A booting VM has booted one tick later; its quiet period still runs. */
                         vms[i].state = ENGINE_VM_RUNNING;
+                        /* The OOM deflate was one event; its back-off runs on in the memo. */
+                        vms[i].guest_reclaimed = false;
                 }
         }
         for (size_t i = 0; i < s->n_vms; i++)

@@ -120,7 +120,7 @@ static void pause_reading(struct channel *c, uint64_t now_usec) {
         c->throttled++;
         if (c->watch >= 0)
                 hv_event_update_fd(c->watch, 0);
-        reject(c, "more than 64 KiB a second: reading paused until the next second", now_usec);
+        reject(c, "more than 64 KiB a second (reads count 256 bytes at least): reading paused for a second", now_usec);
 }
 
 int channel_read(struct channel *c, uint64_t now_usec) {
@@ -150,7 +150,9 @@ int channel_read(struct channel *c, uint64_t now_usec) {
                         return r;
                 }
                 total += (size_t) n;
-                c->window_bytes += (uint64_t) n;
+                /* Each read is charged at least CHANNEL_READ_CHARGE: a guest trickling single
+                 * bytes would otherwise buy 65,536 wake-ups a second with its budget. */
+                c->window_bytes += max_u64((uint64_t) n, CHANNEL_READ_CHARGE);
                 size_t off = 0;
                 while (off < (size_t) n) {
                         const char *line;

@@ -18,10 +18,14 @@
 /* One wake-up reads at most this much: a flooding guest cannot hold the loop. */
 #define CHANNEL_READ_MAX 16384
 /* A guest may send at most this many bytes a second; past it tided stops reading its channel
- * until the next tick a second later, so the guest's own writes block (QEMU's chardev buffer
+ * until its next tick at least a second later, so the guest's own writes block (QEMU's chardev buffer
  * fills) instead of tided's loop spinning on its flood. An honest agent sends a few hundred bytes
  * a second; the rate limit's burst of 10 messages of 4 KiB fits with room. */
 #define CHANNEL_BYTES_PER_SEC 65536
+/* Every read counts at least this much against the budget, so it bounds wake-ups too: at most
+ * 256 reads a second (a few hundred microseconds of syscalls). An honest agent's report (~400
+ * bytes, one write) usually arrives in one read. */
+#define CHANNEL_READ_CHARGE 256
 /* A rejected message is logged at most this often per VM. */
 #define CHANNEL_LOG_EVERY_USEC (UINT64_C(60) * 1000000)
 

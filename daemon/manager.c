@@ -201,6 +201,23 @@ static void load_policy(struct manager *m, struct dom *d) {
         d->have_policy = true;
 }
 
+/* A new run of the guest: a boot (booting: startup memory until its balloon driver reports), or
+ * an arrival with its memory (migrated in, restored). What tided knew of its balloon, its stats
+ * baseline and the engine's memory belong to the previous run; when it booted is known only for
+ * a boot tided saw. */
+static void new_run(struct dom *d, uint64_t now_usec, bool boot) {
+        d->booting = boot;
+        d->boot_usec = now_usec;
+        d->boot_known = boot;
+        d->stats_advanced = false;
+        d->last_update_seen = 0;
+        d->memo = (struct engine_memo){ 0 };
+        d->set_balloon_kib = 0;
+        d->watch = (struct balloon_watch){ 0 };
+        d->balloon = BALLOON_STATE_OK;
+        d->balloon_logged = false;
+}
+
 int manager_refresh(struct manager *m, uint64_t now_usec) {
         _cleanup_free_ struct hv_domain *list = NULL;
         char err[HV_ERR_MAX] = "";
@@ -239,11 +256,8 @@ int manager_refresh(struct manager *m, uint64_t now_usec) {
                 } else {
                         bool was_active = d->info.active;
                         d->info = list[i];
-                        if (!was_active && d->info.active) {
-                                d->booting = true;
-                                d->boot_usec = now_usec;
-                                d->boot_known = true;
-                        }
+                        if (!was_active && d->info.active)
+                                new_run(d, now_usec, true); /* a start whose event was lost */
                         load_policy(m, d);
                 }
                 d->seen = true;
@@ -281,16 +295,7 @@ void manager_on_event(struct manager *m, enum hv_event_kind kind, const char *uu
         case HV_EVENT_REBOOTED:
                 /* The guest restarts with its balloon driver not loaded yet: it must get its
                  * startup memory (Hyper-V semantics), then the quiet period runs. */
-                d->booting = true;
-                d->boot_usec = now_usec;
-                d->boot_known = true;
-                d->stats_advanced = false;
-                d->last_update_seen = 0;
-                d->memo = (struct engine_memo){ 0 };
-                d->set_balloon_kib = 0;
-                d->watch = (struct balloon_watch){ 0 };
-                d->balloon = BALLOON_STATE_OK;
-                d->balloon_logged = false;
+                new_run(d, now_usec, true);
                 if (d->have_policy)
                         log_info("%s: %s, giving it its startup memory", d->info.name,
                                  kind == HV_EVENT_STARTED ? "started" : "rebooted");
@@ -302,16 +307,7 @@ void manager_on_event(struct manager *m, enum hv_event_kind kind, const char *uu
                  * unless its agent says otherwise. Marked active so that the refresh does not
                  * take the inactive -> active change for a boot. */
                 d->info.active = true;
-                d->booting = false;
-                d->boot_usec = now_usec;
-                d->boot_known = false;
-                d->stats_advanced = false;
-                d->last_update_seen = 0;
-                d->memo = (struct engine_memo){ 0 };
-                d->set_balloon_kib = 0;
-                d->watch = (struct balloon_watch){ 0 };
-                d->balloon = BALLOON_STATE_OK;
-                d->balloon_logged = false;
+                new_run(d, now_usec, false);
                 if (d->have_policy)
                         log_info("%s: started with its memory (migrated in, restored or woken up); not a boot",
                                  d->info.name);
@@ -415,9 +411,14 @@ static bool guest_oom(struct dom *d, uint64_t now_usec) {
         if (d->stats.actual_kib == UINT64_MAX)
                 return false;
         uint64_t took = balloon_watch_reclaimed(&d->watch, d->stats.actual_kib);
-        if (took == 0)
+        /* A rebooting guest's balloon device resets to the full boot size before its new driver
+         * inflates again: a rise that is no OOM. Until the driver reports, only follow it. */
+        if (took == 0 || d->booting)
                 return false;
         d->guest_oom_deflates++;
+        /* What tided set is no longer where the balloon is: the next decision is sent even if
+         * it names the same target (a maximum the guest rose above is enforced again). */
+        d->set_balloon_kib = 0;
         if (!d->oom_logged_usec || now_usec - d->oom_logged_usec >= LOG_EVERY_USEC) {
                 d->oom_logged_usec = now_usec;
                 if (d->info.balloon_deflate_on_oom)
@@ -640,6 +641,9 @@ static int tick(struct manager *m, uint64_t now_usec, bool grow_only) {
                         release(m, d);
                 if (!d->info.active || !d->have_policy)
                         continue;
+                /* Connects and resumes the agent channel whether or not stats can be read. */
+                if (d->chan)
+                        channel_tick(d->chan, now_usec);
                 collect(m, d, now_usec);
                 if (!d->stats_ok)
                         continue;
@@ -673,7 +677,6 @@ static int tick(struct manager *m, uint64_t now_usec, bool grow_only) {
                         d->chan->limits.max_total_kib =
                                 (d->info.balloon_deflate_on_oom ? max_u64(d->info.max_kib, actual) : actual) +
                                 (d->info.has_virtio_mem ? d->info.virtio_mem_current_kib : 0);
-                        channel_tick(d->chan, now_usec);
                 }
                 struct channel *ch = d->chan;
                 if (ch && ch->have_report && !d->boot_known) {

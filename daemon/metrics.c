@@ -101,7 +101,7 @@ static const struct family domain_families[] = {
           "Balloon and virtio-mem changes tided made since it started.",
           VALUE_COUNT, DOMAIN_FIELD(balloon_actions), SCOPE_MANAGED, NULL, NULL, NULL },
         { "tide_domain_guest_oom_deflates_total", "counter",
-          "Samples in which the guest deflated its own balloon because it ran out of memory.",
+          "Samples in which the balloon rose above tided's target on the guest's side (with deflate-on-oom: the guest ran out of memory).",
           VALUE_COUNT, DOMAIN_FIELD(guest_oom_deflates), SCOPE_MANAGED, NULL, NULL, NULL },
         { "tide_domain_balloon_state", "gauge",
           "Balloon progress: 1 for the current state, 0 for the others.",

@@ -35,7 +35,7 @@ struct snapshot_domain {
         const char *balloon;         /* "ok", "inactive", "uncooperative" */
         char reason[SNAPSHOT_REASON_MAX];
         uint64_t balloon_actions;    /* balloon/virtio-mem changes tided made since it started */
-        uint64_t guest_oom_deflates; /* samples in which the guest deflated its own balloon */
+        uint64_t guest_oom_deflates; /* samples in which the balloon rose above tided's target */
         uint64_t rss_kib;
         unsigned flags;              /* ENGINE_FLAG_* */
         char pending[SNAPSHOT_REASON_MAX]; /* what applies at next start, "" when nothing */

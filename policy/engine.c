@@ -281,6 +281,12 @@ static struct engine_memo update_pressure(const struct engine_vm *vm, const stru
         return m;
 }
 
+/* Rule 5's grow: psi_grow_step % above what the VM holds, aligned, within its maximum. */
+static uint64_t pressure_bump_kib(const struct engine_vm *vm, const struct tide_config *cfg) {
+        uint64_t bump = (uint64_t) ((double) vm->assigned_kib * cfg->psi_grow_step_pct / 100.0);
+        return min_u64(align_up_kib(vm->assigned_kib + bump), vm->policy.maximum_kib);
+}
+
 static uint64_t shrink_step_kib(uint64_t assigned_kib, const struct tide_config *cfg) {
         uint64_t step = (uint64_t) ((double) assigned_kib * cfg->shrink_step_pct / 100.0);
         return max_u64(min_u64(step, cfg->shrink_step_max_kib), UNIT_KIB);
@@ -341,7 +347,10 @@ static void decide_one(const struct engine_vm *vm, const struct work *x, const s
                         d->reason_arg = (cfg->quiet_usec - vm->uptime_usec + USEC_PER_SEC - 1) / USEC_PER_SEC;
                         return;
                 }
-                if (d->memo.pressured) {
+                /* Pressure holds a VM at what it has, but not above its share of a short
+                 * host: the weights decide there, or a guest claiming pressure (a lying agent,
+                 * a faked deflate) would keep what the others are entitled to. */
+                if (d->memo.pressured && ent >= d->desired_kib) {
                         d->target_kib = a;
                         d->reason = ENGINE_REASON_PRESSURE_HOLD;
                         d->reason_arg = (now_usec - d->memo.last_pressure_usec) / USEC_PER_SEC;
@@ -368,13 +377,13 @@ static void decide_one(const struct engine_vm *vm, const struct work *x, const s
         if (overcommitted) {
                 d->reason = ENGINE_REASON_OVERCOMMITTED;
                 d->reason_arg = p->minimum_kib;
+        } else if (grow_now && vm->guest_reclaimed && t >= a) {
+                d->reason = ENGINE_REASON_RECLAIM_GROW;
+                d->reason_arg = t == p->maximum_kib;
         } else if (x->mode == MODE_HOLD) {
                 d->reason = insane ? ENGINE_REASON_INSANE : stale ? ENGINE_REASON_STALE : ENGINE_REASON_NO_DEMAND;
                 d->reason_arg = insane ? insane : stale ? (now_usec - vm->demand_usec) / USEC_PER_SEC : 0;
-        } else if (grow_now && vm->guest_reclaimed) {
-                d->reason = ENGINE_REASON_RECLAIM_GROW;
-                d->reason_arg = t == p->maximum_kib;
-        } else if (grow_now) {
+        } else if (grow_now && t >= a) {
                 d->reason = ENGINE_REASON_PRESSURE_GROW;
                 d->reason_arg = t == p->maximum_kib; /* pressured, but at the ceiling */
         } else if (ent < d->desired_kib) {
@@ -438,18 +447,19 @@ int engine_step(struct engine *e, const struct engine_host *host, const struct e
                 } else if (!usable || stale) {
                         x->mode = MODE_HOLD;
                         d->desired_kib = clamp_u64(vm->assigned_kib, p->minimum_kib, p->maximum_kib);
+                        if (vm->guest_reclaimed)
+                                /* Rule 5: the host saw the OOM itself; no demand needed to believe
+                                 * it (a guest out of memory is the one whose reports stall). */
+                                d->desired_kib = max_u64(d->desired_kib, pressure_bump_kib(vm, cfg));
                         x->floor_u = units_up(p->minimum_kib);
                         x->dlev_u = x->desired_u = units_up(d->desired_kib);
                 } else {
                         uint64_t demand = (uint64_t) vm->demand_kib;
                         x->mode = MODE_DYNAMIC;
                         d->desired_kib = engine_desired_kib(p, demand);
-                        if (grow_now) {
+                        if (grow_now)
                                 /* Rule 5: the guest is stalling on memory whatever it reports. */
-                                uint64_t bump = (uint64_t) ((double) vm->assigned_kib * cfg->psi_grow_step_pct / 100.0);
-                                uint64_t want = min_u64(align_up_kib(vm->assigned_kib + bump), p->maximum_kib);
-                                d->desired_kib = max_u64(d->desired_kib, want);
-                        }
+                                d->desired_kib = max_u64(d->desired_kib, pressure_bump_kib(vm, cfg));
                         x->floor_u = units_up(p->minimum_kib);
                         x->desired_u = units_up(d->desired_kib);
                         x->dlev_u = clamp_u64(units_up(demand), x->floor_u, x->desired_u);

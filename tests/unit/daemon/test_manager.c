@@ -201,6 +201,60 @@ Test(manager, a_guest_that_deflates_its_balloon_out_of_memory_is_grown_and_not_s
                          "hold: guest ran out of memory (deflated its balloon) 16 s ago");
 }
 
+/* A policy-managed DOO guest shrunk to its target and sampled there. */
+static void doo_guest_at_target(uint64_t maximum) {
+        add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
+        fake.domains[0].balloon_deflate_on_oom = true;
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        set_policy("web", MIB(256), maximum, maximum);
+        cr_assert_eq(manager_tick(m, SEC(101)), 0);
+        report(0, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(102)), 0);
+        cr_assert_not_null(hv_fake_last(&fake, "set_balloon"));
+        balloon_reaches_target(0);
+        report(0, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(103)), 0);
+        balloon_reaches_target(0);
+}
+
+Test(manager, a_balloon_reset_by_a_reboot_or_a_missed_start_is_no_oom) {
+        doo_guest_at_target(MIB(1024));
+        manager_on_event(m, HV_EVENT_REBOOTED, "u1", SEC(104));
+        fake.stats[0].actual_kib = MIB(1024); /* the device reset: no balloon until the driver loads */
+        report(0, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(105)), 0);
+        report(0, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(106)), 0);
+        cr_assert_eq(manager_snapshot(m)->domains[0].guest_oom_deflates, 0);
+
+        /* A stop and start tided saw only through the refresh (events lost). */
+        balloon_reaches_target(0);
+        report(0, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(107)), 0);
+        fake.domains[0].active = false;
+        cr_assert_eq(manager_refresh(m, SEC(108)), 0);
+        fake.domains[0].active = true;
+        fake.stats[0].actual_kib = MIB(1024);
+        cr_assert_eq(manager_refresh(m, SEC(109)), 0);
+        report(0, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(110)), 0);
+        cr_assert_eq(manager_snapshot(m)->domains[0].guest_oom_deflates, 0);
+        cr_assert_str_eq(manager_snapshot(m)->domains[0].reason, "booting: startup 1GiB");
+}
+
+Test(manager, a_guest_that_deflates_above_its_maximum_is_sent_back_to_it) {
+        doo_guest_at_target(MIB(512));
+        cr_assert_eq(hv_fake_last(&fake, "set_balloon")->value, MIB(512), "lowered to its maximum");
+        size_t calls = hv_fake_count(&fake, "set_balloon", NULL);
+        fake.stats[0].actual_kib = MIB(600);
+        report(0, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(104)), 0);
+        cr_assert_eq(manager_snapshot(m)->domains[0].guest_oom_deflates, 1);
+        cr_assert_eq(hv_fake_count(&fake, "set_balloon", NULL), calls + 1, "the same target is sent again");
+        cr_assert_eq(hv_fake_last(&fake, "set_balloon")->value, MIB(512));
+}
+
 Test(manager, a_rising_balloon_without_deflate_on_oom_is_not_believed) {
         add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
         cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);

@@ -125,7 +125,7 @@ static const char expected_sample[] =
         "# HELP tide_domain_balloon_actions_total Balloon and virtio-mem changes tided made since it started.\n"
         "# TYPE tide_domain_balloon_actions_total counter\n"
         "tide_domain_balloon_actions_total{" L0 "} 7\n"
-        "# HELP tide_domain_guest_oom_deflates_total Samples in which the guest deflated its own balloon because it ran out of memory.\n"
+        "# HELP tide_domain_guest_oom_deflates_total Samples in which the balloon rose above tided's target on the guest's side (with deflate-on-oom: the guest ran out of memory).\n"
         "# TYPE tide_domain_guest_oom_deflates_total counter\n"
         "tide_domain_guest_oom_deflates_total{" L0 "} 2\n"
         "# HELP tide_domain_balloon_state Balloon progress: 1 for the current state, 0 for the others.\n"

@@ -341,14 +341,31 @@ Test(engine, guest_deflating_at_its_maximum_says_so) {
 }
 
 Test(engine, a_lying_deflate_gets_no_more_than_the_weight_share) {
-        /* A guest that fakes OOM deflates is capped like any other grow: its share of a short host. */
-        struct engine_vm vms[2] = { vm_of(MIB(512), GIB(2), GIB(8), GIB(2), GIB(2)),
-                                    vm_of(MIB(512), GIB(2), GIB(8), GIB(2), GIB(2)) };
-        struct engine_host h = host_of(GIB(6), GIB(1));
+        /* Both VMs want more than a short host has; the one that fakes OOM deflates grows like
+         * any other grow: at most its weight share, and the other keeps its own. */
+        struct engine_vm vms[2] = { vm_of(MIB(512), GIB(4), GIB(8), GIB(4), GIB(4)),
+                                    vm_of(MIB(512), GIB(4), GIB(8), GIB(4), GIB(4)) };
+        struct engine_host h = host_of(GIB(7), GIB(1)); /* capacity 6 GiB: a 3 GiB share each */
         vms[0].guest_reclaimed = true;
         step(&h, vms, 2);
-        cr_assert_leq(d[0].target_kib + d[1].target_kib, GIB(5));
-        cr_assert_geq(d[1].target_kib, GIB(2), "the other VM keeps its demand");
+        cr_assert_eq(d[0].reason, ENGINE_REASON_WEIGHT_SHARE, "%s", reason(0, &vms[0]));
+        cr_assert_leq(d[0].entitled_kib, GIB(3));
+        cr_assert_eq(d[0].entitled_kib, d[1].entitled_kib, "the OOM claim buys no larger share");
+        cr_assert_lt(d[0].target_kib, vms[0].assigned_kib, "shrunk toward its share despite the claimed OOM");
+}
+
+Test(engine, a_guest_that_deflates_with_stale_demand_still_grows) {
+        /* A guest out of memory is the one whose reports stall; the host saw the deflate itself. */
+        struct engine_vm vm = vm_of(MIB(512), GIB(2), GIB(4), GIB(1), MIB(300));
+        struct engine_host h = host_of(GIB(32), GIB(1));
+        vm.demand_usec = NOW - cfg.stale_usec - USEC_PER_SEC;
+        vm.guest_reclaimed = true;
+        step(&h, &vm, 1);
+        cr_assert_eq(d[0].target_kib, MIB(1128));
+        cr_assert_eq(d[0].reason, ENGINE_REASON_RECLAIM_GROW);
+        vm.has_demand = false;
+        step(&h, &vm, 1);
+        cr_assert_eq(d[0].target_kib, MIB(1128), "with no demand at all too");
 }
 
 /* Rule 6 */
