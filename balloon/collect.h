@@ -74,5 +74,6 @@ const char *balloon_state_to_string(enum balloon_state s);
  * actual, and a higher target resets the watch), so the guest deflated it because it ran out of
  * memory (Linux virtio_balloon's OOM notifier; it does not re-inflate until the target changes).
  * Feed every new sample before deciding; returns the KiB the guest took back since the previous
- * sample, 0 when none, and remembers the sample. */
+ * sample, 0 when none, and remembers the sample. It does not touch the progress watch: the
+ * caller sends the target again after a rise, which resets it (balloon_watch_target). */
 uint64_t balloon_watch_reclaimed(struct balloon_watch *w, uint64_t actual_kib);

@@ -52,6 +52,7 @@ struct dom {
         uint64_t set_balloon_kib;      /* last balloon target tided set, 0 when none */
         uint64_t guest_oom_deflates;   /* samples in which the guest took balloon pages back */
         uint64_t oom_logged_usec;      /* when that was last logged (once a minute at most) */
+        bool insane_logged;            /* the current episode of rejected demand was logged */
         bool release_pending;          /* policy cleared: deflate to boot size once */
         char reason[SNAPSHOT_REASON_MAX];
         struct channel *chan;          /* tide-agent channel; NULL without one. Heap: the event
@@ -294,7 +295,9 @@ void manager_on_event(struct manager *m, enum hv_event_kind kind, const char *uu
         case HV_EVENT_STARTED:
         case HV_EVENT_REBOOTED:
                 /* The guest restarts with its balloon driver not loaded yet: it must get its
-                 * startup memory (Hyper-V semantics), then the quiet period runs. */
+                 * startup memory (Hyper-V semantics), then the quiet period runs. Marked
+                 * active so that the refresh does not take it for a second start. */
+                d->info.active = true;
                 new_run(d, now_usec, true);
                 if (d->have_policy)
                         log_info("%s: %s, giving it its startup memory", d->info.name,
@@ -472,7 +475,12 @@ static void act(struct manager *m, struct dom *d, uint64_t now_usec, bool grow_o
                                                 size_format_human(sp.balloon_kib, a), err);
                                 continue;
                         }
-                        if (d->agent_demand && d->chan && sp.balloon_kib > actual)
+                        if (sp.balloon_kib == current)
+                                /* Re-sent after the guest deflated past it: once a tick at most,
+                                 * and the deflate itself is logged (once a minute). */
+                                log_debug("%s: balloon target %s sent again (%s)", d->info.name,
+                                          size_format_human(sp.balloon_kib, b), d->reason);
+                        else if (d->agent_demand && d->chan && sp.balloon_kib > actual)
                                 /* Reaction latency: the agent's report to this call (bench/agent-latency.sh). */
                                 log_info("%s: %s -> %s (%s; %" PRIu64 " ms after the agent's report)", d->info.name,
                                          size_format_human(actual, a), size_format_human(sp.balloon_kib, b), d->reason,
@@ -756,15 +764,18 @@ static int tick(struct manager *m, uint64_t now_usec, bool grow_only) {
 
         for (size_t k = 0; k < n; k++) {
                 struct dom *d = &m->doms[m->vm_dom[k]];
-                bool had = d->decided;
-                enum engine_reason before = d->decision.reason;
-
                 d->decision = m->out[k];
                 d->decided = true;
                 d->memo = m->out[k].memo;
                 engine_reason_format(&d->decision, &m->vms[k], d->reason, sizeof(d->reason));
-                if ((d->decision.flags & ENGINE_FLAG_INSANE_DEMAND) && (!had || before != ENGINE_REASON_INSANE))
+                /* Once per episode of rejected demand, with the reason that says so (an OOM
+                 * grow may take the reason on the tick the flag appears). */
+                if (!(d->decision.flags & ENGINE_FLAG_INSANE_DEMAND))
+                        d->insane_logged = false;
+                else if (!d->insane_logged && d->decision.reason == ENGINE_REASON_INSANE) {
                         log_warning("%s: %s", d->info.name, d->reason);
+                        d->insane_logged = true;
+                }
                 act(m, d, now_usec, grow_only);
 
                 enum balloon_state st = balloon_watch_update(&d->watch, d->stats.actual_kib, now_usec);

@@ -293,8 +293,8 @@ static uint64_t shrink_step_kib(uint64_t assigned_kib, const struct tide_config 
 }
 
 static void decide_one(const struct engine_vm *vm, const struct work *x, const struct tide_config *cfg,
-                       uint64_t now_usec, bool overcommitted, unsigned insane, bool stale, bool grow_now,
-                       struct engine_decision *d) {
+                       uint64_t now_usec, bool overcommitted, bool short_host, unsigned insane, bool stale,
+                       bool grow_now, struct engine_decision *d) {
         const struct vm_policy *p = &vm->policy;
         uint64_t a = vm->assigned_kib;
         uint64_t ent = x->alloc_u * UNIT_KIB;
@@ -347,10 +347,10 @@ static void decide_one(const struct engine_vm *vm, const struct work *x, const s
                         d->reason_arg = (cfg->quiet_usec - vm->uptime_usec + USEC_PER_SEC - 1) / USEC_PER_SEC;
                         return;
                 }
-                /* Pressure holds a VM at what it has, but not above its share of a short
-                 * host: the weights decide there, or a guest claiming pressure (a lying agent,
-                 * a faked deflate) would keep what the others are entitled to. */
-                if (d->memo.pressured && ent >= d->desired_kib) {
+                /* Pressure holds a VM at what it has, but not on a short host (or node): there
+                 * the weights decide, or a guest claiming pressure (a lying agent, a faked
+                 * deflate) would keep above its entitlement what the others are owed. */
+                if (d->memo.pressured && !short_host) {
                         d->target_kib = a;
                         d->reason = ENGINE_REASON_PRESSURE_HOLD;
                         d->reason_arg = (now_usec - d->memo.last_pressure_usec) / USEC_PER_SEC;
@@ -377,13 +377,13 @@ static void decide_one(const struct engine_vm *vm, const struct work *x, const s
         if (overcommitted) {
                 d->reason = ENGINE_REASON_OVERCOMMITTED;
                 d->reason_arg = p->minimum_kib;
-        } else if (grow_now && vm->guest_reclaimed && t >= a) {
+        } else if (grow_now && vm->guest_reclaimed && (t > a || t == p->maximum_kib)) {
                 d->reason = ENGINE_REASON_RECLAIM_GROW;
                 d->reason_arg = t == p->maximum_kib;
         } else if (x->mode == MODE_HOLD) {
                 d->reason = insane ? ENGINE_REASON_INSANE : stale ? ENGINE_REASON_STALE : ENGINE_REASON_NO_DEMAND;
                 d->reason_arg = insane ? insane : stale ? (now_usec - vm->demand_usec) / USEC_PER_SEC : 0;
-        } else if (grow_now && t >= a) {
+        } else if (grow_now && (t > a || t == p->maximum_kib)) {
                 d->reason = ENGINE_REASON_PRESSURE_GROW;
                 d->reason_arg = t == p->maximum_kib; /* pressured, but at the ceiling */
         } else if (ent < d->desired_kib) {
@@ -507,8 +507,8 @@ int engine_step(struct engine *e, const struct engine_host *host, const struct e
                 const struct work *x = &e->w[i];
 
                 assigned_sum += vm->assigned_kib;
-                decide_one(vm, x, cfg, now_usec, s.overcommitted, x->insane, d->flags & ENGINE_FLAG_STALE_DEMAND,
-                           x->grow_now, d);
+                decide_one(vm, x, cfg, now_usec, s.overcommitted, s.short_host || x->node_capped, x->insane,
+                           d->flags & ENGINE_FLAG_STALE_DEMAND, x->grow_now, d);
                 if (s.overcommitted)
                         d->flags |= ENGINE_FLAG_OVERCOMMITTED;
         }

@@ -162,6 +162,16 @@ Test(channel, a_guest_over_its_byte_budget_is_not_read_until_the_next_second) {
         cr_assert(ch.have_report, "an honest report after the flood is read");
 }
 
+Test(channel, a_guest_trickling_single_bytes_is_paused_after_256_reads) {
+        hello();
+        for (int i = 0; i < 300; i++) {
+                cr_assert_eq(write(guest, "x", 1), 1);
+                cr_assert_eq(channel_read(&ch, SEC(11)), 0);
+        }
+        cr_assert(ch.paused, "300 bytes, but 300 wake-ups: over the budget");
+        cr_assert_eq(ch.throttled, 1);
+}
+
 Test(channel, bye_hands_back_to_balloon_stats) {
         char buf[512];
         hello();

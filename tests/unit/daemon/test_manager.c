@@ -43,8 +43,12 @@ static void add_vm(const char *uuid, const char *name, uint64_t mem, uint64_t ac
 
 /* The guest reports again: last_update moves, with new demand. */
 static void report(int i, uint64_t demand) {
+        /* With deflate-on-oom the guest counts its balloon as used (balloon/collect.h). */
+        uint64_t balloon = fake.domains[i].balloon_deflate_on_oom && fake.stats[i].actual_kib < fake.domains[i].max_kib
+                                   ? fake.domains[i].max_kib - fake.stats[i].actual_kib
+                                   : 0;
         fake.stats[i].last_update_sec++;
-        fake.stats[i].usable_kib = fake.stats[i].available_kib - demand;
+        fake.stats[i].usable_kib = fake.stats[i].available_kib - demand - balloon;
 }
 
 static void setup(void) {
@@ -155,7 +159,10 @@ Test(manager, grows_at_once_when_demand_rises) {
 /* The guest's balloon moves where tided set it (the fake leaves actual to the test). */
 static void balloon_reaches_target(int i) {
         uint64_t target = hv_fake_last(&fake, "set_balloon")->value;
-        fake.stats[i].available_kib = fake.stats[i].available_kib - fake.stats[i].actual_kib + target;
+        /* Without deflate-on-oom the balloon leaves MemTotal; with it the guest keeps its
+         * MemTotal and counts the balloon as used (balloon/collect.h). */
+        if (!fake.domains[i].balloon_deflate_on_oom)
+                fake.stats[i].available_kib = fake.stats[i].available_kib - fake.stats[i].actual_kib + target;
         fake.stats[i].usable_kib = fake.stats[i].usable_kib - fake.stats[i].actual_kib + target;
         fake.stats[i].actual_kib = target;
 }
@@ -202,12 +209,12 @@ Test(manager, a_guest_that_deflates_its_balloon_out_of_memory_is_grown_and_not_s
 }
 
 /* A policy-managed DOO guest shrunk to its target and sampled there. */
-static void doo_guest_at_target(uint64_t maximum) {
+static void doo_guest_at_target(uint64_t minimum, uint64_t maximum) {
         add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
         fake.domains[0].balloon_deflate_on_oom = true;
         cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
         cr_assert_eq(manager_refresh(m, SEC(1)), 0);
-        set_policy("web", MIB(256), maximum, maximum);
+        set_policy("web", minimum, maximum, maximum);
         cr_assert_eq(manager_tick(m, SEC(101)), 0);
         report(0, MIB(100));
         cr_assert_eq(manager_tick(m, SEC(102)), 0);
@@ -219,7 +226,7 @@ static void doo_guest_at_target(uint64_t maximum) {
 }
 
 Test(manager, a_balloon_reset_by_a_reboot_or_a_missed_start_is_no_oom) {
-        doo_guest_at_target(MIB(1024));
+        doo_guest_at_target(MIB(256), MIB(1024));
         manager_on_event(m, HV_EVENT_REBOOTED, "u1", SEC(104));
         fake.stats[0].actual_kib = MIB(1024); /* the device reset: no balloon until the driver loads */
         report(0, MIB(100));
@@ -243,8 +250,27 @@ Test(manager, a_balloon_reset_by_a_reboot_or_a_missed_start_is_no_oom) {
         cr_assert_str_eq(manager_snapshot(m)->domains[0].reason, "booting: startup 1GiB");
 }
 
+Test(manager, a_balloon_reset_while_booting_is_no_oom) {
+        /* Startup 512 MiB below the 1 GiB boot size, the guest shrunk below it: the booting tick
+         * raises the balloon to 512 MiB, then the device reset shows the full 1 GiB before the
+         * new driver reports. */
+        doo_guest_at_target(MIB(256), MIB(512));
+        for (int t = 4; t < 10; t++) {
+                report(0, MIB(100));
+                cr_assert_eq(manager_tick(m, SEC(100 + t)), 0);
+                balloon_reaches_target(0);
+        }
+        cr_assert_lt(fake.stats[0].actual_kib, MIB(500), "shrunk toward the minimum first");
+        manager_on_event(m, HV_EVENT_REBOOTED, "u1", SEC(110));
+        cr_assert_eq(manager_tick(m, SEC(111)), 0);
+        cr_assert_eq(hv_fake_last(&fake, "set_balloon")->value, MIB(512), "startup memory");
+        fake.stats[0].actual_kib = MIB(1024);
+        cr_assert_eq(manager_tick(m, SEC(112)), 0); /* stats have not advanced: still booting */
+        cr_assert_eq(manager_snapshot(m)->domains[0].guest_oom_deflates, 0);
+}
+
 Test(manager, a_guest_that_deflates_above_its_maximum_is_sent_back_to_it) {
-        doo_guest_at_target(MIB(512));
+        doo_guest_at_target(MIB(512), MIB(512)); /* pinned: the target never changes */
         cr_assert_eq(hv_fake_last(&fake, "set_balloon")->value, MIB(512), "lowered to its maximum");
         size_t calls = hv_fake_count(&fake, "set_balloon", NULL);
         fake.stats[0].actual_kib = MIB(600);

@@ -354,6 +354,25 @@ Test(engine, a_lying_deflate_gets_no_more_than_the_weight_share) {
         cr_assert_lt(d[0].target_kib, vms[0].assigned_kib, "shrunk toward its share despite the claimed OOM");
 }
 
+Test(engine, pressure_does_not_hold_a_vm_above_its_entitlement_on_a_short_host) {
+        /* A guest that keeps its PSI between psi_calm and psi_grow stays "pressured" for good;
+         * on a short host that must not let it sit on memory another VM is owed. */
+        struct engine_vm vms[2] = { vm_of(MIB(512), GIB(2), GIB(4), GIB(2), MIB(300)),
+                                    vm_of(MIB(512), GIB(2), GIB(8), GIB(2), GIB(5)) };
+        struct engine_host h = host_of(GIB(7), GIB(1));
+        vms[0].memo.pressured = true;
+        vms[0].memo.last_pressure_usec = NOW;
+        vms[0].psi_some_avg10 = 5; /* above psi_calm, below psi_grow */
+        step(&h, vms, 2);
+        cr_assert(sum.short_host);
+        cr_assert_lt(d[0].target_kib, GIB(2), "%s", reason(0, &vms[0]));
+
+        struct engine_host roomy = host_of(GIB(32), GIB(1));
+        step(&roomy, vms, 2);
+        cr_assert_eq(d[0].target_kib, GIB(2), "a roomy host keeps the back-off");
+        cr_assert_eq(d[0].reason, ENGINE_REASON_PRESSURE_HOLD);
+}
+
 Test(engine, a_guest_that_deflates_with_stale_demand_still_grows) {
         /* A guest out of memory is the one whose reports stall; the host saw the deflate itself. */
         struct engine_vm vm = vm_of(MIB(512), GIB(2), GIB(4), GIB(1), MIB(300));
