@@ -167,20 +167,25 @@ static void balloon_reaches_target(int i) {
         fake.stats[i].actual_kib = target;
 }
 
-Test(manager, a_guest_that_deflates_its_balloon_out_of_memory_is_grown_and_not_shrunk_back) {
+/* A managed 1 GiB guest (with or without deflate-on-oom) shrunk to its target and sampled there. */
+static void guest_at_target(bool doo, uint64_t minimum, uint64_t maximum) {
         add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
-        fake.domains[0].balloon_deflate_on_oom = true;
+        fake.domains[0].balloon_deflate_on_oom = doo;
         cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
         cr_assert_eq(manager_refresh(m, SEC(1)), 0);
-        set_policy("web", MIB(256), MIB(1024), MIB(1024));
-        cr_assert_eq(manager_tick(m, SEC(101)), 0); /* the baseline sample */
+        set_policy("web", minimum, maximum, maximum);
+        cr_assert_eq(manager_tick(m, SEC(101)), 0);
         report(0, MIB(100));
         cr_assert_eq(manager_tick(m, SEC(102)), 0);
-        cr_assert_not_null(hv_fake_last(&fake, "set_balloon"), "shrinks toward demand");
+        cr_assert_not_null(hv_fake_last(&fake, "set_balloon"));
         balloon_reaches_target(0);
         report(0, MIB(100));
         cr_assert_eq(manager_tick(m, SEC(103)), 0);
         balloon_reaches_target(0);
+}
+
+Test(manager, a_guest_that_deflates_its_balloon_out_of_memory_is_grown_and_not_shrunk_back) {
+        guest_at_target(true, MIB(256), MIB(1024));
         report(0, MIB(100));
         cr_assert_eq(manager_tick(m, SEC(104)), 0); /* the sample at the target */
         size_t calls = hv_fake_count(&fake, "set_balloon", NULL);
@@ -208,25 +213,8 @@ Test(manager, a_guest_that_deflates_its_balloon_out_of_memory_is_grown_and_not_s
                          "hold: guest ran out of memory (deflated its balloon) 16 s ago");
 }
 
-/* A policy-managed DOO guest shrunk to its target and sampled there. */
-static void doo_guest_at_target(uint64_t minimum, uint64_t maximum) {
-        add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
-        fake.domains[0].balloon_deflate_on_oom = true;
-        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
-        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
-        set_policy("web", minimum, maximum, maximum);
-        cr_assert_eq(manager_tick(m, SEC(101)), 0);
-        report(0, MIB(100));
-        cr_assert_eq(manager_tick(m, SEC(102)), 0);
-        cr_assert_not_null(hv_fake_last(&fake, "set_balloon"));
-        balloon_reaches_target(0);
-        report(0, MIB(100));
-        cr_assert_eq(manager_tick(m, SEC(103)), 0);
-        balloon_reaches_target(0);
-}
-
 Test(manager, a_balloon_reset_by_a_reboot_or_a_missed_start_is_no_oom) {
-        doo_guest_at_target(MIB(256), MIB(1024));
+        guest_at_target(true, MIB(256), MIB(1024));
         manager_on_event(m, HV_EVENT_REBOOTED, "u1", SEC(104));
         fake.stats[0].actual_kib = MIB(1024); /* the device reset: no balloon until the driver loads */
         report(0, MIB(100));
@@ -254,7 +242,7 @@ Test(manager, a_balloon_reset_while_booting_is_no_oom) {
         /* Startup 512 MiB below the 1 GiB boot size, the guest shrunk below it: the booting tick
          * raises the balloon to 512 MiB, then the device reset shows the full 1 GiB before the
          * new driver reports. */
-        doo_guest_at_target(MIB(256), MIB(512));
+        guest_at_target(true, MIB(256), MIB(512));
         for (int t = 4; t < 10; t++) {
                 report(0, MIB(100));
                 cr_assert_eq(manager_tick(m, SEC(100 + t)), 0);
@@ -270,7 +258,7 @@ Test(manager, a_balloon_reset_while_booting_is_no_oom) {
 }
 
 Test(manager, a_guest_that_deflates_above_its_maximum_is_sent_back_to_it) {
-        doo_guest_at_target(MIB(512), MIB(512)); /* pinned: the target never changes */
+        guest_at_target(true, MIB(512), MIB(512)); /* pinned: the target never changes */
         cr_assert_eq(hv_fake_last(&fake, "set_balloon")->value, MIB(512), "lowered to its maximum");
         size_t calls = hv_fake_count(&fake, "set_balloon", NULL);
         fake.stats[0].actual_kib = MIB(600);
@@ -282,19 +270,12 @@ Test(manager, a_guest_that_deflates_above_its_maximum_is_sent_back_to_it) {
 }
 
 Test(manager, a_rising_balloon_without_deflate_on_oom_is_not_believed) {
-        add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
-        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
-        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
-        set_policy("web", MIB(256), MIB(1024), MIB(1024));
-        cr_assert_eq(manager_tick(m, SEC(101)), 0);
-        report(0, MIB(100));
-        cr_assert_eq(manager_tick(m, SEC(102)), 0);
-        balloon_reaches_target(0);
-        report(0, MIB(100));
-        cr_assert_eq(manager_tick(m, SEC(103)), 0);
-        fake.stats[0].actual_kib += MIB(8);
+        guest_at_target(false, MIB(256), MIB(1024));
         report(0, MIB(100));
         cr_assert_eq(manager_tick(m, SEC(104)), 0);
+        fake.stats[0].actual_kib += MIB(8);
+        report(0, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(105)), 0);
         const struct snapshot_domain *sd = &manager_snapshot(m)->domains[0];
         cr_assert_eq(sd->guest_oom_deflates, 1, "counted");
         cr_assert_not(sd->flags & ENGINE_FLAG_GUEST_OOM, "but not taken as pressure");
