@@ -147,6 +147,10 @@ int hv_event_remove_fd(int id);
  * reported. Metadata: only changes to tide's own element (HV_METADATA_URI). On failure *ret is
  * untouched and err holds libvirt's message. */
 int hv_libvirt_open(const char *uri, hv_event_cb cb, void *userdata, struct hv *ret, char *err, size_t errlen);
+/* What a libvirt STARTED lifecycle event with this detail (virDomainEventStartedDetailType) is to
+ * tided: HV_EVENT_RESUMED for migrated, restored and woken up (memory kept), HV_EVENT_STARTED
+ * for a boot, a snapshot revert and anything else. */
+enum hv_event_kind hv_libvirt_started_kind(int detail);
 /* True while the connection is alive (libvirtd restarts close it). */
 bool hv_libvirt_alive(const struct hv *hv);
 void hv_libvirt_close(struct hv *hv);

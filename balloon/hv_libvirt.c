@@ -656,18 +656,24 @@ static void emit(struct hv_libvirt *h, enum hv_event_kind kind, virDomainPtr dom
                 h->cb(kind, uuid, h->userdata);
 }
 
+enum hv_event_kind hv_libvirt_started_kind(int detail) {
+        /* A migrated, restored or woken guest brings its memory and its balloon driver with it.
+         * A boot does not, nor may a snapshot revert (a disk-only or offline snapshot starts
+         * cold), nor any detail a newer libvirt adds: those get the boot's startup memory. */
+        switch (detail) {
+        case VIR_DOMAIN_EVENT_STARTED_MIGRATED:
+        case VIR_DOMAIN_EVENT_STARTED_RESTORED:
+        case VIR_DOMAIN_EVENT_STARTED_WAKEUP:
+                return HV_EVENT_RESUMED;
+        default:
+                return HV_EVENT_STARTED;
+        }
+}
+
 static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque) {
         switch (event) {
         case VIR_DOMAIN_EVENT_STARTED:
-                /* A migrated, restored or woken guest brings its memory and its balloon driver
-                 * with it. A boot does not, nor may a snapshot revert (a disk-only or offline
-                 * snapshot starts cold): those get the boot's startup memory. */
-                emit(opaque,
-                     detail == VIR_DOMAIN_EVENT_STARTED_MIGRATED || detail == VIR_DOMAIN_EVENT_STARTED_RESTORED ||
-                                     detail == VIR_DOMAIN_EVENT_STARTED_WAKEUP
-                             ? HV_EVENT_RESUMED
-                             : HV_EVENT_STARTED,
-                     dom);
+                emit(opaque, hv_libvirt_started_kind(detail), dom);
                 break;
         case VIR_DOMAIN_EVENT_STOPPED:
                 emit(opaque, HV_EVENT_STOPPED, dom);

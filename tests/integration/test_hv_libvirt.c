@@ -298,6 +298,18 @@ Test(hv_libvirt, metadata_refuses_bad_flags_and_xml) {
         hv_libvirt_close(&hv);
 }
 
+/* virDomainEventStartedDetailType, libvirt's include/libvirt/libvirt-domain.h (9.0 here): BOOTED
+ * 0, MIGRATED 1, RESTORED 2, FROM_SNAPSHOT 3, WAKEUP 4. The numbers are libvirt's ABI; this file
+ * does not include libvirt. */
+Test(hv_libvirt, only_migration_restore_and_wakeup_keep_the_memory_of_a_start) {
+        cr_assert_eq(hv_libvirt_started_kind(0), HV_EVENT_STARTED, "booted");
+        cr_assert_eq(hv_libvirt_started_kind(1), HV_EVENT_RESUMED, "migrated in");
+        cr_assert_eq(hv_libvirt_started_kind(2), HV_EVENT_RESUMED, "restored");
+        cr_assert_eq(hv_libvirt_started_kind(3), HV_EVENT_STARTED, "from a snapshot: may start cold");
+        cr_assert_eq(hv_libvirt_started_kind(4), HV_EVENT_RESUMED, "woken up");
+        cr_assert_eq(hv_libvirt_started_kind(5), HV_EVENT_STARTED, "a detail newer than this libvirt: a boot, the safe side");
+}
+
 Test(hv_libvirt, metadata_change_is_an_event) {
         struct seen seen = {0};
         struct hv hv = open_default(&seen);

@@ -259,17 +259,26 @@ static void fixture_start(struct agent_fixture *fx, uint64_t discovered_usec) {
         cr_assert_gt(write(fx->gfd, buf, strlen(buf)), 0);
 }
 
-/* The guest sends a report; loop turns deliver it (the timer only keeps the loop from blocking
- * if it were not readable; a second turn covers watches of an earlier fixture that libvirt's
- * loop removes lazily). */
-static void fixture_report(struct agent_fixture *fx, const struct agent_report *r) {
+/* Runs the event loop `turns` times (the timer only keeps it from blocking when nothing is
+ * readable). */
+static void loop_turns(int turns) {
+        int timer = hv_event_add_timer(20000, noop_timer, NULL);
+        for (int turn = 0; turn < turns; turn++)
+                hv_event_run_once();
+        hv_event_remove_timer(timer);
+}
+
+static void fixture_write_report(struct agent_fixture *fx, const struct agent_report *r) {
         char buf[512];
         cr_assert_gt(agent_format_report(buf, sizeof(buf), r), 0);
         cr_assert_gt(write(fx->gfd, buf, strlen(buf)), 0);
-        int timer = hv_event_add_timer(20000, noop_timer, NULL);
-        for (int turn = 0; turn < 2; turn++)
-                hv_event_run_once();
-        hv_event_remove_timer(timer);
+}
+
+/* The guest sends a report; loop turns deliver it (a second turn covers watches of an earlier
+ * fixture that libvirt's loop removes lazily). */
+static void fixture_report(struct agent_fixture *fx, const struct agent_report *r) {
+        fixture_write_report(fx, r);
+        loop_turns(2);
 }
 
 static void fixture_stop(struct agent_fixture *fx) {
@@ -354,6 +363,28 @@ Test(agent_manager, agent_demand_drives_the_target_then_balloon_stats_take_over)
         cr_assert(!s->domains[0].agent_demand, "balloon statistics after the agent went quiet");
         cr_assert(s->domains[0].has_demand);
 
+        fixture_stop(&fx);
+}
+
+/* Reading paused by the byte budget resumes on the next tick even when that domain's balloon
+ * statistics cannot be read (the channel is ticked before them). */
+Test(agent_manager, a_paused_channel_resumes_while_balloon_stats_fail) {
+        static char flood[4096];
+        struct agent_fixture fx;
+        fixture_start(&fx, SEC(1));
+        memset(flood, '\n', sizeof(flood));
+        for (int i = 0; i < 20; i++) /* 80 KiB of empty lines: over the 64 KiB budget */
+                cr_assert_eq(write(fx.gfd, flood, sizeof(flood)), (ssize_t) sizeof(flood));
+        struct agent_report r = { .seq = 1, .uptime_ms = 600000, .total_kib = MIB(492), .available_kib = MIB(392),
+                                  .floor_kib = MIB(100) };
+        fixture_write_report(&fx, &r); /* behind the flood */
+        loop_turns(8);                  /* 16 KiB a wake-up: paused after 64 KiB */
+
+        fx.fake->fail_errno = EIO; /* the next hypervisor call, this tick's memory_stats, fails */
+        cr_assert_eq(manager_tick(fx.m, fx.base + SEC(2)), 0);
+        loop_turns(4);
+        cr_assert_eq(manager_tick(fx.m, fx.base + SEC(2) + 100000), 0);
+        cr_assert(manager_snapshot(fx.m)->domains[0].agent_demand, "the report behind the flood was read");
         fixture_stop(&fx);
 }
 
