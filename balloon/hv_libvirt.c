@@ -496,9 +496,23 @@ static int lv_set_balloon(void *hp, const char *uuid, uint64_t kib, char *err, s
         return 0;
 }
 
+/* The domain's XML (flags: 0 live, VIR_DOMAIN_XML_INACTIVE persistent) parsed, with an XPath
+ * context on it. Returns 0, or -errno with err set; *doc and *xp are the caller's to free. */
+static int domain_xpath(virDomainPtr dom, unsigned flags, xmlDocPtr *doc, xmlXPathContextPtr *xp, char *err,
+                        size_t errlen) {
+        _cleanup_free_ char *xml = virDomainGetXMLDesc(dom, flags);
+
+        if (!xml)
+                return lv_error(err, errlen);
+        if (!(*doc = xml_read(xml)) || !(*xp = xmlXPathNewContext(*doc))) {
+                set_err(err, errlen, "cannot parse the domain XML libvirt returned");
+                return -EIO;
+        }
+        return 0;
+}
+
 static int lv_set_boot_memory(void *hp, const char *uuid, uint64_t kib, char *err, size_t errlen) {
         _cleanup_(domain_freep) virDomainPtr dom = NULL;
-        _cleanup_free_ char *xml = NULL;
         _cleanup_(doc_freep) xmlDocPtr doc = NULL;
         _cleanup_(xpath_ctxt_freep) xmlXPathContextPtr xp = NULL;
         uint64_t config_max_kib;
@@ -509,10 +523,9 @@ static int lv_set_boot_memory(void *hp, const char *uuid, uint64_t kib, char *er
                 return r;
         /* The persistent <memory>, not the live one: a running domain's live maximum says
          * nothing about what its next boot may use. */
-        if (!(xml = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE)))
-                return lv_error(err, errlen);
-        if (!(doc = xml_read(xml)) || !(xp = xmlXPathNewContext(doc)) ||
-            xp_kib(xp, NULL, "/domain/memory", &config_max_kib) < 0) {
+        if ((r = domain_xpath(dom, VIR_DOMAIN_XML_INACTIVE, &doc, &xp, err, errlen)) < 0)
+                return r;
+        if (xp_kib(xp, NULL, "/domain/memory", &config_max_kib) < 0) {
                 set_err(err, errlen, "cannot read <memory> from the domain's config");
                 return -EIO;
         }
@@ -529,21 +542,14 @@ static int lv_set_boot_memory(void *hp, const char *uuid, uint64_t kib, char *er
 
 static int lv_set_virtio_mem(void *hp, const char *uuid, uint64_t requested_kib, char *err, size_t errlen) {
         _cleanup_(domain_freep) virDomainPtr dom = NULL;
-        _cleanup_free_ char *xml = NULL;
         _cleanup_(doc_freep) xmlDocPtr doc = NULL;
         _cleanup_(xpath_ctxt_freep) xmlXPathContextPtr xp = NULL;
         uint64_t size_kib, block_kib;
         char num[32];
         int r;
 
-        if ((r = lookup(hp, uuid, &dom, err, errlen)) < 0)
+        if ((r = lookup(hp, uuid, &dom, err, errlen)) < 0 || (r = domain_xpath(dom, 0, &doc, &xp, err, errlen)) < 0)
                 return r;
-        if (!(xml = virDomainGetXMLDesc(dom, 0)))
-                return lv_error(err, errlen);
-        if (!(doc = xml_read(xml)) || !(xp = xmlXPathNewContext(doc))) {
-                set_err(err, errlen, "cannot parse the domain XML libvirt returned");
-                return -EIO;
-        }
         xmlNodePtr dev = xp_node(xp, NULL, "/domain/devices/memory[@model='virtio-mem']");
         if (!dev) {
                 set_err(err, errlen, "domain has no virtio-mem device");

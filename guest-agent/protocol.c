@@ -74,9 +74,25 @@ static void copy_printable(char *dst, size_t dstlen, const char *src, size_t src
         dst[n] = '\0';
 }
 
-/* Looks key up in obj. Returns 1 and the value (NULL for a JSON null), or 0 when absent. */
-static int field(struct json_object *obj, const char *key, struct json_object **ret) {
-        return json_object_object_get_ex(obj, key, ret) ? 1 : 0;
+/* Looks key up in obj and checks its type: t, or also t_alt (pass t twice for one type).
+ * Returns 1 and the value; 0 when absent and optional; -EINVAL with err naming "<prefix><key>:
+ * missing" or "<prefix><key>: not <what>". */
+static int typed_field(struct json_object *obj, const char *prefix, const char *key, bool required, json_type t,
+                       json_type t_alt, const char *what, struct json_object **ret, char *err, size_t errlen) {
+        struct json_object *v;
+
+        if (!json_object_object_get_ex(obj, key, &v)) {
+                if (!required)
+                        return 0;
+                set_err(err, errlen, "%s%s: missing", prefix, key);
+                return -EINVAL;
+        }
+        if (!json_object_is_type(v, t) && !json_object_is_type(v, t_alt)) {
+                set_err(err, errlen, "%s%s: not %s", prefix, key, what);
+                return -EINVAL;
+        }
+        *ret = v;
+        return 1;
 }
 
 /* An unsigned integer field: a JSON integer (1.0 and 1e3 are not), min..max. Returns 1 and sets
@@ -85,17 +101,10 @@ static int get_u64(struct json_object *obj, const char *prefix, const char *key,
                    uint64_t max, uint64_t *ret, char *err, size_t errlen) {
         struct json_object *v;
         int64_t i;
+        int r = typed_field(obj, prefix, key, required, json_type_int, json_type_int, "an integer", &v, err, errlen);
 
-        if (!field(obj, key, &v)) {
-                if (!required)
-                        return 0;
-                set_err(err, errlen, "%s%s: missing", prefix, key);
-                return -EINVAL;
-        }
-        if (!json_object_is_type(v, json_type_int)) {
-                set_err(err, errlen, "%s%s: not an integer", prefix, key);
-                return -EINVAL;
-        }
+        if (r <= 0)
+                return r;
         /* json-c keeps numbers above INT64_MAX as uint64 and saturates anything beyond 64 bits;
          * json_object_get_int64() folds all of those onto INT64_MAX (and too-negative ones onto
          * INT64_MIN), and every max we accept is below INT64_MAX, so this one comparison covers
@@ -122,15 +131,10 @@ static int get_percent(struct json_object *obj, const char *prefix, const char *
                        size_t errlen) {
         struct json_object *v;
         double d;
+        int r = typed_field(obj, prefix, key, true, json_type_double, json_type_int, "a number", &v, err, errlen);
 
-        if (!field(obj, key, &v)) {
-                set_err(err, errlen, "%s%s: missing", prefix, key);
-                return -EINVAL;
-        }
-        if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int)) {
-                set_err(err, errlen, "%s%s: not a number", prefix, key);
-                return -EINVAL;
-        }
+        if (r < 0)
+                return r;
         /* json-c takes NaN and Infinity even in strict mode, and turns 1e400 into inf. */
         d = json_object_get_double(v);
         if (!isfinite(d) || d < 0 || d > AGENT_PERCENT_MAX) {
@@ -144,37 +148,17 @@ static int get_percent(struct json_object *obj, const char *prefix, const char *
 /* A nested object. Returns 1 and *ret, 0 when absent and optional, -EINVAL otherwise. */
 static int get_object(struct json_object *obj, const char *key, bool required, struct json_object **ret, char *err,
                       size_t errlen) {
-        struct json_object *v;
-
-        if (!field(obj, key, &v)) {
-                if (!required)
-                        return 0;
-                set_err(err, errlen, "%s: missing", key);
-                return -EINVAL;
-        }
-        if (!json_object_is_type(v, json_type_object)) {
-                set_err(err, errlen, "%s: not an object", key);
-                return -EINVAL;
-        }
-        *ret = v;
-        return 1;
+        return typed_field(obj, "", key, required, json_type_object, json_type_object, "an object", ret, err, errlen);
 }
 
 /* A string, sanitised into dst (see copy_printable). Returns 1, 0 when absent and optional. */
 static int get_string(struct json_object *obj, const char *key, bool required, char *dst, size_t dstlen, char *err,
                       size_t errlen) {
         struct json_object *v;
+        int r = typed_field(obj, "", key, required, json_type_string, json_type_string, "a string", &v, err, errlen);
 
-        if (!field(obj, key, &v)) {
-                if (!required)
-                        return 0;
-                set_err(err, errlen, "%s: missing", key);
-                return -EINVAL;
-        }
-        if (!json_object_is_type(v, json_type_string)) {
-                set_err(err, errlen, "%s: not a string", key);
-                return -EINVAL;
-        }
+        if (r <= 0)
+                return r;
         /* The length, not strlen(): "\u0000" is legal JSON and must not cut the string short
          * silently; it becomes '?' like any other control character. */
         copy_printable(dst, dstlen, json_object_get_string(v), (size_t) json_object_get_string_len(v));
@@ -186,14 +170,9 @@ static int parse_hello(struct json_object *obj, struct agent_msg *m, char *err, 
         size_t n;
         int r;
 
-        if (!field(obj, "protocol", &arr)) {
-                set_err(err, errlen, "protocol: missing");
-                return -EINVAL;
-        }
-        if (!json_object_is_type(arr, json_type_array)) {
-                set_err(err, errlen, "protocol: not an array");
-                return -EINVAL;
-        }
+        if ((r = typed_field(obj, "", "protocol", true, json_type_array, json_type_array, "an array", &arr, err,
+                             errlen)) < 0)
+                return r;
         n = json_object_array_length(arr);
         if (n < 1 || n > AGENT_VERSION_BITS) {
                 set_err(err, errlen, "protocol: must list 1 to %d versions", AGENT_VERSION_BITS);
@@ -365,14 +344,8 @@ int agent_msg_parse(const char *line, size_t len, struct agent_msg *ret, char *e
                 return -EINVAL;
         }
 
-        if (!field(obj, "type", &type)) {
-                set_err(err, errlen, "type: missing");
+        if (typed_field(obj, "", "type", true, json_type_string, json_type_string, "a string", &type, err, errlen) < 0)
                 return -EINVAL;
-        }
-        if (!json_object_is_type(type, json_type_string)) {
-                set_err(err, errlen, "type: not a string");
-                return -EINVAL;
-        }
         t = json_object_get_string(type);
         if ((size_t) json_object_get_string_len(type) != strlen(t))
                 t = ""; /* "report\u0000x" is not "report" */
