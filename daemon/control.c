@@ -116,7 +116,7 @@ static int opt_uint(json_object *req, const char *key, unsigned max, unsigned *r
         return 1;
 }
 
-static int parse_change(json_object *req, struct manager_policy_change *c, char *err, size_t errlen) {
+static int parse_change(json_object *req, struct policy_change *c, char *err, size_t errlen) {
         static const char *known[] = { "cmd", "domain", "startup_kib", "minimum_kib", "maximum_kib",
                                        "buffer", "weight", "dynamic" };
         int r;
@@ -131,7 +131,7 @@ static int parse_change(json_object *req, struct manager_policy_change *c, char 
                         return -EINVAL;
                 }
         }
-        *c = (struct manager_policy_change){ 0 };
+        *c = (struct policy_change){ 0 };
         if ((r = opt_kib(req, "startup_kib", &c->startup_kib, err, errlen)) < 0)
                 return r;
         c->have_startup = r;
@@ -225,7 +225,7 @@ int control_handle(struct manager *m, const char *line, size_t len, bool privile
                         goto fail;
                 }
                 if (streq(cmd, "policy-set")) {
-                        struct manager_policy_change c;
+                        struct policy_change c;
                         if (parse_change(req, &c, err, sizeof(err)) < 0)
                                 goto fail;
                         r = manager_policy_set(m, domain, &c, now_usec, note, sizeof(note), err, sizeof(err));

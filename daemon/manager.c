@@ -20,8 +20,6 @@
 /* The domain list is re-read on every lifecycle event; this is the safety net for events lost
  * while libvirtd restarted. */
 #define REFRESH_EVERY_USEC (UINT64_C(30) * USEC_PER_SEC)
-/* A boot size nobody would run a VM with below tide's lowest minimum. */
-#define DEFAULT_MINIMUM_KIB (UINT64_C(512) * KIB_PER_MIB)
 /* A guest short of memory may deflate its balloon every second: one log line a minute. */
 #define LOG_EVERY_USEC (UINT64_C(60) * USEC_PER_SEC)
 
@@ -353,19 +351,6 @@ static int ensure_capacity(struct manager *m, size_t n) {
         return 0;
 }
 
-/* The policy the engine works with: what the domain can actually reach now. A maximum beyond
- * boot size + virtio-mem waits for a restart with a bigger domain; the engine must not aim
- * at memory the balloon cannot give. */
-static struct vm_policy effective_policy(const struct dom *d) {
-        struct vm_policy p = d->policy;
-        uint64_t reach = balloon_reachable_kib(&d->info);
-        if (reach > 0 && p.maximum_kib > reach)
-                p.maximum_kib = reach / POLICY_ALIGN_KIB * POLICY_ALIGN_KIB;
-        p.startup_kib = min_u64(p.startup_kib, p.maximum_kib);
-        p.minimum_kib = min_u64(p.minimum_kib, p.startup_kib);
-        return p;
-}
-
 static void collect(struct manager *m, struct dom *d, uint64_t now_usec) {
         char err[HV_ERR_MAX] = "";
         struct hv_mem_stats st;
@@ -670,7 +655,8 @@ static int tick(struct manager *m, uint64_t now_usec, bool grow_only) {
                 (void) balloon_assigned_kib(&d->stats, &d->info, &assigned);
                 bool oom = guest_oom(d, now_usec);
                 *vm = (struct engine_vm){
-                        .policy = effective_policy(d),
+                        /* The engine must not aim at memory the balloon cannot give. */
+                        .policy = policy_within_reach(&d->policy, balloon_reachable_kib(&d->info)),
                         .state = d->booting ? ENGINE_VM_BOOTING : ENGINE_VM_RUNNING,
                         .assigned_kib = assigned,
                         .uptime_usec = now_usec - min_u64(d->boot_usec, now_usec),
@@ -821,7 +807,7 @@ static void snapshot_policy(struct manager *m, const struct dom *d) {
         }
 }
 
-int manager_policy_set(struct manager *m, const char *domain, const struct manager_policy_change *c,
+int manager_policy_set(struct manager *m, const char *domain, const struct policy_change *c,
                        uint64_t now_usec, char *note, size_t notelen, char *err, size_t errlen) {
         char xml[METADATA_XML_MAX], herr[HV_ERR_MAX] = "", a[SIZE_FORMAT_MAX], b[SIZE_FORMAT_MAX];
         struct vm_policy p;
@@ -840,34 +826,8 @@ int manager_policy_set(struct manager *m, const char *domain, const struct manag
                 return -ENOENT;
         }
 
-        if (d->have_policy)
-                p = d->policy;
-        else {
-                policy_init(&p);
-                /* A domain without a policy keeps the memory it boots with and can reach all it
-                 * has; the operator narrows from there. */
-                p.startup_kib = d->info.max_kib / POLICY_ALIGN_KIB * POLICY_ALIGN_KIB;
-                p.minimum_kib = min_u64(p.startup_kib, DEFAULT_MINIMUM_KIB);
-                p.maximum_kib = balloon_reachable_kib(&d->info) / POLICY_ALIGN_KIB * POLICY_ALIGN_KIB;
-        }
-        if (c->have_startup)
-                p.startup_kib = c->startup_kib;
-        if (c->have_minimum)
-                p.minimum_kib = c->minimum_kib;
-        if (c->have_maximum)
-                p.maximum_kib = c->maximum_kib;
-        if (c->have_buffer)
-                p.buffer_pct = c->buffer_pct;
-        if (c->have_weight)
-                p.weight = c->weight;
-        if (c->have_dynamic)
-                p.dynamic = c->dynamic;
-        /* A default that the operator's own values contradict moves with them, so
-         * "--minimum 2GiB" alone on a 1 GiB domain is not an error about a startup never given. */
-        if (!c->have_startup && !d->have_policy && p.startup_kib < p.minimum_kib)
-                p.startup_kib = p.minimum_kib;
-        if (!c->have_maximum && !d->have_policy && p.maximum_kib < p.startup_kib)
-                p.maximum_kib = p.startup_kib;
+        p = policy_apply_change(d->have_policy ? &d->policy : NULL, d->info.max_kib, balloon_reachable_kib(&d->info),
+                                c);
         if ((r = policy_validate(&p, err, errlen)) < 0)
                 return r;
 

@@ -15,6 +15,7 @@
 #include "balloon/hv.h"
 #include "daemon/snapshot.h"
 #include "policy/config.h"
+#include "policy/policy.h"
 
 struct manager;
 
@@ -59,19 +60,12 @@ int manager_tick_early(struct manager *m, uint64_t now_usec);
 /* The last published snapshot (valid until the next tick). */
 const struct snapshot *manager_snapshot(const struct manager *m);
 
-/* Policy changes from the control socket. `domain` is a name or UUID. The set fields come in
- * `p` with `have` flags for which the operator gave; the others keep the domain's current
- * policy, or for a domain without one: startup = its boot size, minimum = min(startup, 512 MiB),
- * maximum = what it can reach (boot size + virtio-mem), buffer 20, weight 50, dynamic.
+/* Policy changes from the control socket. `domain` is a name or UUID. The change merges as
+ * policy_apply_change() says (policy/policy.h): on the domain's current policy, or for a domain
+ * without one on defaults from its boot size and what it can reach.
  * On success fills `note` with what applies live and what waits for the next start.
  * On failure returns -errno and writes the reason into `err`. */
-struct manager_policy_change {
-        bool have_startup, have_minimum, have_maximum, have_buffer, have_weight, have_dynamic;
-        uint64_t startup_kib, minimum_kib, maximum_kib;
-        unsigned buffer_pct, weight;
-        bool dynamic;
-};
-int manager_policy_set(struct manager *m, const char *domain, const struct manager_policy_change *c,
+int manager_policy_set(struct manager *m, const char *domain, const struct policy_change *c,
                        uint64_t now_usec, char *note, size_t notelen, char *err, size_t errlen);
 /* Removes the policy; the balloon is released to the boot size once, then the domain is
  * unmanaged and never touched again. */

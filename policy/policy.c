@@ -67,3 +67,48 @@ int policy_validate(const struct vm_policy *p, char *err, size_t errlen) {
         }
         return 0;
 }
+
+struct vm_policy policy_apply_change(const struct vm_policy *cur, uint64_t boot_kib, uint64_t reachable_kib,
+                                     const struct policy_change *c) {
+        struct vm_policy p;
+
+        if (cur)
+                p = *cur;
+        else {
+                /* A domain without a policy keeps the memory it boots with and can reach all it
+                 * has; the operator narrows from there. */
+                policy_init(&p);
+                p.startup_kib = policy_align_down_kib(boot_kib);
+                p.minimum_kib = p.startup_kib < POLICY_MINIMUM_DEFAULT_KIB ? p.startup_kib : POLICY_MINIMUM_DEFAULT_KIB;
+                p.maximum_kib = policy_align_down_kib(reachable_kib);
+        }
+        if (c->have_startup)
+                p.startup_kib = c->startup_kib;
+        if (c->have_minimum)
+                p.minimum_kib = c->minimum_kib;
+        if (c->have_maximum)
+                p.maximum_kib = c->maximum_kib;
+        if (c->have_buffer)
+                p.buffer_pct = c->buffer_pct;
+        if (c->have_weight)
+                p.weight = c->weight;
+        if (c->have_dynamic)
+                p.dynamic = c->dynamic;
+        if (!c->have_startup && !cur && p.startup_kib < p.minimum_kib)
+                p.startup_kib = p.minimum_kib;
+        if (!c->have_maximum && !cur && p.maximum_kib < p.startup_kib)
+                p.maximum_kib = p.startup_kib;
+        return p;
+}
+
+struct vm_policy policy_within_reach(const struct vm_policy *p, uint64_t reachable_kib) {
+        struct vm_policy q = *p;
+
+        if (reachable_kib > 0 && q.maximum_kib > reachable_kib)
+                q.maximum_kib = policy_align_down_kib(reachable_kib);
+        if (q.startup_kib > q.maximum_kib)
+                q.startup_kib = q.maximum_kib;
+        if (q.minimum_kib > q.startup_kib)
+                q.minimum_kib = q.startup_kib;
+        return q;
+}

@@ -248,7 +248,7 @@ static void fixture_start(struct agent_fixture *fx, uint64_t discovered_usec) {
         config_init(&fx->cfg);
         cr_assert_eq(manager_new(&fx->hv, &fx->cfg, host_mem, NULL, &fx->m), 0);
         cr_assert_eq(manager_refresh(fx->m, discovered_usec), 0);
-        struct manager_policy_change c = { .have_minimum = true, .minimum_kib = MIB(256) };
+        struct policy_change c = { .have_minimum = true, .minimum_kib = MIB(256) };
         cr_assert_eq(manager_policy_set(fx->m, "vm", &c, discovered_usec, note, sizeof(note), err, sizeof(err)), 0,
                      "%s", err);
 

@@ -80,3 +80,32 @@ Test(policy, rejects_buffer_and_weight_out_of_range) {
         p.weight = 101;
         expect_invalid(&p, "weight: 101 is out of range 0-100");
 }
+
+Test(policy, a_change_on_a_domain_without_policy_starts_from_its_boot_size) {
+        struct policy_change c = { .have_minimum = true, .minimum_kib = UINT64_C(2048) * 1024 };
+        struct vm_policy p = policy_apply_change(NULL, UINT64_C(1024) * 1024 + 100, UINT64_C(3072) * 1024 + 100, &c);
+        cr_assert_eq(p.minimum_kib, UINT64_C(2048) * 1024);
+        cr_assert_eq(p.startup_kib, UINT64_C(2048) * 1024, "the default startup moves up with the minimum");
+        cr_assert_eq(p.maximum_kib, UINT64_C(3072) * 1024, "reachable, aligned down");
+        cr_assert_eq(p.buffer_pct, POLICY_BUFFER_DEFAULT);
+
+        struct vm_policy cur = p;
+        c = (struct policy_change){ .have_weight = true, .weight = 7 };
+        p = policy_apply_change(&cur, 0, 0, &c);
+        cr_assert_eq(p.weight, 7);
+        cr_assert_eq(p.minimum_kib, cur.minimum_kib, "an existing policy keeps what the change leaves out");
+}
+
+Test(policy, within_reach_lowers_maximum_then_startup_and_minimum) {
+        struct vm_policy p;
+        policy_init(&p);
+        p.minimum_kib = UINT64_C(1024) * 1024;
+        p.startup_kib = UINT64_C(2048) * 1024;
+        p.maximum_kib = UINT64_C(4096) * 1024;
+        struct vm_policy q = policy_within_reach(&p, UINT64_C(768) * 1024 + 1);
+        cr_assert_eq(q.maximum_kib, UINT64_C(768) * 1024);
+        cr_assert_eq(q.startup_kib, q.maximum_kib);
+        cr_assert_eq(q.minimum_kib, q.maximum_kib);
+        q = policy_within_reach(&p, 0);
+        cr_assert_eq(q.maximum_kib, p.maximum_kib, "unknown reach: unchanged");
+}
