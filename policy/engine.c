@@ -31,7 +31,7 @@ struct work {
         uint32_t weight;
         uint8_t mode;
         bool node_capped;
-        bool grow_now;    /* rule 5: guest PSI above psi_grow this tick */
+        bool grow_now;    /* rule 5: guest PSI above psi_grow, or it deflated its balloon, this tick */
         uint8_t insane;   /* rule 6: why the demand was rejected, 0 when it was not */
 };
 
@@ -292,10 +292,20 @@ static uint64_t shrink_step_kib(uint64_t assigned_kib, const struct tide_config 
         return max_u64(min_u64(step, cfg->shrink_step_max_kib), UNIT_KIB);
 }
 
+/* Rule 6's hold: why the demand could not be used, and the number its sentence needs. */
+static void set_hold_reason(const struct engine_vm *vm, unsigned insane, bool stale, uint64_t now_usec,
+                            struct engine_decision *d) {
+        d->reason = insane ? ENGINE_REASON_INSANE : stale ? ENGINE_REASON_STALE : ENGINE_REASON_NO_DEMAND;
+        d->reason_arg = insane ? insane : stale ? (now_usec - vm->demand_usec) / USEC_PER_SEC : 0;
+}
+
+/* Rules 4-6 for one VM: d's desired, flags and memo are set; x holds its entitlement. */
 static void decide_one(const struct engine_vm *vm, const struct work *x, const struct tide_config *cfg,
-                       uint64_t now_usec, bool overcommitted, bool short_host, unsigned insane, bool stale,
-                       bool grow_now, struct engine_decision *d) {
+                       uint64_t now_usec, bool overcommitted, bool short_host, struct engine_decision *d) {
         const struct vm_policy *p = &vm->policy;
+        unsigned insane = x->insane;
+        bool stale = d->flags & ENGINE_FLAG_STALE_DEMAND;
+        bool grow_now = x->grow_now;
         uint64_t a = vm->assigned_kib;
         uint64_t ent = x->alloc_u * UNIT_KIB;
         uint64_t t;
@@ -335,10 +345,7 @@ static void decide_one(const struct engine_vm *vm, const struct work *x, const s
                  * settling after boot or backing off from pressure. */
                 if (x->mode == MODE_HOLD) {
                         d->target_kib = a;
-                        d->reason = insane ? ENGINE_REASON_INSANE
-                                    : stale ? ENGINE_REASON_STALE
-                                            : ENGINE_REASON_NO_DEMAND;
-                        d->reason_arg = insane ? insane : stale ? (now_usec - vm->demand_usec) / USEC_PER_SEC : 0;
+                        set_hold_reason(vm, insane, stale, now_usec, d);
                         return;
                 }
                 if (vm->uptime_usec < cfg->quiet_usec) {
@@ -374,16 +381,17 @@ static void decide_one(const struct engine_vm *vm, const struct work *x, const s
         }
 
         d->target_kib = t;
+        /* Rule 5's reasons only when it grew, or would have but for the maximum. */
+        bool pressure_grew = grow_now && (t > a || t == p->maximum_kib);
         if (overcommitted) {
                 d->reason = ENGINE_REASON_OVERCOMMITTED;
                 d->reason_arg = p->minimum_kib;
-        } else if (grow_now && vm->guest_reclaimed && (t > a || t == p->maximum_kib)) {
+        } else if (pressure_grew && vm->guest_reclaimed) {
                 d->reason = ENGINE_REASON_RECLAIM_GROW;
                 d->reason_arg = t == p->maximum_kib;
         } else if (x->mode == MODE_HOLD) {
-                d->reason = insane ? ENGINE_REASON_INSANE : stale ? ENGINE_REASON_STALE : ENGINE_REASON_NO_DEMAND;
-                d->reason_arg = insane ? insane : stale ? (now_usec - vm->demand_usec) / USEC_PER_SEC : 0;
-        } else if (grow_now && (t > a || t == p->maximum_kib)) {
+                set_hold_reason(vm, insane, stale, now_usec, d);
+        } else if (pressure_grew) {
                 d->reason = ENGINE_REASON_PRESSURE_GROW;
                 d->reason_arg = t == p->maximum_kib; /* pressured, but at the ceiling */
         } else if (ent < d->desired_kib) {
@@ -507,8 +515,7 @@ int engine_step(struct engine *e, const struct engine_host *host, const struct e
                 const struct work *x = &e->w[i];
 
                 assigned_sum += vm->assigned_kib;
-                decide_one(vm, x, cfg, now_usec, s.overcommitted, s.short_host || x->node_capped, x->insane,
-                           d->flags & ENGINE_FLAG_STALE_DEMAND, x->grow_now, d);
+                decide_one(vm, x, cfg, now_usec, s.overcommitted, s.short_host || x->node_capped, d);
                 if (s.overcommitted)
                         d->flags |= ENGINE_FLAG_OVERCOMMITTED;
         }
