@@ -6,13 +6,17 @@
 
 #define ABSENT UINT64_MAX
 
+uint64_t balloon_visible_kib(uint64_t actual_kib, const struct hv_domain *d) {
+        return (d->balloon_deflate_on_oom ? max_u64(d->max_kib, actual_kib) : actual_kib) +
+               (d->has_virtio_mem ? d->virtio_mem_current_kib : 0);
+}
+
 int balloon_used_host_frame(uint64_t memtotal_kib, uint64_t memavailable_kib, uint64_t actual_kib,
                             const struct hv_domain *d, int64_t *ret_used_kib, uint64_t *ret_visible_kib) {
         /* All guest-reported and possibly garbage; keep the sign and let the engine judge. */
         if (memtotal_kib > INT64_MAX || memavailable_kib > INT64_MAX || actual_kib > SIZE_MAX_KIB)
                 return -ERANGE;
         int64_t used = (int64_t) memtotal_kib - (int64_t) memavailable_kib;
-        uint64_t plugged = d->has_virtio_mem ? d->virtio_mem_current_kib : 0;
 
         /* With deflate-on-oom the guest keeps ballooned pages in MemTotal and counts them as
          * used (Linux virtio_balloon.c calls adjust_managed_page_count() for inflated pages
@@ -20,7 +24,7 @@ int balloon_used_host_frame(uint64_t memtotal_kib, uint64_t memavailable_kib, ui
          * not demand. Measured here: a 1 GiB guest at 200 MiB showed 342 MiB "used", 32 real. */
         uint64_t balloon = d->balloon_deflate_on_oom && actual_kib < d->max_kib ? d->max_kib - actual_kib : 0;
         used -= (int64_t) balloon;
-        uint64_t visible = (d->balloon_deflate_on_oom ? max_u64(d->max_kib, actual_kib) : actual_kib) + plugged;
+        uint64_t visible = balloon_visible_kib(actual_kib, d);
         if (used < 0) {
                 *ret_used_kib = used; /* garbage: the engine rejects it and flags the VM */
                 *ret_visible_kib = visible;

@@ -32,6 +32,10 @@ int balloon_demand_from_stats(const struct hv_mem_stats *s, const struct hv_doma
 int balloon_used_host_frame(uint64_t memtotal_kib, uint64_t memavailable_kib, uint64_t actual_kib,
                             const struct hv_domain *d, int64_t *ret_used_kib, uint64_t *ret_visible_kib);
 
+/* The most the guest can see and use with this balloon actual: the boot size when the balloon
+ * is deflate-on-oom (the guest may take it back), else actual; plus plugged virtio-mem. */
+uint64_t balloon_visible_kib(uint64_t actual_kib, const struct hv_domain *d);
+
 /* What the VM holds: balloon actual plus plugged virtio-mem. -ENODATA without `actual`. */
 int balloon_assigned_kib(const struct hv_mem_stats *s, const struct hv_domain *d, uint64_t *ret_kib);
 

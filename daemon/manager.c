@@ -393,6 +393,11 @@ static void collect(struct manager *m, struct dom *d, uint64_t now_usec) {
 /* Whether the guest deflated its own balloon since the last sample because it ran out of memory
  * (balloon/collect.h). Only a deflate-on-oom balloon may do that; on another a rising actual is a
  * guest driver misbehaving, logged but not believed. */
+/* The balloon's actual from the last stats, or what libvirt last said without them. */
+static uint64_t dom_actual_kib(const struct dom *d) {
+        return d->stats.actual_kib == UINT64_MAX ? d->info.current_kib : d->stats.actual_kib;
+}
+
 static bool guest_oom(struct dom *d, uint64_t now_usec) {
         char a[SIZE_FORMAT_MAX], b[SIZE_FORMAT_MAX], c[SIZE_FORMAT_MAX];
 
@@ -423,7 +428,7 @@ static bool guest_oom(struct dom *d, uint64_t now_usec) {
 static void act(struct manager *m, struct dom *d, uint64_t now_usec, bool grow_only) {
         const struct engine_decision *dec = &d->decision;
         char err[HV_ERR_MAX] = "", a[SIZE_FORMAT_MAX], b[SIZE_FORMAT_MAX];
-        uint64_t actual = d->stats.actual_kib == UINT64_MAX ? d->info.current_kib : d->stats.actual_kib;
+        uint64_t actual = dom_actual_kib(d);
         struct balloon_split sp = balloon_split_target(dec->target_kib, &d->info);
         int r;
 
@@ -649,6 +654,18 @@ static int tick(struct manager *m, uint64_t now_usec, bool grow_only) {
                 }
                 node_bound |= node != ENGINE_NODE_NONE;
 
+                struct channel *ch = d->chan;
+                if (ch) /* what tided knows that the guest cannot fake: the most it can hold */
+                        ch->limits.max_total_kib = balloon_visible_kib(dom_actual_kib(d), &d->info);
+                if (ch && ch->have_report && !d->boot_known) {
+                        /* The guest's own uptime may only end the quiet period sooner: a guest
+                         * claiming a fresh boot forever gains nothing, it was found running. */
+                        uint64_t up_ms = min_u64(ch->report.uptime_ms, UINT64_MAX / 1000);
+                        uint64_t guest_boot = sat_sub_u64(ch->report_usec, up_ms * 1000);
+                        d->boot_usec = min_u64(d->boot_usec, max_u64(guest_boot, 1));
+                        d->boot_known = true;
+                }
+
                 struct engine_vm *vm = &m->vms[n];
                 uint64_t assigned = d->info.current_kib;
 
@@ -659,59 +676,33 @@ static int tick(struct manager *m, uint64_t now_usec, bool grow_only) {
                         .policy = policy_within_reach(&d->policy, balloon_reachable_kib(&d->info)),
                         .state = d->booting ? ENGINE_VM_BOOTING : ENGINE_VM_RUNNING,
                         .assigned_kib = assigned,
-                        .uptime_usec = now_usec - min_u64(d->boot_usec, now_usec),
+                        .uptime_usec = sat_sub_u64(now_usec, d->boot_usec),
                         .node = node,
                         .memo = d->memo,
                         .guest_reclaimed = oom,
                 };
-                d->agent_demand = false;
-                if (d->chan) {
-                        /* What tided knows that the guest cannot fake: the most it can hold. */
-                        uint64_t actual = d->stats.actual_kib == UINT64_MAX ? d->info.current_kib : d->stats.actual_kib;
-                        d->chan->limits.max_total_kib =
-                                (d->info.balloon_deflate_on_oom ? max_u64(d->info.max_kib, actual) : actual) +
-                                (d->info.has_virtio_mem ? d->info.virtio_mem_current_kib : 0);
-                }
-                struct channel *ch = d->chan;
-                if (ch && ch->have_report && !d->boot_known) {
-                        /* The guest's own uptime may only end the quiet period sooner: a guest
-                         * claiming a fresh boot forever gains nothing, it was found running. */
-                        uint64_t up_ms = min_u64(ch->report.uptime_ms, UINT64_MAX / 1000);
-                        uint64_t guest_boot = sat_sub_u64(ch->report_usec, up_ms * 1000);
-                        d->boot_usec = min_u64(d->boot_usec, max_u64(guest_boot, 1));
-                        d->boot_known = true;
-                        vm->uptime_usec = now_usec - min_u64(d->boot_usec, now_usec);
-                }
-                /* Host truth the guest cannot fake: memory it uses is resident in QEMU. A report
-                 * of more in use than QEMU's RSS (with room for host swap and accounting
-                 * differences) is a lie, and the VM gets balloon statistics instead. */
-                int64_t host_used;
-                uint64_t ignored;
-                if (ch && ch->have_report && ch->fresh && d->stats.rss_kib != UINT64_MAX &&
-                    balloon_used_host_frame(ch->report.total_kib, ch->report.available_kib, d->stats.actual_kib,
-                                            &d->info, &host_used, &ignored) == 0 &&
-                    host_used > 0) {
-                        /* In the host's frame: ballooned pages (not resident) are already out. */
-                        uint64_t used = (uint64_t) host_used;
-                        uint64_t allowed = d->stats.rss_kib + max_u64(UINT64_C(128) * KIB_PER_MIB, d->stats.rss_kib / 4);
-                        if (used > allowed) {
-                                char why[160];
-                                snprintf(why, sizeof(why),
-                                         "reports %" PRIu64 " KiB in use but QEMU has only %" PRIu64 " KiB resident",
-                                         used, d->stats.rss_kib);
-                                channel_distrust(ch, why, now_usec);
-                        }
-                }
+
                 /* What each source says; policy/demand.h chooses. */
                 struct demand_sources src = { 0 };
                 if (ch && ch->have_report &&
                     balloon_used_host_frame(ch->report.total_kib, ch->report.available_kib, d->stats.actual_kib,
-                                            &d->info, &src.agent_used_kib, &src.agent_total_kib) == 0) {
-                        src.agent = true;
-                        src.agent_usec = ch->report_usec;
-                        src.agent_floor_kib = ch->report.floor_kib;
-                        src.agent_has_psi = ch->report.has_psi;
-                        src.agent_psi_some_avg10 = ch->report.some_avg10;
+                                            &d->info, &src.agent.used_kib, &src.agent_total_kib) == 0) {
+                        /* A fresh report of more in use (host frame: ballooned pages are already
+                         * out) than QEMU has resident is a lie: balloon statistics instead. */
+                        if (ch->fresh && d->stats.rss_kib != UINT64_MAX && src.agent.used_kib > 0 &&
+                            !demand_agent_plausible((uint64_t) src.agent.used_kib, d->stats.rss_kib)) {
+                                char why[160];
+                                snprintf(why, sizeof(why),
+                                         "reports %" PRIu64 " KiB in use but QEMU has only %" PRIu64 " KiB resident",
+                                         (uint64_t) src.agent.used_kib, d->stats.rss_kib);
+                                channel_distrust(ch, why, now_usec);
+                        } else {
+                                src.has_agent = true;
+                                src.agent_usec = ch->report_usec;
+                                src.agent.floor_kib = ch->report.floor_kib;
+                                src.agent.has_psi = ch->report.has_psi;
+                                src.agent.psi_some_avg10 = ch->report.some_avg10;
+                        }
                 }
                 src.balloon = d->stats_advanced && balloon_demand_from_stats(&d->stats, &d->info, &src.balloon_demand_kib,
                                                                              &src.balloon_total_kib) == 0;

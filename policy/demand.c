@@ -21,22 +21,15 @@ struct demand_pick demand_pick(const struct demand_sources *in, uint64_t now_use
                                uint64_t last_demand_usec) {
         struct demand_pick p = { .source = DEMAND_SOURCE_NONE };
 
-        if (in->agent && in->agent_usec <= now_usec && now_usec - in->agent_usec <= stale_usec) {
+        if (in->has_agent && in->agent_usec <= now_usec && now_usec - in->agent_usec <= stale_usec) {
                 p.source = DEMAND_SOURCE_AGENT;
                 p.usec = in->agent_usec;
-                p.psi_some_avg10 = in->agent_has_psi ? in->agent_psi_some_avg10 : 0;
-                if (in->agent_used_kib > 0 && (uint64_t) in->agent_used_kib > in->agent_total_kib) {
-                        p.demand_kib = in->agent_used_kib;
+                p.psi_some_avg10 = in->agent.has_psi ? in->agent.psi_some_avg10 : 0;
+                if (in->agent.used_kib > 0 && (uint64_t) in->agent.used_kib > in->agent_total_kib) {
+                        p.demand_kib = in->agent.used_kib;
                         p.total_kib = in->agent_total_kib;
-                } else {
-                        struct demand_input d = {
-                                .used_kib = in->agent_used_kib,
-                                .floor_kib = in->agent_floor_kib,
-                                .has_psi = in->agent_has_psi,
-                                .psi_some_avg10 = in->agent_psi_some_avg10,
-                        };
-                        p.demand_kib = demand_model(&d);
-                }
+                } else
+                        p.demand_kib = demand_model(&in->agent);
         } else if (in->balloon) {
                 p.source = DEMAND_SOURCE_BALLOON;
                 p.demand_kib = in->balloon_demand_kib;
@@ -44,4 +37,9 @@ struct demand_pick demand_pick(const struct demand_sources *in, uint64_t now_use
                 p.usec = in->balloon_usec > last_demand_usec ? in->balloon_usec : last_demand_usec;
         }
         return p;
+}
+
+bool demand_agent_plausible(uint64_t used_kib, uint64_t rss_kib) {
+        uint64_t slack = rss_kib / 4 > DEMAND_RSS_SLACK_MIN_KIB ? rss_kib / 4 : DEMAND_RSS_SLACK_MIN_KIB;
+        return used_kib <= rss_kib + slack;
 }

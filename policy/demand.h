@@ -31,13 +31,10 @@ enum demand_source {
 
 struct demand_sources {
         /* tide-agent: its last accepted report, converted to the host's frame. */
-        bool agent;                /* a report exists and converted without error */
+        bool has_agent;            /* a report exists, converted without error and plausible */
+        struct demand_input agent; /* its use (MemTotal - MemAvailable, host frame), floor, PSI */
         uint64_t agent_usec;       /* when it arrived (tided's monotonic clock) */
-        int64_t agent_used_kib;    /* MemTotal - MemAvailable, host frame */
         uint64_t agent_total_kib;  /* the most the guest can use in that frame */
-        uint64_t agent_floor_kib;
-        bool agent_has_psi;
-        double agent_psi_some_avg10;
         /* Balloon statistics: usable only once they have advanced since tided found the domain
          * (after a tided restart the first sample may be minutes old). */
         bool balloon;
@@ -62,3 +59,9 @@ struct demand_pick {
  * the engine would see time run backwards. */
 struct demand_pick demand_pick(const struct demand_sources *in, uint64_t now_usec, uint64_t stale_usec,
                                uint64_t last_demand_usec);
+
+/* Host truth a guest cannot fake: memory it uses is resident in QEMU. An agent's use (host frame)
+ * above QEMU's RSS plus max(DEMAND_RSS_SLACK_MIN_KIB, RSS / 4) (room for host swap and
+ * accounting differences) is a lie. */
+#define DEMAND_RSS_SLACK_MIN_KIB (UINT64_C(128) * 1024)
+bool demand_agent_plausible(uint64_t used_kib, uint64_t rss_kib);
