@@ -200,6 +200,13 @@ static void load_policy(struct manager *m, struct dom *d) {
         d->have_policy = true;
 }
 
+/* No target being watched, nothing logged about it. */
+static void forget_balloon_progress(struct dom *d) {
+        d->watch = (struct balloon_watch){ 0 };
+        d->balloon = BALLOON_STATE_OK;
+        d->balloon_logged = false;
+}
+
 /* A new run of the guest: a boot (booting: startup memory until its balloon driver reports), or
  * an arrival with its memory (migrated in, restored). What tided knew of its balloon, its stats
  * baseline and the engine's memory belong to the previous run; when it booted is known only for
@@ -212,9 +219,7 @@ static void new_run(struct dom *d, uint64_t now_usec, bool boot) {
         d->last_update_seen = 0;
         d->memo = (struct engine_memo){ 0 };
         d->set_balloon_kib = 0;
-        d->watch = (struct balloon_watch){ 0 };
-        d->balloon = BALLOON_STATE_OK;
-        d->balloon_logged = false;
+        forget_balloon_progress(d);
 }
 
 int manager_refresh(struct manager *m, uint64_t now_usec) {
@@ -492,9 +497,7 @@ static void release(struct manager *m, struct dom *d) {
         int r;
 
         d->release_pending = false;
-        d->watch = (struct balloon_watch){ 0 };
-        d->balloon = BALLOON_STATE_OK;
-        d->balloon_logged = false;
+        forget_balloon_progress(d);
         if (!d->info.active)
                 return;
         if (d->info.has_virtio_mem && d->info.virtio_mem_requested_kib > 0) {
@@ -509,8 +512,26 @@ static void release(struct manager *m, struct dom *d) {
                 log_info("%s: unmanaged, balloon released to %s", d->info.name, size_format_human(d->info.max_kib, a));
 }
 
+/* A snapshot row's policy columns (zero for an unmanaged domain) and the status they imply
+ * before a decision. */
+static void snapshot_set_policy(struct snapshot_domain *o, const struct dom *d) {
+        struct vm_policy none = { 0 };
+        const struct vm_policy *p = d->have_policy ? &d->policy : &none;
+
+        o->managed = d->have_policy;
+        o->status = d->have_policy ? "unknown" : "unmanaged";
+        snprintf(o->pending, sizeof(o->pending), "%s", d->pending);
+        o->dynamic = p->dynamic;
+        o->minimum_kib = p->minimum_kib;
+        o->startup_kib = p->startup_kib;
+        o->maximum_kib = p->maximum_kib;
+        o->buffer_pct = p->buffer_pct;
+        o->weight = p->weight;
+}
+
+/* The tick's duration is filled in afterwards by manager_note_tick_duration(). */
 static int build_snapshot(struct manager *m, const struct engine_host *host, const struct engine_summary *sum,
-                          uint64_t total_kib, uint64_t available_kib, uint64_t tick_usec, uint64_t now_usec) {
+                          uint64_t total_kib, uint64_t available_kib, uint64_t now_usec) {
         struct snapshot s = { 0 };
 
         s.domains = calloc(m->n_doms ? m->n_doms : 1, sizeof(*s.domains));
@@ -526,7 +547,6 @@ static int build_snapshot(struct manager *m, const struct engine_host *host, con
                 .target_kib = sum->target_kib,
                 .short_host = sum->short_host,
                 .overcommitted = sum->overcommitted,
-                .tick_usec = tick_usec,
                 .ticks = m->ticks,
                 .uptime_usec = now_usec - m->start_usec,
         };
@@ -538,14 +558,12 @@ static int build_snapshot(struct manager *m, const struct engine_host *host, con
 
                 snprintf(o->uuid, sizeof(o->uuid), "%s", d->info.uuid);
                 snprintf(o->name, sizeof(o->name), "%s", d->info.name);
-                o->managed = d->have_policy;
+                snapshot_set_policy(o, d);
                 o->active = d->info.active;
                 o->agent = "none";
                 o->balloon = balloon_state_to_string(d->balloon);
                 o->balloon_actions = d->actions;
                 o->guest_oom_deflates = d->guest_oom_deflates;
-                o->status = d->have_policy ? "unknown" : "unmanaged";
-                snprintf(o->pending, sizeof(o->pending), "%s", d->pending);
                 if (d->stats_ok) {
                         if (balloon_assigned_kib(&d->stats, &d->info, &assigned) < 0)
                                 assigned = d->info.current_kib;
@@ -580,12 +598,6 @@ static int build_snapshot(struct manager *m, const struct engine_host *host, con
                 }
                 if (!d->have_policy)
                         continue;
-                o->dynamic = d->policy.dynamic;
-                o->minimum_kib = d->policy.minimum_kib;
-                o->startup_kib = d->policy.startup_kib;
-                o->maximum_kib = d->policy.maximum_kib;
-                o->buffer_pct = d->policy.buffer_pct;
-                o->weight = d->policy.weight;
                 if (!d->info.active) {
                         o->status = "off";
                         continue;
@@ -770,7 +782,7 @@ static int tick(struct manager *m, uint64_t now_usec, bool grow_only) {
                 if (m->doms[i].chan)
                         m->doms[i].chan->fresh = false;
         m->ticks++;
-        return build_snapshot(m, &host, &sum, total, available, 0, now_usec);
+        return build_snapshot(m, &host, &sum, total, available, now_usec);
 }
 
 const struct snapshot *manager_snapshot(const struct manager *m) {
@@ -784,15 +796,7 @@ static void snapshot_policy(struct manager *m, const struct dom *d) {
                 struct snapshot_domain *o = &m->snap.domains[i];
                 if (!streq(o->uuid, d->info.uuid))
                         continue;
-                o->managed = d->have_policy;
-                o->dynamic = d->policy.dynamic;
-                o->minimum_kib = d->have_policy ? d->policy.minimum_kib : 0;
-                o->startup_kib = d->have_policy ? d->policy.startup_kib : 0;
-                o->maximum_kib = d->have_policy ? d->policy.maximum_kib : 0;
-                o->buffer_pct = d->policy.buffer_pct;
-                o->weight = d->policy.weight;
-                o->status = d->have_policy ? "unknown" : "unmanaged";
-                snprintf(o->pending, sizeof(o->pending), "%s", d->pending);
+                snapshot_set_policy(o, d);
                 if (!d->have_policy)
                         o->reason[0] = '\0';
         }

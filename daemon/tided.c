@@ -39,7 +39,6 @@ struct tided {
         struct tide_config cfg;
         const char *uri;
         struct hv hv;
-        bool connected;
         uint64_t last_connect_usec;
         struct manager *manager;
         struct control *control;
@@ -114,7 +113,6 @@ static int connect_hv(struct tided *t) {
         r = hv_libvirt_open(t->uri, on_hv_event, t, &t->hv, err, sizeof(err));
         if (r < 0)
                 return log_error_errno(r, "Failed to connect to %s: %s", t->uri, err);
-        t->connected = true;
         log_info("Connected to %s", t->uri);
         return 0;
 }
@@ -126,12 +124,11 @@ static void on_tick(int id, void *userdata) {
         t->last_tick_usec = start;
         /* Silent clients are dropped even while libvirt is away: the socket must stay usable. */
         control_expire(t->control, start);
-        if (t->connected && !hv_libvirt_alive(&t->hv)) {
+        if (t->hv.ops && !hv_libvirt_alive(&t->hv)) {
                 log_warning("Lost the connection to %s; holding every VM where it is until it is back", t->uri);
-                hv_libvirt_close(&t->hv);
-                t->connected = false;
+                hv_libvirt_close(&t->hv); /* zeroes it: hv.ops NULL means not connected */
         }
-        if (!t->connected) {
+        if (!t->hv.ops) {
                 if (start - t->last_connect_usec < RECONNECT_USEC || connect_hv(t) < 0)
                         return;
                 (void) manager_refresh(t->manager, start);
@@ -267,7 +264,7 @@ static int run(struct tided *t, const char *socket_override) {
                 /* A guest whose agent reports a jump in use is grown now, not at the next tick;
                  * at most every EARLY_TICK_MIN_USEC (a tick reads every VM's stats, so a chatty guest must not multiply that). */
                 uint64_t now = clock_now_usec();
-                if (t->connected && now - t->last_tick_usec >= EARLY_TICK_MIN_USEC &&
+                if (t->hv.ops && now - t->last_tick_usec >= EARLY_TICK_MIN_USEC &&
                     manager_wants_early_tick(t->manager)) {
                         (void) manager_tick_early(t->manager, now);
                         t->last_tick_usec = now;
@@ -353,7 +350,7 @@ int main(int argc, char *argv[]) {
                 hv_event_remove_fd(t.sigwatch);
         if (t.sigfd >= 0)
                 close(t.sigfd);
-        if (t.connected)
+        if (t.hv.ops)
                 hv_libvirt_close(&t.hv);
         return r < 0 ? EXIT_CONFIG : EXIT_SUCCESS;
 }
