@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "daemon/channel.h"
@@ -35,12 +36,6 @@ static uint64_t thread_cpu_nsec(void) {
         struct timespec ts;
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
         return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
-
-static uint64_t mono_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -93,7 +88,7 @@ static int run(enum kind k, size_t mib, struct result *res) {
         ch.state = CHANNEL_WAITING;
         ch.limits.max_total_kib = UINT64_C(4) * KIB_PER_GIB;
         if (agent_format_hello(hello, sizeof(hello), "tide-agent/bench", "linux") <= 0 ||
-            write(sv[1], hello, strlen(hello)) != (ssize_t) strlen(hello) || channel_read(&ch, mono_usec()) < 0) {
+            write(sv[1], hello, strlen(hello)) != (ssize_t) strlen(hello) || channel_read(&ch, clock_now_usec()) < 0) {
                 channel_close(&ch);
                 close(sv[1]);
                 return -EIO;
@@ -109,7 +104,7 @@ static int run(enum kind k, size_t mib, struct result *res) {
                 ch.window_bytes = 0; /* the budget lifted: see the header */
                 ch.paused = false;
                 uint64_t c0 = thread_cpu_nsec();
-                int r = channel_read(&ch, mono_usec());
+                int r = channel_read(&ch, clock_now_usec());
                 cpu += thread_cpu_nsec() - c0;
                 wakeups++;
                 if (r < 0)

@@ -4,7 +4,9 @@
 #include <json.h>
 #include <stddef.h>
 
-#define CLIENT_SOCKET_DEFAULT "/run/tide/tided.sock"
+#include "policy/config.h"
+
+#define CLIENT_SOCKET_DEFAULT CONFIG_SOCKET_DEFAULT
 /* tided answers within a tick; a reply that takes longer means it is stuck. */
 #define CLIENT_TIMEOUT_MSEC 10000
 

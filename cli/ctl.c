@@ -101,10 +101,10 @@ static int policy_set(int argc, char **argv, const char *sock, FILE *out, FILE *
                 { 0 },
         };
         json_object *req = new_request("policy-set", NULL), *reply = NULL;
-        int c, r = 0, changes = 0;
+        int c, r = 0;
 
+        /* No change option at all is fine: tided applies the defaults for this domain. */
         while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
-                changes++;
                 switch (c) {
                 case 's':
                         r = parse_size_opt("startup", optarg, req, "startup_kib", err);
@@ -127,7 +127,6 @@ static int policy_set(int argc, char **argv, const char *sock, FILE *out, FILE *
                         break;
                 case 'k':
                         sock = optarg;
-                        changes--;
                         break;
                 default:
                         fprintf(err, "tidectl policy set: unknown or incomplete option '%s' (see 'tidectl help "
@@ -146,7 +145,6 @@ static int policy_set(int argc, char **argv, const char *sock, FILE *out, FILE *
                 return TIDECTL_EXIT_USAGE;
         }
         json_object_object_add(req, "domain", json_object_new_string(argv[optind]));
-        (void) changes; /* no option at all: tided applies the defaults for this domain */
         r = request(sock, req, &reply, err);
         if (r != TIDECTL_EXIT_OK)
                 return r;

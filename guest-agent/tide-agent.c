@@ -34,6 +34,7 @@
 
 #include <json-c/linkhash.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/units.h"
@@ -154,7 +155,7 @@ static uint64_t clock_usec(clockid_t id) {
 }
 
 static uint64_t now_usec(void) {
-        return clock_usec(CLOCK_MONOTONIC);
+        return clock_now_usec();
 }
 
 /* ---- the output queue ---------------------------------------------------------------------- */

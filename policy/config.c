@@ -112,7 +112,7 @@ void config_init(struct tide_config *c) {
                 .psi_grow_step_pct = 10,
         };
         snprintf(c->libvirt_uri, sizeof(c->libvirt_uri), "%s", "qemu:///system");
-        snprintf(c->socket_path, sizeof(c->socket_path), "%s", "/run/tide/tided.sock");
+        snprintf(c->socket_path, sizeof(c->socket_path), "%s", CONFIG_SOCKET_DEFAULT);
         snprintf(c->metrics_address, sizeof(c->metrics_address), "%s", "127.0.0.1:9177");
 }
 

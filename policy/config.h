@@ -7,6 +7,8 @@
 #include <stdio.h>
 
 #define CONFIG_PATH_DEFAULT "/etc/tide/tided.conf"
+/* tided's control socket unless the config or --socket says otherwise; tidectl's default too. */
+#define CONFIG_SOCKET_DEFAULT "/run/tide/tided.sock"
 #define CONFIG_STR_MAX 256
 
 struct tide_config {
