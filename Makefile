@@ -34,7 +34,7 @@ test-asan:
 # checked-in seed corpus (fuzz/corpus/).
 FUZZ_SECONDS ?= 60
 fuzz:
-	./fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+	FUZZ_REQUIRED=1 ./fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
 bench: all
 	$(BUILD)/bin/bench_engine --vms 10000 --ticks 200

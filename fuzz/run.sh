@@ -17,7 +17,13 @@ cc=${CLANG:-clang}
 
 case $seconds in '' | *[!0-9]*) echo "fuzz: SECONDS must be a whole number, not '$seconds'" >&2; exit 2 ;; esac
 
+# By hand a missing toolchain is a skip; `make test` sets FUZZ_REQUIRED=1, where it is a failure
+# (scripts/install-deps installs clang, so a skip there would hide a broken setup).
 skip() {
+        if [ "${FUZZ_REQUIRED:-0}" = 1 ]; then
+                echo "fuzz: cannot run: $*" >&2
+                exit 1
+        fi
         echo "fuzz: skipped: $*"
         exit 0
 }

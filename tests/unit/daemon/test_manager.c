@@ -377,6 +377,8 @@ Test(manager, a_failing_hypervisor_call_is_logged_and_the_tick_goes_on) {
         fake.n_calls = 0;
         fake.fail_errno = EIO; /* the first call of the tick (a's stats) fails */
         cr_assert_eq(manager_tick(m, SEC(102)), 0);
+        cr_assert_eq(fake.fail_errno, 0, "the failure was used");
+        cr_assert_eq(hv_fake_count(&fake, "set_balloon", "u1"), 0, "a, without stats, is held");
         cr_assert_eq(hv_fake_count(&fake, "set_balloon", "u2"), 1, "b still handled");
 }
 
