@@ -28,11 +28,6 @@ image=$repo/build-guest-agent
 "$repo/tools/guest-image/build" --agent "$agent" "$image" >/dev/null
 export TIDE_GUEST_IMAGE=$image TIDE_GUEST_AGENT=$agent
 
-stat_of() { # stat_of VM FIELD
-  ctl stats "$1" --json | python3 -c '
-import json,sys; d=json.load(sys.stdin)["domains"][0]; v=d[sys.argv[1]]; print(v if v is not None else -1)' "$2"
-}
-actual_of() { virsh -c "$uri" dommemstat "$1" | awk '$1=="actual"{print $2}'; }
 
 "$vm" libvirt-up >/dev/null
 log "booting $name (1 GiB, agent; allocates 200 MiB at 40 s uptime, frees it 30 s later) and 3 hostile guests"
@@ -50,26 +45,24 @@ done
 min=$((256 * 1024))
 
 # 1. the agent drives the decisions.
-from_agent() { [ "$(stat_of "$name" demand_source)" = agent ]; }
+from_agent() { [ "$(stat_kib demand_source "$name")" = agent ]; }
 wait_for 30 "demand from tide-agent" from_agent
-log "1. demand source: agent (report age $(stat_of "$name" agent_report_age_ms) ms)"; passed=$((passed + 1))
+log "1. demand source: agent (report age $(stat_kib agent_report_age_ms "$name") ms)"; passed=$((passed + 1))
 
-below() { [ "$(actual_of "$name")" -le "$1" ]; }
 wait_for 40 "shrinks toward the minimum before the load" below $((min + 32 * 1024))
 
 # 2. 200 MiB allocated at once: grown within a few ticks of the agent seeing it.
-above() { [ "$(actual_of "$name")" -ge "$1" ]; }
 wait_for 60 "assigned grows with the allocation" above $((min + 180 * 1024))
 lat=$(grep -o "$name: [^ ]* -> [^ ]* (grow[^;]*; [0-9]* ms after the agent's report)" "$work/tided.log" \
       | grep -o '[0-9]* ms after' | grep -o '[0-9]*' | head -n 3 | paste -sd, -)
-log "2. grew to $(( $(actual_of "$name") / 1024 )) MiB; first grows ${lat:-?} ms after the agent's report"
+log "2. grew to $(( $(actual_kib) / 1024 )) MiB; first grows ${lat:-?} ms after the agent's report"
 passed=$((passed + 1))
 
 # 3. freed: slow shrink, never below the minimum.
-peak=$(actual_of "$name")
+peak=$(actual_kib)
 wait_for 60 "shrink after the free" below $((peak - 16 * 1024))
 wait_for 90 "back near the minimum" below $((min + 32 * 1024))
-a=$(actual_of "$name"); [ "$a" -ge $((min - 4096)) ] || fail "below minimum: $a KiB"
+a=$(actual_kib); [ "$a" -ge $((min - 4096)) ] || fail "below minimum: $a KiB"
 log "3. freed: back to $((a / 1024)) MiB"; passed=$((passed + 1))
 
 # 4. hostile agents: flagged, capped, tided alive and answering. What they cost tided is
@@ -78,19 +71,19 @@ kill -0 "$pid" || fail "tided died"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 c0=$(cpu_ticks); w0=$(date +%s%N); sleep 10; c1=$(cpu_ticks); w1=$(date +%s%N)
 hz=$(getconf CLK_TCK)
-log "4. tided used $(python3 -c "print(f'{100 * ($c1 - $c0) / $hz / (($w1 - $w0) / 1e9):.2f}')") % of a core over 10 s with the hostile guests running; flood: $(stat_of "$name-flood" agent_error)"
+log "4. tided used $(python3 -c "print(f'{100 * ($c1 - $c0) / $hz / (($w1 - $w0) / 1e9):.2f}')") % of a core over 10 s with the hostile guests running; flood: $(stat_kib agent_error "$name-flood")"
 for h in "${hostile[@]}"; do
-  bad=$(( $(stat_of "$name-$h" agent_rejected) + $(stat_of "$name-$h" agent_rate_dropped) ))
+  bad=$(( $(stat_kib agent_rejected "$name-$h") + $(stat_kib agent_rate_dropped "$name-$h") ))
   [ "$bad" -gt 0 ] || fail "$h agent was not caught"
-  t=$(stat_of "$name-$h" target_kib)
+  t=$(stat_kib target_kib "$name-$h")
   [ "$t" -le $((512 * 1024)) ] || fail "$h agent got $t KiB, above its maximum"
-  src=$(stat_of "$name-$h" demand_source)
+  src=$(stat_kib demand_source "$name-$h")
   [ "$h" = flood ] || [ "$src" != agent ] || fail "$h agent's demand was believed"
   log "4. $h: caught ($bad messages dropped), target $((t / 1024)) MiB, demand from $src"
 done
 s0=$(date +%s%N); ctl stats >/dev/null; s1=$(date +%s%N)
 [ $(( (s1 - s0) / 1000000 )) -lt 2000 ] || fail "tidectl stats took $(( (s1 - s0) / 1000000 )) ms under the flood"
-a=$(actual_of "$name"); [ "$a" -ge $((min - 4096)) ] || fail "honest VM below its minimum: $a KiB"
+a=$(actual_kib); [ "$a" -ge $((min - 4096)) ] || fail "honest VM below its minimum: $a KiB"
 log "4. tided alive and answering in $(( (s1 - s0) / 1000000 )) ms; the honest VM holds $((a / 1024)) MiB"
 passed=$((passed + 1))
 echo "$test_name: $passed passed, 0 failed"

@@ -21,7 +21,6 @@ ctl policy set "$name" --minimum 256MiB --startup 1GiB --maximum 1GiB --buffer 2
 min=$((256 * 1024))
 
 # 1. down to demand + buffer (the idle guest needs ~40 MiB, so: its minimum).
-below() { [ "$(actual_kib)" -le "$1" ]; }
 wait_for 50 "balloon shrinks toward the minimum" below $((min + 16 * 1024))
 a=$(actual_kib); [ "$a" -ge $((min - 4096)) ] || fail "actual $a KiB went below the minimum $min KiB"
 log "1. policy applied: actual $((a / 1024)) MiB (minimum 256 MiB)"; passed=$((passed + 1))
@@ -35,7 +34,6 @@ wait_for 10 "tidectl stats assigned agrees with virsh dommemstat actual" agree
 log "5. tidectl stats assigned $((s / 1024)) MiB = virsh dommemstat actual $((v / 1024)) MiB"; passed=$((passed + 1))
 
 # 2. the guest allocates 300 MiB: assigned grows to cover it plus buffer.
-above() { [ "$(actual_kib)" -ge "$1" ]; }
 wait_for 90 "assigned grows under load" above $((300 * 1024 + min / 2))
 log "2. load: actual grew to $(( $(actual_kib) / 1024 )) MiB"; passed=$((passed + 1))
 

@@ -42,11 +42,13 @@ start_tided() {
   fail "tided did not start"
 }
 ctl() { "$bin/tidectl" "$@" --socket "$sock"; }
-stat_kib() { # stat_kib FIELD: a number from tidectl stats --json for our VM (-1 when null)
-  ctl stats "$name" --json | python3 -c '
+stat_kib() { # stat_kib FIELD [VM]: a field from tidectl stats --json for VM ($name; -1 when null)
+  ctl stats "${2:-$name}" --json | python3 -c '
 import json,sys; d=json.load(sys.stdin)["domains"][0]; v=d[sys.argv[1]]; print(v if v is not None else -1)' "$1"
 }
-actual_kib() { virsh -c "$uri" dommemstat "$name" | awk '$1=="actual"{print $2}'; }
+actual_kib() { virsh -c "$uri" dommemstat "${1:-$name}" | awk '$1=="actual"{print $2}'; } # actual_kib [VM]
+below() { [ "$(actual_kib)" -le "$1" ]; } # below KIB: $name's balloon actual is at most KIB
+above() { [ "$(actual_kib)" -ge "$1" ]; } # above KIB: at least KIB
 wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...: until COMMAND succeeds
   local secs=$1 what=$2; shift 2
   for _ in $(seq $((secs * 2))); do "$@" && return 0; sleep 0.5; done

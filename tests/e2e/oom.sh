@@ -22,7 +22,6 @@ ctl policy set "$name" --minimum 256MiB --startup 512MiB --maximum 512MiB --buff
 min=$((256 * 1024)); max=$((512 * 1024))
 
 # 1. the idle guest goes down to its minimum.
-below() { [ "$(actual_kib)" -le "$1" ]; }
 wait_for 50 "balloon shrinks toward the minimum" below $((min + 16 * 1024))
 [ "$(stat_kib guest_oom_deflates)" -eq 0 ] || fail "an OOM deflate was counted before any load"
 log "1. idle: actual $(( $(actual_kib) / 1024 )) MiB"; passed=$((passed + 1))

@@ -26,7 +26,6 @@ start_tided
 ctl policy set "$name" --minimum 256MiB --startup 512MiB --maximum 1536MiB --buffer 25 >/dev/null || fail "policy set"
 min=$((256 * 1024)); boot=$((512 * 1024))
 
-below() { [ "$(actual_kib)" -le "$1" ]; }
 wait_for 40 "balloon shrinks below the boot size" below $((boot - 64 * 1024))
 [ "$(requested_kib)" -le 0 ] || fail "virtio-mem plugged while idle"
 log "1. idle: balloon at $(( $(actual_kib) / 1024 )) MiB, nothing plugged"; passed=$((passed + 1))
