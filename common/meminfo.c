@@ -115,7 +115,7 @@ int meminfo_read(const char *root, struct meminfo *ret) {
         return meminfo_parse(text, ret);
 }
 
-int meminfo_read_live(struct meminfo *ret) {
+int meminfo_read_info(struct meminfo_info *info, struct meminfo *ret) {
         /* Not const: procps_meminfo_select() takes a plain pointer. Indexes match offsets[]. */
         static enum meminfo_item items[] = {
                 MEMINFO_MEM_TOTAL,   MEMINFO_MEM_FREE,  MEMINFO_MEM_AVAILABLE, MEMINFO_MEM_BUFFERS,
@@ -127,9 +127,26 @@ int meminfo_read_live(struct meminfo *ret) {
                 offsetof(struct meminfo, cached_kib),     offsetof(struct meminfo, swap_total_kib),
                 offsetof(struct meminfo, swap_free_kib),  offsetof(struct meminfo, committed_as_kib),
         };
-        struct meminfo_info *info = NULL;
         struct meminfo_stack *stack;
         struct meminfo m = { 0 };
+
+        /* One select reads the file once for all fields, so they describe the same instant;
+         * per-item procps_meminfo_get() calls may re-read between fields (and cache for a
+         * second), and MEMINFO_GET() would turn a failure into 0, which reads as "no memory". */
+        errno = 0;
+        stack = procps_meminfo_select(info, items, (int) ELEMENTSOF(items));
+        if (!stack)
+                return errno > 0 ? -errno : -EIO;
+        for (size_t i = 0; i < ELEMENTSOF(items); i++)
+                *(uint64_t *) ((char *) &m + offsets[i]) = stack->head[i].result.ul_int;
+        if (m.total_kib == 0)
+                return -EIO; /* the library read nothing useful; do not report an empty host */
+        *ret = m;
+        return 0;
+}
+
+int meminfo_read_live(struct meminfo *ret) {
+        struct meminfo_info *info = NULL;
         int r;
 
         r = procps_meminfo_new(&info);
@@ -137,24 +154,7 @@ int meminfo_read_live(struct meminfo *ret) {
                 return r;
         if (!info)
                 return -EIO;
-
-        /* One select reads the file once for all fields, so they describe the same instant;
-         * per-item procps_meminfo_get() calls may re-read between fields, and MEMINFO_GET()
-         * would turn a failure into 0, which reads as "no memory". */
-        errno = 0;
-        stack = procps_meminfo_select(info, items, (int) ELEMENTSOF(items));
-        if (!stack) {
-                r = errno > 0 ? -errno : -EIO;
-                procps_meminfo_unref(&info);
-                return r;
-        }
-        for (size_t i = 0; i < ELEMENTSOF(items); i++)
-                *(uint64_t *) ((char *) &m + offsets[i]) = stack->head[i].result.ul_int;
+        r = meminfo_read_info(info, ret);
         procps_meminfo_unref(&info);
-
-        if (m.total_kib == 0)
-                return -EIO; /* the library read nothing useful; do not report an empty host */
-
-        *ret = m;
-        return 0;
+        return r;
 }

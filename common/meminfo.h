@@ -26,3 +26,9 @@ int meminfo_read(const char *root, struct meminfo *ret);
 
 /* Reads this machine's live counters through libproc2. Returns 0 or -errno. */
 int meminfo_read_live(struct meminfo *ret);
+
+/* The same through a libproc2 handle the caller keeps (procps_meminfo_new), for a program that
+ * reads every second: one select, so all fields describe one instant and a failure is an error,
+ * not a 0. Returns 0, -errno, or -EIO when the library read nothing useful (MemTotal 0). */
+struct meminfo_info;
+int meminfo_read_info(struct meminfo_info *info, struct meminfo *ret);

@@ -40,34 +40,14 @@ void agent_source_close(struct agent_source *src) {
 }
 
 static int read_live(struct agent_source *src, struct agent_sample *ret, int *ret_psi_error, int *ret_vmstat_error) {
-        /* Not const: libproc2's select takes plain pointers. Indexes match offsets[]. */
-        static enum meminfo_item mem_items[] = {
-                MEMINFO_MEM_TOTAL,  MEMINFO_MEM_FREE,  MEMINFO_MEM_AVAILABLE, MEMINFO_MEM_BUFFERS,
-                MEMINFO_MEM_CACHED, MEMINFO_SWAP_TOTAL, MEMINFO_SWAP_FREE,    MEMINFO_MEM_COMMITTED_AS,
-        };
-        static const size_t offsets[ELEMENTSOF(mem_items)] = {
-                offsetof(struct meminfo, total_kib),     offsetof(struct meminfo, free_kib),
-                offsetof(struct meminfo, available_kib), offsetof(struct meminfo, buffers_kib),
-                offsetof(struct meminfo, cached_kib),    offsetof(struct meminfo, swap_total_kib),
-                offsetof(struct meminfo, swap_free_kib), offsetof(struct meminfo, committed_as_kib),
-        };
-        static enum vmstat_item vm_items[] = { VMSTAT_PGMAJFAULT };
+        static enum vmstat_item vm_items[] = { VMSTAT_PGMAJFAULT }; /* not const: select takes plain pointers */
         struct agent_sample s = { 0 };
-        struct meminfo_stack *ms;
         struct vmstat_stack *vs;
         int r;
 
-        /* select, not MEMINFO_GET: one read of the file for all fields (one instant), a failure
-         * we can see instead of a 0, and no get()'s once-a-second cache, which at a 1 s interval
-         * would sometimes hand back the previous second's figures. */
-        errno = 0;
-        ms = procps_meminfo_select(src->meminfo, mem_items, (int) ELEMENTSOF(mem_items));
-        if (!ms)
-                return errno > 0 ? -errno : -EIO;
-        for (size_t i = 0; i < ELEMENTSOF(mem_items); i++)
-                *(uint64_t *) ((char *) &s.mem + offsets[i]) = ms->head[i].result.ul_int;
-        if (s.mem.total_kib == 0)
-                return -EIO;
+        r = meminfo_read_info(src->meminfo, &s.mem);
+        if (r < 0)
+                return r;
 
         *ret_vmstat_error = 0;
         if (!src->vmstat)
