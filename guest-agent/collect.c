@@ -5,11 +5,7 @@
 
 #include "common/macro.h"
 #include "guest-agent/collect.h"
-
-/* The ranges of docs/PROTOCOL.md ("range tided accepts"). */
-#define COMMITTED_AS_MAX_KIB (UINT64_C(1) << 50)
-#define PSI_TOTAL_MAX_USEC (UINT64_C(1) << 62)
-#define MAJOR_FAULTS_MAX (UINT64_C(1) << 40)
+#include "guest-agent/protocol.h"
 
 static bool is_blank(char c) {
         return c == ' ' || c == '\t';
@@ -104,7 +100,7 @@ int agent_report_build(struct agent_collector *c, const struct agent_sample *s, 
         /* MemAvailable is an estimate the kernel clamps at 0 but not at MemTotal; tided refuses
          * a report where it exceeds the total, so say the truth that fits. */
         r.available_kib = min_u64(m->available_kib, m->total_kib);
-        r.committed_as_kib = min_u64(m->committed_as_kib, COMMITTED_AS_MAX_KIB);
+        r.committed_as_kib = min_u64(m->committed_as_kib, AGENT_KIB_MAX);
         r.swap_total_kib = m->swap_total_kib;
         r.swap_free_kib = min_u64(m->swap_free_kib, m->swap_total_kib);
 
@@ -114,14 +110,14 @@ int agent_report_build(struct agent_collector *c, const struct agent_sample *s, 
                 r.some_avg60 = s->psi.some.avg60;
                 r.full_avg10 = s->psi.has_full ? s->psi.full.avg10 : 0;
                 r.full_avg60 = s->psi.has_full ? s->psi.full.avg60 : 0;
-                r.some_total_usec = min_u64(s->psi.some.total_usec, PSI_TOTAL_MAX_USEC);
-                r.full_total_usec = s->psi.has_full ? min_u64(s->psi.full.total_usec, PSI_TOTAL_MAX_USEC) : 0;
+                r.some_total_usec = min_u64(s->psi.some.total_usec, AGENT_STALL_USEC_MAX);
+                r.full_total_usec = s->psi.has_full ? min_u64(s->psi.full.total_usec, AGENT_STALL_USEC_MAX) : 0;
         }
 
         if (s->has_pgmajfault) {
                 /* A counter that went back (it cannot, short of a wrap) restarts the count. */
                 if (c->has_last)
-                        r.major_faults = min_u64(sat_sub_u64(s->pgmajfault, c->last_pgmajfault), MAJOR_FAULTS_MAX);
+                        r.major_faults = min_u64(sat_sub_u64(s->pgmajfault, c->last_pgmajfault), AGENT_MAJOR_FAULTS_MAX);
                 c->last_pgmajfault = s->pgmajfault;
                 c->has_last = true;
         }

@@ -25,14 +25,9 @@
  * recursion and allocations bounded whatever the guest sends. */
 #define AGENT_JSON_DEPTH 8
 
-/* Ranges the parser enforces (docs/PROTOCOL.md, "Report"). Sizes in KiB are capped at 2^50
- * (1 EiB, what the spec gives Committed_AS): no machine is near it, and every sum tided forms
- * from them stays far from overflow. seq and uptime_ms have no documented ceiling, so they get the
- * largest value json-c returns unambiguously: it saturates an overflowing number to INT64_MAX,
- * so INT64_MAX itself cannot be told apart from "too big" and is refused. */
-#define AGENT_KIB_MAX (UINT64_C(1) << 50)
-#define AGENT_STALL_USEC_MAX (UINT64_C(1) << 62)
-#define AGENT_MAJOR_FAULTS_MAX (UINT64_C(1) << 40)
+/* seq and uptime_ms have no documented ceiling, so they get the largest value json-c returns
+ * unambiguously: it saturates an overflowing number to INT64_MAX, so INT64_MAX itself cannot be
+ * told apart from "too big" and is refused. (The other ranges are in protocol.h.) */
 #define AGENT_COUNTER_MAX ((uint64_t) INT64_MAX - 1)
 #define AGENT_PERCENT_MAX 100.0
 /* Protocol versions live in an unsigned bitmask (bit v = version v). */

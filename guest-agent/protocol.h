@@ -12,6 +12,12 @@
 #define AGENT_PROTOCOL_VERSION 1
 /* Longest message, newline included. */
 #define AGENT_MSG_MAX 4096
+/* Ranges tided accepts in a report (docs/PROTOCOL.md, "Report"), which the agent clamps to.
+ * Sizes in KiB are capped at 2^50 (1 EiB, what the spec gives Committed_AS): no machine is near
+ * it, and every sum tided forms from them stays far from overflow. */
+#define AGENT_KIB_MAX (UINT64_C(1) << 50)
+#define AGENT_STALL_USEC_MAX (UINT64_C(1) << 62)
+#define AGENT_MAJOR_FAULTS_MAX (UINT64_C(1) << 40)
 /* tided asks for a report this often unless configured otherwise. */
 #define AGENT_INTERVAL_MS_DEFAULT 1000
 #define AGENT_INTERVAL_MS_MIN 250
