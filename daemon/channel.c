@@ -107,7 +107,7 @@ static void handle_line(struct channel *c, const char *line, size_t len, uint64_
                 break;
         case AGENT_RATE_DROPPED:
                 if (c->session.rate_dropped == 1 || c->session.rate_dropped % 1000 == 0)
-                        reject(c, "more than 5 messages a second", now_usec);
+                        reject(c, err, now_usec); /* the session's own "more than N messages a second" */
                 break;
         }
 }
@@ -120,7 +120,10 @@ static void pause_reading(struct channel *c, uint64_t now_usec) {
         c->throttled++;
         if (c->watch >= 0)
                 hv_event_update_fd(c->watch, 0);
-        reject(c, "more than 64 KiB a second (reads count 256 bytes at least): reading paused for a second", now_usec);
+        char why[128];
+        snprintf(why, sizeof(why), "more than %d KiB a second (reads count %d bytes at least): reading paused for a second",
+                 CHANNEL_BYTES_PER_SEC / 1024, CHANNEL_READ_CHARGE);
+        reject(c, why, now_usec);
 }
 
 int channel_read(struct channel *c, uint64_t now_usec) {
@@ -164,7 +167,9 @@ int channel_read(struct channel *c, uint64_t now_usec) {
                         else if (k == 2) {
                                 c->oversized++;
                                 c->session.rejected++;
-                                reject(c, "line longer than 4096 bytes", now_usec);
+                                char why[64];
+                                snprintf(why, sizeof(why), "line longer than %d bytes", AGENT_MSG_MAX);
+                                reject(c, why, now_usec);
                         }
                         if (used == 0 && k == 0)
                                 break;

@@ -284,9 +284,10 @@ static void client_close(struct client *cl) {
         *cl = (struct client){ .fd = -1, .watch = -1 };
 }
 
-static void client_reply(struct control *c, struct client *cl, const char *line, size_t len) {
-        char *reply = NULL;
-        if (control_handle(c->m, line, len, cl->privileged, clock_now_usec(), &reply) < 0 || !reply) {
+/* Queues reply (owned, NULL: out of memory) as the client's one answer line; the connection
+ * closes once it is sent. */
+static void client_send(struct client *cl, char *reply) {
+        if (!reply) {
                 client_close(cl);
                 return;
         }
@@ -302,6 +303,15 @@ static void client_reply(struct control *c, struct client *cl, const char *line,
         cl->out_len = n + 1;
         cl->out_off = 0;
         hv_event_update_fd(cl->watch, HV_FD_WRITABLE);
+}
+
+static void client_reply(struct control *c, struct client *cl, const char *line, size_t len) {
+        char *reply = NULL;
+        if (control_handle(c->m, line, len, cl->privileged, clock_now_usec(), &reply) < 0) {
+                client_close(cl);
+                return;
+        }
+        client_send(cl, reply);
 }
 
 static void on_client(int id, int fd, int events, void *userdata) {
@@ -346,18 +356,12 @@ static void on_client(int id, int fd, int events, void *userdata) {
         char *nl = memchr(chunk, '\n', (size_t) n);
         size_t take = nl ? (size_t) (nl - chunk) : (size_t) n;
         if (cl->len + take > CONTROL_MSG_MAX) {
-                static const char too_big[] = "{\"ok\":false,\"error\":\"request larger than 65536 bytes\"}\n";
+                char msg[64];
                 free(cl->buf);
                 cl->buf = NULL;
                 cl->len = 0;
-                cl->out = strdup(too_big);
-                if (!cl->out) {
-                        client_close(cl);
-                        return;
-                }
-                cl->out_len = sizeof(too_big) - 1;
-                cl->out_off = 0;
-                hv_event_update_fd(cl->watch, HV_FD_WRITABLE);
+                snprintf(msg, sizeof(msg), "request larger than %d bytes", CONTROL_MSG_MAX);
+                client_send(cl, reply_error(msg));
                 return;
         }
         char *grown = realloc(cl->buf, cl->len + take + 1);
