@@ -287,17 +287,21 @@ static void client_close(struct client *cl) {
 /* Queues reply (owned, NULL: out of memory) as the client's one answer line; the connection
  * closes once it is sent. */
 static void client_send(struct client *cl, char *reply) {
-        if (!reply) {
+        _cleanup_free_ char *owned = reply;
+
+        if (!owned) {
                 client_close(cl);
                 return;
         }
-        size_t n = strlen(reply);
-        cl->out = realloc(reply, n + 2);
+        /* A copy, not realloc: the sanitizer build's GCC flags any use of a realloc'd pointer
+         * (-Wuse-after-free), even the free() its failure needs. */
+        size_t n = strlen(owned);
+        cl->out = malloc(n + 2);
         if (!cl->out) {
-                free(reply);
                 client_close(cl);
                 return;
         }
+        memcpy(cl->out, owned, n);
         cl->out[n] = '\n';
         cl->out[n + 1] = '\0';
         cl->out_len = n + 1;
