@@ -1,4 +1,5 @@
 #include <getopt.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "cli/client.h"
@@ -9,7 +10,7 @@
 #define TIDE_VERSION "unknown"
 #endif
 
-static int cmd_help(int argc, char **argv, FILE *out, FILE *err);
+static int cmd_help(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err);
 
 static const struct tidectl_command commands[] = {
         { "plan", cmd_plan, "FILE.json [--settle] [--json] [--config FILE] [--max-ticks N]",
@@ -34,27 +35,30 @@ static const struct tidectl_command commands[] = {
           "    --static       keep the VM at startup; --dynamic: let tide move it\n"
           "  show [DOMAIN]    list policies (--json for JSON)\n"
           "  clear DOMAIN     stop managing the VM; its balloon is released to its boot size\n"
-          "  --socket PATH    tided's control socket (default " CLIENT_SOCKET_DEFAULT ")\n"
           "  Changing policies needs root; reading them does not.\n" },
         { "stats", cmd_stats, "[DOMAIN] [--json] [--watch SECONDS]",
           "show each VM's memory: assigned, demand, pressure, status, target and why",
           "  --json           print JSON\n"
           "  --watch SECONDS  repeat every SECONDS until Ctrl-C\n"
-          "  --socket PATH    tided's control socket (default " CLIENT_SOCKET_DEFAULT ")\n"
           "  Columns: PRESS% = demand / assigned; BUF% = configured buffer; STATUS ok (available\n"
           "  buffer > 80%), low (0-80%), warning (assigned < demand), unknown (no demand data).\n" },
-        { "top", cmd_top, "[--socket PATH]", "live full-screen view, refreshed every second (q quits)",
-          "  --socket PATH    tided's control socket (default " CLIENT_SOCKET_DEFAULT ")\n"
+        { "top", cmd_top, "[--iterations N]", "live full-screen view, refreshed every second (q quits)",
           "  --iterations N   stop after N screens\n" },
         { "help", cmd_help, "[COMMAND]", "show this help, or one command's options", NULL },
 };
 
+#define GLOBAL_HELP                                                                                          \
+        "Global options (before or after the command):\n"                                                  \
+        "  --socket PATH    tided's control socket (default " CLIENT_SOCKET_DEFAULT ")\n"                      \
+        "  --help, -h       this help, or the command's when one is given\n"                                  \
+        "  --version        tidectl's version\n"
+
 static void usage(FILE *f) {
-        fprintf(f, "Usage: tidectl [--version] [--help] COMMAND [ARGS]\n\n"
+        fprintf(f, "Usage: tidectl [GLOBAL OPTIONS] COMMAND [ARGS]\n\n"
                    "tide's operator tool: memory policies, balloon stats, what-if plans.\n\nCommands:\n");
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                 fprintf(f, "  %-6s %s\n         %s\n", commands[i].name, commands[i].args, commands[i].summary);
-        fprintf(f, "\nRun 'tidectl help COMMAND' for a command's options.\n");
+        fprintf(f, "\n" GLOBAL_HELP "\nRun 'tidectl help COMMAND' for a command's options.\n");
 }
 
 static const struct tidectl_command *find(const char *name) {
@@ -64,7 +68,15 @@ static const struct tidectl_command *find(const char *name) {
         return NULL;
 }
 
-static int cmd_help(int argc, char **argv, FILE *out, FILE *err) {
+static void command_help(const struct tidectl_command *c, FILE *out) {
+        fprintf(out, "Usage: tidectl %s %s\n\n%s\n", c->name, c->args, c->summary);
+        if (c->help)
+                fprintf(out, "\n%s", c->help);
+        fprintf(out, "\n" GLOBAL_HELP);
+}
+
+static int cmd_help(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err) {
+        (void) g;
         if (argc < 2) {
                 usage(out);
                 return TIDECTL_EXIT_OK;
@@ -74,32 +86,77 @@ static int cmd_help(int argc, char **argv, FILE *out, FILE *err) {
                 fprintf(err, "tidectl: unknown command '%s'\n", argv[1]);
                 return TIDECTL_EXIT_USAGE;
         }
-        fprintf(out, "Usage: tidectl %s %s\n\n%s\n", c->name, c->args, c->summary);
-        if (c->help)
-                fprintf(out, "\n%s", c->help);
+        command_help(c, out);
         return TIDECTL_EXIT_OK;
 }
 
-int tidectl_main(int argc, char **argv, FILE *out, FILE *err) {
-        if (argc < 2) {
-                usage(err);
-                return TIDECTL_EXIT_USAGE;
+int tidectl_global_option(int opt, const char *cmd, struct tidectl_globals *g, FILE *out) {
+        switch (opt) {
+        case TIDECTL_OPT_SOCKET:
+                g->socket = optarg;
+                return 0;
+        case 'h': {
+                const struct tidectl_command *c = find(cmd);
+                if (c)
+                        command_help(c, out);
+                else
+                        usage(out);
+                return 1;
         }
-        if (streq(argv[1], "--help") || streq(argv[1], "-h")) {
-                usage(out);
-                return TIDECTL_EXIT_OK;
-        }
-        if (streq(argv[1], "--version")) {
+        case TIDECTL_OPT_VERSION:
                 fprintf(out, "tidectl %s\n", TIDE_VERSION);
-                return TIDECTL_EXIT_OK;
+                return 1;
+        default:
+                return -1;
         }
-        const struct tidectl_command *c = find(argv[1]);
+}
+
+int tidectl_main(int argc, char **argv, FILE *out, FILE *err) {
+        struct tidectl_globals g = { .socket = CLIENT_SOCKET_DEFAULT };
+        bool help = false;
+        int i = 1;
+
+        /* Global options before the command. Parsed by hand, not getopt, because getopt would
+         * permute the command's own options in front of it. */
+        for (; i < argc && argv[i][0] == '-'; i++) {
+                const char *a = argv[i];
+                if (streq(a, "--")) {
+                        i++;
+                        break;
+                }
+                if (streq(a, "--help") || streq(a, "-h"))
+                        help = true;
+                else if (streq(a, "--version")) {
+                        fprintf(out, "tidectl %s\n", TIDE_VERSION);
+                        return TIDECTL_EXIT_OK;
+                } else if (streq(a, "--socket") || strncmp(a, "--socket=", 9) == 0) {
+                        const char *v = a[8] == '=' ? a + 9 : i + 1 < argc ? argv[++i] : NULL;
+                        if (!v || !*v) {
+                                fprintf(err, "tidectl: --socket needs a PATH\n");
+                                return TIDECTL_EXIT_USAGE;
+                        }
+                        g.socket = v;
+                } else {
+                        fprintf(err, "tidectl: unknown option '%s' (global options: --socket PATH, --help, --version)\n",
+                                a);
+                        return TIDECTL_EXIT_USAGE;
+                }
+        }
+        if (i >= argc) {
+                usage(help ? out : err);
+                return help ? TIDECTL_EXIT_OK : TIDECTL_EXIT_USAGE;
+        }
+        const struct tidectl_command *c = find(argv[i]);
         if (!c) {
-                fprintf(err, "tidectl: unknown command '%s' (see 'tidectl --help')\n", argv[1]);
+                fprintf(err, "tidectl: unknown command '%s' (see 'tidectl --help')\n", argv[i]);
                 return TIDECTL_EXIT_USAGE;
+        }
+        if (help) { /* `tidectl --help stats` is `tidectl help stats`, as in git */
+                command_help(c, out);
+                return TIDECTL_EXIT_OK;
         }
         /* Each command parses its own options with getopt: start it afresh (glibc: optind 0). */
         optind = 0;
         opterr = 0;
-        return c->run(argc - 1, argv + 1, out, err);
+        return c->run(argc - i, argv + i, &g, out, err);
 }

@@ -9,9 +9,27 @@
 #define TIDECTL_EXIT_FAIL 1
 #define TIDECTL_EXIT_USAGE 2
 
+/* Options every command takes, before its name or among its own options, as `virsh -c URI list`
+ * or `git -C DIR status` do: --socket PATH, --help (-h), --version. */
+struct tidectl_globals {
+        const char *socket; /* tided's control socket */
+};
+
+/* getopt_long entries for the global options; put them at the end of a command's table, before
+ * its { 0 } terminator, and hand what getopt returns to tidectl_global_option(). */
+#define TIDECTL_OPT_SOCKET 0x100
+#define TIDECTL_OPT_VERSION 0x101
+#define TIDECTL_GLOBAL_OPTIONS                                                                                  \
+        { "socket", required_argument, NULL, TIDECTL_OPT_SOCKET }, { "help", no_argument, NULL, 'h' },          \
+                { "version", no_argument, NULL, TIDECTL_OPT_VERSION }
+/* The short options string that goes with TIDECTL_GLOBAL_OPTIONS. */
+#define TIDECTL_GLOBAL_SHORTOPTS "h"
+
 struct tidectl_command {
         const char *name;
-        int (*run)(int argc, char **argv, FILE *out, FILE *err); /* argv[0] is the command name */
+        /* argv[0] is the command name; g holds the global options given before it, and the
+         * command updates it with those given after. */
+        int (*run)(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err);
         const char *args;    /* one-line synopsis of the arguments */
         const char *summary; /* what it does, one line */
         const char *help;    /* options, one per line, shown by `tidectl help NAME` */
@@ -20,7 +38,13 @@ struct tidectl_command {
 /* Runs tidectl with its full argv. */
 int tidectl_main(int argc, char **argv, FILE *out, FILE *err);
 
-int cmd_plan(int argc, char **argv, FILE *out, FILE *err);
-int cmd_policy(int argc, char **argv, FILE *out, FILE *err);
-int cmd_stats(int argc, char **argv, FILE *out, FILE *err);
-int cmd_top(int argc, char **argv, FILE *out, FILE *err);
+/* Handles what getopt_long returned for a global option met after command `cmd` ("policy" for
+ * `policy set`). Returns -1 when opt is not a global option; 0 when it was handled and parsing
+ * goes on (--socket: g->socket is set); 1 when it printed what was asked (--help: the command's
+ * help, --version) and the command must stop with TIDECTL_EXIT_OK. */
+int tidectl_global_option(int opt, const char *cmd, struct tidectl_globals *g, FILE *out);
+
+int cmd_plan(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err);
+int cmd_policy(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err);
+int cmd_stats(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err);
+int cmd_top(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err);

@@ -92,19 +92,26 @@ static int parse_uint_opt(const char *opt, const char *arg, unsigned lo, unsigne
         return 0;
 }
 
-static int policy_set(int argc, char **argv, const char *sock, FILE *out, FILE *err) {
+static int policy_set(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err) {
         static const struct option options[] = {
                 { "startup", required_argument, NULL, 's' }, { "minimum", required_argument, NULL, 'm' },
                 { "maximum", required_argument, NULL, 'M' }, { "buffer", required_argument, NULL, 'b' },
                 { "weight", required_argument, NULL, 'w' },  { "static", no_argument, NULL, 'S' },
-                { "dynamic", no_argument, NULL, 'D' },       { "socket", required_argument, NULL, 'k' },
+                { "dynamic", no_argument, NULL, 'D' },       TIDECTL_GLOBAL_OPTIONS,
                 { 0 },
         };
         json_object *req = new_request("policy-set", NULL), *reply = NULL;
         int c, r = 0;
 
         /* No change option at all is fine: tided applies the defaults for this domain. */
-        while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, TIDECTL_GLOBAL_SHORTOPTS, options, NULL)) != -1) {
+                int gr = tidectl_global_option(c, "policy", g, out);
+                if (gr > 0) {
+                        json_object_put(req);
+                        return TIDECTL_EXIT_OK;
+                }
+                if (gr == 0)
+                        continue;
                 switch (c) {
                 case 's':
                         r = parse_size_opt("startup", optarg, req, "startup_kib", err);
@@ -125,9 +132,6 @@ static int policy_set(int argc, char **argv, const char *sock, FILE *out, FILE *
                 case 'D':
                         json_object_object_add(req, "dynamic", json_object_new_boolean(c == 'D'));
                         break;
-                case 'k':
-                        sock = optarg;
-                        break;
                 default:
                         fprintf(err, "tidectl policy set: unknown or incomplete option '%s' (see 'tidectl help "
                                      "policy')\n",
@@ -145,7 +149,7 @@ static int policy_set(int argc, char **argv, const char *sock, FILE *out, FILE *
                 return TIDECTL_EXIT_USAGE;
         }
         json_object_object_add(req, "domain", json_object_new_string(argv[optind]));
-        r = request(sock, req, &reply, err);
+        r = request(g->socket, req, &reply, err);
         if (r != TIDECTL_EXIT_OK)
                 return r;
         fprintf(out, "%s: policy set; %s\n", argv[optind], str(reply, "note") ? str(reply, "note") : "");
@@ -172,20 +176,23 @@ static void print_policy_table(json_object *domains, FILE *out) {
         }
 }
 
-static int policy_show_clear(bool show, int argc, char **argv, const char *sock, FILE *out, FILE *err) {
+static int policy_show_clear(bool show, int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err) {
         static const struct option options[] = {
                 { "json", no_argument, NULL, 'j' },
-                { "socket", required_argument, NULL, 'k' },
+                TIDECTL_GLOBAL_OPTIONS,
                 { 0 },
         };
         bool json = false;
         int c;
 
-        while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, TIDECTL_GLOBAL_SHORTOPTS, options, NULL)) != -1) {
+                int gr = tidectl_global_option(c, "policy", g, out);
+                if (gr > 0)
+                        return TIDECTL_EXIT_OK;
+                if (gr == 0)
+                        continue;
                 if (c == 'j' && show)
                         json = true;
-                else if (c == 'k')
-                        sock = optarg;
                 else {
                         fprintf(err, "tidectl policy %s: unknown option '%s'\n", show ? "show" : "clear",
                                 argv[optind - 1]);
@@ -200,7 +207,7 @@ static int policy_show_clear(bool show, int argc, char **argv, const char *sock,
         }
         const char *domain = nargs ? argv[optind] : NULL;
         json_object *reply = NULL;
-        int r = request(sock, new_request(show ? "policy-show" : "policy-clear", domain), &reply, err);
+        int r = request(g->socket, new_request(show ? "policy-show" : "policy-clear", domain), &reply, err);
         if (r != TIDECTL_EXIT_OK)
                 return r;
         if (!show)
@@ -225,8 +232,21 @@ static int policy_show_clear(bool show, int argc, char **argv, const char *sock,
         return TIDECTL_EXIT_OK;
 }
 
-int cmd_policy(int argc, char **argv, FILE *out, FILE *err) {
-        const char *sock = CLIENT_SOCKET_DEFAULT;
+int cmd_policy(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err) {
+        /* Global options may also stand between `policy` and its subcommand ('+': stop at it). */
+        static const struct option options[] = { TIDECTL_GLOBAL_OPTIONS, { 0 } };
+        int c;
+        while ((c = getopt_long(argc, argv, "+" TIDECTL_GLOBAL_SHORTOPTS, options, NULL)) != -1) {
+                int gr = tidectl_global_option(c, "policy", g, out);
+                if (gr > 0)
+                        return TIDECTL_EXIT_OK;
+                if (gr < 0) {
+                        fprintf(err, "tidectl policy: unknown or incomplete option '%s'\n", argv[optind - 1]);
+                        return TIDECTL_EXIT_USAGE;
+                }
+        }
+        argc -= optind - 1;
+        argv += optind - 1;
         if (argc < 2) {
                 fprintf(err, "tidectl policy: expected set, show or clear (see 'tidectl help policy')\n");
                 return TIDECTL_EXIT_USAGE;
@@ -234,11 +254,11 @@ int cmd_policy(int argc, char **argv, FILE *out, FILE *err) {
         /* getopt restarts for the subcommand's own options. */
         optind = 0;
         if (streq(argv[1], "set"))
-                return policy_set(argc - 1, argv + 1, sock, out, err);
+                return policy_set(argc - 1, argv + 1, g, out, err);
         if (streq(argv[1], "show"))
-                return policy_show_clear(true, argc - 1, argv + 1, sock, out, err);
+                return policy_show_clear(true, argc - 1, argv + 1, g, out, err);
         if (streq(argv[1], "clear"))
-                return policy_show_clear(false, argc - 1, argv + 1, sock, out, err);
+                return policy_show_clear(false, argc - 1, argv + 1, g, out, err);
         fprintf(err, "tidectl policy: unknown subcommand '%s' (set, show, clear)\n", argv[1]);
         return TIDECTL_EXIT_USAGE;
 }
@@ -317,27 +337,29 @@ static int parse_seconds(const char *cmd, const char *arg, unsigned *ret, FILE *
         return 0;
 }
 
-int cmd_stats(int argc, char **argv, FILE *out, FILE *err) {
+int cmd_stats(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err) {
         static const struct option options[] = {
                 { "json", no_argument, NULL, 'j' },
                 { "watch", required_argument, NULL, 'w' },
-                { "socket", required_argument, NULL, 'k' },
+                TIDECTL_GLOBAL_OPTIONS,
                 { 0 },
         };
-        const char *sock = CLIENT_SOCKET_DEFAULT;
         bool json = false;
         unsigned watch = 0;
         int c;
 
-        while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, TIDECTL_GLOBAL_SHORTOPTS, options, NULL)) != -1) {
+                int gr = tidectl_global_option(c, "stats", g, out);
+                if (gr > 0)
+                        return TIDECTL_EXIT_OK;
+                if (gr == 0)
+                        continue;
                 if (c == 'j')
                         json = true;
                 else if (c == 'w') {
                         if (parse_seconds("stats --watch", optarg, &watch, err) < 0)
                                 return TIDECTL_EXIT_USAGE;
-                } else if (c == 'k')
-                        sock = optarg;
-                else {
+                } else {
                         fprintf(err, "tidectl stats: unknown or incomplete option '%s'\n", argv[optind - 1]);
                         return TIDECTL_EXIT_USAGE;
                 }
@@ -352,7 +374,7 @@ int cmd_stats(int argc, char **argv, FILE *out, FILE *err) {
                 signal(SIGINT, on_sigint);
         for (;;) {
                 json_object *reply = NULL;
-                int r = request(sock, new_request("stats", domain), &reply, err);
+                int r = request(g->socket, new_request("stats", domain), &reply, err);
                 if (r != TIDECTL_EXIT_OK)
                         return r;
                 if (json) {
@@ -382,22 +404,24 @@ int cmd_stats(int argc, char **argv, FILE *out, FILE *err) {
         }
 }
 
-int cmd_top(int argc, char **argv, FILE *out, FILE *err) {
+int cmd_top(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err) {
         static const struct option options[] = {
-                { "socket", required_argument, NULL, 'k' },
                 { "iterations", required_argument, NULL, 'n' },
+                TIDECTL_GLOBAL_OPTIONS,
                 { 0 },
         };
-        const char *sock = CLIENT_SOCKET_DEFAULT;
         unsigned iterations = 0;
         struct termios saved, raw;
         bool tty = isatty(STDIN_FILENO);
         int c, r = TIDECTL_EXIT_OK;
 
-        while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
-                if (c == 'k')
-                        sock = optarg;
-                else if (c == 'n') {
+        while ((c = getopt_long(argc, argv, TIDECTL_GLOBAL_SHORTOPTS, options, NULL)) != -1) {
+                int gr = tidectl_global_option(c, "top", g, out);
+                if (gr > 0)
+                        return TIDECTL_EXIT_OK;
+                if (gr == 0)
+                        continue;
+                if (c == 'n') {
                         if (parse_seconds("top --iterations", optarg, &iterations, err) < 0)
                                 return TIDECTL_EXIT_USAGE;
                 } else {
@@ -420,7 +444,7 @@ int cmd_top(int argc, char **argv, FILE *out, FILE *err) {
 
         for (unsigned n = 0; !interrupted && (!iterations || n < iterations); n++) {
                 json_object *reply = NULL;
-                r = request(sock, new_request("stats", NULL), &reply, err);
+                r = request(g->socket, new_request("stats", NULL), &reply, err);
                 if (r != TIDECTL_EXIT_OK)
                         break;
                 json_object *host = json_object_object_get(reply, "host");

@@ -207,16 +207,22 @@ static int plan_run(const char *path, const struct plan_options *o, FILE *out, F
         return TIDECTL_EXIT_OK;
 }
 
-int cmd_plan(int argc, char **argv, FILE *out, FILE *err) {
+int cmd_plan(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err) {
         static const struct option options[] = {
-                { "settle", no_argument, NULL, 's' },        { "json", no_argument, NULL, 'j' },
-                { "config", required_argument, NULL, 'c' },  { "max-ticks", required_argument, NULL, 't' },
-                { "help", no_argument, NULL, 'h' },          { 0 },
+                { "settle", no_argument, NULL, 's' },       { "json", no_argument, NULL, 'j' },
+                { "config", required_argument, NULL, 'c' }, { "max-ticks", required_argument, NULL, 't' },
+                TIDECTL_GLOBAL_OPTIONS,                     { 0 },
         };
         struct plan_options o = { .max_ticks = DEFAULT_MAX_TICKS };
         int c;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        /* plan talks to no tided: --socket is accepted, as everywhere, and has nothing to change. */
+        while ((c = getopt_long(argc, argv, TIDECTL_GLOBAL_SHORTOPTS, options, NULL)) != -1) {
+                int gr = tidectl_global_option(c, "plan", g, out);
+                if (gr > 0)
+                        return TIDECTL_EXIT_OK;
+                if (gr == 0)
+                        continue;
                 switch (c) {
                 case 's':
                         o.settle = true;
@@ -239,9 +245,6 @@ int cmd_plan(int argc, char **argv, FILE *out, FILE *err) {
                         o.max_ticks = v;
                         break;
                 }
-                case 'h':
-                        fprintf(out, "Usage: tidectl plan FILE.json [--settle] [--json] [--config FILE] [--max-ticks N]\n");
-                        return TIDECTL_EXIT_OK;
                 default:
                         fprintf(err, "tidectl plan: unknown or incomplete option '%s' (see 'tidectl help plan')\n",
                                 argv[optind - 1]);

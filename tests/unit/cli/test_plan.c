@@ -191,3 +191,47 @@ Test(tidectl, help_is_generated_from_the_command_table) {
         cr_assert(strstr(r.out, "--settle"));
         run_done(&r);
 }
+
+/* The socket tidectl tried shows in its error: no tided listens at these paths. */
+static void expect_socket(struct run r, const char *path) {
+        cr_assert_eq(r.code, 1, "%s", r.err);
+        cr_assert(strstr(r.err, path), "wanted %s in: %s", path, r.err);
+        run_done(&r);
+}
+
+Test(tidectl, global_options_work_before_and_after_the_command) {
+        expect_socket(tidectl("--socket", "/nonexistent/a.sock", "stats", NULL), "/nonexistent/a.sock");
+        expect_socket(tidectl("stats", "--socket", "/nonexistent/b.sock", NULL), "/nonexistent/b.sock");
+        expect_socket(tidectl("--socket=/nonexistent/c.sock", "policy", "show", NULL), "/nonexistent/c.sock");
+        expect_socket(tidectl("policy", "--socket", "/nonexistent/d.sock", "show"), "/nonexistent/d.sock");
+        expect_socket(tidectl("policy", "show", "--socket", "/nonexistent/e.sock"), "/nonexistent/e.sock");
+        expect_socket(tidectl("--socket", "/nonexistent/f.sock", "top", "--iterations=1"), "/nonexistent/f.sock");
+        /* After the command, the last one given wins, as getopt has it. */
+        expect_socket(tidectl("--socket", "/nonexistent/g.sock", "stats", "--socket=/nonexistent/h.sock"),
+                      "/nonexistent/h.sock");
+
+        const char *versions[][2] = { { "--version", NULL }, { "stats", "--version" }, { "plan", "--version" } };
+        for (size_t i = 0; i < ELEMENTSOF(versions); i++) {
+                struct run r = tidectl(versions[i][0], versions[i][1], NULL, NULL);
+                cr_assert_eq(r.code, 0);
+                cr_assert(strncmp(r.out, "tidectl ", 8) == 0, "%s", r.out);
+                run_done(&r);
+        }
+        /* --help anywhere shows the command's own help. */
+        const char *helps[][3] = { { "--help", "stats", NULL }, { "stats", "--help", NULL }, { "stats", "-h", NULL },
+                                   { "policy", "set", "--help" }, { "help", "stats", NULL } };
+        for (size_t i = 0; i < ELEMENTSOF(helps); i++) {
+                struct run r = tidectl(helps[i][0], helps[i][1], helps[i][2], NULL);
+                cr_assert_eq(r.code, 0, "%s %s: %s", helps[i][0], helps[i][1], r.err);
+                cr_assert(strstr(r.out, "Usage: tidectl ") && strstr(r.out, "--socket PATH"), "%s", r.out);
+                run_done(&r);
+        }
+        struct run r = tidectl("--bogus", "stats", NULL, NULL);
+        cr_assert_eq(r.code, 2);
+        cr_assert(strstr(r.err, "'--bogus'"), "%s", r.err);
+        run_done(&r);
+        r = tidectl("--socket", NULL, NULL, NULL);
+        cr_assert_eq(r.code, 2);
+        cr_assert(strstr(r.err, "--socket needs a PATH"), "%s", r.err);
+        run_done(&r);
+}
