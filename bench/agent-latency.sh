@@ -16,12 +16,19 @@ printf '[tided]\nmetrics = off\n[memory]\nquiet_period = 5s\nshrink_step = 25\n'
 export TIDE_GUEST_IMAGE=$repo/build-guest-agent TIDE_GUEST_AGENT=$bin/tide-agent
 "$repo/tools/guest-image/build" --agent "$TIDE_GUEST_AGENT" "$TIDE_GUEST_IMAGE" >/dev/null
 "$vm" libvirt-up >/dev/null
-"$vm" create "$name" --memory 1GiB --load 'sleep:20,alloc:150,hold:6,free,hold:10,loop' >/dev/null
+"$vm" create "$name" --memory 1GiB >/dev/null
 "$vm" wait-up "$name" 180 >/dev/null
 "$bin/tided" --foreground --connect "$uri" --config "$work/tided.conf" --socket "$sock" >"$work/log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
 "$bin/tidectl" policy set "$name" --minimum 256MiB --socket "$sock" >/dev/null
+# The trials start once tided has shrunk the idle guest (its quiet period is over).
+for _ in $(seq 120); do
+  a=$(virsh -c "$uri" dommemstat "$name" | awk '$1=="actual"{print $2}')
+  [ "$a" -le $((300 * 1024)) ] && break
+  sleep 1
+done
+"$vm" load "$name" 'alloc:150,hold:6,free,hold:10,loop' >/dev/null
 # Each trial is ~17 s of guest time; the first grow of each allocation is the reaction.
 deadline=$(( $(date +%s) + 30 + trials * 20 ))
 while [ "$(date +%s)" -lt "$deadline" ]; do

@@ -17,7 +17,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
 
 "$vm" libvirt-up >/dev/null
-for i in $(seq "$n"); do "$vm" create tide-bench-$i --memory 512MiB --load hold:3600 >/dev/null; done
+for i in $(seq "$n"); do "$vm" create tide-bench-$i --memory 512MiB >/dev/null; done
 for i in $(seq "$n"); do "$vm" wait-up tide-bench-$i 180 >/dev/null; done
 "$bin/tided" --foreground --connect "$uri" --config "$work/tided.conf" --socket "$sock" >"$work/log" 2>&1 &
 pid=$!

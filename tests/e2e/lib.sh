@@ -54,6 +54,18 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...: until COMMAND succeeds
   for _ in $(seq $((secs * 2))); do "$@" && return 0; sleep 0.5; done
   fail "timed out after ${secs}s: $what"
 }
-chunks() { # chunks N: a memload script fragment allocating N x 50 MiB, one step every 2 s
+chunks() { # chunks N: a memload script allocating N x 50 MiB, one step every 2 s
   local s=""; for _ in $(seq "$1"); do s="$s,alloc:50,sleep:2"; done; echo "${s#,}"
 }
+# load [--vm VM] SCRIPT [--wait]: the guest ($name) starts SCRIPT now (tools/vm load). Load is
+# started by the test when it is ready for it, never on guest uptime: boot takes from seconds to
+# minutes depending on the machine and how warm libvirt is.
+load() {
+  local v=$name
+  if [ "$1" = --vm ]; then v=$2; shift 2; fi
+  "$vm" load "$v" "$@" >/dev/null || fail "guest $v did not take load '$1'"
+}
+# agent_connected [VM]: tided has a live tide-agent session with the guest.
+agent_connected() { [ "$(stat_kib agent "${1:-$name}")" = connected ]; }
+# settled [VM]: tided's reason is no longer the boot or the post-boot quiet period.
+settled() { case "$(stat_kib reason "${1:-$name}")" in booting*|*"quiet period"*) return 1 ;; esac; }

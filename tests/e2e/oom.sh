@@ -14,9 +14,10 @@ test_name=oom-e2e
 . "$(dirname "$0")/lib.sh"
 
 "$vm" libvirt-up >/dev/null
-log "booting $name (1 GiB; at 60 s uptime the guest allocates 700 MiB, frees it 20 s later)"
-"$vm" create "$name" --memory 1GiB --load "sleep:60,alloc:700,hold:20,free,hold:3600" >/dev/null
-"$vm" wait-up "$name" 120 >/dev/null || fail "guest did not boot"
+log "booting $name (1 GiB; once it is ballooned down the test has it allocate 700 MiB, then free them)"
+"$vm" create "$name" --memory 1GiB >/dev/null
+up=$("$vm" wait-up "$name" 300) || fail "guest did not boot"
+log "$up"
 start_tided
 ctl policy set "$name" --minimum 256MiB --startup 512MiB --maximum 512MiB --buffer 20 >/dev/null || fail "policy set"
 min=$((256 * 1024)); max=$((512 * 1024))
@@ -27,6 +28,7 @@ wait_for 50 "balloon shrinks toward the minimum" below $((min + 16 * 1024))
 log "1. idle: actual $(( $(actual_kib) / 1024 )) MiB"; passed=$((passed + 1))
 
 # 2. 700 MiB in a guest allowed 512: the guest deflates its balloon past tided's target.
+load alloc:700
 oom_seen() { [ "$(stat_kib guest_oom_deflates)" -gt 0 ]; }
 wait_for 120 "tided counts the guest's own deflate" oom_seen
 peak=0
@@ -37,6 +39,7 @@ log "2. OOM: the guest deflated to $((peak / 1024)) MiB (maximum 512 MiB); tided
 passed=$((passed + 1))
 
 # 3. freed: back within the maximum; the allocation was never OOM-killed.
+load free
 wait_for 120 "back within the maximum after the free" below $((max + 4 * 1024))
 console=$("$vm" console-log "$name")
 if grep -q "Killed process" "$console" 2>/dev/null; then fail "the guest's OOM killer ran: $(grep -m1 'Killed process' "$console")"; fi

@@ -19,9 +19,10 @@ print(int(m.text) if m is not None else -1)'
 }
 
 "$vm" libvirt-up >/dev/null
-log "booting $name (512 MiB + virtio-mem up to 1 GiB; 600 MiB of load from 40 s uptime)"
-"$vm" create "$name" --memory 512MiB --virtio-mem 1GiB --load "sleep:40,$(chunks 12),hold:30,free,hold:3600" >/dev/null
-"$vm" wait-up "$name" 120 >/dev/null || fail "guest did not boot"
+log "booting $name (512 MiB + virtio-mem up to 1 GiB; 600 MiB of load once it is ballooned down)"
+"$vm" create "$name" --memory 512MiB --virtio-mem 1GiB >/dev/null
+up=$("$vm" wait-up "$name" 300) || fail "guest did not boot"
+log "$up"
 start_tided
 ctl policy set "$name" --minimum 256MiB --startup 512MiB --maximum 1536MiB --buffer 25 >/dev/null || fail "policy set"
 min=$((256 * 1024)); boot=$((512 * 1024))
@@ -30,6 +31,7 @@ wait_for 40 "balloon shrinks below the boot size" below $((boot - 64 * 1024))
 [ "$(requested_kib)" -le 0 ] || fail "virtio-mem plugged while idle"
 log "1. idle: balloon at $(( $(actual_kib) / 1024 )) MiB, nothing plugged"; passed=$((passed + 1))
 
+load "$(chunks 12)"
 plugged() { [ "$(requested_kib)" -ge $((64 * 1024)) ]; }
 wait_for 90 "virtio-mem plugged under load" plugged
 a=$(actual_kib)
@@ -39,6 +41,7 @@ wait_for 20 "assigned above the boot size" assigned_grew
 log "2. load: balloon deflated ($((a / 1024)) MiB), virtio-mem requested $(( $(requested_kib) / 1024 )) MiB, assigned $(( $(stat_kib assigned_kib) / 1024 )) MiB"
 passed=$((passed + 1))
 
+load free
 unplugged() { [ "$(requested_kib)" -eq 0 ]; }
 wait_for 120 "virtio-mem unplugged after the load is freed" unplugged
 wait_for 60 "balloon back below the boot size" below $((boot - 64 * 1024))

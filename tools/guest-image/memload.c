@@ -1,9 +1,13 @@
 /* memload: the memory workload of tide's test guest.
  *
- * Runs a small script that allocates, holds and releases memory, so that an end-to-end test can
- * make a guest's demand rise and fall on cue while tided balloons it. The script comes from the
- * kernel command line parameter `tide.load=` (so each VM's behaviour lives in its domain XML),
- * from `--script TEXT`, or from a command-line-format file given with `--cmdline FILE`.
+ * Runs small scripts that allocate, hold and release memory, so that an end-to-end test can
+ * make a guest's demand rise and fall on cue while tided balloons it. The cue is the host's:
+ * with `--control PORT` (init passes the virtio-serial port named org.tide.memload.0), every
+ * line the host writes there is a script, run as soon as it arrives. A test therefore starts
+ * the load when it is ready for it, however long the guest took to boot; a script scheduled on
+ * guest uptime would race the boot. A script may also come from `tide.load=` on the kernel
+ * command line (run at boot: for loads that need no timing, such as `exit`), from
+ * `--script TEXT`, or from a command-line-format file given with `--cmdline FILE`.
  *
  * Script: steps separated by ',' ';' or newlines; a step is a command and an optional argument
  * separated by ':' '=' or blanks:
@@ -24,9 +28,20 @@
  *
  * Every line starts with "tide-memload: up=SECONDS" (guest uptime, CLOCK_BOOTTIME) and status
  * lines carry held_mib, memtotal_kib and memavail_kib, so a test can grep the console log.
+ *
+ * Control port protocol (host `tools/vm load`; one line each way, '\n'-terminated):
+ *   host -> guest   a script, at most MAX_SCRIPT - 1 bytes
+ *   guest -> host   "ok id=N steps=K": accepted; it replaces whatever script was running (at once,
+ *                   or after the allocation in progress); memory already held stays held
+ *                   "error: WHY": rejected, the running script goes on
+ *                   "done id=N held_mib=M": script N reached its end (never sent for loop/exit)
+ * The host side may be absent: virtio_console then makes poll() report POLLHUP and write() fail
+ * with EAGAIN, so replies nobody reads are dropped and the port is looked at every 200 ms.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -45,6 +60,9 @@
 #define MAX_ALLOC_MIB (1UL << 20) /* 1 TiB */
 #define CHUNK_BYTES (1UL << 20)
 #define DEFAULT_EVERY_SECS 10.0
+/* How often a port whose host side is absent is looked at again (poll() reports POLLHUP at once
+ * then, so it cannot be waited on). */
+#define HUP_RETRY_SECS 0.2
 
 enum op { OP_SLEEP, OP_HOLD, OP_ALLOC, OP_FREE, OP_EVERY, OP_LOG, OP_LOOP, OP_EXIT };
 
@@ -245,8 +263,8 @@ static int parse_step(char *tok, struct step *st, char *err, size_t errsz) {
   return -EINVAL;
 }
 
-/* Parses a whole script (modified in place). Returns 0, or -errno after printing why. */
-static int parse_script(char *text, struct script *sc) {
+/* Parses a whole script (modified in place). Returns 0, or -errno with the reason in why. */
+static int parse_script(char *text, struct script *sc, char *why, size_t whysz) {
   char err[160];
   char shown[64];
   unsigned no = 0;
@@ -260,17 +278,17 @@ static int parse_script(char *text, struct script *sc) {
     no++;
     sanitize(tok, shown, sizeof(shown));
     if (sc->n >= MAX_STEPS) {
-      say("error: script has more than %d steps; nothing run", MAX_STEPS);
+      snprintf(why, whysz, "script has more than %d steps", MAX_STEPS);
       return -E2BIG;
     }
     if (sc->n > 0 && (sc->steps[sc->n - 1].op == OP_LOOP || sc->steps[sc->n - 1].op == OP_EXIT)) {
-      say("error: step %u '%s' comes after %s and would never run; nothing run", no, shown,
-          op_names[sc->steps[sc->n - 1].op]);
+      snprintf(why, whysz, "step %u '%s' comes after %s and would never run", no, shown,
+               op_names[sc->steps[sc->n - 1].op]);
       return -EINVAL;
     }
     int r = parse_step(tok, &sc->steps[sc->n], err, sizeof(err));
     if (r < 0) {
-      say("error: step %u '%s': %s; nothing run", no, shown, err);
+      snprintf(why, whysz, "step %u '%s': %s", no, shown, err);
       return r;
     }
     sc->n++;
@@ -282,7 +300,7 @@ static int parse_script(char *text, struct script *sc) {
       if ((sc->steps[i].op == OP_SLEEP || sc->steps[i].op == OP_HOLD) && sc->steps[i].secs > 0)
         waits = true;
     if (!waits) {
-      say("error: loop without a sleep or hold of more than 0 s would spin the CPU; nothing run");
+      snprintf(why, whysz, "loop without a sleep or hold of more than 0 s would spin the CPU");
       return -EINVAL;
     }
   }
@@ -347,6 +365,20 @@ struct held {
   size_t n, cap;
 };
 
+/* The script being run and the host's control port. A script accepted from the port replaces
+ * `sc` and sets `replaced`, which ends the wait in progress so the new script starts at once. */
+struct runner {
+  struct script sc;
+  unsigned id; /* counts accepted scripts; the boot script is 0 */
+  struct held h;
+  double every;
+  bool replaced;
+  int ctl_fd; /* -1 without --control */
+  char line[MAX_SCRIPT];
+  size_t line_len;
+  bool discarding; /* the line in progress was too long: drop it up to its newline */
+};
+
 static void meminfo(unsigned long *total_kib, unsigned long *avail_kib) {
   *total_kib = *avail_kib = 0;
   FILE *f = fopen("/proc/meminfo", "re");
@@ -367,6 +399,24 @@ static void status(const struct held *h, const char *what) {
   unsigned long total, avail;
   meminfo(&total, &avail);
   say("%s held_mib=%zu memtotal_kib=%lu memavail_kib=%lu", what, h->n, total, avail);
+}
+
+/* A reply nobody reads (host side absent: EAGAIN) is dropped; the console has it anyway. */
+__attribute__((format(printf, 2, 3))) static void reply(const struct runner *r, const char *fmt, ...) {
+  if (r->ctl_fd < 0)
+    return;
+  char buf[320];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return;
+  if ((size_t)n > sizeof(buf) - 2)
+    n = (int)sizeof(buf) - 2;
+  buf[n++] = '\n';
+  if (write(r->ctl_fd, buf, (size_t)n) != n)
+    say("control reply dropped (host not listening)");
 }
 
 static void release_all(struct held *h) {
@@ -411,12 +461,87 @@ static void do_alloc(struct held *h, unsigned long mib) {
   status(h, what);
 }
 
-/* Waits secs (forever when secs < 0), printing status every `every` seconds. */
-static void wait_for(const struct held *h, double secs, double every, const char *label) {
+/* One complete line from the host: a script to run now, or a rejection. */
+static void control_line(struct runner *r, char *text) {
+  static struct script sc; /* 50 KiB: not on the stack */
+  char why[256], shown[96];
+  sanitize(text, shown, sizeof(shown));
+  if (parse_script(text, &sc, why, sizeof(why)) < 0) {
+    say("control: rejected '%s': %s", shown, why);
+    reply(r, "error: %s", why);
+    return;
+  }
+  r->sc = sc;
+  r->id++;
+  r->replaced = true;
+  say("control: script %u '%s' (%u steps)", r->id, shown, sc.n);
+  reply(r, "ok id=%u steps=%u", r->id, sc.n);
+}
+
+/* Reads what the host sent and acts on every complete line. */
+static void control_read(struct runner *r) {
+  char buf[1024];
+  for (;;) {
+    ssize_t n = read(r->ctl_fd, buf, sizeof(buf));
+    if (n <= 0) /* 0: host side gone; -1 EAGAIN: nothing more now */
+      return;
+    for (ssize_t i = 0; i < n; i++) {
+      char c = buf[i];
+      if (c == '\n') {
+        if (r->discarding)
+          reply(r, "error: script longer than %d bytes", MAX_SCRIPT - 1);
+        else {
+          r->line[r->line_len] = '\0';
+          if (r->line_len > 0)
+            control_line(r, r->line);
+        }
+        r->line_len = 0;
+        r->discarding = false;
+      } else if (r->discarding) {
+        continue;
+      } else if (r->line_len + 1 >= sizeof(r->line)) {
+        r->discarding = true;
+      } else {
+        r->line[r->line_len++] = c;
+      }
+    }
+  }
+}
+
+static void nap(double d) {
+  struct timespec ts = {.tv_sec = (time_t)d, .tv_nsec = (long)((d - (double)(time_t)d) * 1e9)};
+  nanosleep(&ts, NULL); /* EINTR just re-checks the clock */
+}
+
+/* Sleeps up to d seconds, or until the host sends something. */
+static void idle(struct runner *r, double d) {
+  if (d <= 0)
+    return;
+  if (r->ctl_fd < 0) {
+    nap(d);
+    return;
+  }
+  struct pollfd p = {.fd = r->ctl_fd, .events = POLLIN};
+  int ms = d > 3600 ? 3600 * 1000 : (int)(d * 1000.0) + 1;
+  if (poll(&p, 1, ms) <= 0)
+    return;
+  if (p.revents & POLLIN)
+    control_read(r);
+  if ((p.revents & (POLLHUP | POLLERR)) && !(p.revents & POLLIN)) {
+    /* Nobody on the host side: a half-sent line will not be finished. */
+    r->line_len = 0;
+    r->discarding = false;
+    nap(d < HUP_RETRY_SECS ? d : HUP_RETRY_SECS);
+  }
+}
+
+/* Waits secs (forever when secs < 0), printing status every `every` seconds. Returns early when
+ * the host replaced the script. */
+static void wait_for(struct runner *r, double secs, const char *label) {
   double start = mono_secs();
   double end = secs < 0 ? -1 : start + secs;
-  double next = every > 0 ? start + every : -1;
-  for (;;) {
+  double next = r->every > 0 ? start + r->every : -1;
+  while (!r->replaced) {
     double now = mono_secs();
     if (end >= 0 && now >= end)
       return;
@@ -426,30 +551,23 @@ static void wait_for(const struct held *h, double secs, double every, const char
         snprintf(what, sizeof(what), "%s %.1f/%.1f s", label, now - start, secs);
       else
         snprintf(what, sizeof(what), "%s %.1f s", label, now - start);
-      status(h, what);
+      status(&r->h, what);
       while (next <= now)
-        next += every;
+        next += r->every;
     }
     double until = end;
     if (next >= 0 && (until < 0 || next < until))
       until = next;
-    if (until < 0) {
-      pause();
-      continue;
-    }
-    double d = until - now;
-    if (d <= 0)
-      continue;
-    struct timespec ts = {.tv_sec = (time_t)d, .tv_nsec = (long)((d - (double)(time_t)d) * 1e9)};
-    nanosleep(&ts, NULL); /* EINTR just re-checks the clock */
+    idle(r, until < 0 ? 3600.0 : until - now);
   }
 }
 
-static int run(const struct script *sc) {
-  struct held h = {0};
-  double every = DEFAULT_EVERY_SECS;
+/* Runs r->sc from its first step; returns when it ends (false) or the host replaced it (true). */
+static bool run_script(struct runner *r) {
+  const struct script *sc = &r->sc;
   char line[MAX_LOG + 64];
 
+  r->replaced = false;
   for (;;) {
     for (unsigned i = 0; i < sc->n; i++) {
       const struct step *st = &sc->steps[i];
@@ -458,53 +576,67 @@ static int run(const struct script *sc) {
       case OP_HOLD:
         snprintf(line, sizeof(line), "step %u/%u %s %.1f s", i + 1, sc->n, op_names[st->op],
                  st->secs);
-        status(&h, line);
-        wait_for(&h, st->secs, every, op_names[st->op]);
+        status(&r->h, line);
+        wait_for(r, st->secs, op_names[st->op]);
         break;
       case OP_ALLOC:
         say("step %u/%u alloc %lu MiB", i + 1, sc->n, st->mib);
-        do_alloc(&h, st->mib);
+        do_alloc(&r->h, st->mib);
         break;
       case OP_FREE: {
-        size_t was = h.n;
-        release_all(&h);
+        size_t was = r->h.n;
+        release_all(&r->h);
         snprintf(line, sizeof(line), "step %u/%u free %zu MiB", i + 1, sc->n, was);
-        status(&h, line);
+        status(&r->h, line);
         break;
       }
       case OP_EVERY:
-        every = st->secs;
-        say("step %u/%u every %.1f s", i + 1, sc->n, every);
+        r->every = st->secs;
+        say("step %u/%u every %.1f s", i + 1, sc->n, r->every);
         break;
       case OP_LOG: {
         char text[MAX_LOG + 1];
         sanitize(st->text, text, sizeof(text));
         snprintf(line, sizeof(line), "step %u/%u log %s", i + 1, sc->n, text);
-        status(&h, line);
+        status(&r->h, line);
         break;
       }
       case OP_LOOP:
-        status(&h, "loop");
+        status(&r->h, "loop");
         break;
       case OP_EXIT:
-        release_all(&h);
-        free(h.chunks);
-        status(&h, "exit");
-        return 0;
+        release_all(&r->h);
+        status(&r->h, "exit");
+        exit(0);
       }
+      /* Steps that do not wait (alloc, free) still let a new script in between them. */
+      if (!r->replaced && r->ctl_fd >= 0)
+        idle(r, 0.001);
+      if (r->replaced)
+        return true;
     }
     if (sc->n == 0 || sc->steps[sc->n - 1].op != OP_LOOP)
-      break;
+      return false;
   }
-  status(&h, "script done, holding");
-  wait_for(&h, -1, every, "holding");
-  return 0; /* not reached */
+}
+
+__attribute__((noreturn)) static void run(struct runner *r) {
+  r->every = DEFAULT_EVERY_SECS;
+  for (;;) {
+    if (run_script(r))
+      continue;
+    status(&r->h, "script done, holding");
+    reply(r, "done id=%u held_mib=%zu", r->id, r->h.n);
+    wait_for(r, -1, "holding");
+  }
 }
 
 static void usage(FILE *out) {
-  fprintf(out, "usage: memload [--check] [--script TEXT | --cmdline FILE]\n"
+  fprintf(out, "usage: memload [--check] [--script TEXT | --cmdline FILE] [--control PORT]\n"
                "  Runs the load script from tide.load= on the kernel command line\n"
                "  (/proc/cmdline unless --cmdline FILE), or TEXT given with --script.\n"
+               "  --control PORT  also run every script line the host writes to PORT (a\n"
+               "                  virtio-serial port), replacing the one running\n"
                "  --check  parse and list the steps, run nothing (exit 0 ok, 2 bad)\n"
                "  steps: sleep:N hold:N alloc:MiB free every:N log:TEXT loop exit\n");
 }
@@ -512,6 +644,7 @@ static void usage(FILE *out) {
 int main(int argc, char **argv) {
   const char *script_arg = NULL;
   const char *cmdline_path = "/proc/cmdline";
+  const char *control = NULL;
   bool check = false;
 
   setvbuf(stdout, NULL, _IOLBF, 0);
@@ -527,6 +660,8 @@ int main(int argc, char **argv) {
       script_arg = argv[++i];
     } else if (strcmp(argv[i], "--cmdline") == 0 && i + 1 < argc) {
       cmdline_path = argv[++i];
+    } else if (strcmp(argv[i], "--control") == 0 && i + 1 < argc) {
+      control = argv[++i];
     } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout);
       return 0;
@@ -556,20 +691,23 @@ int main(int argc, char **argv) {
       return 2;
     }
     if (r == 0) {
-      say("no tide.load= on the kernel command line");
+      if (!control)
+        say("no tide.load= on the kernel command line");
       text[0] = '\0';
     }
   }
 
-  char shown[MAX_SCRIPT];
+  char shown[MAX_SCRIPT], why[256];
   sanitize(text, shown, sizeof(shown));
-  static struct script sc;
-  if (parse_script(text, &sc) < 0)
+  static struct runner r = {.ctl_fd = -1};
+  if (parse_script(text, &r.sc, why, sizeof(why)) < 0) {
+    say("error: %s; nothing run", why);
     return 2;
-  say("script '%s' (%u steps)", shown, sc.n);
+  }
   if (check) {
-    for (unsigned i = 0; i < sc.n; i++) {
-      const struct step *st = &sc.steps[i];
+    say("script '%s' (%u steps)", shown, r.sc.n);
+    for (unsigned i = 0; i < r.sc.n; i++) {
+      const struct step *st = &r.sc.steps[i];
       if (st->op == OP_ALLOC)
         printf("%u alloc %lu\n", i + 1, st->mib);
       else if (st->op == OP_SLEEP || st->op == OP_HOLD || st->op == OP_EVERY)
@@ -578,11 +716,22 @@ int main(int argc, char **argv) {
         char t[MAX_LOG + 1];
         sanitize(st->text, t, sizeof(t));
         printf("%u log %s\n", i + 1, t);
-      }
-      else
+      } else
         printf("%u %s\n", i + 1, op_names[st->op]);
     }
     return 0;
   }
-  return run(&sc);
+  if (control) {
+    /* O_NONBLOCK: a port whose host side is absent would block write() forever. O_NOCTTY: it
+     * is a tty-like device and memload must not take it as its controlling terminal. */
+    r.ctl_fd = open(control, O_RDWR | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (r.ctl_fd < 0)
+      say("error: cannot open control port %s: %s; running the boot script only", control,
+          strerror(errno));
+    else
+      say("control: listening on %s", control);
+  }
+  if (r.sc.n > 0)
+    say("script '%s' (%u steps)", shown, r.sc.n);
+  run(&r);
 }
