@@ -63,6 +63,8 @@
 /* How often a port whose host side is absent is looked at again (poll() reports POLLHUP at once
  * then, so it cannot be waited on). */
 #define HUP_RETRY_SECS 0.2
+/* How long a reply waits for the host side to show up (see reply()). */
+#define REPLY_RETRY_SECS 3.0
 
 enum op { OP_SLEEP, OP_HOLD, OP_ALLOC, OP_FREE, OP_EVERY, OP_LOG, OP_LOOP, OP_EXIT };
 
@@ -401,7 +403,13 @@ static void status(const struct held *h, const char *what) {
   say("%s held_mib=%zu memtotal_kib=%lu memavail_kib=%lu", what, h->n, total, avail);
 }
 
-/* A reply nobody reads (host side absent: EAGAIN) is dropped; the console has it anyway. */
+static void nap(double d) {
+  struct timespec ts = {.tv_sec = (time_t)d, .tv_nsec = (long)((d - (double)(time_t)d) * 1e9)};
+  nanosleep(&ts, NULL); /* EINTR just re-checks the clock */
+}
+
+/* A reply nobody reads (host side absent: EAGAIN for longer than REPLY_RETRY_SECS) is dropped;
+ * the console has it anyway. */
 __attribute__((format(printf, 2, 3))) static void reply(const struct runner *r, const char *fmt, ...) {
   if (r->ctl_fd < 0)
     return;
@@ -415,8 +423,17 @@ __attribute__((format(printf, 2, 3))) static void reply(const struct runner *r, 
   if ((size_t)n > sizeof(buf) - 2)
     n = (int)sizeof(buf) - 2;
   buf[n++] = '\n';
-  if (write(r->ctl_fd, buf, (size_t)n) != n)
-    say("control reply dropped (host not listening)");
+  /* The guest learns that the host connected from a control message that can arrive after the
+   * host's first data: until then write() fails with EAGAIN although the host is there waiting
+   * for this very reply (seen here under load). So try for a while before giving up on it. */
+  double give_up = mono_secs() + REPLY_RETRY_SECS;
+  while (write(r->ctl_fd, buf, (size_t)n) != n) {
+    if (errno != EAGAIN || mono_secs() >= give_up) {
+      say("control reply dropped (host not listening)");
+      return;
+    }
+    nap(0.02);
+  }
 }
 
 static void release_all(struct held *h) {
@@ -506,11 +523,6 @@ static void control_read(struct runner *r) {
       }
     }
   }
-}
-
-static void nap(double d) {
-  struct timespec ts = {.tv_sec = (time_t)d, .tv_nsec = (long)((d - (double)(time_t)d) * 1e9)};
-  nanosleep(&ts, NULL); /* EINTR just re-checks the clock */
 }
 
 /* Sleeps up to d seconds, or until the host sends something. */
