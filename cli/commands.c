@@ -90,24 +90,28 @@ static int cmd_help(int argc, char **argv, struct tidectl_globals *g, FILE *out,
         return TIDECTL_EXIT_OK;
 }
 
-int tidectl_global_option(int opt, const char *cmd, struct tidectl_globals *g, FILE *out) {
-        switch (opt) {
-        case TIDECTL_OPT_SOCKET:
-                g->socket = optarg;
-                return 0;
-        case 'h': {
-                const struct tidectl_command *c = find(cmd);
-                if (c)
-                        command_help(c, out);
-                else
-                        usage(out);
-                return 1;
-        }
-        case TIDECTL_OPT_VERSION:
-                fprintf(out, "tidectl %s\n", TIDE_VERSION);
-                return 1;
-        default:
-                return -1;
+int tidectl_getopt(int argc, char **argv, const struct option *options, bool in_order, const char *cmd,
+                   struct tidectl_globals *g, FILE *out) {
+        for (;;) {
+                int c = getopt_long(argc, argv, in_order ? "+h" : "h", options, NULL);
+                switch (c) {
+                case TIDECTL_OPT_SOCKET:
+                        g->socket = optarg;
+                        continue;
+                case 'h': {
+                        const struct tidectl_command *cc = find(cmd);
+                        if (cc)
+                                command_help(cc, out);
+                        else
+                                usage(out);
+                        return TIDECTL_OPT_DONE;
+                }
+                case TIDECTL_OPT_VERSION:
+                        fprintf(out, "tidectl %s\n", TIDE_VERSION);
+                        return TIDECTL_OPT_DONE;
+                default:
+                        return c;
+                }
         }
 }
 

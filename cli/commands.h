@@ -3,6 +3,8 @@
  * and return the process exit code: 0 success, 1 failure (bad input, nothing to do), 2 usage. */
 #pragma once
 
+#include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #define TIDECTL_EXIT_OK 0
@@ -16,14 +18,15 @@ struct tidectl_globals {
 };
 
 /* getopt_long entries for the global options; put them at the end of a command's table, before
- * its { 0 } terminator, and hand what getopt returns to tidectl_global_option(). */
+ * its { 0 } terminator, and read the table with tidectl_getopt(). */
 #define TIDECTL_OPT_SOCKET 0x100
 #define TIDECTL_OPT_VERSION 0x101
 #define TIDECTL_GLOBAL_OPTIONS                                                                                  \
         { "socket", required_argument, NULL, TIDECTL_OPT_SOCKET }, { "help", no_argument, NULL, 'h' },          \
                 { "version", no_argument, NULL, TIDECTL_OPT_VERSION }
-/* The short options string that goes with TIDECTL_GLOBAL_OPTIONS. */
-#define TIDECTL_GLOBAL_SHORTOPTS "h"
+/* What tidectl_getopt() returns when a global option printed what was asked (--help: the
+ * command's help, --version): the command stops there with TIDECTL_EXIT_OK. */
+#define TIDECTL_OPT_DONE 0x102
 
 struct tidectl_command {
         const char *name;
@@ -38,11 +41,12 @@ struct tidectl_command {
 /* Runs tidectl with its full argv. */
 int tidectl_main(int argc, char **argv, FILE *out, FILE *err);
 
-/* Handles what getopt_long returned for a global option met after command `cmd` ("policy" for
- * `policy set`). Returns -1 when opt is not a global option; 0 when it was handled and parsing
- * goes on (--socket: g->socket is set); 1 when it printed what was asked (--help: the command's
- * help, --version) and the command must stop with TIDECTL_EXIT_OK. */
-int tidectl_global_option(int opt, const char *cmd, struct tidectl_globals *g, FILE *out);
+/* getopt_long over the options of command `cmd` ("policy" for `policy set`), handling the global
+ * ones itself (--socket sets g->socket). Returns the next option of the command's own (or '?'
+ * for an unknown one, as getopt does), -1 at the end, or TIDECTL_OPT_DONE. in_order stops at the
+ * first argument that is not an option, for options between a command and its subcommand. */
+int tidectl_getopt(int argc, char **argv, const struct option *options, bool in_order, const char *cmd,
+                   struct tidectl_globals *g, FILE *out);
 
 int cmd_plan(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err);
 int cmd_policy(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err);

@@ -104,15 +104,11 @@ static int policy_set(int argc, char **argv, struct tidectl_globals *g, FILE *ou
         int c, r = 0;
 
         /* No change option at all is fine: tided applies the defaults for this domain. */
-        while ((c = getopt_long(argc, argv, TIDECTL_GLOBAL_SHORTOPTS, options, NULL)) != -1) {
-                int gr = tidectl_global_option(c, "policy", g, out);
-                if (gr > 0) {
+        while ((c = tidectl_getopt(argc, argv, options, false, "policy", g, out)) != -1) {
+                switch (c) {
+                case TIDECTL_OPT_DONE:
                         json_object_put(req);
                         return TIDECTL_EXIT_OK;
-                }
-                if (gr == 0)
-                        continue;
-                switch (c) {
                 case 's':
                         r = parse_size_opt("startup", optarg, req, "startup_kib", err);
                         break;
@@ -185,12 +181,9 @@ static int policy_show_clear(bool show, int argc, char **argv, struct tidectl_gl
         bool json = false;
         int c;
 
-        while ((c = getopt_long(argc, argv, TIDECTL_GLOBAL_SHORTOPTS, options, NULL)) != -1) {
-                int gr = tidectl_global_option(c, "policy", g, out);
-                if (gr > 0)
+        while ((c = tidectl_getopt(argc, argv, options, false, "policy", g, out)) != -1) {
+                if (c == TIDECTL_OPT_DONE)
                         return TIDECTL_EXIT_OK;
-                if (gr == 0)
-                        continue;
                 if (c == 'j' && show)
                         json = true;
                 else {
@@ -236,14 +229,11 @@ int cmd_policy(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE
         /* Global options may also stand between `policy` and its subcommand ('+': stop at it). */
         static const struct option options[] = { TIDECTL_GLOBAL_OPTIONS, { 0 } };
         int c;
-        while ((c = getopt_long(argc, argv, "+" TIDECTL_GLOBAL_SHORTOPTS, options, NULL)) != -1) {
-                int gr = tidectl_global_option(c, "policy", g, out);
-                if (gr > 0)
+        while ((c = tidectl_getopt(argc, argv, options, true, "policy", g, out)) != -1) {
+                if (c == TIDECTL_OPT_DONE)
                         return TIDECTL_EXIT_OK;
-                if (gr < 0) {
-                        fprintf(err, "tidectl policy: unknown or incomplete option '%s'\n", argv[optind - 1]);
-                        return TIDECTL_EXIT_USAGE;
-                }
+                fprintf(err, "tidectl policy: unknown or incomplete option '%s'\n", argv[optind - 1]);
+                return TIDECTL_EXIT_USAGE;
         }
         argc -= optind - 1;
         argv += optind - 1;
@@ -348,12 +338,9 @@ int cmd_stats(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE 
         unsigned watch = 0;
         int c;
 
-        while ((c = getopt_long(argc, argv, TIDECTL_GLOBAL_SHORTOPTS, options, NULL)) != -1) {
-                int gr = tidectl_global_option(c, "stats", g, out);
-                if (gr > 0)
+        while ((c = tidectl_getopt(argc, argv, options, false, "stats", g, out)) != -1) {
+                if (c == TIDECTL_OPT_DONE)
                         return TIDECTL_EXIT_OK;
-                if (gr == 0)
-                        continue;
                 if (c == 'j')
                         json = true;
                 else if (c == 'w') {
@@ -415,12 +402,9 @@ int cmd_top(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *e
         bool tty = isatty(STDIN_FILENO);
         int c, r = TIDECTL_EXIT_OK;
 
-        while ((c = getopt_long(argc, argv, TIDECTL_GLOBAL_SHORTOPTS, options, NULL)) != -1) {
-                int gr = tidectl_global_option(c, "top", g, out);
-                if (gr > 0)
+        while ((c = tidectl_getopt(argc, argv, options, false, "top", g, out)) != -1) {
+                if (c == TIDECTL_OPT_DONE)
                         return TIDECTL_EXIT_OK;
-                if (gr == 0)
-                        continue;
                 if (c == 'n') {
                         if (parse_seconds("top --iterations", optarg, &iterations, err) < 0)
                                 return TIDECTL_EXIT_USAGE;

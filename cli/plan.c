@@ -217,13 +217,10 @@ int cmd_plan(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *
         int c;
 
         /* plan talks to no tided: --socket is accepted, as everywhere, and has nothing to change. */
-        while ((c = getopt_long(argc, argv, TIDECTL_GLOBAL_SHORTOPTS, options, NULL)) != -1) {
-                int gr = tidectl_global_option(c, "plan", g, out);
-                if (gr > 0)
-                        return TIDECTL_EXIT_OK;
-                if (gr == 0)
-                        continue;
+        while ((c = tidectl_getopt(argc, argv, options, false, "plan", g, out)) != -1) {
                 switch (c) {
+                case TIDECTL_OPT_DONE:
+                        return TIDECTL_EXIT_OK;
                 case 's':
                         o.settle = true;
                         break;
