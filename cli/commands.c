@@ -96,6 +96,8 @@ int tidectl_getopt(int argc, char **argv, const struct option *options, bool in_
                 int c = getopt_long(argc, argv, in_order ? "+h" : "h", options, NULL);
                 switch (c) {
                 case TIDECTL_OPT_SOCKET:
+                        if (!*optarg)
+                                return '?'; /* --socket= names no socket */
                         g->socket = optarg;
                         continue;
                 case 'h': {
@@ -116,51 +118,45 @@ int tidectl_getopt(int argc, char **argv, const struct option *options, bool in_
 }
 
 int tidectl_main(int argc, char **argv, FILE *out, FILE *err) {
+        static const struct option globals[] = { TIDECTL_GLOBAL_OPTIONS, { 0 } };
         struct tidectl_globals g = { .socket = CLIENT_SOCKET_DEFAULT };
         bool help = false;
-        int i = 1;
+        int c;
 
-        /* Global options before the command. Parsed by hand, not getopt, because getopt would
-         * permute the command's own options in front of it. */
-        for (; i < argc && argv[i][0] == '-'; i++) {
-                const char *a = argv[i];
-                if (streq(a, "--")) {
-                        i++;
-                        break;
-                }
-                if (streq(a, "--help") || streq(a, "-h"))
+        /* Global options before the command; '+' stops at the command's name, whose own options
+         * its handler reads. */
+        optind = 0;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "+h", globals, NULL)) != -1) {
+                if (c == TIDECTL_OPT_SOCKET && *optarg)
+                        g.socket = optarg;
+                else if (c == 'h')
                         help = true;
-                else if (streq(a, "--version")) {
+                else if (c == TIDECTL_OPT_VERSION) {
                         fprintf(out, "tidectl %s\n", TIDE_VERSION);
                         return TIDECTL_EXIT_OK;
-                } else if (streq(a, "--socket") || strncmp(a, "--socket=", 9) == 0) {
-                        const char *v = a[8] == '=' ? a + 9 : i + 1 < argc ? argv[++i] : NULL;
-                        if (!v || !*v) {
-                                fprintf(err, "tidectl: --socket needs a PATH\n");
-                                return TIDECTL_EXIT_USAGE;
-                        }
-                        g.socket = v;
                 } else {
-                        fprintf(err, "tidectl: unknown option '%s' (global options: --socket PATH, --help, --version)\n",
-                                a);
+                        fprintf(err, "tidectl: unknown or incomplete option '%s' (global options: --socket PATH, "
+                                     "--help, --version)\n",
+                                argv[optind - 1]);
                         return TIDECTL_EXIT_USAGE;
                 }
         }
+        int i = optind;
         if (i >= argc) {
                 usage(help ? out : err);
                 return help ? TIDECTL_EXIT_OK : TIDECTL_EXIT_USAGE;
         }
-        const struct tidectl_command *c = find(argv[i]);
-        if (!c) {
+        const struct tidectl_command *cmd = find(argv[i]);
+        if (!cmd) {
                 fprintf(err, "tidectl: unknown command '%s' (see 'tidectl --help')\n", argv[i]);
                 return TIDECTL_EXIT_USAGE;
         }
         if (help) { /* `tidectl --help stats` is `tidectl help stats`, as in git */
-                command_help(c, out);
+                command_help(cmd, out);
                 return TIDECTL_EXIT_OK;
         }
         /* Each command parses its own options with getopt: start it afresh (glibc: optind 0). */
         optind = 0;
-        opterr = 0;
-        return c->run(argc - i, argv + i, &g, out, err);
+        return cmd->run(argc - i, argv + i, &g, out, err);
 }

@@ -65,7 +65,3 @@ load() {
   if [ "$1" = --vm ]; then v=$2; shift 2; fi
   "$vm" load "$v" "$@" >/dev/null || fail "guest $v did not take load '$1'"
 }
-# agent_connected [VM]: tided has a live tide-agent session with the guest.
-agent_connected() { [ "$(stat_kib agent "${1:-$name}")" = connected ]; }
-# settled [VM]: tided's reason is no longer the boot or the post-boot quiet period.
-settled() { case "$(stat_kib reason "${1:-$name}")" in booting*|*"quiet period"*) return 1 ;; esac; }

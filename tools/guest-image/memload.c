@@ -2,7 +2,7 @@
  *
  * Runs small scripts that allocate, hold and release memory, so that an end-to-end test can
  * make a guest's demand rise and fall on cue while tided balloons it. The cue is the host's:
- * with `--control PORT` (init passes the virtio-serial port named org.tide.memload.0), every
+ * with `--control NAME` (init passes org.tide.memload.0, a virtio-serial port), every
  * line the host writes there is a script, run as soon as it arrives. A test therefore starts
  * the load when it is ready for it, however long the guest took to boot; a script scheduled on
  * guest uptime would race the boot. A script may also come from `tide.load=` on the kernel
@@ -35,10 +35,12 @@
  *                   or after the allocation in progress); memory already held stays held
  *                   "error: WHY": rejected, the running script goes on
  *                   "done id=N held_mib=M": script N reached its end (never sent for loop/exit)
- * The host side may be absent: virtio_console then makes poll() report POLLHUP and write() fail
- * with EAGAIN, so replies nobody reads are dropped and the port is looked at every 200 ms.
+ * The host side may be absent: virtio_console then makes poll() report POLLIN|POLLHUP, read()
+ * return 0 and write() fail with EAGAIN, so the port is looked at every 200 ms and "done" lines
+ * nobody reads are dropped.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -63,6 +65,8 @@
 /* How often a port whose host side is absent is looked at again (poll() reports POLLHUP at once
  * then, so it cannot be waited on). */
 #define HUP_RETRY_SECS 0.2
+/* How often the control port is looked for until the guest has it. */
+#define CONTROL_FIND_RETRY_SECS 0.5
 /* How long a reply waits for the host side to show up (see reply()). */
 #define REPLY_RETRY_SECS 3.0
 
@@ -360,6 +364,33 @@ static int read_small_file(const char *path, char *buf, size_t bufsz) {
   return (int)n;
 }
 
+/* Finds the virtio-serial port called name (its /sys/class/virtio-ports/vportNpM/name) and writes
+ * /dev/vportNpM to buf. There is no udev in the test guest to make /dev/virtio-ports/NAME. */
+static int find_port(const char *name, char *buf, size_t bufsz) {
+  DIR *d = opendir("/sys/class/virtio-ports");
+  if (!d)
+    return -ENOENT;
+  int r = -ENOENT;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    char path[300], text[128];
+    if (de->d_name[0] == '.')
+      continue;
+    snprintf(path, sizeof(path), "/sys/class/virtio-ports/%.200s/name", de->d_name);
+    int n = read_small_file(path, text, sizeof(text));
+    if (n <= 0)
+      continue;
+    text[strcspn(text, "\n")] = '\0';
+    if (strcmp(text, name) == 0) {
+      snprintf(buf, bufsz, "/dev/%.200s", de->d_name);
+      r = 0;
+      break;
+    }
+  }
+  closedir(d);
+  return r;
+}
+
 /* ---- running ---- */
 
 struct held {
@@ -375,7 +406,9 @@ struct runner {
   struct held h;
   double every;
   bool replaced;
-  int ctl_fd; /* -1 without --control */
+  const char *ctl_name; /* the control port's name, NULL without --control */
+  int ctl_fd;           /* -1 until the port is open */
+  double ctl_retry_at;  /* when to look for the port again */
   char line[MAX_SCRIPT];
   size_t line_len;
   bool discarding; /* the line in progress was too long: drop it up to its newline */
@@ -408,9 +441,14 @@ static void nap(double d) {
   nanosleep(&ts, NULL); /* EINTR just re-checks the clock */
 }
 
-/* A reply nobody reads (host side absent: EAGAIN for longer than REPLY_RETRY_SECS) is dropped;
- * the console has it anyway. */
-__attribute__((format(printf, 2, 3))) static void reply(const struct runner *r, const char *fmt, ...) {
+/* Sends one line to the host. An answer to a script the host just sent (solicited) may find the
+ * guest not yet told that the host connected: that news is a control message which can arrive
+ * after the host's first data, and until then write() fails with EAGAIN (seen here under load),
+ * so it is retried for a while. An unsolicited line ("done") is tried once: nobody may be
+ * listening, and memload must not stall for them. Either way a line nobody takes is dropped;
+ * the console has it too. */
+__attribute__((format(printf, 3, 4))) static void reply(const struct runner *r, bool solicited,
+                                                        const char *fmt, ...) {
   if (r->ctl_fd < 0)
     return;
   char buf[320];
@@ -423,13 +461,17 @@ __attribute__((format(printf, 2, 3))) static void reply(const struct runner *r, 
   if ((size_t)n > sizeof(buf) - 2)
     n = (int)sizeof(buf) - 2;
   buf[n++] = '\n';
-  /* The guest learns that the host connected from a control message that can arrive after the
-   * host's first data: until then write() fails with EAGAIN although the host is there waiting
-   * for this very reply (seen here under load). So try for a while before giving up on it. */
-  double give_up = mono_secs() + REPLY_RETRY_SECS;
-  while (write(r->ctl_fd, buf, (size_t)n) != n) {
-    if (errno != EAGAIN || mono_secs() >= give_up) {
-      say("control reply dropped (host not listening)");
+  double give_up = mono_secs() + (solicited ? REPLY_RETRY_SECS : 0.0);
+  size_t off = 0;
+  while (off < (size_t)n) {
+    ssize_t w = write(r->ctl_fd, buf + off, (size_t)n - off);
+    if (w > 0) {
+      off += (size_t)w;
+      continue;
+    }
+    if ((w < 0 && errno != EAGAIN && errno != EINTR) || mono_secs() >= give_up) {
+      if (solicited)
+        say("control reply dropped (host not listening)");
       return;
     }
     nap(0.02);
@@ -485,28 +527,31 @@ static void control_line(struct runner *r, char *text) {
   sanitize(text, shown, sizeof(shown));
   if (parse_script(text, &sc, why, sizeof(why)) < 0) {
     say("control: rejected '%s': %s", shown, why);
-    reply(r, "error: %s", why);
+    reply(r, true, "error: %s", why);
     return;
   }
   r->sc = sc;
   r->id++;
   r->replaced = true;
   say("control: script %u '%s' (%u steps)", r->id, shown, sc.n);
-  reply(r, "ok id=%u steps=%u", r->id, sc.n);
+  reply(r, true, "ok id=%u steps=%u", r->id, sc.n);
 }
 
-/* Reads what the host sent and acts on every complete line. */
-static void control_read(struct runner *r) {
+/* Reads what the host sent and acts on every complete line. Returns false when the host side is
+ * gone (read() returns 0 then, at once, however often it is called). */
+static bool control_read(struct runner *r) {
   char buf[1024];
   for (;;) {
     ssize_t n = read(r->ctl_fd, buf, sizeof(buf));
-    if (n <= 0) /* 0: host side gone; -1 EAGAIN: nothing more now */
-      return;
+    if (n == 0)
+      return false;
+    if (n < 0) /* EAGAIN: nothing more now */
+      return errno == EAGAIN || errno == EINTR;
     for (ssize_t i = 0; i < n; i++) {
       char c = buf[i];
       if (c == '\n') {
         if (r->discarding)
-          reply(r, "error: script longer than %d bytes", MAX_SCRIPT - 1);
+          reply(r, true, "error: script longer than %d bytes", MAX_SCRIPT - 1);
         else {
           r->line[r->line_len] = '\0';
           if (r->line_len > 0)
@@ -525,21 +570,43 @@ static void control_read(struct runner *r) {
   }
 }
 
+/* Opens the control port once the guest has it: its name can show up in sysfs after init
+ * started memload (the host announces ports one by one), so this is retried while idle. */
+static void control_open(struct runner *r) {
+  if (r->ctl_fd >= 0 || !r->ctl_name || mono_secs() < r->ctl_retry_at)
+    return;
+  r->ctl_retry_at = mono_secs() + CONTROL_FIND_RETRY_SECS;
+  char dev[300];
+  if (find_port(r->ctl_name, dev, sizeof(dev)) < 0)
+    return;
+  /* O_NONBLOCK: a port whose host side is absent would block write() forever. O_NOCTTY: it
+   * is a tty-like device and memload must not take it as its controlling terminal. */
+  r->ctl_fd = open(dev, O_RDWR | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (r->ctl_fd < 0)
+    say("error: cannot open control port %s (%s): %s", dev, r->ctl_name, strerror(errno));
+  else
+    say("control: listening on %s (%s)", dev, r->ctl_name);
+}
+
 /* Sleeps up to d seconds, or until the host sends something. */
 static void idle(struct runner *r, double d) {
   if (d <= 0)
     return;
+  control_open(r);
   if (r->ctl_fd < 0) {
-    nap(d);
+    nap(r->ctl_name && d > CONTROL_FIND_RETRY_SECS ? CONTROL_FIND_RETRY_SECS : d);
     return;
   }
   struct pollfd p = {.fd = r->ctl_fd, .events = POLLIN};
   int ms = d > 3600 ? 3600 * 1000 : (int)(d * 1000.0) + 1;
   if (poll(&p, 1, ms) <= 0)
     return;
+  /* With the host side absent, virtio_console reports POLLIN and POLLHUP together and read()
+   * returns 0: waiting on the port would spin, so nap instead. */
+  bool connected = !(p.revents & (POLLHUP | POLLERR));
   if (p.revents & POLLIN)
-    control_read(r);
-  if ((p.revents & (POLLHUP | POLLERR)) && !(p.revents & POLLIN)) {
+    connected = control_read(r) && connected;
+  if (!connected) {
     /* Nobody on the host side: a half-sent line will not be finished. */
     r->line_len = 0;
     r->discarding = false;
@@ -638,17 +705,18 @@ __attribute__((noreturn)) static void run(struct runner *r) {
     if (run_script(r))
       continue;
     status(&r->h, "script done, holding");
-    reply(r, "done id=%u held_mib=%zu", r->id, r->h.n);
+    if (r->id > 0) /* the boot script's end is nobody's answer */
+      reply(r, false, "done id=%u held_mib=%zu", r->id, r->h.n);
     wait_for(r, -1, "holding");
   }
 }
 
 static void usage(FILE *out) {
-  fprintf(out, "usage: memload [--check] [--script TEXT | --cmdline FILE] [--control PORT]\n"
+  fprintf(out, "usage: memload [--check] [--script TEXT | --cmdline FILE] [--control NAME]\n"
                "  Runs the load script from tide.load= on the kernel command line\n"
                "  (/proc/cmdline unless --cmdline FILE), or TEXT given with --script.\n"
-               "  --control PORT  also run every script line the host writes to PORT (a\n"
-               "                  virtio-serial port), replacing the one running\n"
+               "  --control NAME  also run every script line the host writes to the\n"
+               "                  virtio-serial port NAME, replacing the one running\n"
                "  --check  parse and list the steps, run nothing (exit 0 ok, 2 bad)\n"
                "  steps: sleep:N hold:N alloc:MiB free every:N log:TEXT loop exit\n");
 }
@@ -712,6 +780,10 @@ int main(int argc, char **argv) {
   char shown[MAX_SCRIPT], why[256];
   sanitize(text, shown, sizeof(shown));
   static struct runner r = {.ctl_fd = -1};
+  if (control && (strchr(control, '/') || !*control)) {
+    say("error: --control wants a port name (e.g. org.tide.memload.0), not '%s'", control);
+    return 2;
+  }
   if (parse_script(text, &r.sc, why, sizeof(why)) < 0) {
     say("error: %s; nothing run", why);
     return 2;
@@ -733,16 +805,8 @@ int main(int argc, char **argv) {
     }
     return 0;
   }
-  if (control) {
-    /* O_NONBLOCK: a port whose host side is absent would block write() forever. O_NOCTTY: it
-     * is a tty-like device and memload must not take it as its controlling terminal. */
-    r.ctl_fd = open(control, O_RDWR | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (r.ctl_fd < 0)
-      say("error: cannot open control port %s: %s; running the boot script only", control,
-          strerror(errno));
-    else
-      say("control: listening on %s", control);
-  }
+  r.ctl_name = control;
+  control_open(&r);
   if (r.sc.n > 0)
     say("script '%s' (%u steps)", shown, r.sc.n);
   run(&r);

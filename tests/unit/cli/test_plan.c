@@ -232,6 +232,11 @@ Test(tidectl, global_options_work_before_and_after_the_command) {
         run_done(&r);
         r = tidectl("--socket", NULL, NULL, NULL);
         cr_assert_eq(r.code, 2);
-        cr_assert(strstr(r.err, "--socket needs a PATH"), "%s", r.err);
+        cr_assert(strstr(r.err, "'--socket'"), "%s", r.err);
         run_done(&r);
+        r = tidectl("stats", "--socket=", NULL, NULL);
+        cr_assert_eq(r.code, 2);
+        run_done(&r);
+        /* Unambiguous abbreviations, as getopt_long takes them after the command too. */
+        expect_socket(tidectl("--sock", "/nonexistent/i.sock", "stats", NULL), "/nonexistent/i.sock");
 }
