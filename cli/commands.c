@@ -76,14 +76,21 @@ static void command_help(const struct tidectl_command *c, FILE *out) {
 }
 
 static int cmd_help(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err) {
-        (void) g;
-        if (argc < 2) {
+        static const struct option options[] = { TIDECTL_GLOBAL_OPTIONS, { 0 } };
+        int o;
+        while ((o = tidectl_getopt(argc, argv, options, false, "help", g, out)) != -1) {
+                if (o == TIDECTL_OPT_DONE)
+                        return TIDECTL_EXIT_OK;
+                fprintf(err, "tidectl help: unknown or incomplete option '%s'\n", argv[optind - 1]);
+                return TIDECTL_EXIT_USAGE;
+        }
+        if (optind >= argc) {
                 usage(out);
                 return TIDECTL_EXIT_OK;
         }
-        const struct tidectl_command *c = find(argv[1]);
+        const struct tidectl_command *c = find(argv[optind]);
         if (!c) {
-                fprintf(err, "tidectl: unknown command '%s'\n", argv[1]);
+                fprintf(err, "tidectl: unknown command '%s'\n", argv[optind]);
                 return TIDECTL_EXIT_USAGE;
         }
         command_help(c, out);

@@ -210,7 +210,8 @@ Test(tidectl, global_options_work_before_and_after_the_command) {
         expect_socket(tidectl("--socket", "/nonexistent/g.sock", "stats", "--socket=/nonexistent/h.sock"),
                       "/nonexistent/h.sock");
 
-        const char *versions[][2] = { { "--version", NULL }, { "stats", "--version" }, { "plan", "--version" } };
+        const char *versions[][2] = { { "--version", NULL }, { "stats", "--version" }, { "plan", "--version" },
+                                      { "help", "--version" } };
         for (size_t i = 0; i < ELEMENTSOF(versions); i++) {
                 struct run r = tidectl(versions[i][0], versions[i][1], NULL, NULL);
                 cr_assert_eq(r.code, 0);
