@@ -57,11 +57,7 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...: until COMMAND succeeds
 chunks() { # chunks N: a memload script allocating N x 50 MiB, one step every 2 s
   local s=""; for _ in $(seq "$1"); do s="$s,alloc:50,sleep:2"; done; echo "${s#,}"
 }
-# load [--vm VM] SCRIPT [--wait]: the guest ($name) starts SCRIPT now (tools/vm load). Load is
-# started by the test when it is ready for it, never on guest uptime: boot takes from seconds to
-# minutes depending on the machine and how warm libvirt is.
-load() {
-  local v=$name
-  if [ "$1" = --vm ]; then v=$2; shift 2; fi
-  "$vm" load "$v" "$@" >/dev/null || fail "guest $v did not take load '$1'"
-}
+# load SCRIPT [--wait] [--timeout S]: the guest ($name) starts SCRIPT now (tools/vm load). Load
+# is started by the test when it is ready for it, never on guest uptime: boot takes from seconds
+# to minutes depending on the machine and how warm libvirt is.
+load() { "$vm" load "$name" "$@" >/dev/null || fail "guest $name did not take load '$1'"; }
