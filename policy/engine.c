@@ -371,9 +371,13 @@ static void decide_one(const struct engine_vm *vm, const struct work *x, const s
                         t = stepped;
         }
 
+        /* The dead-band is about how far the VM is from its entitlement, not the size of this
+         * tick's bounded step: a small VM, whose 2 % step is under the dead-band, would otherwise
+         * hold far above its target for good. */
+        uint64_t dist = ent > a ? ent - a : a - ent;
         uint64_t diff = t > a ? t - a : a - t;
         bool below_demand = x->mode == MODE_DYNAMIC && (int64_t) a < vm->demand_kib;
-        if (diff > 0 && diff < cfg->deadband_kib && !(t > a && (below_demand || grow_now))) {
+        if (diff > 0 && dist < cfg->deadband_kib && !(t > a && (below_demand || grow_now))) {
                 d->target_kib = a;
                 d->reason = ENGINE_REASON_DEADBAND;
                 d->reason_arg = diff;
