@@ -258,6 +258,7 @@ fail:
 struct client {
         int fd;
         int watch;
+        uid_t uid;
         bool privileged;
         uint64_t since_usec;
         char *buf;
@@ -381,6 +382,26 @@ static void on_client(int id, int fd, int events, void *userdata) {
                 client_reply(c, cl, cl->buf, cl->len);
 }
 
+/* A free slot for a client of uid, or NULL: root may take any; another user none of the last
+ * CONTROL_CLIENTS_ROOT_RESERVED, and at most CONTROL_CLIENTS_PER_UID. */
+static struct client *admit(struct control *c, uid_t uid) {
+        struct client *free_slot = NULL;
+        size_t others = 0, mine = 0;
+
+        for (size_t i = 0; i < CONTROL_CLIENTS_MAX; i++) {
+                const struct client *cl = &c->clients[i];
+                if (cl->fd < 0) {
+                        free_slot = free_slot ? free_slot : &c->clients[i];
+                        continue;
+                }
+                others += !cl->privileged;
+                mine += cl->uid == uid;
+        }
+        if (uid != 0 && (others >= CONTROL_CLIENTS_MAX - CONTROL_CLIENTS_ROOT_RESERVED || mine >= CONTROL_CLIENTS_PER_UID))
+                return NULL;
+        return free_slot;
+}
+
 static void on_accept(int id, int fd, int events, void *userdata) {
         struct control *c = userdata;
         struct ucred cred;
@@ -393,18 +414,17 @@ static void on_accept(int id, int fd, int events, void *userdata) {
                 close(cfd);
                 return;
         }
-        struct client *cl = NULL;
-        for (size_t i = 0; i < CONTROL_CLIENTS_MAX && !cl; i++)
-                if (c->clients[i].fd < 0)
-                        cl = &c->clients[i];
+        struct client *cl = admit(c, cred.uid);
         if (!cl) {
-                /* Full: tell the client rather than leave it hanging. */
+                /* Full, for this user: tell the client rather than leave it hanging. */
                 static const char busy[] = "{\"ok\":false,\"error\":\"tided is busy: too many connections\"}\n";
                 (void) !send(cfd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
                 close(cfd);
                 return;
         }
-        *cl = (struct client){ .fd = cfd, .watch = -1, .privileged = cred.uid == 0, .since_usec = clock_now_usec() };
+        *cl = (struct client){
+                .fd = cfd, .watch = -1, .uid = cred.uid, .privileged = cred.uid == 0, .since_usec = clock_now_usec()
+        };
         cl->watch = hv_event_add_fd(cfd, HV_FD_READABLE, on_client, c);
         if (cl->watch < 0)
                 client_close(cl);

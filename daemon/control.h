@@ -16,6 +16,10 @@
 
 #define CONTROL_MSG_MAX (64 * 1024)
 #define CONTROL_CLIENTS_MAX 32
+/* Of those, slots only root may take, and the most any other user may hold at once: readers
+ * (a monitoring loop gone wrong, or a hostile local user) cannot lock root out, nor each other. */
+#define CONTROL_CLIENTS_ROOT_RESERVED 8
+#define CONTROL_CLIENTS_PER_UID 8
 /* A client that has not sent its line by then is dropped: one slow peer must not pin a slot. */
 #define CONTROL_CLIENT_TIMEOUT_USEC (UINT64_C(5) * 1000000)
 

@@ -75,6 +75,40 @@ if command -v setpriv >/dev/null; then
   if out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$bin/tidectl" policy set test --weight 1 \
            --socket "$sock" 2>&1); then fail "non-root changed a policy"; fi
   grep -q 'permission denied' <<<"$out" || fail "non-root message: $out"
+
+  # A reader cannot lock root out: nobody opens every slot and sends nothing; past its share
+  # tided answers busy, and root is still served while nobody holds its connections. (Debian's
+  # python3 by path: a pyenv one under /root is out of nobody's reach.)
+  setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 - "$sock" >"$work/held" <<'PY' &
+import socket, sys, time
+conns = []
+for _ in range(32):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sys.argv[1])
+    conns.append(s)
+for s in conns:
+    s.setblocking(False)
+# tided refuses at accept; a loaded machine may take a moment to get through all of them.
+busy, refused, end = 0, set(), time.monotonic() + 3
+while busy < 24 and time.monotonic() < end:
+    time.sleep(0.1)
+    for i, s in enumerate(conns):
+        try:
+            if i not in refused and b"busy" in s.recv(4096):
+                refused.add(i)
+        except BlockingIOError:
+            pass
+    busy = len(refused)
+print(busy, flush=True)
+time.sleep(3)  # hold the rest while root asks (tided drops silent clients after 5 s)
+PY
+  holder=$!
+  for _ in $(seq 100); do [ -s "$work/held" ] && break; sleep 0.1; done
+  [ -s "$work/held" ] || fail "the connection holder did not report"
+  out=$("$bin/tidectl" stats --socket "$sock" 2>&1) || fail "root locked out by a reader's connections: $out"
+  busy=$(cat "$work/held")
+  [ "$busy" -eq 24 ] || fail "a reader holding 32 connections: $busy refused, wanted 24 (8 per user)"
+  wait "$holder"
 fi
 
 # Metrics.
