@@ -52,6 +52,13 @@ int balloon_demand_from_stats(const struct hv_mem_stats *s, const struct hv_doma
                                        ret_total_kib);
 }
 
+bool balloon_stats_clamp(struct hv_mem_stats *s, const struct hv_domain *d) {
+        if (s->actual_kib == ABSENT || d->max_kib == 0 || s->actual_kib <= d->max_kib)
+                return false;
+        s->actual_kib = d->max_kib;
+        return true;
+}
+
 int balloon_assigned_kib(const struct hv_mem_stats *s, const struct hv_domain *d, uint64_t *ret_kib) {
         if (s->actual_kib == ABSENT)
                 return -ENODATA;

@@ -36,6 +36,12 @@ int balloon_used_host_frame(uint64_t memtotal_kib, uint64_t memavailable_kib, ui
  * is deflate-on-oom (the guest may take it back), else actual; plus plugged virtio-mem. */
 uint64_t balloon_visible_kib(uint64_t actual_kib, const struct hv_domain *d);
 
+/* The balloon's actual is the guest's word (QEMU derives it from the page count the guest's
+ * driver writes) and no balloon holds more than the boot size: caps s->actual_kib at d->max_kib,
+ * before anything counts it, so a guest claiming more cannot make the host look full. Returns
+ * true when it had to. */
+bool balloon_stats_clamp(struct hv_mem_stats *s, const struct hv_domain *d);
+
 /* What the VM holds: balloon actual plus plugged virtio-mem. -ENODATA without `actual`. */
 int balloon_assigned_kib(const struct hv_mem_stats *s, const struct hv_domain *d, uint64_t *ret_kib);
 

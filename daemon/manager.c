@@ -379,6 +379,9 @@ static void collect(struct manager *m, struct dom *d, uint64_t now_usec) {
                 d->stats_ok = false;
                 return;
         }
+        if (balloon_stats_clamp(&st, &d->info))
+                log_debug("%s: balloon actual above the boot size %" PRIu64 " KiB; taken as the boot size",
+                          d->info.name, d->info.max_kib);
         d->stats = st;
         d->stats_ok = true;
         /* last_update is QEMU's wall-clock second of the guest's last report. A change means a

@@ -413,6 +413,29 @@ Test(manager, a_vm_bound_to_a_full_numa_node_is_capped_by_that_node) {
         cr_assert_eq(s->domains[1].target_kib, MIB(600));
 }
 
+/* The balloon's actual is the guest's word (QEMU derives it from what the guest's driver
+ * writes): a guest claiming to hold 1 TiB in a 1 GiB VM is taken at 1 GiB, so the host does not
+ * look full and its neighbour still grows. */
+Test(manager, a_guest_reporting_a_huge_balloon_actual_does_not_starve_the_others) {
+        add_vm("u1", "web", MIB(2048), MIB(512), MIB(100));
+        add_vm("u2", "liar", MIB(1024), MIB(1024), MIB(100));
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        set_policy("web", MIB(256), MIB(512), MIB(2048));
+        set_policy("liar", MIB(256), MIB(1024), MIB(1024));
+        report(0, MIB(100));
+        report(1, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(101)), 0);
+        fake.stats[1].actual_kib = MIB(1024) * 1024; /* 1 TiB */
+        report(0, MIB(480));
+        report(1, MIB(100));
+        cr_assert_eq(manager_tick(m, SEC(102)), 0);
+        const struct snapshot *s = manager_snapshot(m);
+        cr_expect_eq(s->domains[1].assigned_kib, MIB(1024), "the liar counted at %" PRIu64 " KiB", s->domains[1].assigned_kib);
+        cr_assert_eq(s->domains[0].target_kib, MIB(600), "web's target %" PRIu64 " KiB: %s", s->domains[0].target_kib,
+                     s->domains[0].reason);
+}
+
 Test(control, non_root_may_read_but_not_change) {
         add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
         cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
