@@ -44,6 +44,9 @@ struct hv_domain {
         uint64_t virtio_mem_current_kib;   /* <current>: plugged now (live) */
         int numa_node;             /* host node the memory is bound to (numatune strict, one node), or -1 */
         char agent_socket[HV_PATH_MAX]; /* host path of the org.tide.agent.0 channel, "" when none */
+        /* list_domains could not read this domain's description (a libvirt error, XML tide
+         * cannot parse): only uuid and name hold. It still exists; keep what was known of it. */
+        bool undescribed;
 };
 
 /* virDomainMemoryStats, in KiB. A field the guest did not report is UINT64_MAX. */
@@ -78,7 +81,9 @@ typedef void (*hv_event_cb)(enum hv_event_kind kind, const char *uuid, void *use
 #define HV_CONFIG (1u << 1)
 
 struct hv_ops {
-        /* Lists every domain, active or not. *ret is an array the caller frees. */
+        /* Lists every domain, active or not. *ret is an array the caller frees. A domain whose
+         * description cannot be read does not fail the listing: it is listed `undescribed`, and
+         * err says why (the first such reason) while the call returns 0. */
         int (*list_domains)(void *h, struct hv_domain **ret, size_t *ret_n, char *err, size_t errlen);
         /* One domain's current description. -ENOENT when it no longer exists. */
         int (*get_domain)(void *h, const char *uuid, struct hv_domain *ret, char *err, size_t errlen);

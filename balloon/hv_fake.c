@@ -47,6 +47,16 @@ static int fake_list(void *h, struct hv_domain **ret, size_t *ret_n, char *err, 
         if (!a)
                 return -ENOMEM;
         memcpy(a, f->domains, f->n_domains * sizeof(*a));
+        /* As libvirt's layer lists one it cannot describe: by UUID and name alone. */
+        for (size_t i = 0; i < f->n_domains; i++)
+                if (a[i].undescribed) {
+                        struct hv_domain only = { .id = -1, .numa_node = -1, .undescribed = true };
+                        memcpy(only.uuid, a[i].uuid, sizeof(only.uuid));
+                        memcpy(only.name, a[i].name, sizeof(only.name));
+                        a[i] = only;
+                        if (err && errlen)
+                                snprintf(err, errlen, "fake: cannot describe %s", a[i].name);
+                }
         *ret = a;
         *ret_n = f->n_domains;
         return 0;

@@ -364,17 +364,34 @@ static int lv_list_domains(void *hp, struct hv_domain **ret, size_t *ret_n, char
         struct hv_domain *a = calloc(n > 0 ? (size_t) n : 1, sizeof(*a));
         size_t k = 0;
         int r = a ? 0 : -ENOMEM;
+        bool told = false;
         for (int i = 0; i < n; i++) {
                 if (r == 0) {
-                        int q = describe(doms[i], &a[k], err, errlen);
+                        char why[HV_ERR_MAX] = "";
+                        int q = describe(doms[i], &a[k], why, sizeof(why));
                         /* Undefined between the listing and the look: it is not a domain any more. */
                         if (q == 0)
                                 k++;
-                        else if (q != -ENOENT)
+                        else if (q == -ENOMEM)
                                 r = q;
+                        else if (q != -ENOENT && virDomainGetUUIDString(doms[i], a[k].uuid) == 0) {
+                                /* One domain that cannot be described must not hide the others,
+                                 * nor be taken for gone: it is listed by its UUID and name. */
+                                const char *name = virDomainGetName(doms[i]);
+                                snprintf(a[k].name, sizeof(a[k].name), "%s", name ? name : a[k].uuid);
+                                a[k].id = -1;
+                                a[k].numa_node = -1;
+                                a[k].undescribed = true;
+                                k++;
+                                if (!told)
+                                        snprintf(err, errlen, "%s", why);
+                                told = true;
+                        }
                 }
                 virDomainFree(doms[i]);
         }
+        if (r < 0)
+                snprintf(err, errlen, "out of memory");
         free(doms);
         if (r < 0) {
                 free(a);

@@ -240,6 +240,15 @@ int manager_refresh(struct manager *m, uint64_t now_usec) {
 
         for (size_t i = 0; i < n; i++) {
                 struct dom *d = find_dom(m, list[i].uuid);
+                if (list[i].undescribed) {
+                        /* It exists but could not be read this time: what tided knew of it stays,
+                         * and a new one is adopted once it can be read. */
+                        log_warning("%s: cannot read its description (%s), keeping what tided knew, ignoring",
+                                    list[i].name, err);
+                        if (d)
+                                d->seen = true;
+                        continue;
+                }
                 if (!d) {
                         struct dom *grown = realloc(m->doms, (m->n_doms + 1) * sizeof(*grown));
                         if (!grown)

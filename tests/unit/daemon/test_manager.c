@@ -436,6 +436,27 @@ Test(manager, a_guest_reporting_a_huge_balloon_actual_does_not_starve_the_others
                      s->domains[0].reason);
 }
 
+/* One domain libvirt cannot describe neither hides the others nor is taken for gone. */
+Test(manager, a_domain_that_cannot_be_described_is_kept_and_does_not_block_the_listing) {
+        add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        set_policy("web", MIB(256), MIB(1024), MIB(1024));
+
+        fake.domains[0].undescribed = true;
+        add_vm("u2", "db", MIB(2048), MIB(2048), MIB(100));
+        cr_assert_eq(manager_refresh(m, SEC(2)), 0);
+        cr_assert_eq(manager_tick(m, SEC(101)), 0);
+        const struct snapshot *s = manager_snapshot(m);
+        cr_assert_eq(s->n_domains, 2, "%zu domains", s->n_domains);
+        for (size_t i = 0; i < s->n_domains; i++) {
+                const struct snapshot_domain *d = &s->domains[i];
+                cr_assert(d->active, "%s taken for stopped", d->name);
+                if (streq(d->name, "web"))
+                        cr_assert(d->managed, "web lost its policy");
+        }
+}
+
 Test(control, non_root_may_read_but_not_change) {
         add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
         cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
