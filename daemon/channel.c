@@ -12,7 +12,10 @@
 #include "daemon/channel.h"
 
 void channel_init(struct channel *c, const char *name, const char *path) {
-        *c = (struct channel){ .fd = -1, .watch = -1, .state = path && *path ? CHANNEL_DISCONNECTED : CHANNEL_NONE };
+        *c = (struct channel){ .fd = -1,
+                               .watch = -1,
+                               .state = path && *path ? CHANNEL_DISCONNECTED : CHANNEL_NONE,
+                               .early_above_kib = INT64_MAX };
         snprintf(c->name, sizeof(c->name), "%s", name);
         snprintf(c->path, sizeof(c->path), "%s", path ? path : "");
 }
@@ -92,6 +95,14 @@ static void handle_line(struct channel *c, const char *line, size_t len, uint64_
                 c->have_report = true;
                 c->fresh = true;
                 c->state = CHANNEL_CONNECTED;
+                /* O(1) per report, and once per regular tick per VM: the flag is cleared only
+                 * by the manager's next regular tick, however often this guest reports. */
+                if (!c->early && c->report.total_kib >= c->report.available_kib &&
+                    (int64_t) (c->report.total_kib - c->report.available_kib) > c->early_above_kib) {
+                        c->early = true;
+                        if (c->early_pending)
+                                (*c->early_pending)++;
+                }
                 break;
         case AGENT_ACCEPT_BYE:
                 log_info("%s: tide-agent said goodbye; using balloon statistics", c->name);

@@ -59,6 +59,12 @@ struct channel {
         bool paused;                /* over the budget: not reading until the window ends */
         uint64_t throttled;         /* times reading was paused */
         enum channel_state state;
+        /* Early ticks (daemon/manager.h): a report whose use (MemTotal - MemAvailable) is above
+         * early_above_kib sets `early` and counts in *early_pending, once until the manager's
+         * next regular tick clears it. */
+        int64_t early_above_kib;    /* INT64_MAX: no report is early */
+        bool early;
+        unsigned *early_pending;    /* the manager's counter; NULL: none */
 };
 
 /* Prepares a channel for path (does not connect yet). */

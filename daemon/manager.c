@@ -12,16 +12,16 @@
 #include "common/macro.h"
 #include "common/meminfo.h"
 #include "common/units.h"
+#include "core/core.h"
 #include "daemon/channel.h"
 #include "daemon/manager.h"
-#include "policy/demand.h"
-#include "policy/engine.h"
 
 /* The domain list is re-read on every lifecycle event; this is the safety net for events lost
  * while libvirtd restarted. */
 #define REFRESH_EVERY_USEC (UINT64_C(30) * USEC_PER_SEC)
-/* A guest short of memory may deflate its balloon every second: one log line a minute. */
-#define LOG_EVERY_USEC (UINT64_C(60) * USEC_PER_SEC)
+/* Events for domains not listed yet (created and started between two listings), kept until the
+ * next listing. A burst beyond this loses the oldest: such a domain is adopted as found running. */
+#define EVENTS_UNKNOWN_MAX 64
 
 struct dom {
         struct hv_domain info;
@@ -29,36 +29,18 @@ struct dom {
         struct vm_policy policy;       /* as stored in metadata */
         char pending[SNAPSHOT_REASON_MAX];
         bool seen;                     /* mark for the refresh sweep */
-
-        struct hv_mem_stats stats;
-        bool stats_ok;
-        uint64_t last_update_seen;     /* stats last_update at the previous tick */
-        bool stats_advanced;           /* last_update changed at least once since discovery */
-        uint64_t demand_usec;          /* monotonic time the current stats sample was first seen */
-
-        bool booting;                  /* (re)started; until its balloon driver reports */
-        uint64_t boot_usec;            /* monotonic time of the start/reboot, or when tided found
-                                        * it running (see boot_known) */
-        bool boot_known;               /* boot_usec is a start tided saw or the agent's uptime */
-        struct engine_memo memo;
-        struct engine_decision decision;
-        bool decided;
-        struct balloon_watch watch;
-        enum balloon_state balloon;
-        bool balloon_logged;
-        uint64_t actions;
-        uint64_t set_balloon_kib;      /* last balloon target tided set, 0 when none */
-        uint64_t guest_oom_deflates;   /* samples in which the guest took balloon pages back */
-        uint64_t oom_logged_usec;      /* when that was last logged (once a minute at most) */
-        bool insane_logged;            /* the current episode of rejected demand was logged */
-        bool release_pending;          /* policy cleared: deflate to boot size once */
+        enum core_start start;         /* events since the last tick, for the core */
+        bool stopped;
+        bool release_failed;           /* the last release failed (logged once) */
+        struct core_vm core;           /* what the core carries for this domain */
         char reason[SNAPSHOT_REASON_MAX];
         struct channel *chan;          /* tide-agent channel; NULL without one. Heap: the event
                                         * loop holds its address while doms[] moves. */
-        bool agent_demand;             /* this tick's demand came from the agent */
-        int64_t demand_now_kib_at_decide; /* raw used of the agent report the last tick decided on */
-        bool has_demand_now;           /* what the engine got this tick, for stats */
-        int64_t demand_now_kib;
+};
+
+struct event_unknown {
+        char uuid[HV_UUID_MAX];
+        enum core_start start;
 };
 
 struct manager {
@@ -73,12 +55,15 @@ struct manager {
         uint64_t last_refresh_usec;
         uint64_t start_usec;
         uint64_t ticks;
+        struct event_unknown unknown[EVENTS_UNKNOWN_MAX];
+        size_t n_unknown;
+        unsigned early_pending;        /* channels whose report asked for an early tick */
 
-        struct engine *engine;
-        size_t engine_cap;
-        struct engine_vm *vms;
-        struct engine_decision *out;
-        size_t *vm_dom; /* engine index -> doms index */
+        struct core *core;
+        size_t cap;
+        struct core_vm_obs *obs;
+        struct core_vm_out *out;
+        struct core_host_out host_out;
 
         struct snapshot snap;
 };
@@ -108,6 +93,11 @@ int manager_new(struct hv *hv, const struct tide_config *cfg, manager_host_fn ho
         struct manager *m = calloc(1, sizeof(*m));
         if (!m)
                 return -ENOMEM;
+        m->core = core_new();
+        if (!m->core) {
+                free(m);
+                return -ENOMEM;
+        }
         m->hv = hv;
         m->cfg = *cfg;
         m->host_fn = host;
@@ -117,39 +107,42 @@ int manager_new(struct hv *hv, const struct tide_config *cfg, manager_host_fn ho
         return 0;
 }
 
-static void drop_channel(struct dom *d) {
+static void drop_channel(struct manager *m, struct dom *d) {
         if (!d->chan)
                 return;
+        if (d->chan->early && m->early_pending)
+                m->early_pending--;
         channel_close(d->chan);
         free(d->chan);
         d->chan = NULL;
 }
 
 /* A managed, running domain with an agent channel gets a channel; others lose theirs. */
-static void sync_channel(struct dom *d) {
+static void sync_channel(struct manager *m, struct dom *d) {
         bool want = d->info.active && d->have_policy && d->info.agent_socket[0];
         if (!want) {
-                drop_channel(d);
+                drop_channel(m, d);
                 return;
         }
         if (d->chan && streq(d->chan->path, d->info.agent_socket))
                 return;
-        drop_channel(d);
+        drop_channel(m, d);
         d->chan = calloc(1, sizeof(*d->chan));
-        if (d->chan)
-                channel_init(d->chan, d->info.name, d->info.agent_socket);
+        if (!d->chan)
+                return;
+        channel_init(d->chan, d->info.name, d->info.agent_socket);
+        d->chan->early_pending = &m->early_pending;
 }
 
 struct manager *manager_free(struct manager *m) {
         if (!m)
                 return NULL;
         for (size_t i = 0; i < m->n_doms; i++)
-                drop_channel(&m->doms[i]);
+                drop_channel(m, &m->doms[i]);
         free(m->doms);
-        engine_free(m->engine);
-        free(m->vms);
+        core_free(m->core);
+        free(m->obs);
         free(m->out);
-        free(m->vm_dom);
         snapshot_done(&m->snap);
         free(m);
         return NULL;
@@ -200,26 +193,35 @@ static void load_policy(struct manager *m, struct dom *d) {
         d->have_policy = true;
 }
 
-/* No target being watched, nothing logged about it. */
-static void forget_balloon_progress(struct dom *d) {
-        d->watch = (struct balloon_watch){ 0 };
-        d->balloon = BALLOON_STATE_OK;
-        d->balloon_logged = false;
-}
-
-/* A new run of the guest: a boot (booting: startup memory until its balloon driver reports), or
- * an arrival with its memory (migrated in, restored). What tided knew of its balloon, its stats
- * baseline and the engine's memory belong to the previous run; when it booted is known only for
- * a boot tided saw. */
-static void new_run(struct dom *d, uint64_t now_usec, bool boot) {
-        d->booting = boot;
-        d->boot_usec = now_usec;
-        d->boot_known = boot;
-        d->stats_advanced = false;
-        d->last_update_seen = 0;
-        d->memo = (struct engine_memo){ 0 };
-        d->set_balloon_kib = 0;
-        forget_balloon_progress(d);
+/* An event for a known domain, kept for the core's next tick. */
+static void note_event(struct manager *m, struct dom *d, enum hv_event_kind kind) {
+        switch (kind) {
+        case HV_EVENT_STARTED:
+        case HV_EVENT_REBOOTED:
+                /* The guest restarts with its balloon driver not loaded yet: it gets its
+                 * startup memory (Hyper-V semantics), then the quiet period runs. */
+                d->start = CORE_START_BOOT;
+                if (d->have_policy)
+                        log_info("%s: %s, giving it its startup memory", d->info.name,
+                                 kind == HV_EVENT_STARTED ? "started" : "rebooted");
+                break;
+        case HV_EVENT_RESUMED:
+                /* Its memory came with it: no startup memory (a migrated VM must not jump to
+                 * startup on arrival); the core starts a new run that is not a boot. */
+                d->start = CORE_START_RESUME;
+                if (d->have_policy)
+                        log_info("%s: started with its memory (migrated in, restored or woken up); not a boot",
+                                 d->info.name);
+                break;
+        case HV_EVENT_STOPPED:
+                d->start = CORE_START_NONE;
+                d->stopped = true;
+                d->info.active = false;
+                drop_channel(m, d);
+                break;
+        default:
+                break;
+        }
 }
 
 int manager_refresh(struct manager *m, uint64_t now_usec) {
@@ -255,26 +257,29 @@ int manager_refresh(struct manager *m, uint64_t now_usec) {
                                 return log_error_errno(-ENOMEM, "Out of memory tracking domains");
                         m->doms = grown;
                         d = &m->doms[m->n_doms++];
-                        *d = (struct dom){ 0 };
-                        d->info = list[i];
-                        /* Found running (tided started or restarted): when it booted is unknown,
-                         * and it may have been a second ago. The quiet period counts from now
-                         * unless its agent tells a longer uptime; the cost is at most one quiet
-                         * period without shrinking after a tided restart. */
-                        d->boot_usec = now_usec;
+                        *d = (struct dom){ .info = list[i] };
+                        core_vm_init(&d->core, now_usec);
                         load_policy(m, d);
                         if (d->have_policy && d->info.active)
                                 log_info("%s: managed (minimum %" PRIu64 " KiB, maximum %" PRIu64 " KiB)",
                                          d->info.name, d->policy.minimum_kib, d->policy.maximum_kib);
+                        /* Created and started since the last listing: its start event came
+                         * before it could be listed, and makes it a boot, not a find. */
+                        for (size_t k = 0; k < m->n_unknown; k++)
+                                if (streq(m->unknown[k].uuid, d->info.uuid))
+                                        d->start = m->unknown[k].start;
                 } else {
-                        bool was_active = d->info.active;
+                        /* A stop or start seen only here (its event lost) is still an event
+                         * for the core: the next tick may see neither state in between. */
+                        if (d->info.active && !list[i].active)
+                                note_event(m, d, HV_EVENT_STOPPED);
+                        else if (!d->info.active && list[i].active && d->start == CORE_START_NONE)
+                                d->start = CORE_START_BOOT;
                         d->info = list[i];
-                        if (!was_active && d->info.active)
-                                new_run(d, now_usec, true); /* a start whose event was lost */
                         load_policy(m, d);
                 }
                 d->seen = true;
-                sync_channel(d);
+                sync_channel(m, d);
                 if (d->info.active && d->have_policy && d->info.has_balloon) {
                         /* Our staleness clock is this period: the guest refreshes once a second. */
                         r = m->hv->ops->set_stats_period(m->hv->h, d->info.uuid, 1, err, sizeof(err));
@@ -282,6 +287,7 @@ int manager_refresh(struct manager *m, uint64_t now_usec) {
                                 log_debug("%s: cannot set the balloon stats period: %s", d->info.name, err);
                 }
         }
+        m->n_unknown = 0;
 
         /* Sweep domains that are gone. */
         size_t k = 0;
@@ -289,7 +295,7 @@ int manager_refresh(struct manager *m, uint64_t now_usec) {
                 if (m->doms[i].seen)
                         m->doms[k++] = m->doms[i];
                 else
-                        drop_channel(&m->doms[i]);
+                        drop_channel(m, &m->doms[i]);
         }
         m->n_doms = k;
         m->dirty = false;
@@ -301,73 +307,53 @@ void manager_on_event(struct manager *m, enum hv_event_kind kind, const char *uu
         struct dom *d = find_dom(m, uuid);
 
         m->dirty = true;
-        if (!d)
+        if (d) {
+                note_event(m, d, kind);
                 return;
-        switch (kind) {
-        case HV_EVENT_STARTED:
-        case HV_EVENT_REBOOTED:
-                /* The guest restarts with its balloon driver not loaded yet: it must get its
-                 * startup memory (Hyper-V semantics), then the quiet period runs. Marked
-                 * active so that the refresh does not take it for a second start. */
-                d->info.active = true;
-                new_run(d, now_usec, true);
-                if (d->have_policy)
-                        log_info("%s: %s, giving it its startup memory", d->info.name,
-                                 kind == HV_EVENT_STARTED ? "started" : "rebooted");
-                break;
-        case HV_EVENT_RESUMED:
-                /* Its memory came with it: no startup memory (a migrated VM must not jump to
-                 * startup on arrival), but the stats baseline and the balloon target tided knew
-                 * are from before. When it booted is unknown: the quiet period counts from now
-                 * unless its agent says otherwise. Marked active so that the refresh does not
-                 * take the inactive -> active change for a boot. */
-                d->info.active = true;
-                new_run(d, now_usec, false);
-                if (d->have_policy)
-                        log_info("%s: started with its memory (migrated in, restored or woken up); not a boot",
-                                 d->info.name);
-                break;
-        case HV_EVENT_STOPPED:
-                drop_channel(d);
-                d->info.active = false;
-                d->stats_ok = false;
-                d->decided = false;
-                break;
-        default:
-                break;
         }
+        enum core_start start = kind == HV_EVENT_STARTED || kind == HV_EVENT_REBOOTED ? CORE_START_BOOT
+                                : kind == HV_EVENT_RESUMED                            ? CORE_START_RESUME
+                                                                                      : CORE_START_NONE;
+        if (kind != HV_EVENT_STOPPED && start == CORE_START_NONE)
+                return;
+        for (size_t k = 0; k < m->n_unknown; k++)
+                if (streq(m->unknown[k].uuid, uuid)) {
+                        m->unknown[k].start = start;
+                        return;
+                }
+        if (start == CORE_START_NONE)
+                return;
+        if (m->n_unknown == EVENTS_UNKNOWN_MAX) {
+                memmove(m->unknown, m->unknown + 1, (EVENTS_UNKNOWN_MAX - 1) * sizeof(m->unknown[0]));
+                m->n_unknown--;
+        }
+        m->unknown[m->n_unknown] = (struct event_unknown){ .start = start };
+        snprintf(m->unknown[m->n_unknown].uuid, HV_UUID_MAX, "%s", uuid);
+        m->n_unknown++;
 }
 
 static int ensure_capacity(struct manager *m, size_t n) {
-        if (n <= m->engine_cap && m->engine)
+        if (n <= m->cap && m->obs)
                 return 0;
         size_t cap = n < 16 ? 16 : n * 2;
-        struct engine *e = engine_new(cap);
-        struct engine_vm *vms = calloc(cap, sizeof(*vms));
-        struct engine_decision *out = calloc(cap, sizeof(*out));
-        size_t *idx = calloc(cap, sizeof(*idx));
-        if (!e || !vms || !out || !idx) {
-                engine_free(e);
-                free(vms);
+        struct core_vm_obs *obs = calloc(cap, sizeof(*obs));
+        struct core_vm_out *out = calloc(cap, sizeof(*out));
+        if (!obs || !out) {
+                free(obs);
                 free(out);
-                free(idx);
                 return -ENOMEM;
         }
-        engine_free(m->engine);
-        free(m->vms);
+        free(m->obs);
         free(m->out);
-        free(m->vm_dom);
-        m->engine = e;
-        m->vms = vms;
+        m->obs = obs;
         m->out = out;
-        m->vm_dom = idx;
-        m->engine_cap = cap;
+        m->cap = cap;
         return 0;
 }
 
-static void collect(struct manager *m, struct dom *d, uint64_t now_usec) {
+/* Reads one domain's balloon statistics (and, with virtio-mem, its plugged size). */
+static void read_stats(struct manager *m, struct dom *d, struct core_vm_obs *o) {
         char err[HV_ERR_MAX] = "";
-        struct hv_mem_stats st;
         int r;
 
         /* The guest plugs virtio-mem blocks at its own pace; how much it has plugged is in the
@@ -380,148 +366,159 @@ static void collect(struct manager *m, struct dom *d, uint64_t now_usec) {
                 else
                         log_debug("%s: cannot re-read the domain: %s", d->info.name, err);
         }
+        o->fresh_stats = true;
+        r = m->hv->ops->memory_stats(m->hv->h, d->info.uuid, &o->stats, err, sizeof(err));
+        o->stats_ok = r >= 0;
+        if (r < 0 && d->core.stats_ok)
+                log_warning_errno(r, "%s: cannot read balloon statistics: %s, holding", d->info.name, err);
+}
 
-        r = m->hv->ops->memory_stats(m->hv->h, d->info.uuid, &st, err, sizeof(err));
-        if (r < 0) {
-                if (d->stats_ok)
-                        log_warning_errno(r, "%s: cannot read balloon statistics: %s, holding", d->info.name, err);
-                d->stats_ok = false;
+/* Collect: what one domain looks like now. An early tick reads only the domains whose agent
+ * asked for it; the others' last sample stands. */
+static void gather(struct manager *m, struct dom *d, struct core_vm_obs *o, uint64_t now_usec, bool early) {
+        *o = (struct core_vm_obs){ .info = &d->info,
+                                   .have_policy = d->have_policy,
+                                   .policy = d->policy,
+                                   .start = d->start,
+                                   .stopped = d->stopped,
+                                   .state = &d->core };
+        d->start = CORE_START_NONE;
+        d->stopped = false;
+        if (!d->info.active || !d->have_policy)
                 return;
-        }
-        if (balloon_stats_clamp(&st, &d->info))
-                log_debug("%s: balloon actual above the boot size %" PRIu64 " KiB; taken as the boot size",
-                          d->info.name, d->info.max_kib);
-        d->stats = st;
-        d->stats_ok = true;
-        /* last_update is QEMU's wall-clock second of the guest's last report. A change means a
-         * fresh sample; we time it on our monotonic clock, never on the guest's word. */
-        if (st.last_update_sec != UINT64_MAX && st.last_update_sec != 0 && st.last_update_sec != d->last_update_seen) {
-                /* The first value seen is only a baseline: it may predate a reboot or tided. */
-                if (d->last_update_seen != 0) {
-                        d->stats_advanced = true;
-                        d->demand_usec = now_usec;
-                }
-                d->last_update_seen = st.last_update_sec;
-                if (d->booting && d->stats_advanced)
-                        d->booting = false; /* the balloon driver is up */
+        /* Connects and resumes the agent channel whether or not stats can be read. */
+        if (d->chan)
+                channel_tick(d->chan, now_usec);
+        if (!early || (d->chan && d->chan->early))
+                read_stats(m, d, o);
+        if (d->chan && d->chan->have_report) {
+                o->has_report = true;
+                o->report = d->chan->report;
+                o->report_usec = d->chan->report_usec;
+                o->report_fresh = d->chan->fresh;
         }
 }
 
-/* Whether the guest deflated its own balloon since the last sample because it ran out of memory
- * (balloon/collect.h). Only a deflate-on-oom balloon may do that; on another a rising actual is a
- * guest driver misbehaving, logged but not believed. */
-/* The balloon's actual from the last stats, or what libvirt last said without them. */
-static uint64_t dom_actual_kib(const struct dom *d) {
-        return d->stats.actual_kib == UINT64_MAX ? d->info.current_kib : d->stats.actual_kib;
-}
-
-static bool guest_oom(struct dom *d, uint64_t now_usec) {
-        char a[SIZE_FORMAT_MAX], b[SIZE_FORMAT_MAX], c[SIZE_FORMAT_MAX];
-
-        if (d->stats.actual_kib == UINT64_MAX)
-                return false;
-        uint64_t took = balloon_watch_reclaimed(&d->watch, d->stats.actual_kib);
-        /* A rebooting guest's balloon device resets to the full boot size before its new driver
-         * inflates again: a rise that is no OOM. Until the driver reports, only follow it. */
-        if (took == 0 || d->booting)
-                return false;
-        d->guest_oom_deflates++;
-        /* What tided set is no longer where the balloon is: the next decision is sent even if
-         * it names the same target (a maximum the guest rose above is enforced again). */
-        d->set_balloon_kib = 0;
-        if (!d->oom_logged_usec || now_usec - d->oom_logged_usec >= LOG_EVERY_USEC) {
-                d->oom_logged_usec = now_usec;
-                if (d->info.balloon_deflate_on_oom)
-                        log_warning("%s: guest deflated its balloon by %s to %s (out of memory; target %s)",
-                                    d->info.name, size_format_human(took, a), size_format_human(d->stats.actual_kib, b),
-                                    size_format_human(d->watch.target_kib, c));
-                else
-                        log_warning("%s: balloon rose by %s above its target without deflate-on-oom; ignoring",
-                                    d->info.name, size_format_human(took, a));
-        }
-        return d->info.balloon_deflate_on_oom;
-}
-
-static void act(struct manager *m, struct dom *d, uint64_t now_usec, bool grow_only) {
-        const struct engine_decision *dec = &d->decision;
-        char err[HV_ERR_MAX] = "", a[SIZE_FORMAT_MAX], b[SIZE_FORMAT_MAX];
-        uint64_t actual = dom_actual_kib(d);
-        struct balloon_split sp = balloon_split_target(dec->target_kib, &d->info);
+/* Releases a domain whose policy went away: virtio-mem unplugged, balloon at the boot size.
+ * Returns 0 or the balloon's -errno (then the core asks again next tick). */
+static int release(struct manager *m, struct dom *d, char *err, size_t errlen) {
+        struct balloon_split sp = core_release_split(&d->info);
+        char a[SIZE_FORMAT_MAX];
         int r;
 
-        /* Between ticks only growth is urgent; shrinking keeps its pace of one step per tick. */
-        if (grow_only && dec->target_kib <= (actual + (d->info.has_virtio_mem ? d->info.virtio_mem_current_kib : 0)))
-                return;
-
-        /* Shrink: unplug before inflating; grow: deflate before plugging (as Hyper-V does). */
-        bool vmem_first = d->info.has_virtio_mem && sp.vmem_requested_kib < d->info.virtio_mem_requested_kib;
-        for (int pass = 0; pass < 2; pass++) {
-                bool do_vmem = (pass == 0) == vmem_first;
-                if (do_vmem) {
-                        if (!d->info.has_virtio_mem || sp.vmem_requested_kib == d->info.virtio_mem_requested_kib)
-                                continue;
-                        r = m->hv->ops->set_virtio_mem(m->hv->h, d->info.uuid, sp.vmem_requested_kib, err, sizeof(err));
-                        if (r < 0) {
-                                log_error_errno(r, "%s: Failed to set virtio-mem to %s: %s, ignoring", d->info.name,
-                                                size_format_human(sp.vmem_requested_kib, a), err);
-                                continue;
-                        }
-                        log_info("%s: virtio-mem %s -> %s (%s)", d->info.name,
-                                 size_format_human(d->info.virtio_mem_requested_kib, a),
-                                 size_format_human(sp.vmem_requested_kib, b), d->reason);
-                        d->info.virtio_mem_requested_kib = sp.vmem_requested_kib;
-                        d->actions++;
-                } else {
-                        /* Within a page of what is already set, the balloon is where we want it. */
-                        uint64_t current = d->set_balloon_kib ? d->set_balloon_kib : d->info.current_kib;
-                        if (sp.balloon_kib == current && (d->set_balloon_kib || actual == sp.balloon_kib))
-                                continue;
-                        r = m->hv->ops->set_balloon(m->hv->h, d->info.uuid, sp.balloon_kib, err, sizeof(err));
-                        if (r < 0) {
-                                log_error_errno(r, "%s: Failed to set balloon to %s: %s, ignoring", d->info.name,
-                                                size_format_human(sp.balloon_kib, a), err);
-                                continue;
-                        }
-                        if (sp.balloon_kib == current)
-                                /* Re-sent after the guest deflated past it: once a tick at most,
-                                 * and the deflate itself is logged (once a minute). */
-                                log_debug("%s: balloon target %s sent again (%s)", d->info.name,
-                                          size_format_human(sp.balloon_kib, b), d->reason);
-                        else if (d->agent_demand && d->chan && sp.balloon_kib > actual)
-                                /* Reaction latency: the agent's report to this call (bench/agent-latency.sh). */
-                                log_info("%s: %s -> %s (%s; %" PRIu64 " ms after the agent's report)", d->info.name,
-                                         size_format_human(actual, a), size_format_human(sp.balloon_kib, b), d->reason,
-                                         (now_usec - d->chan->report_usec) / 1000);
-                        else
-                                log_info("%s: %s -> %s (%s)", d->info.name, size_format_human(actual, a),
-                                         size_format_human(sp.balloon_kib, b), d->reason);
-                        d->info.current_kib = sp.balloon_kib;
-                        d->set_balloon_kib = sp.balloon_kib;
-                        balloon_watch_target(&d->watch, sp.balloon_kib, actual, now_usec);
-                        d->actions++;
-                }
-        }
-}
-
-/* Releases a domain whose policy was cleared: back to its full boot size, once. */
-static void release(struct manager *m, struct dom *d) {
-        char err[HV_ERR_MAX] = "", a[SIZE_FORMAT_MAX];
-        int r;
-
-        d->release_pending = false;
-        forget_balloon_progress(d);
-        if (!d->info.active)
-                return;
-        if (d->info.has_virtio_mem && d->info.virtio_mem_requested_kib > 0) {
-                r = m->hv->ops->set_virtio_mem(m->hv->h, d->info.uuid, 0, err, sizeof(err));
+        if (d->info.has_virtio_mem && d->info.virtio_mem_requested_kib != sp.vmem_requested_kib) {
+                r = m->hv->ops->set_virtio_mem(m->hv->h, d->info.uuid, sp.vmem_requested_kib, err, errlen);
                 if (r < 0)
                         log_warning_errno(r, "%s: cannot unplug virtio-mem: %s, ignoring", d->info.name, err);
+                else
+                        d->info.virtio_mem_requested_kib = sp.vmem_requested_kib;
         }
-        r = m->hv->ops->set_balloon(m->hv->h, d->info.uuid, d->info.max_kib, err, sizeof(err));
-        if (r < 0)
-                log_warning_errno(r, "%s: cannot release the balloon: %s, ignoring", d->info.name, err);
+        r = m->hv->ops->set_balloon(m->hv->h, d->info.uuid, sp.balloon_kib, err, errlen);
+        core_vm_released(&d->core, r >= 0);
+        if (r < 0) {
+                /* Retried every tick: one warning per episode. */
+                if (!d->release_failed)
+                        log_warning_errno(r, "%s: cannot release the balloon: %s, retrying every tick", d->info.name,
+                                          err);
+                d->release_failed = true;
+                return r;
+        }
+        d->release_failed = false;
+        d->info.current_kib = sp.balloon_kib;
+        log_info("%s: unmanaged, balloon released to %s", d->info.name, size_format_human(sp.balloon_kib, a));
+        return 0;
+}
+
+/* The log lines the core asked for, and the agent channel's share of its findings. */
+static void report(struct dom *d, const struct core_vm_out *o, uint64_t now_usec) {
+        char a[SIZE_FORMAT_MAX], b[SIZE_FORMAT_MAX], c[SIZE_FORMAT_MAX];
+        const struct core_vm *s = &d->core;
+
+        if (o->logs & CORE_LOG_CLAMPED)
+                log_debug("%s: balloon actual above the boot size %" PRIu64 " KiB; taken as the boot size",
+                          d->info.name, d->info.max_kib);
+        if (o->logs & CORE_LOG_GUEST_OOM)
+                log_warning("%s: guest deflated its balloon by %s to %s (out of memory; target %s)", d->info.name,
+                            size_format_human(o->oom_took_kib, a), size_format_human(s->stats.actual_kib, b),
+                            size_format_human(s->watch.target_kib, c));
+        if (o->logs & CORE_LOG_BALLOON_RISE)
+                log_warning("%s: balloon rose by %s above its target without deflate-on-oom; ignoring", d->info.name,
+                            size_format_human(o->oom_took_kib, a));
+        if (o->logs & CORE_LOG_INSANE)
+                log_warning("%s: %s", d->info.name, d->reason);
+        if (o->logs & CORE_LOG_BALLOON_STUCK)
+                log_warning("%s: balloon %s: target %" PRIu64 " KiB, actual %" PRIu64 " KiB", d->info.name,
+                            balloon_state_to_string(s->balloon), s->watch.target_kib, s->stats.actual_kib);
+        if (d->chan) {
+                if (o->logs & CORE_LOG_DISTRUST)
+                        channel_distrust(d->chan, o->distrust_why, now_usec);
+                if (o->managed_running)
+                        /* What tided knows that the guest cannot fake: the most it can hold. */
+                        d->chan->limits.max_total_kib = o->agent_max_total_kib;
+                d->chan->early_above_kib = s->early_above_kib;
+        }
+}
+
+static void act_vmem(struct manager *m, struct dom *d, const struct core_vm_out *o, uint64_t now_usec) {
+        char err[HV_ERR_MAX] = "", a[SIZE_FORMAT_MAX], b[SIZE_FORMAT_MAX];
+        int r = m->hv->ops->set_virtio_mem(m->hv->h, d->info.uuid, o->vmem_kib, err, sizeof(err));
+
+        core_vm_applied(&d->core, o, true, r >= 0, 0, now_usec);
+        if (r < 0) {
+                log_error_errno(r, "%s: Failed to set virtio-mem to %s: %s, ignoring", d->info.name,
+                                size_format_human(o->vmem_kib, a), err);
+                return;
+        }
+        log_info("%s: virtio-mem %s -> %s (%s)", d->info.name, size_format_human(d->info.virtio_mem_requested_kib, a),
+                 size_format_human(o->vmem_kib, b), d->reason);
+        d->info.virtio_mem_requested_kib = o->vmem_kib;
+}
+
+static void act_balloon(struct manager *m, struct dom *d, const struct core_vm_out *o, uint64_t now_usec) {
+        char err[HV_ERR_MAX] = "", a[SIZE_FORMAT_MAX], b[SIZE_FORMAT_MAX];
+        uint64_t actual = core_actual_kib(&d->core, &d->info);
+        int r = m->hv->ops->set_balloon(m->hv->h, d->info.uuid, o->balloon_kib, err, sizeof(err));
+
+        core_vm_applied(&d->core, o, false, r >= 0, actual, now_usec);
+        if (r < 0) {
+                log_error_errno(r, "%s: Failed to set balloon to %s: %s, ignoring", d->info.name,
+                                size_format_human(o->balloon_kib, a), err);
+                return;
+        }
+        if (o->resend)
+                /* Re-sent after the guest deflated past it: once a tick at most, and the deflate
+                 * itself is logged (once a minute). */
+                log_debug("%s: balloon target %s sent again (%s)", d->info.name, size_format_human(o->balloon_kib, b),
+                          d->reason);
+        else if (d->core.agent_demand && d->chan && o->balloon_kib > actual)
+                /* Reaction latency: the agent's report to this call (bench/agent-latency.sh). */
+                log_info("%s: %s -> %s (%s; %" PRIu64 " ms after the agent's report)", d->info.name,
+                         size_format_human(actual, a), size_format_human(o->balloon_kib, b), d->reason,
+                         (now_usec - d->chan->report_usec) / 1000);
         else
-                log_info("%s: unmanaged, balloon released to %s", d->info.name, size_format_human(d->info.max_kib, a));
+                log_info("%s: %s -> %s (%s)", d->info.name, size_format_human(actual, a),
+                         size_format_human(o->balloon_kib, b), d->reason);
+        d->info.current_kib = o->balloon_kib;
+}
+
+/* Act: the calls the core asked for, each outcome handed back to it. */
+static void apply(struct manager *m, struct dom *d, const struct core_vm_out *o, uint64_t now_usec) {
+        char err[HV_ERR_MAX] = "";
+
+        if (o->managed_running)
+                core_reason_format(&d->core, d->reason, sizeof(d->reason));
+        report(d, o, now_usec);
+        if (o->release) {
+                (void) release(m, d, err, sizeof(err));
+                return;
+        }
+        /* Shrink: unplug before inflating; grow: deflate before plugging (as Hyper-V does). */
+        if (o->set_vmem && o->vmem_first)
+                act_vmem(m, d, o, now_usec);
+        if (o->set_balloon)
+                act_balloon(m, d, o, now_usec);
+        if (o->set_vmem && !o->vmem_first)
+                act_vmem(m, d, o, now_usec);
 }
 
 /* A snapshot row's policy columns (zero for an unmanaged domain) and the status they imply
@@ -541,9 +538,52 @@ static void snapshot_set_policy(struct snapshot_domain *o, const struct dom *d) 
         o->weight = p->weight;
 }
 
-/* The tick's duration is filled in afterwards by manager_note_tick_duration(). */
-static int build_snapshot(struct manager *m, const struct engine_host *host, const struct engine_summary *sum,
-                          uint64_t total_kib, uint64_t available_kib, uint64_t now_usec) {
+static void snapshot_row(const struct dom *d, const struct core_vm_out *c, uint64_t now_usec,
+                         struct snapshot_domain *o) {
+        snprintf(o->uuid, sizeof(o->uuid), "%s", d->info.uuid);
+        snprintf(o->name, sizeof(o->name), "%s", d->info.name);
+        snapshot_set_policy(o, d);
+        o->active = d->info.active;
+        o->agent = "none";
+        o->balloon = balloon_state_to_string(d->core.balloon);
+        o->balloon_actions = d->core.actions;
+        o->guest_oom_deflates = d->core.guest_oom_deflates;
+        o->rss_kib = c->rss_kib;
+        o->assigned_kib = c->assigned_kib;
+        if (c->has_demand) {
+                o->has_demand = true;
+                o->demand_kib = c->demand_kib;
+                o->pressure_pct = c->assigned_kib ? (double) c->demand_kib / (double) c->assigned_kib * 100.0 : 0;
+        }
+        o->agent_report_age_ms = -1;
+        if (d->chan) {
+                o->agent = channel_state_to_string(d->chan->state);
+                o->agent_demand = d->core.agent_demand;
+                o->agent_rejected = d->chan->session.rejected;
+                o->agent_rate_dropped = d->chan->session.rate_dropped;
+                snprintf(o->agent_error, sizeof(o->agent_error), "%s", d->chan->last_error);
+                if (d->chan->have_report)
+                        o->agent_report_age_ms = (int64_t) ((now_usec - d->chan->report_usec) / 1000);
+        }
+        if (!d->have_policy)
+                return;
+        if (!d->info.active) {
+                o->status = "off";
+                return;
+        }
+        if (d->core.decided) {
+                o->target_kib = d->core.decision.target_kib;
+                o->flags = d->core.decision.flags;
+                snprintf(o->reason, sizeof(o->reason), "%s", d->reason);
+                o->status = engine_status_to_string(c->status);
+                o->available_buffer_pct = c->available_buffer_pct;
+        }
+}
+
+/* Publish: the snapshot `stats` and /metrics show. The tick's duration is filled in afterwards
+ * by manager_note_tick_duration(). */
+static int publish(struct manager *m, const struct core_host_obs *h, uint64_t now_usec) {
+        const struct core_host_out *c = &m->host_out;
         struct snapshot s = { 0 };
 
         s.domains = calloc(m->n_doms ? m->n_doms : 1, sizeof(*s.domains));
@@ -551,250 +591,87 @@ static int build_snapshot(struct manager *m, const struct engine_host *host, con
                 return -ENOMEM;
         s.n_domains = m->n_doms;
         s.host = (struct snapshot_host){
-                .total_kib = total_kib,
-                .available_kib = available_kib,
-                .usable_kib = host->usable_kib,
-                .reserve_kib = host->reserve_kib,
-                .capacity_kib = sum->capacity_kib,
-                .target_kib = sum->target_kib,
-                .short_host = sum->short_host,
-                .overcommitted = sum->overcommitted,
+                .total_kib = h->total_kib,
+                .available_kib = h->available_kib,
+                .usable_kib = c->host.usable_kib,
+                .reserve_kib = c->host.reserve_kib,
+                .capacity_kib = c->summary.capacity_kib,
+                .assigned_kib = c->assigned_kib,
+                .target_kib = c->summary.target_kib,
+                .short_host = c->summary.short_host,
+                .overcommitted = c->summary.overcommitted,
                 .ticks = m->ticks,
                 .uptime_usec = now_usec - m->start_usec,
+                .tick_usec = m->snap.host.tick_usec,
         };
-
-        for (size_t i = 0; i < m->n_doms; i++) {
-                const struct dom *d = &m->doms[i];
-                struct snapshot_domain *o = &s.domains[i];
-                uint64_t assigned = 0;
-
-                snprintf(o->uuid, sizeof(o->uuid), "%s", d->info.uuid);
-                snprintf(o->name, sizeof(o->name), "%s", d->info.name);
-                snapshot_set_policy(o, d);
-                o->active = d->info.active;
-                o->agent = "none";
-                o->balloon = balloon_state_to_string(d->balloon);
-                o->balloon_actions = d->actions;
-                o->guest_oom_deflates = d->guest_oom_deflates;
-                if (d->stats_ok) {
-                        if (balloon_assigned_kib(&d->stats, &d->info, &assigned) < 0)
-                                assigned = d->info.current_kib;
-                        o->rss_kib = d->stats.rss_kib == UINT64_MAX ? 0 : d->stats.rss_kib;
-                } else
-                        assigned = d->info.active ? d->info.current_kib : 0;
-                o->assigned_kib = assigned;
-                s.host.assigned_kib += d->info.active ? assigned : 0;
-
-                int64_t demand = 0;
-                uint64_t total;
-                bool has = false;
-                if (d->decided && d->have_policy && d->info.active) {
-                        has = d->has_demand_now;
-                        demand = d->demand_now_kib;
-                } else if (d->stats_ok)
-                        has = balloon_demand_from_stats(&d->stats, &d->info, &demand, &total) == 0;
-                if (has && demand >= 0) {
-                        o->has_demand = true;
-                        o->demand_kib = (uint64_t) demand;
-                        o->pressure_pct = assigned ? (double) demand / (double) assigned * 100.0 : 0;
-                }
-                o->agent_report_age_ms = -1;
-                if (d->chan) {
-                        o->agent = channel_state_to_string(d->chan->state);
-                        o->agent_demand = d->agent_demand;
-                        o->agent_rejected = d->chan->session.rejected;
-                        o->agent_rate_dropped = d->chan->session.rate_dropped;
-                        snprintf(o->agent_error, sizeof(o->agent_error), "%s", d->chan->last_error);
-                        if (d->chan->have_report)
-                                o->agent_report_age_ms = (int64_t) ((now_usec - d->chan->report_usec) / 1000);
-                }
-                if (!d->have_policy)
-                        continue;
-                if (!d->info.active) {
-                        o->status = "off";
-                        continue;
-                }
-                if (d->decided) {
-                        o->target_kib = d->decision.target_kib;
-                        o->flags = d->decision.flags;
-                        snprintf(o->reason, sizeof(o->reason), "%s", d->reason);
-                        o->status = engine_status_to_string(
-                                engine_status_of(assigned, o->has_demand, o->demand_kib, d->policy.buffer_pct,
-                                                 &o->available_buffer_pct));
-                }
-        }
+        for (size_t i = 0; i < m->n_doms; i++)
+                snapshot_row(&m->doms[i], &m->out[i], now_usec, &s.domains[i]);
         snapshot_done(&m->snap);
         m->snap = s;
         return 0;
 }
 
-/* How much a guest's used memory may rise between ticks before it is worth an early tick. */
-static uint64_t cfg_deadband(const struct manager *m) {
-        return max_u64(m->cfg.deadband_kib, POLICY_ALIGN_KIB);
+static int read_host(struct manager *m, struct core_host_obs *ret) {
+        struct manager_host hm = { 0 };
+        int r = m->host_fn(&hm, m->host_userdata);
+        if (r < 0)
+                return r;
+        *ret = (struct core_host_obs){ .total_kib = hm.total_kib,
+                                       .available_kib = hm.available_kib,
+                                       .n_nodes = (unsigned) min_u64(hm.n_nodes, CORE_NODE_MAX),
+                                       .partition_limit_kib = hm.partition_limit_kib,
+                                       .partition_usage_kib = hm.partition_usage_kib };
+        memcpy(ret->node_free_kib, hm.node_free_kib, ret->n_nodes * sizeof(ret->node_free_kib[0]));
+        return 0;
 }
 
-static int tick(struct manager *m, uint64_t now_usec, bool grow_only) {
-        struct manager_host hm = { 0 };
-        size_t n = 0;
+/* collect -> decide -> act -> publish. Everything that decides is in core_tick(). */
+static int tick(struct manager *m, uint64_t now_usec, bool early) {
+        struct core_host_obs host;
         int r;
 
         if (m->start_usec == 0)
                 m->start_usec = now_usec;
         if (m->dirty || now_usec - m->last_refresh_usec >= REFRESH_EVERY_USEC)
                 (void) manager_refresh(m, now_usec); /* logged inside; keep ticking on what we know */
-
-        r = m->host_fn(&hm, m->host_userdata);
-        if (r < 0)
+        if ((r = read_host(m, &host)) < 0)
                 return log_error_errno(r, "Failed to read host memory: %m");
-        uint64_t total = hm.total_kib, available = hm.available_kib;
-        uint64_t node_rss[MANAGER_NODE_MAX] = { 0 };
-        bool node_bound = false;
-
         if ((r = ensure_capacity(m, m->n_doms)) < 0)
                 return log_error_errno(r, "Out of memory for %zu domains", m->n_doms);
 
-        /* Collect. Usable memory for the VMs is what the host has available plus what the
-         * managed VMs hold resident now: memory a VM was given but never touched is counted
-         * as taken, so the engine never hands it out twice. */
-        uint64_t rss_sum = 0;
+        for (size_t i = 0; i < m->n_doms; i++)
+                gather(m, &m->doms[i], &m->obs[i], now_usec, early);
+
+        r = core_tick(m->core, &m->cfg, &host, m->obs, m->n_doms, now_usec, early, m->out, &m->host_out);
+        if (r < 0)
+                return log_error_errno(r, "The controller core failed: %m");
+
         for (size_t i = 0; i < m->n_doms; i++) {
                 struct dom *d = &m->doms[i];
-                if (d->release_pending)
-                        release(m, d);
-                if (!d->info.active || !d->have_policy)
+                apply(m, d, &m->out[i], now_usec);
+                if (!d->chan)
                         continue;
-                /* Connects and resumes the agent channel whether or not stats can be read. */
-                if (d->chan)
-                        channel_tick(d->chan, now_usec);
-                collect(m, d, now_usec);
-                if (!d->stats_ok)
-                        continue;
-                int node = d->info.numa_node >= 0 && (unsigned) d->info.numa_node < hm.n_nodes ? d->info.numa_node
-                                                                                                : ENGINE_NODE_NONE;
-                if (d->stats.rss_kib != UINT64_MAX) {
-                        rss_sum += d->stats.rss_kib;
-                        if (node != ENGINE_NODE_NONE)
-                                node_rss[node] += d->stats.rss_kib;
-                }
-                node_bound |= node != ENGINE_NODE_NONE;
-
-                struct channel *ch = d->chan;
-                if (ch) /* what tided knows that the guest cannot fake: the most it can hold */
-                        ch->limits.max_total_kib = balloon_visible_kib(dom_actual_kib(d), &d->info);
-                if (ch && ch->have_report && !d->boot_known) {
-                        /* The guest's own uptime may only end the quiet period sooner: a guest
-                         * claiming a fresh boot forever gains nothing, it was found running. */
-                        uint64_t up_ms = min_u64(ch->report.uptime_ms, UINT64_MAX / 1000);
-                        uint64_t guest_boot = sat_sub_u64(ch->report_usec, up_ms * 1000);
-                        d->boot_usec = min_u64(d->boot_usec, max_u64(guest_boot, 1));
-                        d->boot_known = true;
-                }
-
-                struct engine_vm *vm = &m->vms[n];
-                uint64_t assigned = d->info.current_kib;
-
-                (void) balloon_assigned_kib(&d->stats, &d->info, &assigned);
-                bool oom = guest_oom(d, now_usec);
-                *vm = (struct engine_vm){
-                        /* The engine must not aim at memory the balloon cannot give. */
-                        .policy = policy_within_reach(&d->policy, balloon_reachable_kib(&d->info)),
-                        .state = d->booting ? ENGINE_VM_BOOTING : ENGINE_VM_RUNNING,
-                        .assigned_kib = assigned,
-                        .uptime_usec = sat_sub_u64(now_usec, d->boot_usec),
-                        .node = node,
-                        .memo = d->memo,
-                        .guest_reclaimed = oom,
-                };
-
-                /* What each source says; policy/demand.h chooses. */
-                struct demand_sources src = { 0 };
-                if (ch && ch->have_report &&
-                    balloon_used_host_frame(ch->report.total_kib, ch->report.available_kib, d->stats.actual_kib,
-                                            &d->info, &src.agent.used_kib, &src.agent_total_kib) == 0) {
-                        /* A fresh report of more in use (host frame: ballooned pages are already
-                         * out) than QEMU has resident is a lie: balloon statistics instead. */
-                        if (ch->fresh && d->stats.rss_kib != UINT64_MAX && src.agent.used_kib > 0 &&
-                            !demand_agent_plausible((uint64_t) src.agent.used_kib, d->stats.rss_kib)) {
-                                char why[160];
-                                snprintf(why, sizeof(why),
-                                         "reports %" PRIu64 " KiB in use but QEMU has only %" PRIu64 " KiB resident",
-                                         (uint64_t) src.agent.used_kib, d->stats.rss_kib);
-                                channel_distrust(ch, why, now_usec);
-                        } else {
-                                src.has_agent = true;
-                                src.agent_usec = ch->report_usec;
-                                src.agent.floor_kib = ch->report.floor_kib;
-                                src.agent.has_psi = ch->report.has_psi;
-                                src.agent.psi_some_avg10 = ch->report.some_avg10;
-                        }
-                }
-                src.balloon = d->stats_advanced && balloon_demand_from_stats(&d->stats, &d->info, &src.balloon_demand_kib,
-                                                                             &src.balloon_total_kib) == 0;
-                src.balloon_usec = d->demand_usec;
-                struct demand_pick pick = demand_pick(&src, now_usec, m->cfg.stale_usec, d->memo.last_demand_usec);
-                vm->has_demand = pick.source != DEMAND_SOURCE_NONE;
-                vm->demand_kib = pick.demand_kib;
-                vm->guest_total_kib = pick.total_kib;
-                vm->demand_usec = pick.usec;
-                vm->psi_some_avg10 = pick.psi_some_avg10;
-                d->agent_demand = pick.source == DEMAND_SOURCE_AGENT;
-                if (d->agent_demand)
-                        d->demand_now_kib_at_decide =
-                                (int64_t) (ch->report.total_kib - min_u64(ch->report.available_kib, ch->report.total_kib)) +
-                                (int64_t) cfg_deadband(m);
-                d->has_demand_now = vm->has_demand;
-                d->demand_now_kib = vm->demand_kib;
-                m->vm_dom[n++] = i;
+                d->chan->fresh = false;
+                /* A regular tick lets every guest ask for an early one again; an early tick
+                 * does not, so one guest causes at most one early tick per regular tick. */
+                if (!early)
+                        d->chan->early = false;
         }
-
-        struct engine_host host = {
-                .usable_kib = available + rss_sum,
-                .reserve_kib = config_reserve_kib(&m->cfg, total),
-        };
-        /* A VM bound to a node can only have that node's memory: its free memory plus what the
-         * VMs bound there already hold. The host reserve is kept globally, not per node. */
-        if (node_bound) {
-                host.n_nodes = min_u64(hm.n_nodes, ENGINE_NODE_MAX);
-                for (unsigned k = 0; k < host.n_nodes; k++)
-                        host.node_usable_kib[k] = hm.node_free_kib[k] + node_rss[k];
-        }
-        struct engine_summary sum = { 0 };
-        r = engine_step(m->engine, &host, m->vms, n, &m->cfg, now_usec, m->out, &sum);
-        if (r < 0)
-                return log_error_errno(r, "Engine failed: %m");
-
-        for (size_t k = 0; k < n; k++) {
-                struct dom *d = &m->doms[m->vm_dom[k]];
-                d->decision = m->out[k];
-                d->decided = true;
-                d->memo = m->out[k].memo;
-                engine_reason_format(&d->decision, &m->vms[k], d->reason, sizeof(d->reason));
-                /* Once per episode of rejected demand, with the reason that says so (an OOM
-                 * grow may take the reason on the tick the flag appears). */
-                if (!(d->decision.flags & ENGINE_FLAG_INSANE_DEMAND))
-                        d->insane_logged = false;
-                else if (!d->insane_logged && d->decision.reason == ENGINE_REASON_INSANE) {
-                        log_warning("%s: %s", d->info.name, d->reason);
-                        d->insane_logged = true;
-                }
-                act(m, d, now_usec, grow_only);
-
-                enum balloon_state st = balloon_watch_update(&d->watch, d->stats.actual_kib, now_usec);
-                if (st != d->balloon && st != BALLOON_STATE_OK && !d->balloon_logged) {
-                        log_warning("%s: balloon %s: target %" PRIu64 " KiB, actual %" PRIu64 " KiB", d->info.name,
-                                    balloon_state_to_string(st), d->watch.target_kib, d->stats.actual_kib);
-                        d->balloon_logged = true;
-                }
-                if (st == BALLOON_STATE_OK)
-                        d->balloon_logged = false;
-                d->balloon = st;
-        }
-
-        for (size_t i = 0; i < m->n_doms; i++)
-                if (m->doms[i].chan)
-                        m->doms[i].chan->fresh = false;
+        m->early_pending = 0;
         m->ticks++;
-        return build_snapshot(m, &host, &sum, total, available, now_usec);
+        return publish(m, &host, now_usec);
+}
+
+int manager_tick(struct manager *m, uint64_t now_usec) {
+        return tick(m, now_usec, false);
+}
+
+bool manager_wants_early_tick(const struct manager *m) {
+        return m->early_pending > 0;
+}
+
+int manager_tick_early(struct manager *m, uint64_t now_usec) {
+        return tick(m, now_usec, true);
 }
 
 const struct snapshot *manager_snapshot(const struct manager *m) {
@@ -884,14 +761,8 @@ int manager_policy_set(struct manager *m, const char *domain, const struct polic
                  d->info.name, p.startup_kib, p.minimum_kib, p.maximum_kib, p.buffer_pct, p.weight,
                  p.dynamic ? "dynamic" : "static");
         d->policy = p;
-        if (!d->have_policy) {
-                /* Newly managed: do not act on stats older than this moment. */
-                d->stats_advanced = false;
-                d->memo = (struct engine_memo){ 0 };
-        }
-        d->have_policy = true;
-        d->release_pending = false;
-        sync_channel(d);
+        d->have_policy = true; /* the core takes newly managed as a new baseline (core/core.h) */
+        sync_channel(m, d);
         snapshot_policy(m, d);
         return 0;
 }
@@ -914,45 +785,28 @@ int manager_policy_clear(struct manager *m, const char *domain, char *note, size
                 snprintf(err, errlen, "'%s' has no tide policy", domain);
                 return -ENODATA;
         }
+        /* Release first, then forget: with the metadata gone first, a failed release or a tided
+         * stopped before the next tick would leave the VM ballooned down for good. */
+        if (d->info.active && (r = release(m, d, herr, sizeof(herr))) < 0) {
+                snprintf(err, errlen, "cannot release its balloon to the boot size (%s); the policy is kept", herr);
+                return r;
+        }
         unsigned flags = (d->info.active ? HV_LIVE : 0) | (d->info.persistent ? HV_CONFIG : 0);
         r = m->hv->ops->set_metadata(m->hv->h, d->info.uuid, NULL, flags, herr, sizeof(herr));
         if (r < 0) {
-                snprintf(err, errlen, "cannot remove the policy metadata: %s", herr);
+                snprintf(err, errlen, "cannot remove the policy metadata: %s%s", herr,
+                         d->info.active ? " (its balloon was released; tide manages it again at the next tick)" : "");
                 return r;
         }
         d->have_policy = false;
-        d->decided = false;
-        drop_channel(d);
+        drop_channel(m, d);
         d->pending[0] = '\0';
-        d->release_pending = d->info.active;
         snapshot_policy(m, d);
         log_info("%s: policy cleared", d->info.name);
-        snprintf(note, notelen, d->info.active ? "unmanaged; its balloon is released to its boot size at the next tick"
-                                               : "unmanaged");
+        snprintf(note, notelen, d->info.active ? "unmanaged; its balloon was released to its boot size" : "unmanaged");
         return 0;
 }
 
 void manager_note_tick_duration(struct manager *m, uint64_t usec) {
         m->snap.host.tick_usec = usec;
-}
-
-int manager_tick(struct manager *m, uint64_t now_usec) {
-        return tick(m, now_usec, false);
-}
-
-bool manager_wants_early_tick(const struct manager *m) {
-        for (size_t i = 0; i < m->n_doms; i++) {
-                const struct dom *d = &m->doms[i];
-                /* A report whose used memory rose past what the VM was given room for: act now
-                 * rather than at the next tick. Anything else waits for the tick. */
-                if (d->chan && d->chan->fresh && d->decided && d->chan->have_report &&
-                    d->chan->report.total_kib >= d->chan->report.available_kib &&
-                    (int64_t) (d->chan->report.total_kib - d->chan->report.available_kib) > d->demand_now_kib_at_decide)
-                        return true;
-        }
-        return false;
-}
-
-int manager_tick_early(struct manager *m, uint64_t now_usec) {
-        return tick(m, now_usec, true);
 }

@@ -26,6 +26,8 @@ struct manager_host {
         uint64_t total_kib, available_kib; /* /proc/meminfo (libproc2) */
         unsigned n_nodes;                  /* NUMA nodes (libnuma); 0 when NUMA is not available */
         uint64_t node_free_kib[MANAGER_NODE_MAX];
+        /* The cgroup partition the VMs run in: its memory limit (0: none) and usage. */
+        uint64_t partition_limit_kib, partition_usage_kib;
 };
 
 /* Reads host memory for the tick. Production passes manager_host_live; tests a fake. */

@@ -353,6 +353,21 @@ Test(agent_manager, agent_demand_drives_the_target_then_balloon_stats_take_over)
         cr_assert_eq(manager_tick_early(m, base + 800000), 0);
         cr_assert_gt(hv_fake_last(fake, "set_balloon")->value, MIB(564), "grown before the next tick");
         cr_assert(!manager_wants_early_tick(m), "one early tick per jump");
+        /* A guest cannot buy more: another jump before the next regular tick waits for it. */
+        r.seq = 5;
+        r.uptime_ms = 5400;
+        r.total_kib = MIB(600); /* at most what the VM holds (564 MiB) + 64 MiB, or rejected */
+        r.available_kib = MIB(4);
+        fixture_report(&fx, &r);
+        cr_assert(!manager_wants_early_tick(m), "at most one early tick per VM between regular ticks");
+        cr_assert_eq(manager_tick(m, base + 900000), 0);
+        r.seq = 6;
+        r.uptime_ms = 5500;
+        r.total_kib = MIB(620);
+        r.available_kib = 0; /* 620 used: above the 596 + 8 MiB the regular tick planned for */
+        fixture_report(&fx, &r);
+        cr_assert(manager_wants_early_tick(m), "after a regular tick, a jump asks again");
+        cr_assert_eq(manager_tick(m, base + 950000), 0);
 
         /* The agent goes quiet; balloon stats advance: after stale_after they take over. */
         for (int t = 1; t <= 12; t++) {

@@ -457,6 +457,72 @@ Test(manager, a_domain_that_cannot_be_described_is_kept_and_does_not_block_the_l
         }
 }
 
+/* policy-clear releases before it forgets: with the metadata removed first, a failed release
+ * (or tided stopped before its next tick) left the VM ballooned down for good. */
+Test(manager, a_clear_whose_release_fails_keeps_the_policy_and_says_so) {
+        add_vm("u1", "web", MIB(1024), MIB(400), MIB(100));
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        set_policy("web", MIB(256), MIB(1024), MIB(1024));
+
+        fake.fail_errno = EIO; /* the release's set_balloon */
+        json_object *o = call("{\"cmd\":\"policy-clear\",\"domain\":\"web\"}", true, SEC(110));
+        cr_assert(!ok(o));
+        cr_assert_not_null(strstr(error_of(o), "policy is kept"), "%s", error_of(o));
+        json_object_put(o);
+        cr_assert_not_null(fake.metadata[0], "the policy stays until the balloon is released");
+
+        /* Done at once when it works: nothing waits for a tick that may never come. */
+        o = call("{\"cmd\":\"policy-clear\",\"domain\":\"web\"}", true, SEC(111));
+        cr_assert(ok(o), "%s", error_of(o));
+        json_object_put(o);
+        cr_assert_null(fake.metadata[0]);
+        cr_assert_eq(hv_fake_last(&fake, "set_balloon")->value, MIB(1024), "released before the next tick");
+}
+
+/* A policy removed behind tided's back (virsh metadata --remove) is a release too, asked again
+ * every tick until libvirt takes it. */
+Test(manager, a_policy_removed_outside_tided_is_released_and_retried_until_it_works) {
+        add_vm("u1", "web", MIB(1024), MIB(400), MIB(100));
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        set_policy("web", MIB(256), MIB(1024), MIB(1024));
+        cr_assert_eq(manager_tick(m, SEC(101)), 0);
+
+        free(fake.metadata[0]);
+        fake.metadata[0] = NULL;
+        manager_on_event(m, HV_EVENT_METADATA, "u1", SEC(102));
+        cr_assert_eq(manager_refresh(m, SEC(102)), 0);
+        fake.n_calls = 0;
+        fake.fail_errno = EIO; /* the first call of the tick: the release */
+        cr_assert_eq(manager_tick(m, SEC(103)), 0);
+        cr_assert_eq(hv_fake_count(&fake, "set_balloon", "u1"), 1);
+        cr_assert_eq(manager_tick(m, SEC(104)), 0);
+        cr_assert_eq(hv_fake_count(&fake, "set_balloon", "u1"), 2, "asked again");
+        cr_assert_eq(hv_fake_last(&fake, "set_balloon")->value, MIB(1024));
+        cr_assert_eq(manager_tick(m, SEC(105)), 0);
+        cr_assert_eq(hv_fake_count(&fake, "set_balloon", "u1"), 2, "released once, then never touched");
+}
+
+/* `virsh create` of a domain with a policy: the start event arrives before any listing knows
+ * the domain. It is a boot (startup memory, then the quiet period), not a domain found running. */
+Test(manager, a_domain_created_and_started_within_one_tick_is_booting) {
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
+        struct vm_policy p;
+        char xml[METADATA_XML_MAX];
+        policy_init(&p);
+        p.startup_kib = p.maximum_kib = MIB(1024);
+        p.minimum_kib = MIB(256);
+        cr_assert_geq(metadata_format(&p, xml, sizeof(xml)), 0);
+        fake.metadata[0] = strdup(xml);
+
+        manager_on_event(m, HV_EVENT_STARTED, "u1", SEC(2));
+        cr_assert_eq(manager_tick(m, SEC(2)), 0);
+        cr_assert_str_eq(manager_snapshot(m)->domains[0].reason, "booting: startup 1GiB");
+}
+
 Test(control, non_root_may_read_but_not_change) {
         add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
         cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
