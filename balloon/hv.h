@@ -80,6 +80,71 @@ typedef void (*hv_event_cb)(enum hv_event_kind kind, const char *uuid, void *use
 #define HV_LIVE (1u << 0)
 #define HV_CONFIG (1u << 1)
 
+/* ---- memory limits and CPU placement (Smart Paging, core parking) ---- */
+
+/* A limit that is not set. libvirt's own "unlimited" (VIR_DOMAIN_MEMORY_PARAM_UNLIMITED,
+ * 2^53 - 1 KiB) reads as this, and this is written as that. */
+#define HV_MEMTUNE_UNLIMITED UINT64_MAX
+/* The largest limit that is one: libvirt's cgroup code refuses a value above its "unlimited"
+ * and takes that value itself as no limit (src/util/vircgroupv2.c, virCgroupV2SetMem*Limit). */
+#define HV_MEMTUNE_MAX_KIB ((UINT64_C(1) << 53) - 2)
+
+/* <memtune>: the memory cgroup limits of the domain's QEMU process (guest RAM, QEMU's own
+ * memory, video memory: the whole process), in KiB, HV_MEMTUNE_UNLIMITED when not set.
+ * hard_limit_kib is what the process may hold in RAM (cgroup v1 memory.limit_in_bytes, v2
+ * memory.max): past it the kernel reclaims, swaps, then OOM-kills QEMU. swap_hard_limit_kib on
+ * cgroup v1 is memory + swap (memory.memsw.limit_in_bytes); on cgroup v2 libvirt writes the same
+ * number to memory.swap.max, which counts swap alone (vircgroupv2.c) — libvirt still demands
+ * hard_limit_kib <= swap_hard_limit_kib on both. soft_limit is not tide's to touch. */
+struct hv_memtune {
+        uint64_t hard_limit_kib;
+        uint64_t swap_hard_limit_kib;
+};
+
+/* A set of host CPUs: CPU c is bit c % 64 of bits[c / 64]. 1024 CPUs; a larger host is refused
+ * (-ERANGE) by the ops rather than seen in part. */
+#define HV_CPUSET_WORDS 16
+#define HV_CPUSET_MAX (HV_CPUSET_WORDS * 64)
+
+struct hv_cpuset {
+        uint64_t bits[HV_CPUSET_WORDS];
+};
+
+/* CPUs past HV_CPUSET_MAX are ignored by set/clear and absent to test: no set can hold them. */
+static inline void hv_cpuset_set(struct hv_cpuset *s, unsigned cpu) {
+        if (cpu < HV_CPUSET_MAX)
+                s->bits[cpu / 64] |= UINT64_C(1) << (cpu % 64);
+}
+static inline void hv_cpuset_clear(struct hv_cpuset *s, unsigned cpu) {
+        if (cpu < HV_CPUSET_MAX)
+                s->bits[cpu / 64] &= ~(UINT64_C(1) << (cpu % 64));
+}
+static inline bool hv_cpuset_test(const struct hv_cpuset *s, unsigned cpu) {
+        return cpu < HV_CPUSET_MAX && (s->bits[cpu / 64] >> (cpu % 64) & 1);
+}
+static inline unsigned hv_cpuset_count(const struct hv_cpuset *s) {
+        unsigned n = 0;
+        for (unsigned w = 0; w < HV_CPUSET_WORDS; w++)
+                n += (unsigned) __builtin_popcountll(s->bits[w]);
+        return n;
+}
+static inline bool hv_cpuset_equal(const struct hv_cpuset *a, const struct hv_cpuset *b) {
+        for (unsigned w = 0; w < HV_CPUSET_WORDS; w++)
+                if (a->bits[w] != b->bits[w])
+                        return false;
+        return true;
+}
+/* The highest CPU in the set, or -1 when it is empty: what "beyond the host" is checked on. */
+static inline int hv_cpuset_last(const struct hv_cpuset *s) {
+        for (unsigned w = HV_CPUSET_WORDS; w > 0; w--)
+                if (s->bits[w - 1])
+                        return (int) ((w - 1) * 64 + 63 - (unsigned) __builtin_clzll(s->bits[w - 1]));
+        return -1;
+}
+
+/* Room for a cgroup partition path ("/machine", "/machine/tenant-a"). */
+#define HV_PARTITION_MAX 256
+
 struct hv_ops {
         /* Lists every domain, active or not. *ret is an array the caller frees. A domain whose
          * description cannot be read does not fail the listing: it is listed `undescribed`, and
@@ -100,6 +165,52 @@ struct hv_ops {
         int (*get_metadata)(void *h, const char *uuid, unsigned flags, char **ret, char *err, size_t errlen);
         /* Sets (xml non-NULL) or removes (xml NULL) tide's metadata element. */
         int (*set_metadata)(void *h, const char *uuid, const char *xml, unsigned flags, char *err, size_t errlen);
+
+        /* The memory limits of a running domain as they are now (virDomainGetMemoryParameters,
+         * live). -EINVAL when it is not running. */
+        int (*get_memtune)(void *h, const char *uuid, struct hv_memtune *ret, char *err, size_t errlen);
+        /* Sets both limits at once (flags: HV_LIVE and/or HV_CONFIG; 0 is libvirt's "current",
+         * live when running). Each is 1..HV_MEMTUNE_MAX_KIB KiB or HV_MEMTUNE_UNLIMITED, and
+         * hard_limit_kib <= swap_hard_limit_kib; else -EINVAL before libvirt is asked (0 would
+         * leave QEMU no memory at all).
+         * Raising and lowering both work in one call, because libvirt checks the rule on the
+         * values the call leaves, not on each parameter against the old other one: both
+         * src/qemu/qemu_driver.c qemuDomainSetMemoryParameters and src/test/test_driver.c
+         * testDomainSetMemoryParameters take each limit from the call when given, else from the
+         * domain, compare those, and only then write. The qemu driver also orders the cgroup
+         * writes itself (hard limit first when it goes down, swap limit first otherwise), as
+         * cgroup v1 requires memory <= memory+swap at every step. So this is one libvirt call
+         * with both parameters, never two that could be refused or half-applied. */
+        int (*set_memtune)(void *h, const char *uuid, const struct hv_memtune *m, unsigned flags, char *err,
+                           size_t errlen);
+        /* vCPUs online now (virDomainGetVcpusFlags, live). -EINVAL when not running. */
+        int (*get_vcpu_count)(void *h, const char *uuid, unsigned *ret, char *err, size_t errlen);
+        /* Where each vCPU may run, live: ret[v] for vCPU v, *ret_n of them. libvirt answers for
+         * every vCPU up to the domain's maximum (offline ones too: their pinning holds when they
+         * come online), so *ret_n can exceed get_vcpu_count. An unpinned vCPU reads as every host
+         * CPU (libvirt's answer; the domain-wide <vcpu cpuset> when set). -ENOBUFS when the
+         * domain has more than max vCPUs (err says how many; ret untouched). */
+        int (*get_vcpu_pins)(void *h, const char *uuid, struct hv_cpuset *ret, unsigned max, unsigned *ret_n,
+                             char *err, size_t errlen);
+        /* Pins one vCPU to cpus (flags as set_memtune). -EINVAL for an empty set or a CPU the host
+         * does not have (checked here, named in err), and for a vCPU libvirt cannot pin there (not
+         * present, or not online for a live change: libvirt's message). */
+        int (*set_vcpu_pin)(void *h, const char *uuid, unsigned vcpu, const struct hv_cpuset *cpus, unsigned flags,
+                            char *err, size_t errlen);
+        /* Where QEMU's emulator threads (everything but the vCPUs and iothreads) may run, live;
+         * unpinned reads as every host CPU. */
+        int (*get_emulator_pin)(void *h, const char *uuid, struct hv_cpuset *ret, char *err, size_t errlen);
+        /* Pins the emulator threads (flags and -EINVAL as set_vcpu_pin). */
+        int (*set_emulator_pin)(void *h, const char *uuid, const struct hv_cpuset *cpus, unsigned flags, char *err,
+                                size_t errlen);
+        /* The domain's cgroup partition, <resource><partition> of its XML (live when running, else
+         * the config), into ret (len bytes, HV_PARTITION_MAX is enough for any sane one).
+         * When the XML has none, ret is "" and the call returns 0: the qemu driver puts its
+         * default "/machine" into the live XML of every domain it starts with cgroups
+         * (qemuInitCgroup, src/qemu/qemu_cgroup.c), so "" means a stopped domain without an
+         * explicit partition, or a driver without cgroups (qemu:///session, the test driver).
+         * -ENAMETOOLONG when it does not fit. */
+        int (*get_partition)(void *h, const char *uuid, char *ret, size_t len, char *err, size_t errlen);
 };
 
 /* An open hypervisor connection: ops + handle. */
@@ -121,7 +232,18 @@ struct hv {
  * -EINVAL for a size that is not a multiple of its block or above its size; set_balloon and
  * set_boot_memory -EINVAL for 0 KiB; set_stats_period -EINVAL for a negative period;
  * get/set_metadata -EINVAL for unknown flags, and get_metadata for HV_LIVE|HV_CONFIG together
- * (libvirt reads one or the other; 0 is libvirt's "current": live when running). */
+ * (libvirt reads one or the other; 0 is libvirt's "current": live when running).
+ * Memory limits: -EOPNOTSUPP where the driver has no memory tuning (qemu:///session: "Memory
+ * tuning is not available in session mode"); -EINVAL ("cgroup memory controller is not
+ * mounted") without the cgroup controller. A driver may refuse HV_LIVE|HV_CONFIG together (the
+ * test driver does) with -EINVAL.
+ * CPU pinning: CPU sets are converted to libvirt's cpumaps (VIR_CPU_MAPLEN bytes, CPU c at bit
+ * c % 8 of byte c / 8) sized by the host's CPU count from virNodeGetCPUMap (present CPUs, online
+ * or not; virNodeGetInfo's count where the driver lacks it). -ERANGE on a host with more than
+ * HV_CPUSET_MAX CPUs. A CPU that is present but offline is not refused here; the kernel may.
+ * libvirt's test driver pins vCPUs only with flags 0 ("current"): it refuses HV_LIVE with
+ * "unsupported flags (0x1) in function testDomainPinVcpuFlags", -EINVAL (virCheckFlags(0) there in
+ * src/test/test_driver.c, in libvirt 9.0 as in later releases); the qemu driver takes both. */
 
 /* Registers libvirt's default event loop. Must run before hv_libvirt_open() (the embedded
  * QEMU driver, qemu:///embed, needs it, and so does every event registration). Call it from
@@ -173,16 +295,38 @@ const char *hv_libvirt_domain_type(const struct hv *hv);
 #define HV_FAKE_MAX_DOMAINS 512
 #define HV_FAKE_MAX_CALLS 256
 
+#define HV_FAKE_MAX_VCPUS 16
+#define HV_FAKE_HOST_CPUS 8 /* host_cpus 0 means this many */
+
 struct hv_fake_call {
-        char op[32];        /* "set_balloon", "set_metadata", ... */
+        char op[32];        /* "set_balloon", "set_metadata", "get_memtune", ... */
         char uuid[HV_UUID_MAX];
-        uint64_t value;     /* kib, seconds, flags: whatever the op takes */
+        uint64_t value;     /* kib, seconds, flags: whatever the op takes; set_memtune: the hard
+                             * limit; set_vcpu_pin: the vCPU */
+        uint64_t value2;    /* set_memtune: the swap limit */
+        unsigned flags;     /* set_memtune, set_vcpu_pin, set_emulator_pin: their flags */
+        struct hv_cpuset cpus; /* set_vcpu_pin, set_emulator_pin: the set asked for */
 };
 
+/* Every call is recorded, reads too, including the ones that fail. The fake refuses what
+ * libvirt refuses: live calls on a stopped domain, unknown flags (-EINVAL); a memory limit of 0
+ * or above HV_MEMTUNE_MAX_KIB, a hard limit above the swap limit; an empty CPU set, a CPU at or
+ * past host_cpus, a vCPU at or past vcpus[] (-EINVAL). It keeps live state only: a change with
+ * HV_CONFIG alone (or 0 on a stopped domain) is checked and recorded, not kept. */
 struct hv_fake {
         struct hv_domain domains[HV_FAKE_MAX_DOMAINS];
         struct hv_mem_stats stats[HV_FAKE_MAX_DOMAINS];
         char *metadata[HV_FAKE_MAX_DOMAINS];
+        /* hv_fake_add() sets: both limits unlimited, 1 vCPU, no pins, partition "/machine" (what
+         * the qemu driver shows for a running domain). Tests change them directly. */
+        struct hv_memtune memtune[HV_FAKE_MAX_DOMAINS];
+        /* vCPUs online, also the maximum: the fake has no offline vCPUs. At most HV_FAKE_MAX_VCPUS. */
+        unsigned vcpus[HV_FAKE_MAX_DOMAINS];
+        /* An empty set is "not pinned" and reads as every host CPU, as libvirt answers. */
+        struct hv_cpuset vcpu_pins[HV_FAKE_MAX_DOMAINS][HV_FAKE_MAX_VCPUS];
+        struct hv_cpuset emulator_pin[HV_FAKE_MAX_DOMAINS];
+        char partition[HV_FAKE_MAX_DOMAINS][HV_PARTITION_MAX];
+        unsigned host_cpus;  /* CPUs 0..host_cpus-1 exist; 0: HV_FAKE_HOST_CPUS */
         size_t n_domains;
         struct hv_fake_call calls[HV_FAKE_MAX_CALLS];
         size_t n_calls;

@@ -31,6 +31,11 @@ _Static_assert(HV_FD_WRITABLE == VIR_EVENT_HANDLE_WRITABLE, "HV_FD_WRITABLE");
 _Static_assert(HV_FD_ERROR == VIR_EVENT_HANDLE_ERROR, "HV_FD_ERROR");
 _Static_assert(HV_FD_HANGUP == VIR_EVENT_HANDLE_HANGUP, "HV_FD_HANGUP");
 _Static_assert(HV_UUID_MAX == VIR_UUID_STRING_BUFLEN, "HV_UUID_MAX");
+/* The largest limit hv.h lets through is one below libvirt's "unlimited", which libvirt would
+ * read as no limit at all. */
+_Static_assert(HV_MEMTUNE_MAX_KIB + 1 == VIR_DOMAIN_MEMORY_PARAM_UNLIMITED, "HV_MEMTUNE_MAX_KIB");
+/* A cpumap for every CPU an hv_cpuset can name fits in one stack buffer. */
+#define CPUMAP_MAX VIR_CPU_MAPLEN(HV_CPUSET_MAX)
 
 #define HV_FD_ALL (HV_FD_READABLE | HV_FD_WRITABLE | HV_FD_ERROR | HV_FD_HANGUP)
 
@@ -659,6 +664,293 @@ static int lv_set_metadata(void *hp, const char *uuid, const char *xml, unsigned
         return 0;
 }
 
+/* ---- memory limits ---- */
+
+/* Typed parameters with their count, freed together. */
+struct typed_params {
+        virTypedParameterPtr p;
+        int n;
+};
+
+static void typed_params_freep(struct typed_params *t) {
+        if (t->p)
+                virTypedParamsFree(t->p, t->n);
+}
+
+/* libvirt reports "no limit" as its UNLIMITED (the qemu driver reads a cgroup's "max" as that). */
+static uint64_t memtune_from_lv(unsigned long long kib) {
+        return kib >= VIR_DOMAIN_MEMORY_PARAM_UNLIMITED ? HV_MEMTUNE_UNLIMITED : kib;
+}
+
+static int memtune_to_lv(uint64_t kib, const char *what, unsigned long long *ret, char *err, size_t errlen) {
+        if (kib == HV_MEMTUNE_UNLIMITED) {
+                *ret = VIR_DOMAIN_MEMORY_PARAM_UNLIMITED;
+                return 0;
+        }
+        /* 0 is a cgroup limit of nothing: QEMU would be OOM-killed on its next allocation. */
+        if (kib == 0 || kib > HV_MEMTUNE_MAX_KIB) {
+                set_err(err, errlen, "memory %s %" PRIu64 " KiB out of range (1-%" PRIu64 " KiB or unlimited)", what,
+                        kib, (uint64_t) HV_MEMTUNE_MAX_KIB);
+                return -EINVAL;
+        }
+        *ret = kib;
+        return 0;
+}
+
+static int lv_get_memtune(void *hp, const char *uuid, struct hv_memtune *ret, char *err, size_t errlen) {
+        _cleanup_(domain_freep) virDomainPtr dom = NULL;
+        _cleanup_(typed_params_freep) struct typed_params t = {0};
+        unsigned long long hard = VIR_DOMAIN_MEMORY_PARAM_UNLIMITED, swap = VIR_DOMAIN_MEMORY_PARAM_UNLIMITED;
+        int n = 0, r;
+
+        if ((r = lookup(hp, uuid, &dom, err, errlen)) < 0)
+                return r;
+        /* libvirt's protocol: ask how many parameters the driver has, then for them. */
+        if (virDomainGetMemoryParameters(dom, NULL, &n, VIR_DOMAIN_AFFECT_LIVE) < 0)
+                return lv_error(err, errlen);
+        if (n <= 0) {
+                set_err(err, errlen, "the driver reports no memory parameters");
+                return -EOPNOTSUPP;
+        }
+        if (!(t.p = calloc((size_t) n, sizeof(*t.p))))
+                return -ENOMEM;
+        t.n = n;
+        if (virDomainGetMemoryParameters(dom, t.p, &t.n, VIR_DOMAIN_AFFECT_LIVE) < 0)
+                return lv_error(err, errlen);
+        /* A limit the driver does not report is one it does not enforce: unlimited. */
+        if (virTypedParamsGetULLong(t.p, t.n, VIR_DOMAIN_MEMORY_HARD_LIMIT, &hard) < 0 ||
+            virTypedParamsGetULLong(t.p, t.n, VIR_DOMAIN_MEMORY_SWAP_HARD_LIMIT, &swap) < 0)
+                return lv_error(err, errlen);
+        *ret = (struct hv_memtune){
+                .hard_limit_kib = memtune_from_lv(hard),
+                .swap_hard_limit_kib = memtune_from_lv(swap),
+        };
+        return 0;
+}
+
+static int lv_set_memtune(void *hp, const char *uuid, const struct hv_memtune *m, unsigned flags, char *err,
+                          size_t errlen) {
+        _cleanup_(domain_freep) virDomainPtr dom = NULL;
+        _cleanup_(typed_params_freep) struct typed_params t = {0};
+        unsigned long long hard, swap;
+        unsigned vflags;
+        int max = 0, r;
+
+        if (!m) {
+                set_err(err, errlen, "no memory limits given");
+                return -EINVAL;
+        }
+        if ((r = affect_flags(flags, &vflags, err, errlen)) < 0 ||
+            (r = memtune_to_lv(m->hard_limit_kib, "hard_limit", &hard, err, errlen)) < 0 ||
+            (r = memtune_to_lv(m->swap_hard_limit_kib, "swap_hard_limit", &swap, err, errlen)) < 0)
+                return r;
+        /* libvirt refuses the same, but says neither number. HV_MEMTUNE_UNLIMITED is the
+         * largest uint64_t, so "unlimited" compares as it should. */
+        if (m->hard_limit_kib > m->swap_hard_limit_kib) {
+                set_err(err, errlen,
+                        "memory hard_limit %" PRIu64 " KiB above swap_hard_limit %" PRIu64
+                        " KiB: libvirt requires hard_limit <= swap_hard_limit",
+                        m->hard_limit_kib, m->swap_hard_limit_kib);
+                return -EINVAL;
+        }
+        if ((r = lookup(hp, uuid, &dom, err, errlen)) < 0)
+                return r;
+        /* Both in one call: libvirt checks hard <= swap on the pair this call leaves and orders
+         * the cgroup writes itself (hv.h, set_memtune); two calls could each be refused, or
+         * leave half a change behind. */
+        if (virTypedParamsAddULLong(&t.p, &t.n, &max, VIR_DOMAIN_MEMORY_SWAP_HARD_LIMIT, swap) < 0 ||
+            virTypedParamsAddULLong(&t.p, &t.n, &max, VIR_DOMAIN_MEMORY_HARD_LIMIT, hard) < 0)
+                return lv_error(err, errlen);
+        if (virDomainSetMemoryParameters(dom, t.p, t.n, vflags) < 0)
+                return lv_error(err, errlen);
+        return 0;
+}
+
+/* ---- vCPUs and CPU pinning ---- */
+
+static int lv_get_vcpu_count(void *hp, const char *uuid, unsigned *ret, char *err, size_t errlen) {
+        _cleanup_(domain_freep) virDomainPtr dom = NULL;
+        int r;
+        if ((r = lookup(hp, uuid, &dom, err, errlen)) < 0)
+                return r;
+        int n = virDomainGetVcpusFlags(dom, VIR_DOMAIN_AFFECT_LIVE);
+        if (n < 0)
+                return lv_error(err, errlen);
+        *ret = (unsigned) n;
+        return 0;
+}
+
+/* The host's CPU count as libvirt sizes cpumaps: present CPUs, online or not (CPU ids run
+ * 0..n-1). virNodeGetCPUMap is what virsh uses; drivers without it have virNodeGetInfo, whose
+ * nodes x sockets x cores x threads can differ (the test driver: 8 vs 16). Asked on every call:
+ * CPUs can be hot-added, and a stale count would refuse them or accept ones that left. */
+static int host_cpus(struct hv_libvirt *h, unsigned *ret, char *err, size_t errlen) {
+        int n = virNodeGetCPUMap(h->conn, NULL, NULL, 0);
+        if (n < 0) {
+                const virError *e = virGetLastError();
+                virNodeInfo info;
+                if (!e || e->code != VIR_ERR_NO_SUPPORT)
+                        return lv_error(err, errlen);
+                if (virNodeGetInfo(h->conn, &info) < 0)
+                        return lv_error(err, errlen);
+                n = (int) VIR_NODEINFO_MAXCPUS(info);
+        }
+        if (n <= 0) {
+                set_err(err, errlen, "libvirt reports %d host CPUs", n);
+                return -EIO;
+        }
+        if (n > HV_CPUSET_MAX) {
+                set_err(err, errlen, "the host has %d CPUs, more than the %d a CPU set holds", n, HV_CPUSET_MAX);
+                return -ERANGE;
+        }
+        *ret = (unsigned) n;
+        return 0;
+}
+
+/* libvirt's cpumap (ncpus CPUs, CPU c at bit c % 8 of byte c / 8) as a set. */
+static void cpumap_to_set(const unsigned char *map, unsigned ncpus, struct hv_cpuset *ret) {
+        struct hv_cpuset s = {0};
+        for (unsigned c = 0; c < ncpus; c++)
+                if (VIR_CPU_USED(map, c))
+                        hv_cpuset_set(&s, c);
+        *ret = s;
+}
+
+/* A set as libvirt's cpumap for a host of ncpus CPUs (map holds CPUMAP_MAX bytes; *maplen is
+ * what libvirt is told). Refuses what no driver could apply: no CPU at all, or a CPU past the
+ * host's last (libvirt's test driver would store it; the qemu driver fails later, in cgroups). */
+static int set_to_cpumap(const struct hv_cpuset *s, unsigned ncpus, unsigned char map[static CPUMAP_MAX],
+                         int *maplen, char *err, size_t errlen) {
+        if (!s || hv_cpuset_count(s) == 0) {
+                set_err(err, errlen, "empty CPU set");
+                return -EINVAL;
+        }
+        int last = hv_cpuset_last(s);
+        if ((unsigned) last >= ncpus) {
+                set_err(err, errlen, "CPU %d is not on this host (CPUs 0-%u)", last, ncpus - 1);
+                return -EINVAL;
+        }
+        memset(map, 0, CPUMAP_MAX);
+        for (unsigned c = 0; c < ncpus; c++)
+                if (hv_cpuset_test(s, c))
+                        VIR_USE_CPU(map, c);
+        *maplen = VIR_CPU_MAPLEN(ncpus);
+        return 0;
+}
+
+static int lv_get_vcpu_pins(void *hp, const char *uuid, struct hv_cpuset *ret, unsigned max, unsigned *ret_n,
+                            char *err, size_t errlen) {
+        _cleanup_(domain_freep) virDomainPtr dom = NULL;
+        _cleanup_free_ unsigned char *maps = NULL;
+        unsigned ncpus;
+        int r;
+
+        if ((r = lookup(hp, uuid, &dom, err, errlen)) < 0 || (r = host_cpus(hp, &ncpus, err, errlen)) < 0)
+                return r;
+        /* libvirt answers for every vCPU up to the maximum, online or not. */
+        int nvcpus = virDomainGetVcpusFlags(dom, VIR_DOMAIN_AFFECT_LIVE | VIR_DOMAIN_VCPU_MAXIMUM);
+        if (nvcpus < 0)
+                return lv_error(err, errlen);
+        if ((unsigned) nvcpus > max) {
+                set_err(err, errlen, "the domain has %d vCPUs, more than the %u asked for", nvcpus, max);
+                return -ENOBUFS;
+        }
+        int maplen = VIR_CPU_MAPLEN(ncpus);
+        if (nvcpus == 0) {
+                *ret_n = 0;
+                return 0;
+        }
+        if (!(maps = calloc((size_t) nvcpus, (size_t) maplen)))
+                return -ENOMEM;
+        int n = virDomainGetVcpuPinInfo(dom, nvcpus, maps, maplen, VIR_DOMAIN_AFFECT_LIVE);
+        if (n < 0)
+                return lv_error(err, errlen);
+        /* n <= nvcpus <= max: libvirt fills at most the maps it was given. */
+        for (int v = 0; v < n; v++)
+                cpumap_to_set(VIR_GET_CPUMAP(maps, maplen, v), ncpus, &ret[v]);
+        *ret_n = (unsigned) n;
+        return 0;
+}
+
+static int lv_set_vcpu_pin(void *hp, const char *uuid, unsigned vcpu, const struct hv_cpuset *cpus, unsigned flags,
+                           char *err, size_t errlen) {
+        _cleanup_(domain_freep) virDomainPtr dom = NULL;
+        unsigned char map[CPUMAP_MAX];
+        unsigned vflags, ncpus;
+        int maplen, r;
+
+        if ((r = affect_flags(flags, &vflags, err, errlen)) < 0 || (r = lookup(hp, uuid, &dom, err, errlen)) < 0 ||
+            (r = host_cpus(hp, &ncpus, err, errlen)) < 0 ||
+            (r = set_to_cpumap(cpus, ncpus, map, &maplen, err, errlen)) < 0)
+                return r;
+        /* A vCPU the domain lacks is libvirt's to refuse (VIR_ERR_INVALID_ARG): only it knows
+         * the live maximum without another call. */
+        if (virDomainPinVcpuFlags(dom, vcpu, map, maplen, vflags) < 0)
+                return lv_error(err, errlen);
+        return 0;
+}
+
+static int lv_get_emulator_pin(void *hp, const char *uuid, struct hv_cpuset *ret, char *err, size_t errlen) {
+        _cleanup_(domain_freep) virDomainPtr dom = NULL;
+        unsigned char map[CPUMAP_MAX] = {0};
+        unsigned ncpus;
+        int r;
+
+        if ((r = lookup(hp, uuid, &dom, err, errlen)) < 0 || (r = host_cpus(hp, &ncpus, err, errlen)) < 0)
+                return r;
+        r = virDomainGetEmulatorPinInfo(dom, map, VIR_CPU_MAPLEN(ncpus), VIR_DOMAIN_AFFECT_LIVE);
+        if (r < 0)
+                return lv_error(err, errlen);
+        /* 0 is libvirt's "no emulator threads are pinned": they may run anywhere, which is how
+         * an unpinned vCPU reads too. */
+        if (r == 0)
+                for (unsigned c = 0; c < ncpus; c++)
+                        VIR_USE_CPU(map, c);
+        cpumap_to_set(map, ncpus, ret);
+        return 0;
+}
+
+static int lv_set_emulator_pin(void *hp, const char *uuid, const struct hv_cpuset *cpus, unsigned flags, char *err,
+                               size_t errlen) {
+        _cleanup_(domain_freep) virDomainPtr dom = NULL;
+        unsigned char map[CPUMAP_MAX];
+        unsigned vflags, ncpus;
+        int maplen, r;
+
+        if ((r = affect_flags(flags, &vflags, err, errlen)) < 0 || (r = lookup(hp, uuid, &dom, err, errlen)) < 0 ||
+            (r = host_cpus(hp, &ncpus, err, errlen)) < 0 ||
+            (r = set_to_cpumap(cpus, ncpus, map, &maplen, err, errlen)) < 0)
+                return r;
+        if (virDomainPinEmulator(dom, map, maplen, vflags) < 0)
+                return lv_error(err, errlen);
+        return 0;
+}
+
+/* ---- cgroup partition ---- */
+
+static int lv_get_partition(void *hp, const char *uuid, char *ret, size_t len, char *err, size_t errlen) {
+        _cleanup_(domain_freep) virDomainPtr dom = NULL;
+        _cleanup_(doc_freep) xmlDocPtr doc = NULL;
+        _cleanup_(xpath_ctxt_freep) xmlXPathContextPtr xp = NULL;
+        int r;
+
+        if (!ret || len == 0) {
+                set_err(err, errlen, "no buffer for the partition");
+                return -EINVAL;
+        }
+        if ((r = lookup(hp, uuid, &dom, err, errlen)) < 0 || (r = domain_xpath(dom, 0, &doc, &xp, err, errlen)) < 0)
+                return r;
+        xmlNodePtr n = xp_node(xp, NULL, "/domain/resource/partition");
+        _cleanup_(xml_freep) xmlChar *text = n ? xmlNodeGetContent(n) : NULL;
+        const char *p = text ? (const char *) text : "";
+        if (strlen(p) >= len) {
+                set_err(err, errlen, "partition %s longer than %zu bytes", p, len - 1);
+                return -ENAMETOOLONG;
+        }
+        memcpy(ret, p, strlen(p) + 1);
+        return 0;
+}
+
 static const struct hv_ops libvirt_ops = {
         .list_domains = lv_list_domains,
         .get_domain = lv_get_domain,
@@ -669,6 +961,14 @@ static const struct hv_ops libvirt_ops = {
         .set_virtio_mem = lv_set_virtio_mem,
         .get_metadata = lv_get_metadata,
         .set_metadata = lv_set_metadata,
+        .get_memtune = lv_get_memtune,
+        .set_memtune = lv_set_memtune,
+        .get_vcpu_count = lv_get_vcpu_count,
+        .get_vcpu_pins = lv_get_vcpu_pins,
+        .set_vcpu_pin = lv_set_vcpu_pin,
+        .get_emulator_pin = lv_get_emulator_pin,
+        .set_emulator_pin = lv_set_emulator_pin,
+        .get_partition = lv_get_partition,
 };
 
 /* ---- connection ---- */

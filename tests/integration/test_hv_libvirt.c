@@ -19,6 +19,7 @@
 
 #define NODE_VM1_UUID "11111111-2222-3333-4444-555555555555"
 #define NODE_OFF_UUID "22222222-2222-3333-4444-555555555555"
+#define NODE_CPUS_UUID "33333333-2222-3333-4444-555555555555"
 #define MISSING_UUID "00000000-0000-0000-0000-00000000dead"
 
 /* What the event callback saw. */
@@ -100,6 +101,25 @@ static const char node_xml[] =
         "    <os><type arch='i686'>hvm</type></os>\n"
         "    <numatune><memory mode='strict' nodeset='0-1'/></numatune>\n"
         "    <test:runstate>5</test:runstate>\n" /* VIR_DOMAIN_SHUTOFF */
+        "  </domain>\n"
+        /* Tuning as an operator would write it: 2 of 4 vCPUs online, vCPU 0 and the offline
+         * vCPU 3 pinned, the emulator pinned, both memory limits, its own cgroup partition. */
+        "  <domain type='test'>\n"
+        "    <name>cpus</name>\n"
+        "    <uuid>" NODE_CPUS_UUID "</uuid>\n"
+        "    <memory unit='MiB'>1024</memory>\n"
+        "    <vcpu placement='static' current='2'>4</vcpu>\n"
+        "    <cputune>\n"
+        "      <vcpupin vcpu='0' cpuset='2-3'/>\n"
+        "      <vcpupin vcpu='3' cpuset='7'/>\n"
+        "      <emulatorpin cpuset='5'/>\n"
+        "    </cputune>\n"
+        "    <memtune>\n"
+        "      <hard_limit unit='KiB'>1048576</hard_limit>\n"
+        "      <swap_hard_limit unit='KiB'>2097152</swap_hard_limit>\n"
+        "    </memtune>\n"
+        "    <resource><partition>/tide/cpus</partition></resource>\n"
+        "    <os><type arch='i686'>hvm</type></os>\n"
         "  </domain>\n"
         "</node>\n";
 
@@ -469,6 +489,295 @@ Test(hv_libvirt, set_virtio_mem_checks_before_asking_libvirt, .init = node_setup
         hv_libvirt_close(&hv);
 }
 
+/* ---- memory limits, vCPUs, pinning, partition ---- */
+
+/* The test driver's host: virNodeGetCPUMap says 8 CPUs present ("virsh nodecpumap"), though
+ * virNodeGetInfo says 16; cpumaps are sized by the former, as virsh sizes them. */
+#define TEST_HOST_CPUS 8
+
+static struct hv_cpuset cpus_of(const char *list) {
+        struct hv_cpuset s = {0};
+        /* "2-3,7": enough of libvirt's syntax for the sets written here. */
+        for (const char *p = list; *p;) {
+                char *end;
+                unsigned long a = strtoul(p, &end, 10), b = a;
+                if (*end == '-')
+                        b = strtoul(end + 1, &end, 10);
+                for (unsigned long c = a; c <= b; c++)
+                        hv_cpuset_set(&s, (unsigned) c);
+                p = *end == ',' ? end + 1 : end;
+        }
+        return s;
+}
+
+static struct hv_cpuset all_host_cpus(void) {
+        return cpus_of("0-7");
+}
+
+static void expect_memtune(struct hv *hv, const char *uuid, uint64_t hard, uint64_t swap) {
+        struct hv_memtune m;
+        char err[HV_ERR_MAX] = "";
+        int r = hv->ops->get_memtune(hv->h, uuid, &m, err, sizeof(err));
+        cr_assert_eq(r, 0, "get_memtune = %d: %s", r, err);
+        cr_assert_eq(m.hard_limit_kib, hard, "hard_limit %" PRIu64 ", expected %" PRIu64, m.hard_limit_kib, hard);
+        cr_assert_eq(m.swap_hard_limit_kib, swap, "swap_hard_limit %" PRIu64 ", expected %" PRIu64,
+                     m.swap_hard_limit_kib, swap);
+}
+
+static void set_memtune_ok(struct hv *hv, const char *uuid, uint64_t hard, uint64_t swap, unsigned flags) {
+        struct hv_memtune m = {.hard_limit_kib = hard, .swap_hard_limit_kib = swap};
+        char err[HV_ERR_MAX] = "";
+        int r = hv->ops->set_memtune(hv->h, uuid, &m, flags, err, sizeof(err));
+        cr_assert_eq(r, 0, "set_memtune(%" PRIu64 ", %" PRIu64 ") = %d: %s", hard, swap, r, err);
+}
+
+Test(hv_libvirt, memtune_reads_libvirts_unlimited_and_the_xmls_limits, .init = node_setup, .fini = node_teardown) {
+        struct hv hv = open_node(NULL);
+        /* vm1 sets none: libvirt's 2^53-1 KiB "unlimited" is ours. */
+        expect_memtune(&hv, NODE_VM1_UUID, HV_MEMTUNE_UNLIMITED, HV_MEMTUNE_UNLIMITED);
+        expect_memtune(&hv, NODE_CPUS_UUID, KIB_PER_GIB, 2 * KIB_PER_GIB);
+        hv_libvirt_close(&hv);
+}
+
+/* libvirt checks hard <= swap on the pair a call leaves: raising the hard limit past the old
+ * swap limit, and lowering the swap limit below the old hard limit, each works in one call. */
+Test(hv_libvirt, memtune_raises_and_lowers_both_limits_in_one_call) {
+        struct hv hv = open_default(NULL);
+        char uuid[HV_UUID_MAX];
+
+        uuid_of(&hv, "test", uuid);
+        expect_memtune(&hv, uuid, HV_MEMTUNE_UNLIMITED, HV_MEMTUNE_UNLIMITED);
+        set_memtune_ok(&hv, uuid, KIB_PER_GIB, 2 * KIB_PER_GIB, HV_LIVE);
+        expect_memtune(&hv, uuid, KIB_PER_GIB, 2 * KIB_PER_GIB);
+        /* up: the new hard limit (4 GiB) is above the old swap limit (2 GiB) */
+        set_memtune_ok(&hv, uuid, 4 * KIB_PER_GIB, 8 * KIB_PER_GIB, HV_LIVE);
+        expect_memtune(&hv, uuid, 4 * KIB_PER_GIB, 8 * KIB_PER_GIB);
+        /* down: the new swap limit (1 GiB) is below the old hard limit (4 GiB) */
+        set_memtune_ok(&hv, uuid, 512 * KIB_PER_MIB, KIB_PER_GIB, HV_LIVE);
+        expect_memtune(&hv, uuid, 512 * KIB_PER_MIB, KIB_PER_GIB);
+        /* a hard limit under an unlimited swap limit, then both lifted */
+        set_memtune_ok(&hv, uuid, 3 * KIB_PER_GIB, HV_MEMTUNE_UNLIMITED, 0);
+        expect_memtune(&hv, uuid, 3 * KIB_PER_GIB, HV_MEMTUNE_UNLIMITED);
+        set_memtune_ok(&hv, uuid, HV_MEMTUNE_UNLIMITED, HV_MEMTUNE_UNLIMITED, HV_LIVE);
+        expect_memtune(&hv, uuid, HV_MEMTUNE_UNLIMITED, HV_MEMTUNE_UNLIMITED);
+        hv_libvirt_close(&hv);
+}
+
+Test(hv_libvirt, memtune_refuses_what_libvirt_would_and_changes_nothing) {
+        struct hv hv = open_default(NULL);
+        char uuid[HV_UUID_MAX], err[HV_ERR_MAX] = "";
+        struct hv_memtune m;
+
+        uuid_of(&hv, "test", uuid);
+        set_memtune_ok(&hv, uuid, KIB_PER_GIB, 2 * KIB_PER_GIB, HV_LIVE);
+
+        m = (struct hv_memtune){.hard_limit_kib = 4 * KIB_PER_GIB, .swap_hard_limit_kib = 2 * KIB_PER_GIB};
+        cr_assert_eq(hv.ops->set_memtune(hv.h, uuid, &m, HV_LIVE, err, sizeof(err)), -EINVAL);
+        cr_assert_str_eq(err, "memory hard_limit 4194304 KiB above swap_hard_limit 2097152 KiB: libvirt requires "
+                              "hard_limit <= swap_hard_limit");
+        m = (struct hv_memtune){.hard_limit_kib = HV_MEMTUNE_UNLIMITED, .swap_hard_limit_kib = 2 * KIB_PER_GIB};
+        cr_assert_eq(hv.ops->set_memtune(hv.h, uuid, &m, HV_LIVE, err, sizeof(err)), -EINVAL, "unlimited > any limit");
+        m = (struct hv_memtune){.hard_limit_kib = 0, .swap_hard_limit_kib = 2 * KIB_PER_GIB};
+        cr_assert_eq(hv.ops->set_memtune(hv.h, uuid, &m, HV_LIVE, err, sizeof(err)), -EINVAL, "0 KiB");
+        /* libvirt's own "unlimited" is not a number we pass through: it would mean no limit. */
+        m = (struct hv_memtune){.hard_limit_kib = KIB_PER_GIB, .swap_hard_limit_kib = HV_MEMTUNE_MAX_KIB + 1};
+        cr_assert_eq(hv.ops->set_memtune(hv.h, uuid, &m, HV_LIVE, err, sizeof(err)), -EINVAL);
+        m = (struct hv_memtune){.hard_limit_kib = KIB_PER_GIB, .swap_hard_limit_kib = 2 * KIB_PER_GIB};
+        cr_assert_eq(hv.ops->set_memtune(hv.h, uuid, &m, 1u << 5, err, sizeof(err)), -EINVAL, "unknown flags");
+        cr_assert_eq(hv.ops->set_memtune(hv.h, uuid, NULL, HV_LIVE, err, sizeof(err)), -EINVAL);
+        expect_memtune(&hv, uuid, KIB_PER_GIB, 2 * KIB_PER_GIB);
+
+        /* The largest limit that is one goes through as that number. */
+        set_memtune_ok(&hv, uuid, KIB_PER_GIB, HV_MEMTUNE_MAX_KIB, HV_LIVE);
+        expect_memtune(&hv, uuid, KIB_PER_GIB, HV_MEMTUNE_MAX_KIB);
+        hv_libvirt_close(&hv);
+}
+
+Test(hv_libvirt, memtune_of_a_stopped_domain_is_config_only, .init = node_setup, .fini = node_teardown) {
+        struct hv hv = open_node(NULL);
+        char err[HV_ERR_MAX] = "";
+        struct hv_memtune m = {.hard_limit_kib = KIB_PER_GIB, .swap_hard_limit_kib = 2 * KIB_PER_GIB};
+
+        cr_assert_eq(hv.ops->get_memtune(hv.h, NODE_OFF_UUID, &m, err, sizeof(err)), -EINVAL, "no live values");
+        cr_assert_neq(err[0], '\0');
+        cr_assert_eq(hv.ops->set_memtune(hv.h, NODE_OFF_UUID, &m, HV_LIVE, err, sizeof(err)), -EINVAL);
+        /* HV_CONFIG reaches libvirt as AFFECT_CONFIG: the stopped domain's config takes it. */
+        cr_assert_eq(hv.ops->set_memtune(hv.h, NODE_OFF_UUID, &m, HV_CONFIG, err, sizeof(err)), 0, "%s", err);
+        hv_libvirt_close(&hv);
+}
+
+Test(hv_libvirt, vcpu_count_is_the_online_count_not_the_maximum, .init = node_setup, .fini = node_teardown) {
+        struct hv hv = open_node(NULL);
+        char err[HV_ERR_MAX] = "";
+        unsigned n = 0;
+
+        cr_assert_eq(hv.ops->get_vcpu_count(hv.h, NODE_CPUS_UUID, &n, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(n, 2, "<vcpu current='2'>4</vcpu>");
+        cr_assert_eq(hv.ops->get_vcpu_count(hv.h, NODE_VM1_UUID, &n, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(n, 1);
+        cr_assert_eq(hv.ops->get_vcpu_count(hv.h, NODE_OFF_UUID, &n, err, sizeof(err)), -EINVAL, "not running");
+        hv_libvirt_close(&hv);
+}
+
+Test(hv_libvirt, vcpu_count_matches_virsh) {
+        struct hv hv = open_default(NULL);
+        char uuid[HV_UUID_MAX], err[HV_ERR_MAX] = "";
+        unsigned n = 0;
+
+        uuid_of(&hv, "test", uuid);
+        cr_assert_eq(hv.ops->get_vcpu_count(hv.h, uuid, &n, err, sizeof(err)), 0, "%s", err);
+        uint64_t virsh = virsh_value("virsh -c test:///default vcpucount test --live --active", "");
+        cr_assert_neq(virsh, UINT64_MAX, "virsh gave no count");
+        cr_assert_eq(n, virsh);
+        hv_libvirt_close(&hv);
+}
+
+/* The XML's pins, vCPU by vCPU up to the maximum; unpinned ones read as every host CPU. */
+Test(hv_libvirt, vcpu_pins_cover_every_vcpu_up_to_the_maximum, .init = node_setup, .fini = node_teardown) {
+        struct hv hv = open_node(NULL);
+        char err[HV_ERR_MAX] = "";
+        struct hv_cpuset pins[8], want;
+        unsigned n = 0;
+
+        cr_assert_eq(hv.ops->get_vcpu_pins(hv.h, NODE_CPUS_UUID, pins, ELEMENTSOF(pins), &n, err, sizeof(err)), 0, "%s",
+                     err);
+        cr_assert_eq(n, 4, "2 online + 2 offline vCPUs");
+        want = cpus_of("2-3");
+        cr_assert(hv_cpuset_equal(&pins[0], &want), "vCPU 0");
+        want = all_host_cpus();
+        cr_assert(hv_cpuset_equal(&pins[1], &want), "vCPU 1: unpinned");
+        cr_assert(hv_cpuset_equal(&pins[2], &want), "vCPU 2: unpinned");
+        want = cpus_of("7");
+        cr_assert(hv_cpuset_equal(&pins[3], &want), "vCPU 3 (offline)");
+
+        cr_assert_eq(hv.ops->get_vcpu_pins(hv.h, NODE_CPUS_UUID, pins, 3, &n, err, sizeof(err)), -ENOBUFS);
+        cr_assert_str_eq(err, "the domain has 4 vCPUs, more than the 3 asked for");
+        cr_assert_eq(hv.ops->get_vcpu_pins(hv.h, NODE_OFF_UUID, pins, ELEMENTSOF(pins), &n, err, sizeof(err)), -EINVAL);
+        hv_libvirt_close(&hv);
+}
+
+static void expect_vcpu_pins(struct hv *hv, const char *uuid, const char *pin0, const char *pin1) {
+        struct hv_cpuset pins[4], want0 = cpus_of(pin0), want1 = cpus_of(pin1);
+        unsigned n = 0;
+        char err[HV_ERR_MAX] = "";
+        cr_assert_eq(hv->ops->get_vcpu_pins(hv->h, uuid, pins, ELEMENTSOF(pins), &n, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(n, 2);
+        cr_assert(hv_cpuset_equal(&pins[0], &want0), "vCPU 0 is not on %s", pin0);
+        cr_assert(hv_cpuset_equal(&pins[1], &want1), "vCPU 1 is not on %s", pin1);
+}
+
+/* The test driver pins with flags 0 ("current", live for a running domain) only; see below. */
+Test(hv_libvirt, vcpu_pinning_round_trips_on_the_test_driver) {
+        struct hv hv = open_default(NULL);
+        char uuid[HV_UUID_MAX], err[HV_ERR_MAX] = "";
+        struct hv_cpuset s;
+
+        uuid_of(&hv, "test", uuid);
+        expect_vcpu_pins(&hv, uuid, "0-7", "0-7");
+        s = cpus_of("1,3");
+        cr_assert_eq(hv.ops->set_vcpu_pin(hv.h, uuid, 1, &s, 0, err, sizeof(err)), 0, "%s", err);
+        expect_vcpu_pins(&hv, uuid, "0-7", "1,3");
+        /* the last CPU of the host: the byte/bit conversion at its edge */
+        s = cpus_of("7");
+        cr_assert_eq(hv.ops->set_vcpu_pin(hv.h, uuid, 0, &s, 0, err, sizeof(err)), 0, "%s", err);
+        expect_vcpu_pins(&hv, uuid, "7", "1,3");
+        s = cpus_of("0-7");
+        cr_assert_eq(hv.ops->set_vcpu_pin(hv.h, uuid, 1, &s, 0, err, sizeof(err)), 0, "%s", err);
+        expect_vcpu_pins(&hv, uuid, "7", "0-7");
+        hv_libvirt_close(&hv);
+}
+
+/* libvirt 9.0's testDomainPinVcpuFlags takes no flags at all (virCheckFlags(0)): AFFECT_LIVE is
+ * "unsupported flags", VIR_ERR_INVALID_ARG. A driver that takes it must show the new pin. */
+Test(hv_libvirt, vcpu_pinning_live_is_refused_by_the_test_driver_or_round_trips) {
+        struct hv hv = open_default(NULL);
+        char uuid[HV_UUID_MAX], err[HV_ERR_MAX] = "";
+        struct hv_cpuset s = cpus_of("2");
+
+        uuid_of(&hv, "test", uuid);
+        int r = hv.ops->set_vcpu_pin(hv.h, uuid, 0, &s, HV_LIVE, err, sizeof(err));
+        if (r == -EINVAL) {
+                cr_assert(strstr(err, "unsupported flags") != NULL, "%s", err);
+                expect_vcpu_pins(&hv, uuid, "0-7", "0-7");
+        } else {
+                cr_assert_eq(r, 0, "%s", err);
+                expect_vcpu_pins(&hv, uuid, "2", "0-7");
+        }
+        hv_libvirt_close(&hv);
+}
+
+Test(hv_libvirt, pinning_refuses_empty_sets_and_cpus_the_host_lacks) {
+        struct hv hv = open_default(NULL);
+        char uuid[HV_UUID_MAX], err[HV_ERR_MAX] = "";
+        struct hv_cpuset empty = {0}, past = cpus_of("1,8"), far = cpus_of("1023"), ok = cpus_of("1");
+
+        uuid_of(&hv, "test", uuid);
+        cr_assert_eq(hv.ops->set_vcpu_pin(hv.h, uuid, 0, &empty, 0, err, sizeof(err)), -EINVAL);
+        cr_assert_str_eq(err, "empty CPU set");
+        cr_assert_eq(hv.ops->set_vcpu_pin(hv.h, uuid, 0, &past, 0, err, sizeof(err)), -EINVAL);
+        cr_assert_str_eq(err, "CPU 8 is not on this host (CPUs 0-7)");
+        cr_assert_eq(hv.ops->set_vcpu_pin(hv.h, uuid, 0, &far, 0, err, sizeof(err)), -EINVAL);
+        cr_assert_eq(hv.ops->set_vcpu_pin(hv.h, uuid, 0, NULL, 0, err, sizeof(err)), -EINVAL);
+        cr_assert_eq(hv.ops->set_emulator_pin(hv.h, uuid, &empty, HV_LIVE, err, sizeof(err)), -EINVAL);
+        cr_assert_eq(hv.ops->set_emulator_pin(hv.h, uuid, &past, HV_LIVE, err, sizeof(err)), -EINVAL);
+        cr_assert_str_eq(err, "CPU 8 is not on this host (CPUs 0-7)");
+        cr_assert_eq(hv.ops->set_emulator_pin(hv.h, uuid, &ok, 1u << 5, err, sizeof(err)), -EINVAL, "unknown flags");
+        /* A vCPU the domain does not have is libvirt's to refuse, with its message. */
+        err[0] = '\0';
+        cr_assert_eq(hv.ops->set_vcpu_pin(hv.h, uuid, 2, &ok, 0, err, sizeof(err)), -EINVAL);
+        cr_assert(strstr(err, "vcpu") != NULL, "%s", err);
+        expect_vcpu_pins(&hv, uuid, "0-7", "0-7");
+        hv_libvirt_close(&hv);
+}
+
+Test(hv_libvirt, emulator_pinning_round_trips_on_the_test_driver) {
+        struct hv hv = open_default(NULL);
+        char uuid[HV_UUID_MAX], err[HV_ERR_MAX] = "";
+        struct hv_cpuset got, want;
+
+        uuid_of(&hv, "test", uuid);
+        cr_assert_eq(hv.ops->get_emulator_pin(hv.h, uuid, &got, err, sizeof(err)), 0, "%s", err);
+        want = all_host_cpus();
+        cr_assert(hv_cpuset_equal(&got, &want), "unpinned: every host CPU");
+
+        want = cpus_of("1-2");
+        cr_assert_eq(hv.ops->set_emulator_pin(hv.h, uuid, &want, HV_LIVE, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(hv.ops->get_emulator_pin(hv.h, uuid, &got, err, sizeof(err)), 0, "%s", err);
+        cr_assert(hv_cpuset_equal(&got, &want));
+        want = cpus_of("0,7");
+        cr_assert_eq(hv.ops->set_emulator_pin(hv.h, uuid, &want, 0, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(hv.ops->get_emulator_pin(hv.h, uuid, &got, err, sizeof(err)), 0, "%s", err);
+        cr_assert(hv_cpuset_equal(&got, &want));
+        hv_libvirt_close(&hv);
+}
+
+Test(hv_libvirt, emulator_pin_is_read_from_the_domain_xml, .init = node_setup, .fini = node_teardown) {
+        struct hv hv = open_node(NULL);
+        char err[HV_ERR_MAX] = "";
+        struct hv_cpuset got, want = cpus_of("5");
+
+        cr_assert_eq(hv.ops->get_emulator_pin(hv.h, NODE_CPUS_UUID, &got, err, sizeof(err)), 0, "%s", err);
+        cr_assert(hv_cpuset_equal(&got, &want), "<emulatorpin cpuset='5'/>");
+        cr_assert_eq(hv.ops->get_emulator_pin(hv.h, NODE_OFF_UUID, &got, err, sizeof(err)), -EINVAL, "not running");
+        hv_libvirt_close(&hv);
+}
+
+Test(hv_libvirt, partition_is_the_xmls_or_empty, .init = node_setup, .fini = node_teardown) {
+        struct hv hv = open_node(NULL);
+        char err[HV_ERR_MAX] = "", part[HV_PARTITION_MAX] = "x", small[8];
+
+        cr_assert_eq(hv.ops->get_partition(hv.h, NODE_CPUS_UUID, part, sizeof(part), err, sizeof(err)), 0, "%s", err);
+        cr_assert_str_eq(part, "/tide/cpus");
+        /* The test driver adds no default: without <resource> there is none, and that is not an error. */
+        cr_assert_eq(hv.ops->get_partition(hv.h, NODE_VM1_UUID, part, sizeof(part), err, sizeof(err)), 0, "%s", err);
+        cr_assert_str_eq(part, "");
+        cr_assert_eq(hv.ops->get_partition(hv.h, NODE_OFF_UUID, part, sizeof(part), err, sizeof(err)), 0, "%s", err);
+        cr_assert_str_eq(part, "");
+        cr_assert_eq(hv.ops->get_partition(hv.h, NODE_CPUS_UUID, small, sizeof(small), err, sizeof(err)),
+                     -ENAMETOOLONG);
+        hv_libvirt_close(&hv);
+}
+
 Test(hv_libvirt, unknown_domain_is_enoent) {
         struct seen seen = {0};
         struct hv hv = open_default(&seen);
@@ -476,6 +785,10 @@ Test(hv_libvirt, unknown_domain_is_enoent) {
         struct hv_domain d;
         struct hv_mem_stats s;
         char *xml = NULL;
+        struct hv_memtune m = {HV_MEMTUNE_UNLIMITED, HV_MEMTUNE_UNLIMITED};
+        struct hv_cpuset cpus = cpus_of("0"), pins[4];
+        unsigned n;
+        char part[HV_PARTITION_MAX];
 
         cr_assert_eq(hv.ops->get_domain(hv.h, MISSING_UUID, &d, err, sizeof(err)), -ENOENT);
         cr_assert_neq(err[0], '\0', "libvirt's message is passed on");
@@ -486,6 +799,14 @@ Test(hv_libvirt, unknown_domain_is_enoent) {
         cr_assert_eq(hv.ops->set_stats_period(hv.h, MISSING_UUID, 2, err, sizeof(err)), -ENOENT);
         cr_assert_eq(hv.ops->get_metadata(hv.h, MISSING_UUID, HV_LIVE, &xml, err, sizeof(err)), -ENOENT);
         cr_assert_eq(hv.ops->set_metadata(hv.h, MISSING_UUID, NULL, HV_LIVE, err, sizeof(err)), -ENOENT);
+        cr_assert_eq(hv.ops->get_memtune(hv.h, MISSING_UUID, &m, err, sizeof(err)), -ENOENT);
+        cr_assert_eq(hv.ops->set_memtune(hv.h, MISSING_UUID, &m, HV_LIVE, err, sizeof(err)), -ENOENT);
+        cr_assert_eq(hv.ops->get_vcpu_count(hv.h, MISSING_UUID, &n, err, sizeof(err)), -ENOENT);
+        cr_assert_eq(hv.ops->get_vcpu_pins(hv.h, MISSING_UUID, pins, ELEMENTSOF(pins), &n, err, sizeof(err)), -ENOENT);
+        cr_assert_eq(hv.ops->set_vcpu_pin(hv.h, MISSING_UUID, 0, &cpus, 0, err, sizeof(err)), -ENOENT);
+        cr_assert_eq(hv.ops->get_emulator_pin(hv.h, MISSING_UUID, &cpus, err, sizeof(err)), -ENOENT);
+        cr_assert_eq(hv.ops->set_emulator_pin(hv.h, MISSING_UUID, &cpus, 0, err, sizeof(err)), -ENOENT);
+        cr_assert_eq(hv.ops->get_partition(hv.h, MISSING_UUID, part, sizeof(part), err, sizeof(err)), -ENOENT);
         /* Not a UUID at all is the caller's mistake, not a vanished domain. */
         cr_assert_eq(hv.ops->get_domain(hv.h, "not-a-uuid", &d, err, sizeof(err)), -EINVAL);
         cr_assert_eq(hv.ops->get_domain(hv.h, NULL, &d, err, sizeof(err)), -EINVAL);
