@@ -1,4 +1,6 @@
-/* tidectl plan: run the engine tided runs on a scenario file and show what it decides. */
+/* tidectl plan: what tided decides for a scenario file: one tick of the engine on the scenario's
+ * inputs, or with --settle tided's ticks on a simulated host (sim/) through the controller core,
+ * until nothing moves. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -12,6 +14,7 @@
 #include "common/macro.h"
 #include "common/units.h"
 #include "policy/engine.h"
+#include "sim/sim.h"
 
 #define REASON_MAX 160
 #define DEFAULT_MAX_TICKS 100000
@@ -27,73 +30,141 @@ struct plan_options {
 };
 
 struct plan_result {
+        struct engine_vm *vm;       /* what each decision was made from */
+        bool *undecided;            /* --settle: the core never decided it (no sample) */
         struct engine_decision *d;
         struct engine_summary summary;
         uint64_t ticks;
         bool settled;
 };
 
-static int simulate(struct scenario *s, const struct tide_config *cfg, const struct plan_options *o,
-                    struct plan_result *res) {
+/* One tick of the engine on the scenario as it stands: what tided decides with these inputs. */
+static int decide_once(struct scenario *s, const struct tide_config *cfg, struct plan_result *res) {
         uint64_t now = PLAN_EPOCH_USEC;
-        int r = 0;
-
-        for (size_t i = 0; i < s->n_vms; i++)
-                s->vms[i].vm.demand_usec = now - s->vms[i].demand_age_usec;
-
+        struct engine *e = engine_new(s->n_vms);
         /* The engine takes a contiguous engine_vm array; the scenario keeps names beside them. */
         struct engine_vm *vms = calloc(s->n_vms ? s->n_vms : 1, sizeof(*vms));
-        struct engine *e = engine_new(s->n_vms);
-        if (!vms || !e) {
-                free(vms);
-                engine_free(e);
-                return -ENOMEM;
-        }
-        for (size_t i = 0; i < s->n_vms; i++)
-                vms[i] = s->vms[i].vm;
+        int r = -ENOMEM;
 
+        if (e && vms) {
+                for (size_t i = 0; i < s->n_vms; i++) {
+                        s->vms[i].vm.demand_usec = now - s->vms[i].demand_age_usec;
+                        vms[i] = s->vms[i].vm;
+                }
+                r = engine_step(e, &s->host, vms, s->n_vms, cfg, now, res->d, &res->summary);
+                for (size_t i = 0; i < s->n_vms; i++)
+                        res->vm[i] = vms[i];
+        }
+        free(vms);
+        engine_free(e);
+        return r;
+}
+
+/* A scenario VM as a guest on the simulated host: it holds what the scenario says, its agent
+ * reports the demand (the used memory that, raised by the guest's PSI as the demand model
+ * does, is that demand), and its history (uptime, a boot under way, a silent agent, an OOM
+ * deflate) becomes events the core sees as tided would. */
+static void scenario_guest(const struct scenario_vm *sv, uint64_t now, struct sim_vm_spec *g) {
+        const struct engine_vm *vm = &sv->vm;
+
+        *g = (struct sim_vm_spec){
+                .boot_kib = vm->policy.startup_kib,
+                .node = vm->node,
+                .have_policy = true,
+                .policy = vm->policy,
+                .demand = { .kind = SIM_DEMAND_CONSTANT, .base_kib = vm->has_demand ? (uint64_t) vm->demand_kib : 0 },
+                .psi_some_avg10 = vm->psi_some_avg10,
+                .agent = vm->has_demand ? SIM_AGENT_HONEST : SIM_AGENT_NONE,
+                .booting = vm->state == ENGINE_VM_BOOTING,
+                .uptime_usec = vm->uptime_usec,
+                .assigned_kib = vm->assigned_kib,
+                .deflate_on_oom = vm->guest_reclaimed,
+                .oom_at_start = vm->guest_reclaimed,
+        };
+        snprintf(g->name, sizeof(g->name), "%s", sv->name);
+        /* Above the startup memory, a virtio-mem device makes up the maximum. */
+        if (vm->policy.maximum_kib > vm->policy.startup_kib) {
+                g->vmem_max_kib = vm->policy.maximum_kib - vm->policy.startup_kib;
+                g->vmem_block_kib = POLICY_ALIGN_KIB;
+        }
+        if (sv->demand_age_usec) {
+                g->agent = SIM_AGENT_SILENT;
+                g->silent_usec = now - sv->demand_age_usec;
+        }
+        /* A guest claiming a total below its use: its agent lies by that much. */
+        if (vm->has_demand && vm->guest_total_kib && (uint64_t) vm->demand_kib > vm->guest_total_kib) {
+                g->agent = SIM_AGENT_LIAR;
+                g->demand.base_kib = vm->guest_total_kib;
+                g->lie_factor = (double) vm->demand_kib / (double) vm->guest_total_kib;
+        }
+}
+
+/* Settled means nothing moves and nothing waits on a clock: a VM in its quiet period, pressure
+ * back-off or boot will move once its timer runs out. */
+static bool settled(const struct sim *sim) {
+        for (size_t i = 0; i < sim->n_vms; i++) {
+                const struct core_vm_out *o = &sim->out[i];
+                const struct sim_vm *v = &sim->vms[i];
+                if (o->set_balloon || o->set_vmem || o->release || v->actual_kib != v->balloon_target_kib ||
+                    v->info.virtio_mem_current_kib != v->info.virtio_mem_requested_kib)
+                        return false;
+                if (!v->state.decided)
+                        continue;
+                enum engine_reason why = v->state.decision.reason;
+                if (why == ENGINE_REASON_QUIET || why == ENGINE_REASON_PRESSURE_HOLD || why == ENGINE_REASON_BOOTING ||
+                    v->state.booting)
+                        return false;
+        }
+        return true;
+}
+
+/* Ticks of tided on a simulated host through the controller core, balloons reaching their
+ * targets within a tick (the balloon's own speed is tided's concern, not the policy's). */
+static int settle(struct scenario *s, const struct tide_config *base, const struct plan_options *o,
+                  struct plan_result *res) {
+        struct tide_config cfg = *base;
+        struct sim sim;
+        int r;
+
+        /* The scenario's reserve is the host's, whatever the config says. */
+        cfg.reserve_auto = false;
+        cfg.reserve_kib = s->host.reserve_kib;
+        if ((r = sim_init(&sim, &cfg, s->host_memory_kib, PLAN_EPOCH_USEC)) < 0)
+                return r;
+        sim.balloon_kib_per_sec = 0;
+        sim.n_nodes = s->host.n_nodes;
+        memcpy(sim.node_total_kib, s->host.node_usable_kib, sizeof(sim.node_total_kib));
+        for (size_t i = 0; i < s->n_vms && r >= 0; i++) {
+                struct sim_vm_spec g;
+                scenario_guest(&s->vms[i], sim.now_usec, &g);
+                r = sim_add_vm(&sim, &g);
+        }
         res->ticks = 0;
         res->settled = false;
-        for (;;) {
-                r = engine_step(e, &s->host, vms, s->n_vms, cfg, now, res->d, &res->summary);
-                if (r < 0)
+        while (r >= 0) {
+                if ((r = sim_tick(&sim)) < 0)
                         break;
-                /* Settled means nothing moves and nothing waits on a clock: a VM in its quiet
-                 * period or pressure back-off will move once its timer runs out. */
-                bool moved = false;
-                for (size_t i = 0; i < s->n_vms; i++)
-                        moved |= res->d[i].target_kib != vms[i].assigned_kib ||
-                                 res->d[i].reason == ENGINE_REASON_QUIET ||
-                                 res->d[i].reason == ENGINE_REASON_PRESSURE_HOLD ||
-                                 vms[i].state == ENGINE_VM_BOOTING;
-                if (!o->settle)
-                        break;
-                if (!moved) {
+                if (settled(&sim)) {
                         res->settled = true;
                         break;
                 }
                 if (res->ticks >= o->max_ticks)
                         break;
-                /* One tick passes: every VM reaches its target (the balloon's own speed is
-                 * tided's concern, not the policy's), the guest keeps its demand. */
-                now += cfg->interval_usec;
+                sim_advance(&sim, cfg.interval_usec);
                 res->ticks++;
+        }
+        if (r >= 0) {
+                res->summary = sim.host_out.summary;
                 for (size_t i = 0; i < s->n_vms; i++) {
-                        vms[i].assigned_kib = res->d[i].target_kib;
-                        vms[i].memo = res->d[i].memo;
-                        vms[i].uptime_usec += cfg->interval_usec;
-                        vms[i].demand_usec += cfg->interval_usec;
-                        /* A booting VM has booted one tick later; its quiet period still runs. */
-                        vms[i].state = ENGINE_VM_RUNNING;
-                        /* The OOM deflate was one event; its back-off runs on in the memo. */
-                        vms[i].guest_reclaimed = false;
+                        const struct core_vm *st = &sim.vms[i].state;
+                        res->vm[i] = st->input;
+                        res->d[i] = st->decision;
+                        res->vm[i].assigned_kib = sim_vm_assigned_kib(&sim.vms[i]);
+                        res->undecided[i] = !st->decided;
                 }
         }
-        for (size_t i = 0; i < s->n_vms; i++)
-                s->vms[i].vm = vms[i];
-        free(vms);
-        engine_free(e);
-        return r;
+        sim_done(&sim);
+        return r < 0 ? r : 0;
 }
 
 static const char *flag_names[] = { "insane_demand", "stale_demand", "overcommitted", "pressured", "guest_oom" };
@@ -116,7 +187,7 @@ static void print_json(const struct scenario *s, const struct plan_result *res, 
                 json_object_object_add(root, "ticks", json_object_new_int64((int64_t) res->ticks));
         }
         for (size_t i = 0; i < s->n_vms; i++) {
-                const struct engine_vm *vm = &s->vms[i].vm;
+                const struct engine_vm *vm = &res->vm[i];
                 const struct engine_decision *d = &res->d[i];
                 json_object *v = json_object_new_object(), *flags = json_object_new_array();
 
@@ -166,13 +237,19 @@ static void print_table(const struct scenario *s, const struct plan_result *res,
         }
         fprintf(out, "%-*s  %9s  %9s  %9s  %-7s  %s\n", w, "NAME", "ASSIGNED", "DEMAND", "TARGET", "STATUS", "REASON");
         for (size_t i = 0; i < s->n_vms; i++) {
-                const struct engine_vm *vm = &s->vms[i].vm;
+                const struct engine_vm *vm = &res->vm[i];
                 const struct engine_decision *d = &res->d[i];
                 fprintf(out, "%-*s  %9s  %9s  %9s  %-7s  %s\n", w, s->vms[i].name, size_format_human(vm->assigned_kib, a),
                         vm->has_demand && vm->demand_kib >= 0 ? size_format_human((uint64_t) vm->demand_kib, b) : "-",
                         size_format_human(d->target_kib, c), engine_status_to_string(d->status),
                         engine_reason_format(d, vm, reason, sizeof(reason)));
         }
+}
+
+static void plan_result_done(struct plan_result *res) {
+        free(res->d);
+        free(res->vm);
+        free(res->undecided);
 }
 
 static int plan_run(const char *path, const struct plan_options *o, FILE *out, FILE *err) {
@@ -191,10 +268,14 @@ static int plan_run(const char *path, const struct plan_options *o, FILE *out, F
                 fprintf(err, "tidectl: %s\n", msg);
                 return TIDECTL_EXIT_FAIL;
         }
-        res.d = calloc(s.n_vms ? s.n_vms : 1, sizeof(*res.d));
-        if (!res.d || (r = simulate(&s, &cfg, o, &res)) < 0) {
-                fprintf(err, "tidectl: %s: cannot run the engine: %s\n", path, strerror(res.d ? -r : ENOMEM));
-                free(res.d);
+        size_t n = s.n_vms ? s.n_vms : 1;
+        res.d = calloc(n, sizeof(*res.d));
+        res.vm = calloc(n, sizeof(*res.vm));
+        res.undecided = calloc(n, sizeof(*res.undecided));
+        r = !res.d || !res.vm || !res.undecided ? -ENOMEM : o->settle ? settle(&s, &cfg, o, &res) : decide_once(&s, &cfg, &res);
+        if (r < 0) {
+                fprintf(err, "tidectl: %s: cannot run the engine: %s\n", path, strerror(-r));
+                plan_result_done(&res);
                 scenario_done(&s);
                 return TIDECTL_EXIT_FAIL;
         }
@@ -202,7 +283,7 @@ static int plan_run(const char *path, const struct plan_options *o, FILE *out, F
                 print_json(&s, &res, o, out);
         else
                 print_table(&s, &res, o, out);
-        free(res.d);
+        plan_result_done(&res);
         scenario_done(&s);
         return TIDECTL_EXIT_OK;
 }

@@ -21,8 +21,12 @@ struct demand_pick demand_pick(const struct demand_sources *in, uint64_t now_use
                                uint64_t last_demand_usec) {
         struct demand_pick p = { .source = DEMAND_SOURCE_NONE };
 
-        if (in->has_agent && in->agent_usec <= now_usec && now_usec - in->agent_usec <= stale_usec) {
-                p.source = DEMAND_SOURCE_AGENT;
+        bool agent_fresh = in->has_agent && in->agent_usec <= now_usec && now_usec - in->agent_usec <= stale_usec;
+        /* A stale report with nothing else is still handed over, with its time: the engine then
+         * holds the VM and says its demand is stale, which is the truth, not that it has none. */
+        bool agent_stale = in->has_agent && in->agent_usec <= now_usec && !agent_fresh && !in->balloon;
+        if (agent_fresh || agent_stale) {
+                p.source = agent_fresh ? DEMAND_SOURCE_AGENT : DEMAND_SOURCE_AGENT_STALE;
                 p.usec = in->agent_usec;
                 p.psi_some_avg10 = in->agent.has_psi ? in->agent.psi_some_avg10 : 0;
                 if (in->agent.used_kib > 0 && (uint64_t) in->agent.used_kib > in->agent_total_kib) {

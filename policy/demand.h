@@ -27,6 +27,8 @@ enum demand_source {
         DEMAND_SOURCE_NONE,    /* nothing usable: the engine holds the VM */
         DEMAND_SOURCE_AGENT,   /* tide-agent's last report */
         DEMAND_SOURCE_BALLOON, /* virtio-balloon statistics */
+        DEMAND_SOURCE_AGENT_STALE, /* tide-agent's last report, stale, and no balloon statistics:
+                                    * the engine holds the VM on it and says so */
 };
 
 struct demand_sources {
@@ -51,7 +53,8 @@ struct demand_pick {
         double psi_some_avg10;     /* 0 unless the agent reported PSI */
 };
 
-/* The agent while its report is at most stale_usec old, else balloon statistics, else none.
+/* The agent while its report is at most stale_usec old, else balloon statistics, else the stale
+ * report (for the engine to hold on), else none.
  * An agent's demand is demand_model() of its use; a use above what the guest can hold is handed
  * over raw with its total, for the engine to reject and flag (the modelled demand may rightly
  * exceed the total: a guest stalling on memory needs more than it has). A balloon sample never

@@ -93,6 +93,16 @@ Test(demand_pick, an_agent_report_from_the_future_is_not_fresh) {
                      "not by unsigned wrap-around: even with no staleness limit");
 }
 
+Test(demand_pick, a_stale_agent_with_nothing_else_is_handed_over_for_the_engine_to_hold) {
+        struct demand_sources s = both();
+        s.balloon = false;
+        struct demand_pick p = demand_pick(&s, SEC(100) + STALE + 1, STALE, 0);
+        cr_assert_eq(p.source, DEMAND_SOURCE_AGENT_STALE);
+        cr_assert_eq(p.usec, SEC(100), "its own time, so the engine sees how old it is");
+        s.agent_usec = SEC(200);
+        cr_assert_eq(demand_pick(&s, SEC(105), STALE, 0).source, DEMAND_SOURCE_NONE, "never one from the future");
+}
+
 Test(demand_pick, nothing_usable_means_none) {
         struct demand_sources s = { 0 };
         cr_assert_eq(demand_pick(&s, SEC(1), STALE, 0).source, DEMAND_SOURCE_NONE);

@@ -1,0 +1,410 @@
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/macro.h"
+#include "common/units.h"
+#include "sim/sim.h"
+
+int sim_init(struct sim *s, const struct tide_config *cfg, uint64_t total_kib, uint64_t start_usec) {
+        *s = (struct sim){ .cfg = *cfg,
+                           .now_usec = start_usec,
+                           .start_usec = start_usec,
+                           .total_kib = total_kib,
+                           .balloon_kib_per_sec = SIM_BALLOON_KIB_PER_SEC };
+        s->core = core_new();
+        return s->core ? 0 : -ENOMEM;
+}
+
+void sim_done(struct sim *s) {
+        core_free(s->core);
+        free(s->vms);
+        free(s->obs);
+        free(s->out);
+        *s = (struct sim){ 0 };
+}
+
+uint64_t sim_vm_assigned_kib(const struct sim_vm *v) {
+        return v->actual_kib + v->info.virtio_mem_current_kib;
+}
+
+uint64_t sim_demand_at(const struct sim_demand *d, uint64_t t_usec) {
+        uint64_t kib = d->base_kib;
+
+        switch (d->kind) {
+        case SIM_DEMAND_STEPS:
+                for (size_t k = 0; k < d->n_steps && k < SIM_STEPS_MAX; k++)
+                        if (t_usec >= d->steps[k].at_usec)
+                                kib = d->steps[k].kib;
+                return kib;
+        case SIM_DEMAND_RAMP:
+                if (t_usec <= d->from_usec)
+                        return kib;
+                if (d->len_usec == 0 || t_usec >= d->from_usec + d->len_usec)
+                        return d->to_kib;
+                double f = (double) (t_usec - d->from_usec) / (double) d->len_usec;
+                return (uint64_t) llround((double) d->base_kib + ((double) d->to_kib - (double) d->base_kib) * f);
+        case SIM_DEMAND_CONSTANT:
+        case SIM_DEMAND_WALK: /* the walk's state is the VM's: sim_advance() steps it */
+        default:
+                return kib;
+        }
+}
+
+static uint64_t rng_next(uint64_t *x) {
+        /* splitmix64: small, seedable, and the same sequence everywhere. */
+        uint64_t z = (*x += UINT64_C(0x9e3779b97f4a7c15));
+        z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+        return z ^ (z >> 31);
+}
+
+static void report(struct sim *s, struct sim_vm *v);
+
+int sim_add_vm(struct sim *s, const struct sim_vm_spec *spec) {
+        char err[256];
+
+        if (!spec->name[0] || spec->boot_kib == 0 || (spec->vmem_max_kib && spec->vmem_block_kib == 0))
+                return -EINVAL;
+        if (spec->have_policy && policy_validate(&spec->policy, err, sizeof(err)) < 0)
+                return -EINVAL;
+        uint64_t assigned = spec->assigned_kib ? spec->assigned_kib : spec->boot_kib;
+        if (assigned > spec->boot_kib + spec->vmem_max_kib)
+                return -EINVAL;
+        if (s->n_vms == s->cap) {
+                size_t cap = s->cap ? s->cap * 2 : 16;
+                struct sim_vm *vms = realloc(s->vms, cap * sizeof(*vms));
+                if (!vms)
+                        return -ENOMEM;
+                s->vms = vms;
+                s->cap = cap;
+        }
+        struct sim_vm *v = &s->vms[s->n_vms];
+        *v = (struct sim_vm){ .spec = *spec };
+        struct hv_domain *d = &v->info;
+        snprintf(d->uuid, sizeof(d->uuid), "00000000-0000-4000-8000-%012zx", s->n_vms);
+        snprintf(d->name, sizeof(d->name), "%s", spec->name);
+        d->id = (int) s->n_vms + 1;
+        d->active = d->persistent = d->has_balloon = true;
+        d->max_kib = spec->boot_kib;
+        d->balloon_deflate_on_oom = spec->deflate_on_oom;
+        d->numa_node = spec->node;
+        if (spec->vmem_max_kib) {
+                d->has_virtio_mem = true;
+                snprintf(d->virtio_mem_alias, sizeof(d->virtio_mem_alias), "virtiomem0");
+                d->virtio_mem_max_kib = spec->vmem_max_kib;
+                d->virtio_mem_block_kib = spec->vmem_block_kib;
+                uint64_t plugged = sat_sub_u64(assigned, spec->boot_kib);
+                plugged -= plugged % spec->vmem_block_kib;
+                d->virtio_mem_requested_kib = d->virtio_mem_current_kib = plugged;
+        }
+        if (spec->agent != SIM_AGENT_NONE)
+                snprintf(d->agent_socket, sizeof(d->agent_socket), "sim:%s", spec->name);
+        v->actual_kib = min_u64(assigned, spec->boot_kib);
+        v->balloon_target_kib = v->actual_kib;
+        d->current_kib = v->actual_kib;
+        v->boot_start_usec = sat_sub_u64(s->now_usec, spec->uptime_usec);
+        v->start_pending = spec->booting;
+        v->demand_kib = sim_demand_at(&spec->demand, 0);
+        v->walk_state = spec->demand.seed;
+        for (size_t k = 0; k < SIM_HISTORY; k++)
+                v->history_kib[k] = v->demand_kib;
+        if (spec->agent == SIM_AGENT_SILENT && spec->silent_usec <= s->now_usec) {
+                /* Its last report came before the start and none follows. */
+                v->has_report = true;
+                v->report_usec = spec->silent_usec;
+                v->report = (struct agent_report){ .seq = 1, .total_kib = assigned,
+                                                   .available_kib = sat_sub_u64(assigned, v->demand_kib) };
+        }
+        core_vm_init(&v->state, s->now_usec);
+        report(s, v); /* a guest already running has reported before tided looks */
+        return (int) s->n_vms++;
+}
+
+static bool driver_up(const struct sim *s, const struct sim_vm *v) {
+        return s->now_usec - v->boot_start_usec >= SIM_DRIVER_UP_USEC;
+}
+
+/* The guest's MemTotal: what it can see. With deflate-on-oom the balloon stays inside it. */
+static uint64_t guest_memtotal(const struct sim_vm *v) {
+        return (v->info.balloon_deflate_on_oom ? v->info.max_kib : v->actual_kib) + v->info.virtio_mem_current_kib;
+}
+
+/* MemTotal - MemAvailable for a use in the host's frame (balloon/collect.h, the other way). */
+static uint64_t guest_available(const struct sim_vm *v, uint64_t used_kib) {
+        uint64_t balloon = v->info.balloon_deflate_on_oom ? sat_sub_u64(v->info.max_kib, v->actual_kib) : 0;
+        return sat_sub_u64(guest_memtotal(v), used_kib + balloon);
+}
+
+static void observe(struct sim *s, struct core_host_obs *host) {
+        uint64_t held = 0, node_held[CORE_NODE_MAX] = { 0 };
+
+        for (size_t i = 0; i < s->n_vms; i++) {
+                struct sim_vm *v = &s->vms[i];
+                struct core_vm_obs *o = &s->obs[i];
+                uint64_t assigned = sim_vm_assigned_kib(v);
+
+                held += assigned;
+                if (v->info.numa_node >= 0 && v->info.numa_node < CORE_NODE_MAX)
+                        node_held[v->info.numa_node] += assigned;
+                /* The qemu driver shows the balloon's actual as <currentMemory>. */
+                v->info.current_kib = v->actual_kib;
+                *o = (struct core_vm_obs){ .info = &v->info,
+                                           .have_policy = v->spec.have_policy,
+                                           .policy = v->spec.policy,
+                                           .start = v->start_pending ? CORE_START_BOOT : CORE_START_NONE,
+                                           .fresh_stats = true,
+                                           .stats_ok = true,
+                                           .has_report = v->has_report,
+                                           .report = v->report,
+                                           .report_usec = v->report_usec,
+                                           .report_fresh = v->report_fresh,
+                                           .state = &v->state };
+                v->start_pending = false;
+                /* A guest touched what it holds: QEMU's resident set. */
+                memset(&o->stats, 0xff, sizeof(o->stats));
+                o->stats.actual_kib = v->actual_kib;
+                o->stats.rss_kib = assigned;
+                /* Once its driver is up the guest refreshes its statistics every second; with
+                 * balloon_stats false they carry no memory figures (as a driver without them). */
+                o->stats.last_update_sec = driver_up(s, v) ? s->now_usec / USEC_PER_SEC : 0;
+                if (v->spec.balloon_stats && driver_up(s, v)) {
+                        o->stats.available_kib = guest_memtotal(v);
+                        o->stats.usable_kib = guest_available(v, v->demand_kib);
+                }
+        }
+        *host = (struct core_host_obs){ .total_kib = s->total_kib,
+                                        .available_kib = sat_sub_u64(s->total_kib, s->other_kib + held),
+                                        .n_nodes = s->n_nodes };
+        for (unsigned k = 0; k < s->n_nodes && k < CORE_NODE_MAX; k++)
+                host->node_free_kib[k] = sat_sub_u64(s->node_total_kib[k], node_held[k]);
+}
+
+static void apply(struct sim *s, struct sim_vm *v, const struct core_vm_out *o) {
+        if (o->release) {
+                v->info.virtio_mem_requested_kib = 0;
+                v->balloon_target_kib = v->info.max_kib;
+                s->releases++;
+                core_vm_released(&v->state, true);
+                return;
+        }
+        if (o->set_vmem) {
+                v->info.virtio_mem_requested_kib = o->vmem_kib;
+                s->vmem_ops++;
+                core_vm_applied(&v->state, o, true, true, 0, s->now_usec);
+        }
+        if (o->set_balloon) {
+                v->balloon_target_kib = o->balloon_kib;
+                s->balloon_ops++;
+                core_vm_applied(&v->state, o, false, true, v->actual_kib, s->now_usec);
+        }
+}
+
+int sim_tick(struct sim *s) {
+        struct core_host_obs host;
+        int r;
+
+        if (s->n_vms > s->obs_cap || !s->obs) {
+                size_t cap = s->n_vms < 16 ? 16 : s->n_vms * 2;
+                struct core_vm_obs *obs = calloc(cap, sizeof(*obs));
+                struct core_vm_out *out = calloc(cap, sizeof(*out));
+                if (!obs || !out) {
+                        free(obs);
+                        free(out);
+                        return -ENOMEM;
+                }
+                free(s->obs);
+                free(s->out);
+                s->obs = obs;
+                s->out = out;
+                s->obs_cap = cap;
+        }
+        observe(s, &host);
+        r = core_tick(s->core, &s->cfg, &host, s->obs, s->n_vms, s->now_usec, false, s->out, &s->host_out);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < s->n_vms; i++) {
+                apply(s, &s->vms[i], &s->out[i]);
+                s->vms[i].report_fresh = false;
+        }
+        s->ticks++;
+        return 0;
+}
+
+/* Moves `from` toward `to` by at most rate x dt (rate 0: at once). */
+static uint64_t move_toward(uint64_t from, uint64_t to, uint64_t kib_per_sec, uint64_t dt_usec) {
+        if (kib_per_sec == 0)
+                return to;
+        uint64_t step = (uint64_t) ((double) kib_per_sec * (double) dt_usec / (double) USEC_PER_SEC);
+        if (from < to)
+                return min_u64(to, from + step);
+        return max_u64(to, sat_sub_u64(from, step));
+}
+
+static void step_demand(struct sim *s, struct sim_vm *v, uint64_t from_usec) {
+        const struct sim_demand *d = &v->spec.demand;
+        uint64_t t = s->now_usec - s->start_usec;
+
+        if (d->kind != SIM_DEMAND_WALK) {
+                v->demand_kib = sim_demand_at(d, t);
+                return;
+        }
+        /* One step per whole second of virtual time passed. */
+        for (uint64_t sec = from_usec / USEC_PER_SEC; sec < s->now_usec / USEC_PER_SEC; sec++) {
+                uint64_t x = rng_next(&v->walk_state);
+                uint64_t step = d->step_kib ? x % (2 * d->step_kib + 1) : 0;
+                uint64_t next = sat_sub_u64(v->demand_kib + step, d->step_kib);
+                v->demand_kib = clamp_u64(next, d->min_kib, d->max_kib ? d->max_kib : UINT64_MAX);
+        }
+}
+
+/* What the agent says now: its use (host frame) and PSI, or false when it says nothing.
+ * A guest cannot use more than it holds: one that needs more uses all it has and stalls on
+ * memory, its PSI some avg10 the share it is short by (capped at 100 %), so the demand model
+ * (use x (1 + PSI/100), policy/demand.h) gives its need back. Under the PSI its spec gives, it
+ * uses less than it needs by that share, for the same reason. */
+static bool agent_use(struct sim *s, struct sim_vm *v, uint64_t *ret_used_kib, double *ret_psi) {
+        const struct sim_vm_spec *sp = &v->spec;
+        uint64_t need = v->demand_kib, held = sim_vm_assigned_kib(v);
+
+        switch (sp->agent) {
+        case SIM_AGENT_HONEST:
+        case SIM_AGENT_LIAR:
+        case SIM_AGENT_FLOOD:
+                break;
+        case SIM_AGENT_LATE:
+                need = v->history_kib[(v->history_pos + SIM_HISTORY -
+                                       min_u64(sp->lag_usec / USEC_PER_SEC, SIM_HISTORY - 1)) %
+                                      SIM_HISTORY];
+                break;
+        case SIM_AGENT_SILENT:
+                if (s->now_usec >= sp->silent_usec)
+                        return false;
+                break;
+        case SIM_AGENT_NONE:
+        default:
+                return false;
+        }
+        double psi = fmin(fmax(sp->psi_some_avg10, 0), 100);
+        uint64_t used = (uint64_t) llround((double) need / (1.0 + psi / 100.0));
+        if (used > held && held > 0) {
+                psi = fmin(100.0, ((double) need / (double) held - 1.0) * 100.0);
+                used = held;
+        }
+        if (sp->agent == SIM_AGENT_LIAR)
+                used = (uint64_t) llround((double) used * sp->lie_factor);
+        /* Of its many reports since the last tick, the last accepted one counts. */
+        if (sp->agent == SIM_AGENT_FLOOD && (rng_next(&v->walk_state) & 1))
+                used *= 2;
+        *ret_used_kib = used;
+        *ret_psi = psi;
+        return true;
+}
+
+static void report(struct sim *s, struct sim_vm *v) {
+        uint64_t used;
+        double psi;
+
+        if (!driver_up(s, v) || !agent_use(s, v, &used, &psi))
+                return;
+        uint64_t total = guest_memtotal(v);
+        v->report = (struct agent_report){
+                .seq = ++v->report_seq,
+                .uptime_ms = (s->now_usec - v->boot_start_usec) / 1000,
+                /* A liar claims whatever it likes, its total included. */
+                .total_kib = max_u64(total, used),
+                .available_kib = used > total ? 0 : guest_available(v, used),
+                .has_psi = psi > 0,
+                .some_avg10 = psi,
+                .floor_kib = v->spec.floor_kib,
+        };
+        v->has_report = true;
+        v->report_fresh = true;
+        v->report_usec = s->now_usec;
+}
+
+/* A guest left with less than it uses: with deflate-on-oom it takes pages back from its balloon
+ * (Linux virtio_balloon's OOM notifier); without, or with no balloon left, it is out of memory. */
+static void run_guest(struct sim *s, struct sim_vm *v, uint64_t dt_usec) {
+        uint64_t assigned = sim_vm_assigned_kib(v);
+
+        if (v->spec.oom_at_start && !v->oom_done && v->state.set_balloon_kib && driver_up(s, v)) {
+                v->oom_done = true;
+                v->actual_kib = min_u64(v->info.max_kib, v->actual_kib + assigned / 10);
+                v->oom_deflates++;
+                return;
+        }
+        if (v->demand_kib <= assigned) {
+                v->in_oom = false;
+                return;
+        }
+        v->warning_usec += dt_usec;
+        if (v->info.balloon_deflate_on_oom && v->actual_kib < v->info.max_kib && driver_up(s, v)) {
+                v->actual_kib = min_u64(v->info.max_kib, v->actual_kib + (v->demand_kib - assigned));
+                v->oom_deflates++;
+                return;
+        }
+        if (!v->in_oom)
+                v->oom_events++;
+        v->in_oom = true;
+}
+
+/* Memory is finite: what a VM gains comes out of what the host (and its node, when bound) has
+ * free; a balloon or virtio-mem asked to grow past that stops there. */
+static uint64_t host_free(const struct sim *s, int node) {
+        uint64_t held = 0, node_held = 0;
+        for (size_t i = 0; i < s->n_vms; i++) {
+                uint64_t a = sim_vm_assigned_kib(&s->vms[i]);
+                held += a;
+                if (node >= 0 && s->vms[i].info.numa_node == node)
+                        node_held += a;
+        }
+        uint64_t free_kib = sat_sub_u64(s->total_kib, s->other_kib + held);
+        if (node >= 0 && (unsigned) node < s->n_nodes && node < CORE_NODE_MAX)
+                free_kib = min_u64(free_kib, sat_sub_u64(s->node_total_kib[node], node_held));
+        return free_kib;
+}
+
+static void move_memory(struct sim *s, struct sim_vm *v, uint64_t dt_usec) {
+        uint64_t actual = move_toward(v->actual_kib, v->balloon_target_kib, s->balloon_kib_per_sec, dt_usec);
+        if (actual > v->actual_kib)
+                actual = v->actual_kib + min_u64(actual - v->actual_kib, host_free(s, v->info.numa_node));
+        v->actual_kib = actual;
+
+        uint64_t plugged = move_toward(v->info.virtio_mem_current_kib, v->info.virtio_mem_requested_kib,
+                                       s->balloon_kib_per_sec, dt_usec);
+        if (plugged > v->info.virtio_mem_current_kib)
+                plugged = v->info.virtio_mem_current_kib +
+                          min_u64(plugged - v->info.virtio_mem_current_kib, host_free(s, v->info.numa_node));
+        if (v->info.virtio_mem_block_kib)
+                plugged -= plugged % v->info.virtio_mem_block_kib;
+        v->info.virtio_mem_current_kib = plugged;
+}
+
+void sim_advance(struct sim *s, uint64_t dt_usec) {
+        uint64_t from = s->now_usec;
+
+        s->now_usec += dt_usec;
+        /* Shrinks first, so memory given back this step can fund another VM's growth. */
+        for (int pass = 0; pass < 2; pass++)
+                for (size_t i = 0; i < s->n_vms; i++) {
+                        struct sim_vm *v = &s->vms[i];
+                        bool grows = v->balloon_target_kib > v->actual_kib ||
+                                     v->info.virtio_mem_requested_kib > v->info.virtio_mem_current_kib;
+                        /* Without its driver the balloon does not move (a booting guest). */
+                        if (grows == (pass == 1) && driver_up(s, v))
+                                move_memory(s, v, dt_usec);
+                }
+        for (size_t i = 0; i < s->n_vms; i++) {
+                struct sim_vm *v = &s->vms[i];
+                step_demand(s, v, from);
+                for (uint64_t sec = from / USEC_PER_SEC; sec < s->now_usec / USEC_PER_SEC; sec++) {
+                        v->history_pos = (v->history_pos + 1) % SIM_HISTORY;
+                        v->history_kib[v->history_pos] = v->demand_kib;
+                }
+                run_guest(s, v, dt_usec);
+                report(s, v);
+        }
+}

@@ -1,0 +1,146 @@
+/* The simulator's hypervisor: one host, its domains and the guests in them, on a virtual clock,
+ * driven by the controller core tided runs (core/core.h). It produces what tided would observe
+ * (meminfo, balloon statistics, agent reports, lifecycle events) and absorbs the core's actions
+ * (balloon targets, virtio-mem sizes, releases) the way a host does: balloons move at a
+ * configurable rate, virtio-mem plugs in blocks, guests follow a demand over time, and a guest
+ * left with less than it needs deflates its balloon (deflate-on-oom) or counts an OOM.
+ *
+ * `tidectl plan --settle` and the benchmarks run through it; nothing here decides what tide does:
+ * that is core_tick(). No I/O, no clock: time is sim->now_usec. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+#include "policy/config.h"
+#include "policy/policy.h"
+
+/* Measured here under TCG (ENVIRONMENT.md): a Linux guest's balloon went 512 -> 200 MiB in ~0.8 s. */
+#define SIM_BALLOON_KIB_PER_SEC (UINT64_C(390) * 1024)
+/* How long a booting guest runs before its balloon driver and agent report (tiny test guests
+ * here: 11-22 s from create to the agent's first report under TCG; a KVM guest is faster). */
+#define SIM_DRIVER_UP_USEC (UINT64_C(5) * 1000000)
+#define SIM_STEPS_MAX 16
+/* Seconds of demand a VM remembers, for an agent that reports late (lag at most this - 1 s). */
+#define SIM_HISTORY 64
+#define SIM_NAME_MAX 64
+
+/* What the guest uses over time (host frame: comparable with what the VM holds). */
+enum sim_demand_kind {
+        SIM_DEMAND_CONSTANT, /* base_kib */
+        SIM_DEMAND_STEPS,    /* base_kib, then steps[k].kib from steps[k].at_usec on */
+        SIM_DEMAND_RAMP,     /* base_kib to to_kib, linearly over [from_usec, from_usec + len_usec] */
+        SIM_DEMAND_WALK,     /* base_kib, each second +-step_kib at random (seed), within [min_kib, max_kib] */
+};
+
+struct sim_demand {
+        enum sim_demand_kind kind;
+        uint64_t base_kib;
+        size_t n_steps;
+        struct {
+                uint64_t at_usec, kib;
+        } steps[SIM_STEPS_MAX];
+        uint64_t to_kib, from_usec, len_usec;
+        uint64_t step_kib, min_kib, max_kib, seed;
+};
+
+/* How the guest's tide-agent behaves. */
+enum sim_agent {
+        SIM_AGENT_NONE,   /* no agent: balloon statistics only (when the driver reports them) */
+        SIM_AGENT_HONEST, /* reports its use every second */
+        SIM_AGENT_LATE,   /* reports every second what it used lag_usec ago */
+        SIM_AGENT_LIAR,   /* reports its use times lie_factor */
+        SIM_AGENT_FLOOD,  /* many reports between two ticks, alternating its use and twice it: the
+                           * last one the channel accepted is what the core sees */
+        SIM_AGENT_SILENT, /* reported until silent_usec (may be before the start), then never */
+};
+
+struct sim_vm_spec {
+        char name[SIM_NAME_MAX];
+        uint64_t boot_kib;             /* the domain's boot size (<memory>) */
+        uint64_t vmem_max_kib, vmem_block_kib; /* virtio-mem device; 0: none */
+        bool deflate_on_oom;
+        int node;                      /* NUMA node the memory is bound to, -1 none */
+        bool have_policy;
+        struct vm_policy policy;
+        struct sim_demand demand;
+        double psi_some_avg10;         /* the guest's memory PSI (agent reports only) */
+        uint64_t floor_kib;            /* the agent's safe floor */
+        enum sim_agent agent;
+        uint64_t lag_usec, silent_usec;
+        double lie_factor;
+        bool balloon_stats;            /* the balloon driver reports statistics */
+        /* At the start: running since uptime_usec (found by tided), or booting (a start event
+         * at the first tick; its drivers report after SIM_DRIVER_UP_USEC - uptime_usec). */
+        bool booting;
+        uint64_t uptime_usec;
+        uint64_t assigned_kib;         /* what it holds at the start; 0: its boot size */
+        bool oom_at_start;             /* the guest deflates its balloon by a tenth of what it holds
+                                        * once tided has set a target (deflate-on-oom) */
+};
+
+struct sim_vm {
+        struct sim_vm_spec spec;
+        struct hv_domain info;          /* as libvirt would describe it */
+        uint64_t actual_kib;            /* the balloon's actual */
+        uint64_t balloon_target_kib;    /* where the host set it */
+        uint64_t demand_kib;            /* what the guest uses now */
+        uint64_t walk_state;            /* the random walk's (and a flooding agent's) generator */
+        uint64_t history_kib[SIM_HISTORY]; /* demand, one a second, for late reports */
+        size_t history_pos;
+        uint64_t boot_start_usec;       /* when it (re)booted */
+        bool start_pending;
+        struct agent_report report;     /* the last report tided received */
+        bool has_report, report_fresh;
+        uint64_t report_usec, report_seq;
+        bool oom_done;
+        /* What happened to it. */
+        uint64_t warning_usec;          /* time it held less than its demand */
+        uint64_t oom_events;            /* a guest OOM: less than it needs and no balloon to take back */
+        uint64_t oom_deflates;          /* it took pages back from its balloon */
+        bool in_oom;
+        struct core_vm state;           /* what the core carries for it */
+};
+
+struct sim {
+        struct tide_config cfg;
+        uint64_t now_usec, start_usec;
+        uint64_t total_kib;             /* host memory */
+        uint64_t other_kib;             /* held by the host itself, outside the VMs */
+        unsigned n_nodes;
+        uint64_t node_total_kib[CORE_NODE_MAX];
+        uint64_t balloon_kib_per_sec;   /* 0: a balloon reaches its target at once */
+        struct sim_vm *vms;
+        size_t n_vms, cap;
+        uint64_t ticks;
+        uint64_t balloon_ops, vmem_ops, releases;
+        /* The core's last tick. */
+        struct core *core;
+        size_t obs_cap;
+        struct core_vm_obs *obs;
+        struct core_vm_out *out;
+        struct core_host_out host_out;
+};
+
+/* A host of total_kib at virtual time start_usec (> 0). Returns 0 or -ENOMEM. */
+int sim_init(struct sim *s, const struct tide_config *cfg, uint64_t total_kib, uint64_t start_usec);
+void sim_done(struct sim *s);
+
+/* Adds a domain. Returns its index, -EINVAL for a spec that cannot exist (no name, boot size 0,
+ * a policy that does not validate, assigned above what it can hold), -ENOMEM. */
+int sim_add_vm(struct sim *s, const struct sim_vm_spec *spec);
+
+/* A demand profile's value t_usec after the simulation began (a walk's is its base: the walk
+ * itself is stepped per VM by sim_advance()). */
+uint64_t sim_demand_at(const struct sim_demand *d, uint64_t t_usec);
+
+/* One tick of tided at s->now_usec: observe, core_tick(), apply. Returns core_tick()'s result. */
+int sim_tick(struct sim *s);
+/* Time passes: balloons and virtio-mem move toward their targets, guests boot, use what their
+ * demand says, report, and run out of memory. */
+void sim_advance(struct sim *s, uint64_t dt_usec);
+
+/* What a VM holds: balloon actual + plugged virtio-mem. */
+uint64_t sim_vm_assigned_kib(const struct sim_vm *v);

@@ -1,0 +1,215 @@
+/* The controller core on hand-made observations: no hypervisor, no daemon, no clock. Every
+ * decision tided makes can be replayed this way. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "common/macro.h"
+#include "core/core.h"
+
+#define MIB(x) ((uint64_t) (x) * KIB_PER_MIB)
+#define SEC(x) ((uint64_t) (x) * USEC_PER_SEC)
+
+static struct tide_config cfg;
+static struct core *core;
+static struct hv_domain dom;
+static struct core_vm state;
+static struct core_vm_obs obs;
+static struct core_vm_out out;
+static struct core_host_out hout;
+static struct core_host_obs host = { .total_kib = MIB(16384), .available_kib = MIB(12000) };
+
+/* A running 1 GiB domain with a policy (minimum 256 MiB), found at t=1 s. */
+static void setup(void) {
+        config_init(&cfg);
+        core = core_new();
+        dom = (struct hv_domain){ .active = true, .max_kib = MIB(1024), .current_kib = MIB(1024), .has_balloon = true,
+                                  .numa_node = -1 };
+        snprintf(dom.name, sizeof(dom.name), "web");
+        core_vm_init(&state, SEC(1));
+        obs = (struct core_vm_obs){ .info = &dom, .have_policy = true, .state = &state };
+        policy_init(&obs.policy);
+        obs.policy.startup_kib = obs.policy.maximum_kib = MIB(1024);
+        obs.policy.minimum_kib = MIB(256);
+}
+
+static void teardown(void) {
+        core = core_free(core);
+}
+
+TestSuite(core, .init = setup, .fini = teardown);
+
+/* A balloon sample: the guest holds `actual`, uses `used` of it (no deflate-on-oom), and its
+ * statistics were refreshed at guest second `update`. */
+static void sample(uint64_t actual, uint64_t used, uint64_t update) {
+        memset(&obs.stats, 0xff, sizeof(obs.stats));
+        obs.fresh_stats = obs.stats_ok = true;
+        obs.stats.actual_kib = actual;
+        obs.stats.available_kib = actual;
+        obs.stats.usable_kib = actual - used;
+        obs.stats.rss_kib = actual;
+        obs.stats.last_update_sec = update;
+}
+
+static void tick(uint64_t now, bool grow_only) {
+        cr_assert_eq(core_tick(core, &cfg, &host, &obs, 1, now, grow_only, &out, &hout), 0);
+        obs.start = CORE_START_NONE;
+        obs.stopped = false;
+        obs.report_fresh = false;
+}
+
+static const char *reason(void) {
+        static char buf[160];
+        return core_reason_format(&state, buf, sizeof(buf));
+}
+
+Test(core, a_first_sample_is_only_a_baseline_and_moves_nothing) {
+        sample(MIB(1024), MIB(100), 50);
+        tick(SEC(200), false);
+        cr_assert(!out.set_balloon);
+        cr_assert_str_eq(reason(), "hold: no demand data");
+        sample(MIB(1024), MIB(100), 51);
+        tick(SEC(201), false);
+        cr_assert(out.set_balloon, "%s", reason());
+        cr_assert_lt(out.balloon_kib, MIB(1024));
+}
+
+Test(core, a_domain_found_running_waits_its_quiet_period_from_when_it_was_found) {
+        sample(MIB(1024), MIB(100), 50);
+        tick(SEC(2), false);
+        sample(MIB(1024), MIB(100), 51);
+        tick(SEC(3), false);
+        cr_assert(!out.set_balloon);
+        cr_assert_str_eq(reason(), "hold: quiet period 43 s left", "45 s from t=1 s, when it was found: %s", reason());
+}
+
+Test(core, the_agents_uptime_may_end_the_quiet_period_sooner) {
+        obs.has_report = obs.report_fresh = true;
+        obs.report = (struct agent_report){ .seq = 1, .uptime_ms = 3600 * 1000, .total_kib = MIB(1024),
+                                            .available_kib = MIB(924) };
+        core_vm_init(&state, SEC(5000));
+        obs.report_usec = SEC(5001);
+        sample(MIB(1024), MIB(100), 50);
+        tick(SEC(5002), false);
+        cr_assert(out.set_balloon, "%s", reason());
+        cr_assert(state.agent_demand);
+        cr_assert_eq(state.early_above_kib, (int64_t) (MIB(100) + cfg.deadband_kib), "use + dead-band");
+}
+
+Test(core, a_boot_holds_startup_until_the_balloon_driver_reports) {
+        sample(MIB(1024), MIB(100), 50);
+        tick(SEC(100), false);
+        obs.start = CORE_START_BOOT;
+        sample(MIB(512), MIB(100), 0);
+        tick(SEC(101), false);
+        cr_assert(state.booting);
+        cr_assert(out.set_balloon);
+        cr_assert_eq(out.balloon_kib, MIB(1024), "startup memory");
+        core_vm_applied(&state, &out, false, true, MIB(512), SEC(101));
+        sample(MIB(1024), MIB(100), 7);
+        tick(SEC(102), false);
+        cr_assert(state.booting, "a first sample after a boot is a baseline");
+        sample(MIB(1024), MIB(100), 8);
+        tick(SEC(103), false);
+        cr_assert(!state.booting);
+        cr_assert_str_eq(reason(), "hold: quiet period 43 s left", "45 s from the boot at 101 s: %s", reason());
+}
+
+Test(core, a_policy_that_goes_away_is_released_until_the_release_works) {
+        sample(MIB(600), MIB(100), 50);
+        tick(SEC(100), false);
+        obs.have_policy = false;
+        tick(SEC(101), false);
+        cr_assert(out.release);
+        cr_assert_eq(core_release_split(&dom).balloon_kib, MIB(1024));
+        core_vm_released(&state, false);
+        tick(SEC(102), false);
+        cr_assert(out.release, "asked again after a failure");
+        core_vm_released(&state, true);
+        tick(SEC(103), false);
+        cr_assert(!out.release, "once done, never again");
+        cr_assert(!out.set_balloon);
+}
+
+Test(core, a_policy_cleared_while_stopped_needs_no_release) {
+        sample(MIB(600), MIB(100), 50);
+        tick(SEC(100), false);
+        dom.active = false;
+        obs.stopped = true;
+        obs.have_policy = false;
+        tick(SEC(101), false);
+        cr_assert(!out.release);
+        dom.active = true;
+        obs.start = CORE_START_BOOT;
+        tick(SEC(102), false);
+        cr_assert(!out.release, "it booted at its boot size");
+}
+
+Test(core, an_early_tick_only_grows) {
+        cfg.quiet_usec = 0;
+        sample(MIB(1024), MIB(100), 50);
+        tick(SEC(100), false);
+        sample(MIB(1024), MIB(100), 51);
+        tick(SEC(101), true);
+        cr_assert(!out.set_balloon, "a shrink waits for the regular tick: %s", reason());
+        sample(MIB(1024), MIB(100), 52);
+        tick(SEC(102), false);
+        cr_assert(out.set_balloon);
+}
+
+Test(core, a_cgroup_partition_limit_caps_what_the_vms_may_hold) {
+        sample(MIB(1024), MIB(100), 50);
+        tick(SEC(100), false);
+        uint64_t roomy = hout.host.usable_kib;
+        host.partition_limit_kib = MIB(2048);
+        host.partition_usage_kib = MIB(1536);
+        tick(SEC(101), false);
+        /* 512 MiB left in the partition + the 1 GiB the VM holds, the host reserve added back. */
+        cr_assert_eq(hout.host.usable_kib, MIB(512) + MIB(1024) + hout.host.reserve_kib);
+        cr_assert_lt(hout.host.usable_kib, roomy);
+        host.partition_limit_kib = host.partition_usage_kib = 0;
+}
+
+Test(core, a_huge_balloon_actual_counts_as_the_boot_size) {
+        sample(MIB(1024), MIB(100), 50);
+        obs.stats.actual_kib = UINT64_C(1) << 40;
+        tick(SEC(100), false);
+        cr_assert(out.logs & CORE_LOG_CLAMPED);
+        cr_assert_eq(out.assigned_kib, MIB(1024));
+}
+
+Test(core, an_agent_claiming_more_than_qemu_holds_is_not_believed) {
+        sample(MIB(1024), MIB(100), 50);
+        obs.stats.rss_kib = MIB(200);
+        obs.has_report = obs.report_fresh = true;
+        obs.report = (struct agent_report){ .seq = 1, .uptime_ms = 1000, .total_kib = MIB(1024), .available_kib = MIB(24) };
+        obs.report_usec = SEC(100);
+        tick(SEC(100), false);
+        cr_assert(out.logs & CORE_LOG_DISTRUST);
+        cr_assert_not_null(strstr(out.distrust_why, "resident"));
+        cr_assert(!state.agent_demand);
+}
+
+Test(core, a_deflate_on_oom_rise_is_a_guest_oom_and_is_grown) {
+        cfg.quiet_usec = 0;
+        dom.balloon_deflate_on_oom = true;
+        sample(MIB(1024), MIB(100), 50);
+        tick(SEC(100), false);
+        sample(MIB(1024), MIB(100), 51);
+        obs.stats.usable_kib = MIB(1024) - MIB(100); /* with deflate-on-oom the balloon counts as used */
+        tick(SEC(101), false);
+        cr_assert(out.set_balloon);
+        core_vm_applied(&state, &out, false, true, MIB(1024), SEC(101));
+        uint64_t target = out.balloon_kib;
+        sample(target, MIB(100), 52);
+        obs.stats.available_kib = MIB(1024);
+        obs.stats.usable_kib = MIB(1024) - MIB(100) - (MIB(1024) - target);
+        tick(SEC(102), false);
+        cr_assert(!(out.logs & CORE_LOG_GUEST_OOM), "at its target: no OOM");
+        sample(target + MIB(16), MIB(100), 53);
+        obs.stats.available_kib = MIB(1024);
+        obs.stats.usable_kib = MIB(1024) - MIB(100) - (MIB(1024) - target - MIB(16));
+        tick(SEC(103), false);
+        cr_assert(out.logs & CORE_LOG_GUEST_OOM, "logs %#x", out.logs);
+        cr_assert_eq(out.oom_took_kib, MIB(16), "%lu KiB", (unsigned long) out.oom_took_kib);
+        cr_assert(state.decision.flags & ENGINE_FLAG_GUEST_OOM, "%s", reason());
+}
