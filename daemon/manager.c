@@ -8,6 +8,7 @@
 
 #include "balloon/collect.h"
 #include "balloon/metadata.h"
+#include "common/cgroup.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/meminfo.h"
@@ -32,6 +33,7 @@ struct dom {
         enum core_start start;         /* events since the last tick, for the core */
         bool stopped;
         bool release_failed;           /* the last release failed (logged once) */
+        char partition[HV_PARTITION_MAX]; /* its cgroup partition while running, "" unknown */
         struct core_vm core;           /* what the core carries for this domain */
         char reason[SNAPSHOT_REASON_MAX];
         struct channel *chan;          /* tide-agent channel; NULL without one. Heap: the event
@@ -58,6 +60,9 @@ struct manager {
         struct event_unknown unknown[EVENTS_UNKNOWN_MAX];
         size_t n_unknown;
         unsigned early_pending;        /* channels whose report asked for an early tick */
+        char cgroup_root[CGROUP_PATH_MAX]; /* "" : partition limits are not read */
+        char partition[HV_PARTITION_MAX];  /* the managed VMs' common partition, "" none */
+        int partition_errno;               /* the last failure reading its limit (logged once) */
 
         struct core *core;
         size_t cap;
@@ -224,6 +229,28 @@ static void note_event(struct manager *m, struct dom *d, enum hv_event_kind kind
         }
 }
 
+/* The partition whose memory limit bounds the managed VMs: theirs when they share one. VMs in
+ * different partitions would each need their own bound; until tide shares memory per partition,
+ * none is applied then (docs/ARCHITECTURE.md). */
+static void pick_partition(struct manager *m) {
+        const char *common = NULL;
+        for (size_t i = 0; i < m->n_doms; i++) {
+                const struct dom *d = &m->doms[i];
+                if (!d->info.active || !d->have_policy || !d->partition[0])
+                        continue;
+                if (common && !streq(common, d->partition)) {
+                        common = "";
+                        break;
+                }
+                common = d->partition;
+        }
+        snprintf(m->partition, sizeof(m->partition), "%s", common ? common : "");
+}
+
+void manager_set_cgroup_root(struct manager *m, const char *root) {
+        snprintf(m->cgroup_root, sizeof(m->cgroup_root), "%s", root ? root : "");
+}
+
 int manager_refresh(struct manager *m, uint64_t now_usec) {
         _cleanup_free_ struct hv_domain *list = NULL;
         char err[HV_ERR_MAX] = "";
@@ -280,6 +307,12 @@ int manager_refresh(struct manager *m, uint64_t now_usec) {
                 }
                 d->seen = true;
                 sync_channel(m, d);
+                if (!d->info.active)
+                        d->partition[0] = '\0';
+                else if (!d->partition[0] && m->hv->ops->get_partition &&
+                         m->hv->ops->get_partition(m->hv->h, d->info.uuid, d->partition, sizeof(d->partition), err,
+                                                   sizeof(err)) < 0)
+                        log_debug("%s: cannot read its cgroup partition: %s", d->info.name, err);
                 if (d->info.active && d->have_policy && d->info.has_balloon) {
                         /* Our staleness clock is this period: the guest refreshes once a second. */
                         r = m->hv->ops->set_stats_period(m->hv->h, d->info.uuid, 1, err, sizeof(err));
@@ -298,6 +331,7 @@ int manager_refresh(struct manager *m, uint64_t now_usec) {
                         drop_channel(m, &m->doms[i]);
         }
         m->n_doms = k;
+        pick_partition(m);
         m->dirty = false;
         m->last_refresh_usec = now_usec;
         return 0;
@@ -622,6 +656,14 @@ static int read_host(struct manager *m, struct core_host_obs *ret) {
                                        .partition_limit_kib = hm.partition_limit_kib,
                                        .partition_usage_kib = hm.partition_usage_kib };
         memcpy(ret->node_free_kib, hm.node_free_kib, ret->n_nodes * sizeof(ret->node_free_kib[0]));
+        if (m->cgroup_root[0] && m->partition[0]) {
+                r = cgroup_partition_memory_at(m->cgroup_root, m->partition, &ret->partition_limit_kib,
+                                               &ret->partition_usage_kib);
+                if (r < 0 && r != m->partition_errno)
+                        log_warning_errno(r, "Cannot read the memory limit of cgroup partition %s: %m; using the host's",
+                                          m->partition);
+                m->partition_errno = r < 0 ? r : 0;
+        }
         return 0;
 }
 

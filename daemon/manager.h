@@ -39,6 +39,11 @@ int manager_new(struct hv *hv, const struct tide_config *cfg, manager_host_fn ho
                 struct manager **ret);
 struct manager *manager_free(struct manager *m); /* accepts NULL, returns NULL */
 
+/* Where cgroups are mounted (tided: /sys/fs/cgroup; tests: a fixture tree). With a root set, the
+ * memory limit of the cgroup partition the managed VMs share (libvirt's <resource><partition>)
+ * bounds what they may hold, when lower than the host's (common/cgroup.h). NULL or "": not read. */
+void manager_set_cgroup_root(struct manager *m, const char *root);
+
 /* Replaces the configuration (SIGHUP). */
 void manager_set_config(struct manager *m, const struct tide_config *cfg);
 

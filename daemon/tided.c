@@ -236,6 +236,7 @@ static int run(struct tided *t, const char *socket_override) {
         if ((r = manager_new(&t->hv, &t->cfg, manager_host_live, NULL, &t->manager)) < 0)
                 return log_error_errno(r, "Failed to create the manager: %m");
         /* Everything is rebuilt from libvirt: policies from metadata, sizes from the domains. */
+        manager_set_cgroup_root(t->manager, "/sys/fs/cgroup");
         if ((r = manager_refresh(t->manager, clock_now_usec())) < 0)
                 return r;
 

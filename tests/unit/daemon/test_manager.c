@@ -523,6 +523,26 @@ Test(manager, a_domain_created_and_started_within_one_tick_is_booting) {
         cr_assert_str_eq(manager_snapshot(m)->domains[0].reason, "booting: startup 1GiB");
 }
 
+/* VMs fenced into a cgroup partition with a memory limit (a libvirt <resource><partition>)
+ * get at most what the partition allows, however much the host has free. */
+Test(manager, a_cgroup_partition_limit_bounds_the_vms_below_the_hosts_memory) {
+        add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
+        snprintf(fake.partition[0], sizeof(fake.partition[0]), "/machine/tenant");
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        set_policy("web", MIB(256), MIB(1024), MIB(1024));
+        cr_assert_eq(manager_tick(m, SEC(101)), 0);
+        uint64_t host_only = manager_snapshot(m)->host.usable_kib;
+
+        /* 2 GiB limit, 1.5 GiB used: 512 MiB left + the 512 MiB the VM has resident. */
+        manager_set_cgroup_root(m, "tests/fixtures/cgroup/v1-limited");
+        cr_assert_eq(manager_tick(m, SEC(102)), 0);
+        const struct snapshot *s = manager_snapshot(m);
+        cr_assert_eq(s->host.usable_kib, MIB(512) + MIB(512) + s->host.reserve_kib);
+        cr_assert_lt(s->host.usable_kib, host_only);
+        cr_assert_eq(s->host.capacity_kib, MIB(1024));
+}
+
 Test(control, non_root_may_read_but_not_change) {
         add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
         cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
