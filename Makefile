@@ -38,7 +38,10 @@ fuzz:
 
 bench: all
 	$(BUILD)/bin/bench_engine --vms 10000 --ticks 200
-	$(BUILD)/bin/bench_manager --domains 64 --ticks 200
+	$(BUILD)/bin/bench_core --vms 1000 --ticks 200
+	$(BUILD)/bin/bench_core --vms 10000 --ticks 100
+	$(BUILD)/bin/bench_core --vms 10000 --ticks 100 --short
+	$(BUILD)/bin/bench_manager --domains 1000 --ticks 100
 	$(BUILD)/bin/bench_channel --mib 32 --runs 7
 
 demo: deps

@@ -52,7 +52,7 @@ struct manager {
         void *host_userdata;
 
         struct dom *doms;
-        size_t n_doms;
+        size_t n_doms, doms_cap;
         bool dirty;
         uint64_t last_refresh_usec;
         uint64_t start_usec;
@@ -279,10 +279,16 @@ int manager_refresh(struct manager *m, uint64_t now_usec) {
                         continue;
                 }
                 if (!d) {
-                        struct dom *grown = realloc(m->doms, (m->n_doms + 1) * sizeof(*grown));
-                        if (!grown)
-                                return log_error_errno(-ENOMEM, "Out of memory tracking domains");
-                        m->doms = grown;
+                        /* Doubling: a host listing 1,000 domains at start reallocates ten
+                         * times, not a thousand. */
+                        if (m->n_doms == m->doms_cap) {
+                                size_t cap = m->doms_cap ? m->doms_cap * 2 : 16;
+                                struct dom *grown = realloc(m->doms, cap * sizeof(*grown));
+                                if (!grown)
+                                        return log_error_errno(-ENOMEM, "Out of memory tracking domains");
+                                m->doms = grown;
+                                m->doms_cap = cap;
+                        }
                         d = &m->doms[m->n_doms++];
                         *d = (struct dom){ .info = list[i] };
                         core_vm_init(&d->core, now_usec);
@@ -369,7 +375,7 @@ void manager_on_event(struct manager *m, enum hv_event_kind kind, const char *uu
 static int ensure_capacity(struct manager *m, size_t n) {
         if (n <= m->cap && m->obs)
                 return 0;
-        size_t cap = n < 16 ? 16 : n * 2;
+        size_t cap = n < 16 ? 16 : n + n / 4;
         struct core_vm_obs *obs = calloc(cap, sizeof(*obs));
         struct core_vm_out *out = calloc(cap, sizeof(*out));
         if (!obs || !out) {

@@ -138,7 +138,26 @@ static uint64_t guest_available(const struct sim_vm *v, uint64_t used_kib) {
         return sat_sub_u64(guest_memtotal(v), used_kib + balloon);
 }
 
-static void observe(struct sim *s, struct core_host_obs *host) {
+void sim_vm_stats(const struct sim *s, const struct sim_vm *v, struct hv_mem_stats *ret) {
+        memset(ret, 0xff, sizeof(*ret));
+        ret->actual_kib = v->actual_kib;
+        /* A guest touched what it holds: QEMU's resident set. */
+        ret->rss_kib = sim_vm_assigned_kib(v);
+        /* Once its driver is up the guest refreshes its statistics every second; with
+         * balloon_stats false they carry no memory figures (as a driver without them). */
+        ret->last_update_sec = driver_up(s, v) ? s->now_usec / USEC_PER_SEC : 0;
+        if (v->spec.balloon_stats && driver_up(s, v)) {
+                ret->available_kib = guest_memtotal(v);
+                ret->usable_kib = guest_available(v, v->demand_kib);
+        }
+}
+
+static int ensure_obs(struct sim *s);
+
+int sim_observe(struct sim *s, struct core_host_obs *host) {
+        int r = ensure_obs(s);
+        if (r < 0)
+                return r;
         uint64_t held = 0, node_held[CORE_NODE_MAX] = { 0 };
 
         for (size_t i = 0; i < s->n_vms; i++) {
@@ -163,23 +182,14 @@ static void observe(struct sim *s, struct core_host_obs *host) {
                                            .report_fresh = v->report_fresh,
                                            .state = &v->state };
                 v->start_pending = false;
-                /* A guest touched what it holds: QEMU's resident set. */
-                memset(&o->stats, 0xff, sizeof(o->stats));
-                o->stats.actual_kib = v->actual_kib;
-                o->stats.rss_kib = assigned;
-                /* Once its driver is up the guest refreshes its statistics every second; with
-                 * balloon_stats false they carry no memory figures (as a driver without them). */
-                o->stats.last_update_sec = driver_up(s, v) ? s->now_usec / USEC_PER_SEC : 0;
-                if (v->spec.balloon_stats && driver_up(s, v)) {
-                        o->stats.available_kib = guest_memtotal(v);
-                        o->stats.usable_kib = guest_available(v, v->demand_kib);
-                }
+                sim_vm_stats(s, v, &o->stats);
         }
         *host = (struct core_host_obs){ .total_kib = s->total_kib,
                                         .available_kib = sat_sub_u64(s->total_kib, s->other_kib + held),
                                         .n_nodes = s->n_nodes };
         for (unsigned k = 0; k < s->n_nodes && k < CORE_NODE_MAX; k++)
                 host->node_free_kib[k] = sat_sub_u64(s->node_total_kib[k], node_held[k]);
+        return 0;
 }
 
 static void apply(struct sim *s, struct sim_vm *v, const struct core_vm_out *o) {
@@ -202,34 +212,43 @@ static void apply(struct sim *s, struct sim_vm *v, const struct core_vm_out *o) 
         }
 }
 
-int sim_tick(struct sim *s) {
-        struct core_host_obs host;
-        int r;
-
-        if (s->n_vms > s->obs_cap || !s->obs) {
-                size_t cap = s->n_vms < 16 ? 16 : s->n_vms * 2;
-                struct core_vm_obs *obs = calloc(cap, sizeof(*obs));
-                struct core_vm_out *out = calloc(cap, sizeof(*out));
-                if (!obs || !out) {
-                        free(obs);
-                        free(out);
-                        return -ENOMEM;
-                }
-                free(s->obs);
-                free(s->out);
-                s->obs = obs;
-                s->out = out;
-                s->obs_cap = cap;
+static int ensure_obs(struct sim *s) {
+        if (s->obs && s->n_vms <= s->obs_cap)
+                return 0;
+        size_t cap = s->n_vms < 16 ? 16 : s->n_vms * 2;
+        struct core_vm_obs *obs = calloc(cap, sizeof(*obs));
+        struct core_vm_out *out = calloc(cap, sizeof(*out));
+        if (!obs || !out) {
+                free(obs);
+                free(out);
+                return -ENOMEM;
         }
-        observe(s, &host);
-        r = core_tick(s->core, &s->cfg, &host, s->obs, s->n_vms, s->now_usec, false, s->out, &s->host_out);
-        if (r < 0)
-                return r;
+        free(s->obs);
+        free(s->out);
+        s->obs = obs;
+        s->out = out;
+        s->obs_cap = cap;
+        return 0;
+}
+
+void sim_apply(struct sim *s) {
         for (size_t i = 0; i < s->n_vms; i++) {
                 apply(s, &s->vms[i], &s->out[i]);
                 s->vms[i].report_fresh = false;
         }
         s->ticks++;
+}
+
+int sim_tick(struct sim *s) {
+        struct core_host_obs host;
+        int r;
+
+        if ((r = sim_observe(s, &host)) < 0)
+                return r;
+        r = core_tick(s->core, &s->cfg, &host, s->obs, s->n_vms, s->now_usec, false, s->out, &s->host_out);
+        if (r < 0)
+                return r;
+        sim_apply(s);
         return 0;
 }
 

@@ -136,11 +136,24 @@ int sim_add_vm(struct sim *s, const struct sim_vm_spec *spec);
  * itself is stepped per VM by sim_advance()). */
 uint64_t sim_demand_at(const struct sim_demand *d, uint64_t t_usec);
 
-/* One tick of tided at s->now_usec: observe, core_tick(), apply. Returns core_tick()'s result. */
+/* One tick of tided at s->now_usec: sim_observe(), core_tick() into s->out, sim_apply().
+ * Returns 0, or core_tick()'s or sim_observe()'s -errno. */
 int sim_tick(struct sim *s);
+/* Its parts, for a benchmark that times the decision alone: what tided would observe now into
+ * s->obs and *host (-ENOMEM), and s->out applied to the simulated host. */
+int sim_observe(struct sim *s, struct core_host_obs *host);
+void sim_apply(struct sim *s);
 /* Time passes: balloons and virtio-mem move toward their targets, guests boot, use what their
  * demand says, report, and run out of memory. */
 void sim_advance(struct sim *s, uint64_t dt_usec);
+
+/* The balloon statistics QEMU would report for the VM now. */
+void sim_vm_stats(const struct sim *s, const struct sim_vm *v, struct hv_mem_stats *ret);
+
+/* The simulated host behind hv_ops (sim_hv.c), so tided's own manager runs on simulated domains
+ * (bench_manager): listing, stats, balloon, virtio-mem and policy metadata act on s; the VMs'
+ * agents are not reachable there (no channel socket). s must outlive the hv. */
+struct hv sim_hv(struct sim *s);
 
 /* What a VM holds: balloon actual + plugged virtio-mem. */
 uint64_t sim_vm_assigned_kib(const struct sim_vm *v);
