@@ -127,15 +127,21 @@ static bool driver_up(const struct sim *s, const struct sim_vm *v) {
         return s->now_usec - v->boot_start_usec >= SIM_DRIVER_UP_USEC;
 }
 
-/* The guest's MemTotal: what it can see. With deflate-on-oom the balloon stays inside it. */
-static uint64_t guest_memtotal(const struct sim_vm *v) {
-        return (v->info.balloon_deflate_on_oom ? v->info.max_kib : v->actual_kib) + v->info.virtio_mem_current_kib;
+void sim_guest_meminfo(const struct hv_domain *d, uint64_t actual_kib, uint64_t kernel_kib, uint64_t used_kib,
+                       uint64_t *ret_total_kib, uint64_t *ret_available_kib) {
+        /* With deflate-on-oom the balloon stays inside MemTotal and counts as used. */
+        uint64_t visible = (d->balloon_deflate_on_oom ? max_u64(d->max_kib, actual_kib) : actual_kib) +
+                           (d->has_virtio_mem ? d->virtio_mem_current_kib : 0);
+        uint64_t balloon = d->balloon_deflate_on_oom ? sat_sub_u64(d->max_kib, actual_kib) : 0;
+        uint64_t total = sat_sub_u64(visible, kernel_kib);
+        *ret_total_kib = total;
+        *ret_available_kib = sat_sub_u64(total, used_kib + balloon);
 }
 
-/* MemTotal - MemAvailable for a use in the host's frame (balloon/collect.h, the other way). */
-static uint64_t guest_available(const struct sim_vm *v, uint64_t used_kib) {
-        uint64_t balloon = v->info.balloon_deflate_on_oom ? sat_sub_u64(v->info.max_kib, v->actual_kib) : 0;
-        return sat_sub_u64(guest_memtotal(v), used_kib + balloon);
+/* The guest's MemTotal and MemAvailable when it uses used_kib in the host's frame. */
+static void guest_meminfo(const struct sim_vm *v, uint64_t used_kib, uint64_t *ret_total, uint64_t *ret_avail) {
+        sim_guest_meminfo(&v->info, v->actual_kib, v->spec.kernel_kib, sat_sub_u64(used_kib, v->spec.kernel_kib),
+                          ret_total, ret_avail);
 }
 
 void sim_vm_stats(const struct sim *s, const struct sim_vm *v, struct hv_mem_stats *ret) {
@@ -146,10 +152,8 @@ void sim_vm_stats(const struct sim *s, const struct sim_vm *v, struct hv_mem_sta
         /* Once its driver is up the guest refreshes its statistics every second; with
          * balloon_stats false they carry no memory figures (as a driver without them). */
         ret->last_update_sec = driver_up(s, v) ? s->now_usec / USEC_PER_SEC : 0;
-        if (v->spec.balloon_stats && driver_up(s, v)) {
-                ret->available_kib = guest_memtotal(v);
-                ret->usable_kib = guest_available(v, v->demand_kib);
-        }
+        if (v->spec.balloon_stats && driver_up(s, v))
+                guest_meminfo(v, v->demand_kib, &ret->available_kib, &ret->usable_kib);
 }
 
 static int ensure_obs(struct sim *s);
@@ -328,13 +332,14 @@ static void report(struct sim *s, struct sim_vm *v) {
 
         if (!driver_up(s, v) || !agent_use(s, v, &used, &psi))
                 return;
-        uint64_t total = guest_memtotal(v);
+        uint64_t total, avail;
+        guest_meminfo(v, used, &total, &avail);
         v->report = (struct agent_report){
                 .seq = ++v->report_seq,
                 .uptime_ms = (s->now_usec - v->boot_start_usec) / 1000,
                 /* A liar claims whatever it likes, its total included. */
                 .total_kib = max_u64(total, used),
-                .available_kib = used > total ? 0 : guest_available(v, used),
+                .available_kib = used > total ? 0 : avail,
                 .has_psi = psi > 0,
                 .some_avg10 = psi,
                 .floor_kib = v->spec.floor_kib,

@@ -68,6 +68,7 @@ struct sim_vm_spec {
         struct sim_demand demand;
         double psi_some_avg10;         /* the guest's memory PSI (agent reports only) */
         uint64_t floor_kib;            /* the agent's safe floor */
+        uint64_t kernel_kib;           /* kept by the guest kernel outside MemTotal (part of its use) */
         enum sim_agent agent;
         uint64_t lag_usec, silent_usec;
         double lie_factor;
@@ -146,6 +147,12 @@ void sim_apply(struct sim *s);
 /* Time passes: balloons and virtio-mem move toward their targets, guests boot, use what their
  * demand says, report, and run out of memory. */
 void sim_advance(struct sim *s, uint64_t dt_usec);
+
+/* The guest's side of balloon/collect.h's frame: the MemTotal and MemAvailable a guest shows
+ * with this balloon actual (and d's plugged virtio-mem) when it uses used_kib of MemTotal and its
+ * kernel keeps kernel_kib outside it. One guest model for the simulator and the daemon's tests. */
+void sim_guest_meminfo(const struct hv_domain *d, uint64_t actual_kib, uint64_t kernel_kib, uint64_t used_kib,
+                       uint64_t *ret_total_kib, uint64_t *ret_available_kib);
 
 /* The balloon statistics QEMU would report for the VM now. */
 void sim_vm_stats(const struct sim *s, const struct sim_vm *v, struct hv_mem_stats *ret);
