@@ -60,7 +60,7 @@ int main(int argc, char **argv) {
                 if (sim_observe(&s, &h) < 0)
                         return 1;
                 uint64_t t0 = bench_nsec();
-                int r = core_tick(s.core, &s.cfg, &h, s.obs, s.n_vms, s.now_usec, false, s.out, &s.host_out);
+                int r = core_tick(s.core, &s.cfg, &h, s.frame.obs, s.n_vms, s.now_usec, false, s.frame.out, &s.host_out);
                 samples[t] = (bench_nsec() - t0) / n;
                 if (r < 0)
                         return 1;

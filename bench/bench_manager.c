@@ -71,7 +71,7 @@ int main(int argc, char **argv) {
         }
         long rss_after = bench_status_kib("VmRSS"), peak = bench_status_kib("VmHWM");
         long anon = bench_status_kib("RssAnon"), file = bench_status_kib("RssFile");
-        size_t sim_kib = (s.cap * sizeof(struct sim_vm) + s.obs_cap * (sizeof(*s.obs) + sizeof(*s.out))) / 1024;
+        size_t sim_kib = (s.cap * sizeof(struct sim_vm) + s.frame.cap * (sizeof(*s.frame.obs) + sizeof(*s.frame.out))) / 1024;
         uint64_t median = bench_percentile(samples, ticks, 50), p95 = bench_percentile(samples, ticks, 95);
         printf("domains=%lu ticks=%lu ns_per_domain_tick median=%" PRIu64 " p95=%" PRIu64
                " rss_kib before=%ld after=%ld peak=%ld (anon %ld, files %ld) sim_kib=%zu"

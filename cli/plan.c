@@ -103,7 +103,7 @@ static void scenario_guest(const struct scenario_vm *sv, uint64_t now, struct si
  * back-off or boot will move once its timer runs out. */
 static bool settled(const struct sim *sim) {
         for (size_t i = 0; i < sim->n_vms; i++) {
-                const struct core_vm_out *o = &sim->out[i];
+                const struct core_vm_out *o = &sim->frame.out[i];
                 const struct sim_vm *v = &sim->vms[i];
                 if (o->set_balloon || o->set_vmem || o->release || v->actual_kib != v->balloon_target_kib ||
                     v->info.virtio_mem_current_kib != v->info.virtio_mem_requested_kib)

@@ -55,6 +55,28 @@ static int ensure_capacity(struct core *c, size_t n) {
         return 0;
 }
 
+int core_frame_reserve(struct core_frame *f, size_t n) {
+        if (f->obs && n <= f->cap)
+                return 0;
+        size_t cap = n < 16 ? 16 : n + n / 4;
+        struct core_vm_obs *obs = calloc(cap, sizeof(*obs));
+        struct core_vm_out *out = calloc(cap, sizeof(*out));
+        if (!obs || !out) {
+                free(obs);
+                free(out);
+                return -ENOMEM;
+        }
+        core_frame_done(f);
+        *f = (struct core_frame){ .obs = obs, .out = out, .cap = cap };
+        return 0;
+}
+
+void core_frame_done(struct core_frame *f) {
+        free(f->obs);
+        free(f->out);
+        *f = (struct core_frame){ 0 };
+}
+
 uint64_t core_actual_kib(const struct core_vm *s, const struct hv_domain *d) {
         return s->stats_ok && s->stats.actual_kib != UINT64_MAX ? s->stats.actual_kib : d->current_kib;
 }

@@ -151,6 +151,17 @@ struct core_host_out {
         uint64_t assigned_kib;      /* sum over running domains */
 };
 
+/* The arrays a shell hands to core_tick(), one entry per domain, grown as domains come. */
+struct core_frame {
+        struct core_vm_obs *obs;
+        struct core_vm_out *out;
+        size_t cap;
+};
+/* Room for n domains (n + n/4 when it grows, so a host adding one at a time reallocates
+ * rarely). Returns 0 or -ENOMEM, leaving the frame as it was. */
+int core_frame_reserve(struct core_frame *f, size_t n);
+void core_frame_done(struct core_frame *f);
+
 /* A domain the caller lists for the first time at found_usec. */
 void core_vm_init(struct core_vm *s, uint64_t found_usec);
 

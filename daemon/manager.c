@@ -65,9 +65,7 @@ struct manager {
         int partition_errno;               /* the last failure reading its limit (logged once) */
 
         struct core *core;
-        size_t cap;
-        struct core_vm_obs *obs;
-        struct core_vm_out *out;
+        struct core_frame frame;       /* observations in, decisions out, one per domain */
         struct core_host_out host_out;
 
         struct snapshot snap;
@@ -146,8 +144,7 @@ struct manager *manager_free(struct manager *m) {
                 drop_channel(m, &m->doms[i]);
         free(m->doms);
         core_free(m->core);
-        free(m->obs);
-        free(m->out);
+        core_frame_done(&m->frame);
         snapshot_done(&m->snap);
         free(m);
         return NULL;
@@ -370,25 +367,6 @@ void manager_on_event(struct manager *m, enum hv_event_kind kind, const char *uu
         m->unknown[m->n_unknown] = (struct event_unknown){ .start = start };
         snprintf(m->unknown[m->n_unknown].uuid, HV_UUID_MAX, "%s", uuid);
         m->n_unknown++;
-}
-
-static int ensure_capacity(struct manager *m, size_t n) {
-        if (n <= m->cap && m->obs)
-                return 0;
-        size_t cap = n < 16 ? 16 : n + n / 4;
-        struct core_vm_obs *obs = calloc(cap, sizeof(*obs));
-        struct core_vm_out *out = calloc(cap, sizeof(*out));
-        if (!obs || !out) {
-                free(obs);
-                free(out);
-                return -ENOMEM;
-        }
-        free(m->obs);
-        free(m->out);
-        m->obs = obs;
-        m->out = out;
-        m->cap = cap;
-        return 0;
 }
 
 /* Reads one domain's balloon statistics (and, with virtio-mem, its plugged size). */
@@ -645,7 +623,7 @@ static int publish(struct manager *m, const struct core_host_obs *h, uint64_t no
                 .tick_usec = m->snap.host.tick_usec,
         };
         for (size_t i = 0; i < m->n_doms; i++)
-                snapshot_row(&m->doms[i], &m->out[i], now_usec, &s.domains[i]);
+                snapshot_row(&m->doms[i], &m->frame.out[i], now_usec, &s.domains[i]);
         snapshot_done(&m->snap);
         m->snap = s;
         return 0;
@@ -684,19 +662,19 @@ static int tick(struct manager *m, uint64_t now_usec, bool early) {
                 (void) manager_refresh(m, now_usec); /* logged inside; keep ticking on what we know */
         if ((r = read_host(m, &host)) < 0)
                 return log_error_errno(r, "Failed to read host memory: %m");
-        if ((r = ensure_capacity(m, m->n_doms)) < 0)
+        if ((r = core_frame_reserve(&m->frame, m->n_doms)) < 0)
                 return log_error_errno(r, "Out of memory for %zu domains", m->n_doms);
 
         for (size_t i = 0; i < m->n_doms; i++)
-                gather(m, &m->doms[i], &m->obs[i], now_usec, early);
+                gather(m, &m->doms[i], &m->frame.obs[i], now_usec, early);
 
-        r = core_tick(m->core, &m->cfg, &host, m->obs, m->n_doms, now_usec, early, m->out, &m->host_out);
+        r = core_tick(m->core, &m->cfg, &host, m->frame.obs, m->n_doms, now_usec, early, m->frame.out, &m->host_out);
         if (r < 0)
                 return log_error_errno(r, "The controller core failed: %m");
 
         for (size_t i = 0; i < m->n_doms; i++) {
                 struct dom *d = &m->doms[i];
-                apply(m, d, &m->out[i], now_usec);
+                apply(m, d, &m->frame.out[i], now_usec);
                 if (!d->chan)
                         continue;
                 d->chan->fresh = false;

@@ -21,8 +21,7 @@ int sim_init(struct sim *s, const struct tide_config *cfg, uint64_t total_kib, u
 void sim_done(struct sim *s) {
         core_free(s->core);
         free(s->vms);
-        free(s->obs);
-        free(s->out);
+        core_frame_done(&s->frame);
         *s = (struct sim){ 0 };
 }
 
@@ -156,17 +155,15 @@ void sim_vm_stats(const struct sim *s, const struct sim_vm *v, struct hv_mem_sta
                 guest_meminfo(v, v->demand_kib, &ret->available_kib, &ret->usable_kib);
 }
 
-static int ensure_obs(struct sim *s);
-
 int sim_observe(struct sim *s, struct core_host_obs *host) {
-        int r = ensure_obs(s);
+        int r = core_frame_reserve(&s->frame, s->n_vms);
         if (r < 0)
                 return r;
         uint64_t held = 0, node_held[CORE_NODE_MAX] = { 0 };
 
         for (size_t i = 0; i < s->n_vms; i++) {
                 struct sim_vm *v = &s->vms[i];
-                struct core_vm_obs *o = &s->obs[i];
+                struct core_vm_obs *o = &s->frame.obs[i];
                 uint64_t assigned = sim_vm_assigned_kib(v);
 
                 held += assigned;
@@ -216,28 +213,9 @@ static void apply(struct sim *s, struct sim_vm *v, const struct core_vm_out *o) 
         }
 }
 
-static int ensure_obs(struct sim *s) {
-        if (s->obs && s->n_vms <= s->obs_cap)
-                return 0;
-        size_t cap = s->n_vms < 16 ? 16 : s->n_vms * 2;
-        struct core_vm_obs *obs = calloc(cap, sizeof(*obs));
-        struct core_vm_out *out = calloc(cap, sizeof(*out));
-        if (!obs || !out) {
-                free(obs);
-                free(out);
-                return -ENOMEM;
-        }
-        free(s->obs);
-        free(s->out);
-        s->obs = obs;
-        s->out = out;
-        s->obs_cap = cap;
-        return 0;
-}
-
 void sim_apply(struct sim *s) {
         for (size_t i = 0; i < s->n_vms; i++) {
-                apply(s, &s->vms[i], &s->out[i]);
+                apply(s, &s->vms[i], &s->frame.out[i]);
                 s->vms[i].report_fresh = false;
         }
         s->ticks++;
@@ -249,7 +227,7 @@ int sim_tick(struct sim *s) {
 
         if ((r = sim_observe(s, &host)) < 0)
                 return r;
-        r = core_tick(s->core, &s->cfg, &host, s->obs, s->n_vms, s->now_usec, false, s->out, &s->host_out);
+        r = core_tick(s->core, &s->cfg, &host, s->frame.obs, s->n_vms, s->now_usec, false, s->frame.out, &s->host_out);
         if (r < 0)
                 return r;
         sim_apply(s);

@@ -119,9 +119,7 @@ struct sim {
         uint64_t balloon_ops, vmem_ops, releases;
         /* The core's last tick. */
         struct core *core;
-        size_t obs_cap;
-        struct core_vm_obs *obs;
-        struct core_vm_out *out;
+        struct core_frame frame;        /* its observations and decisions (frame.out[i] per VM) */
         struct core_host_out host_out;
 };
 
@@ -137,11 +135,11 @@ int sim_add_vm(struct sim *s, const struct sim_vm_spec *spec);
  * itself is stepped per VM by sim_advance()). */
 uint64_t sim_demand_at(const struct sim_demand *d, uint64_t t_usec);
 
-/* One tick of tided at s->now_usec: sim_observe(), core_tick() into s->out, sim_apply().
+/* One tick of tided at s->now_usec: sim_observe(), core_tick() into s->frame.out, sim_apply().
  * Returns 0, or core_tick()'s or sim_observe()'s -errno. */
 int sim_tick(struct sim *s);
 /* Its parts, for a benchmark that times the decision alone: what tided would observe now into
- * s->obs and *host (-ENOMEM), and s->out applied to the simulated host. */
+ * s->frame.obs and *host (-ENOMEM), and s->frame.out applied to the simulated host. */
 int sim_observe(struct sim *s, struct core_host_obs *host);
 void sim_apply(struct sim *s);
 /* Time passes: balloons and virtio-mem move toward their targets, guests boot, use what their
