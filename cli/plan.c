@@ -82,9 +82,11 @@ static void scenario_guest(const struct scenario_vm *sv, uint64_t now, struct si
                 .oom_at_start = vm->guest_reclaimed,
         };
         snprintf(g->name, sizeof(g->name), "%s", sv->name);
-        /* Above the startup memory, a virtio-mem device makes up the maximum. */
-        if (vm->policy.maximum_kib > vm->policy.startup_kib) {
-                g->vmem_max_kib = vm->policy.maximum_kib - vm->policy.startup_kib;
+        /* Above the startup memory, a virtio-mem device makes up the maximum, or what the VM
+         * holds when that is more (a maximum lowered below it). */
+        uint64_t reach = vm->policy.maximum_kib > vm->assigned_kib ? vm->policy.maximum_kib : vm->assigned_kib;
+        if (reach > vm->policy.startup_kib) {
+                g->vmem_max_kib = reach - vm->policy.startup_kib;
                 g->vmem_block_kib = POLICY_ALIGN_KIB;
         }
         if (sv->demand_age_usec) {

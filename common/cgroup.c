@@ -15,7 +15,7 @@ int cgroup_parse_bytes(const char *text, uint64_t *ret_kib) {
         while (*text == ' ')
                 text++;
         if (strncmp(text, "max", 3) == 0 && (text[3] == '\0' || text[3] == '\n')) {
-                *ret_kib = 0;
+                *ret_kib = CGROUP_UNLIMITED;
                 return 0;
         }
         if (*text < '0' || *text > '9')
@@ -24,7 +24,7 @@ int cgroup_parse_bytes(const char *text, uint64_t *ret_kib) {
         unsigned long long v = strtoull(text, &end, 10);
         if (errno || (*end != '\0' && *end != '\n'))
                 return -EINVAL;
-        *ret_kib = v >= CGROUP_V1_UNLIMITED_BYTES ? 0 : (uint64_t) (v / 1024);
+        *ret_kib = v >= CGROUP_V1_UNLIMITED_BYTES ? CGROUP_UNLIMITED : (uint64_t) (v / 1024);
         return 0;
 }
 
@@ -86,9 +86,18 @@ int cgroup_partition_memory_at(const char *root, const char *partition, uint64_t
                         snprintf(dir, sizeof(dir), "%s%s", v == 1 ? "/memory" : "", names[k]);
                         if (!is_dir(root, dir))
                                 continue;
-                        if ((r = read_kib(root, dir, v == 1 ? "memory.limit_in_bytes" : "memory.max", &limit)) < 0 ||
+                        const char *limit_file = v == 1 ? "memory.limit_in_bytes" : "memory.max";
+                        if ((r = read_kib(root, dir, limit_file, &limit)) < 0 ||
                             (r = read_kib(root, dir, v == 1 ? "memory.usage_in_bytes" : "memory.current", &usage)) < 0)
                                 return r == -ENOENT ? -EINVAL : r;
+                        /* The parents' limits bound it too; the hierarchy's root has none. */
+                        for (char *slash = strrchr(dir, '/'); slash && slash > dir + (v == 1 ? 7 : 0);
+                             slash = strrchr(dir, '/')) {
+                                uint64_t up;
+                                *slash = '\0';
+                                if (read_kib(root, dir, limit_file, &up) == 0 && up < limit)
+                                        limit = up;
+                        }
                         *ret_limit_kib = limit;
                         *ret_usage_kib = usage;
                         return 0;

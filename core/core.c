@@ -116,6 +116,7 @@ static void new_run(struct core_vm *s, uint64_t now_usec, bool boot) {
         s->last_update_seen = 0;
         s->memo = (struct engine_memo){ 0 };
         s->set_balloon_kib = 0;
+        s->early_above_kib = INT64_MAX; /* the last run's use says nothing of this one's */
         forget_balloon_progress(s);
 }
 
@@ -147,6 +148,7 @@ static void track_lifecycle(const struct core_vm_obs *o, uint64_t now_usec) {
                 /* Newly managed: do not act on stats older than this moment. */
                 s->stats_advanced = false;
                 s->memo = (struct engine_memo){ 0 };
+                s->early_above_kib = INT64_MAX;
         }
         if (o->have_policy || !active)
                 s->release_pending = false;
@@ -374,7 +376,7 @@ static struct engine_host host_capacity(const struct core_host_obs *h, const str
                 .usable_kib = h->available_kib + rss_sum,
                 .reserve_kib = config_reserve_kib(cfg, h->total_kib),
         };
-        if (h->partition_limit_kib) {
+        if (h->partition_limited) {
                 uint64_t part = sat_sub_u64(h->partition_limit_kib, h->partition_usage_kib) + rss_sum + host.reserve_kib;
                 host.usable_kib = min_u64(host.usable_kib, part);
         }

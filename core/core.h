@@ -36,7 +36,8 @@ struct core_host_obs {
         unsigned n_nodes;                  /* NUMA nodes; 0 when NUMA is not available */
         uint64_t node_free_kib[CORE_NODE_MAX];
         /* The memory limit of the cgroup partition the VMs run in (libvirt's /machine by default)
-         * and what the partition uses now; limit 0 when there is none or it is unlimited. */
+         * and what the partition uses now, when it has a limit. */
+        bool partition_limited;
         uint64_t partition_limit_kib, partition_usage_kib;
 };
 

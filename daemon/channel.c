@@ -99,7 +99,7 @@ static void handle_line(struct channel *c, const char *line, size_t len, uint64_
                  * by the manager's next regular tick, however often this guest reports. */
                 if (!c->early && c->report.total_kib >= c->report.available_kib &&
                     (int64_t) (c->report.total_kib - c->report.available_kib) > c->early_above_kib) {
-                        c->early = true;
+                        c->early = c->early_counted = true;
                         if (c->early_pending)
                                 (*c->early_pending)++;
                 }

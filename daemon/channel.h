@@ -63,7 +63,8 @@ struct channel {
          * early_above_kib sets `early` and counts in *early_pending, once until the manager's
          * next regular tick clears it. */
         int64_t early_above_kib;    /* INT64_MAX: no report is early */
-        bool early;
+        bool early;                 /* asked since the last regular tick */
+        bool early_counted;         /* ... and counted in *early_pending, not yet served */
         unsigned *early_pending;    /* the manager's counter; NULL: none */
 };
 

@@ -230,7 +230,7 @@ int control_handle(struct manager *m, const char *line, size_t len, bool privile
                                 goto fail;
                         r = manager_policy_set(m, domain, &c, now_usec, note, sizeof(note), err, sizeof(err));
                 } else
-                        r = manager_policy_clear(m, domain, note, sizeof(note), err, sizeof(err));
+                        r = manager_policy_clear(m, domain, now_usec, note, sizeof(note), err, sizeof(err));
                 if (r < 0)
                         goto fail;
                 json_object_object_add(reply, "note", json_object_new_string(note));

@@ -113,7 +113,7 @@ int manager_new(struct hv *hv, const struct tide_config *cfg, manager_host_fn ho
 static void drop_channel(struct manager *m, struct dom *d) {
         if (!d->chan)
                 return;
-        if (d->chan->early && m->early_pending)
+        if (d->chan->early_counted && m->early_pending)
                 m->early_pending--;
         channel_close(d->chan);
         free(d->chan);
@@ -203,6 +203,9 @@ static void note_event(struct manager *m, struct dom *d, enum hv_event_kind kind
                 /* The guest restarts with its balloon driver not loaded yet: it gets its
                  * startup memory (Hyper-V semantics), then the quiet period runs. */
                 d->start = CORE_START_BOOT;
+                /* Running from now on, whatever the next listing says: a policy-clear before
+                 * it must release, and a failed listing must not turn the start into a lost one. */
+                d->info.active = true;
                 if (d->have_policy)
                         log_info("%s: %s, giving it its startup memory", d->info.name,
                                  kind == HV_EVENT_STARTED ? "started" : "rebooted");
@@ -211,6 +214,7 @@ static void note_event(struct manager *m, struct dom *d, enum hv_event_kind kind
                 /* Its memory came with it: no startup memory (a migrated VM must not jump to
                  * startup on arrival); the core starts a new run that is not a boot. */
                 d->start = CORE_START_RESUME;
+                d->info.active = true;
                 if (d->have_policy)
                         log_info("%s: started with its memory (migrated in, restored or woken up); not a boot",
                                  d->info.name);
@@ -233,9 +237,10 @@ static void pick_partition(struct manager *m) {
         const char *common = NULL;
         for (size_t i = 0; i < m->n_doms; i++) {
                 const struct dom *d = &m->doms[i];
-                if (!d->info.active || !d->have_policy || !d->partition[0])
+                if (!d->info.active || !d->have_policy)
                         continue;
-                if (common && !streq(common, d->partition)) {
+                /* One whose partition is unknown may live elsewhere: then no bound is safe. */
+                if (!d->partition[0] || (common && !streq(common, d->partition))) {
                         common = "";
                         break;
                 }
@@ -400,8 +405,6 @@ static void gather(struct manager *m, struct dom *d, struct core_vm_obs *o, uint
                                    .start = d->start,
                                    .stopped = d->stopped,
                                    .state = &d->core };
-        d->start = CORE_START_NONE;
-        d->stopped = false;
         if (!d->info.active || !d->have_policy)
                 return;
         /* Connects and resumes the agent channel whether or not stats can be read. */
@@ -431,7 +434,8 @@ static int release(struct manager *m, struct dom *d, char *err, size_t errlen) {
                 else
                         d->info.virtio_mem_requested_kib = sp.vmem_requested_kib;
         }
-        r = m->hv->ops->set_balloon(m->hv->h, d->info.uuid, sp.balloon_kib, err, errlen);
+        /* Without a balloon device there is nothing to give back (and libvirt refuses the call). */
+        r = d->info.has_balloon ? m->hv->ops->set_balloon(m->hv->h, d->info.uuid, sp.balloon_kib, err, errlen) : 0;
         core_vm_released(&d->core, r >= 0);
         if (r < 0) {
                 /* Retried every tick: one warning per episode. */
@@ -442,6 +446,8 @@ static int release(struct manager *m, struct dom *d, char *err, size_t errlen) {
                 return r;
         }
         d->release_failed = false;
+        if (!d->info.has_balloon)
+                return 0;
         d->info.current_kib = sp.balloon_kib;
         log_info("%s: unmanaged, balloon released to %s", d->info.name, size_format_human(sp.balloon_kib, a));
         return 0;
@@ -636,19 +642,34 @@ static int read_host(struct manager *m, struct core_host_obs *ret) {
                 return r;
         *ret = (struct core_host_obs){ .total_kib = hm.total_kib,
                                        .available_kib = hm.available_kib,
-                                       .n_nodes = (unsigned) min_u64(hm.n_nodes, CORE_NODE_MAX),
-                                       .partition_limit_kib = hm.partition_limit_kib,
-                                       .partition_usage_kib = hm.partition_usage_kib };
+                                       .n_nodes = (unsigned) min_u64(hm.n_nodes, CORE_NODE_MAX) };
         memcpy(ret->node_free_kib, hm.node_free_kib, ret->n_nodes * sizeof(ret->node_free_kib[0]));
         if (m->cgroup_root[0] && m->partition[0]) {
                 r = cgroup_partition_memory_at(m->cgroup_root, m->partition, &ret->partition_limit_kib,
                                                &ret->partition_usage_kib);
+                ret->partition_limited = r >= 0 && ret->partition_limit_kib != CGROUP_UNLIMITED;
                 if (r < 0 && r != m->partition_errno)
                         log_warning_errno(r, "Cannot read the memory limit of cgroup partition %s: %m; using the host's",
                                           m->partition);
                 m->partition_errno = r < 0 ? r : 0;
         }
         return 0;
+}
+
+/* The early-tick requests this tick answers, whether or not it gets through: a failing tick
+ * must not be asked for again at every wake-up. A regular tick lets every guest ask again; an
+ * early one does not (`early` stays set), so one guest causes at most one early tick per
+ * regular tick. */
+static void serve_early(struct manager *m, bool early) {
+        for (size_t i = 0; i < m->n_doms; i++) {
+                struct channel *c = m->doms[i].chan;
+                if (!c)
+                        continue;
+                c->early_counted = false;
+                if (!early)
+                        c->early = false;
+        }
+        m->early_pending = 0;
 }
 
 /* collect -> decide -> act -> publish. Everything that decides is in core_tick(). */
@@ -660,6 +681,7 @@ static int tick(struct manager *m, uint64_t now_usec, bool early) {
                 m->start_usec = now_usec;
         if (m->dirty || now_usec - m->last_refresh_usec >= REFRESH_EVERY_USEC)
                 (void) manager_refresh(m, now_usec); /* logged inside; keep ticking on what we know */
+        serve_early(m, early);
         if ((r = read_host(m, &host)) < 0)
                 return log_error_errno(r, "Failed to read host memory: %m");
         if ((r = core_frame_reserve(&m->frame, m->n_doms)) < 0)
@@ -674,16 +696,13 @@ static int tick(struct manager *m, uint64_t now_usec, bool early) {
 
         for (size_t i = 0; i < m->n_doms; i++) {
                 struct dom *d = &m->doms[i];
+                /* Only now are the events the core's: a failed tick keeps them for the next. */
+                d->start = CORE_START_NONE;
+                d->stopped = false;
                 apply(m, d, &m->frame.out[i], now_usec);
-                if (!d->chan)
-                        continue;
-                d->chan->fresh = false;
-                /* A regular tick lets every guest ask for an early one again; an early tick
-                 * does not, so one guest causes at most one early tick per regular tick. */
-                if (!early)
-                        d->chan->early = false;
+                if (d->chan)
+                        d->chan->fresh = false;
         }
-        m->early_pending = 0;
         m->ticks++;
         return publish(m, &host, now_usec);
 }
@@ -793,16 +812,19 @@ int manager_policy_set(struct manager *m, const char *domain, const struct polic
         return 0;
 }
 
-int manager_policy_clear(struct manager *m, const char *domain, char *note, size_t notelen, char *err,
-                         size_t errlen) {
+int manager_policy_clear(struct manager *m, const char *domain, uint64_t now_usec, char *note, size_t notelen,
+                         char *err, size_t errlen) {
         char herr[HV_ERR_MAX] = "";
-        struct dom *d = find_dom(m, domain);
+        struct dom *d;
         int r;
 
         if (!m->hv->ops) {
                 snprintf(err, errlen, "tided is not connected to libvirt right now; try again shortly");
                 return -ENOTCONN;
         }
+        if (m->dirty)
+                (void) manager_refresh(m, now_usec); /* started or stopped since the last listing */
+        d = find_dom(m, domain);
         if (!d) {
                 snprintf(err, errlen, "no domain named '%s'", domain);
                 return -ENOENT;

@@ -26,8 +26,6 @@ struct manager_host {
         uint64_t total_kib, available_kib; /* /proc/meminfo (libproc2) */
         unsigned n_nodes;                  /* NUMA nodes (libnuma); 0 when NUMA is not available */
         uint64_t node_free_kib[MANAGER_NODE_MAX];
-        /* The cgroup partition the VMs run in: its memory limit (0: none) and usage. */
-        uint64_t partition_limit_kib, partition_usage_kib;
 };
 
 /* Reads host memory for the tick. Production passes manager_host_live; tests a fake. */
@@ -74,10 +72,11 @@ const struct snapshot *manager_snapshot(const struct manager *m);
  * On failure returns -errno and writes the reason into `err`. */
 int manager_policy_set(struct manager *m, const char *domain, const struct policy_change *c,
                        uint64_t now_usec, char *note, size_t notelen, char *err, size_t errlen);
-/* Removes the policy; the balloon is released to the boot size once, then the domain is
+/* Removes the policy. A running domain's balloon is released to the boot size first (virtio-mem
+ * unplugged); when that fails nothing is removed and -errno says why. Then the domain is
  * unmanaged and never touched again. */
-int manager_policy_clear(struct manager *m, const char *domain, char *note, size_t notelen, char *err,
-                         size_t errlen);
+int manager_policy_clear(struct manager *m, const char *domain, uint64_t now_usec, char *note, size_t notelen,
+                         char *err, size_t errlen);
 
 /* Records how long the last tick took (tided measures it around manager_tick()). */
 void manager_note_tick_duration(struct manager *m, uint64_t usec);

@@ -29,6 +29,12 @@ struct demand_pick demand_pick(const struct demand_sources *in, uint64_t now_use
                 p.source = agent_fresh ? DEMAND_SOURCE_AGENT : DEMAND_SOURCE_AGENT_STALE;
                 p.usec = in->agent_usec;
                 p.psi_some_avg10 = in->agent.has_psi ? in->agent.psi_some_avg10 : 0;
+                if (agent_stale) {
+                        /* Old pressure must not keep the VM under back-off, and the sample must
+                         * not look older than one the engine already took (time running back). */
+                        p.psi_some_avg10 = 0;
+                        p.usec = in->agent_usec > last_demand_usec ? in->agent_usec : last_demand_usec;
+                }
                 if (in->agent.used_kib > 0 && (uint64_t) in->agent.used_kib > in->agent_total_kib) {
                         p.demand_kib = in->agent.used_kib;
                         p.total_kib = in->agent_total_kib;

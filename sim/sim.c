@@ -60,7 +60,7 @@ static uint64_t rng_next(uint64_t *x) {
         return z ^ (z >> 31);
 }
 
-static void report(struct sim *s, struct sim_vm *v);
+static void report(struct sim *s, struct sim_vm *v, uint64_t at_usec);
 
 int sim_add_vm(struct sim *s, const struct sim_vm_spec *spec) {
         char err[256];
@@ -110,15 +110,10 @@ int sim_add_vm(struct sim *s, const struct sim_vm_spec *spec) {
         v->walk_state = spec->demand.seed;
         for (size_t k = 0; k < SIM_HISTORY; k++)
                 v->history_kib[k] = v->demand_kib;
-        if (spec->agent == SIM_AGENT_SILENT && spec->silent_usec <= s->now_usec) {
-                /* Its last report came before the start and none follows. */
-                v->has_report = true;
-                v->report_usec = spec->silent_usec;
-                v->report = (struct agent_report){ .seq = 1, .total_kib = assigned,
-                                                   .available_kib = sat_sub_u64(assigned, v->demand_kib) };
-        }
         core_vm_init(&v->state, s->now_usec);
-        report(s, v); /* a guest already running has reported before tided looks */
+        /* A guest already running has reported before tided looks; one whose agent fell silent
+         * before the start, for the last time then. */
+        report(s, v, spec->agent == SIM_AGENT_SILENT ? min_u64(spec->silent_usec, s->now_usec) : s->now_usec);
         return (int) s->n_vms++;
 }
 
@@ -182,7 +177,6 @@ int sim_observe(struct sim *s, struct core_host_obs *host) {
                                            .report_usec = v->report_usec,
                                            .report_fresh = v->report_fresh,
                                            .state = &v->state };
-                v->start_pending = false;
                 sim_vm_stats(s, v, &o->stats);
         }
         *host = (struct core_host_obs){ .total_kib = s->total_kib,
@@ -217,6 +211,7 @@ void sim_apply(struct sim *s) {
         for (size_t i = 0; i < s->n_vms; i++) {
                 apply(s, &s->vms[i], &s->frame.out[i]);
                 s->vms[i].report_fresh = false;
+                s->vms[i].start_pending = false; /* the core has seen it */
         }
         s->ticks++;
 }
@@ -266,7 +261,7 @@ static void step_demand(struct sim *s, struct sim_vm *v, uint64_t from_usec) {
  * memory, its PSI some avg10 the share it is short by (capped at 100 %), so the demand model
  * (use x (1 + PSI/100), policy/demand.h) gives its need back. Under the PSI its spec gives, it
  * uses less than it needs by that share, for the same reason. */
-static bool agent_use(struct sim *s, struct sim_vm *v, uint64_t *ret_used_kib, double *ret_psi) {
+static bool agent_use(struct sim_vm *v, uint64_t at_usec, uint64_t *ret_used_kib, double *ret_psi) {
         const struct sim_vm_spec *sp = &v->spec;
         uint64_t need = v->demand_kib, held = sim_vm_assigned_kib(v);
 
@@ -281,7 +276,8 @@ static bool agent_use(struct sim *s, struct sim_vm *v, uint64_t *ret_used_kib, d
                                       SIM_HISTORY];
                 break;
         case SIM_AGENT_SILENT:
-                if (s->now_usec >= sp->silent_usec)
+                /* Its last report is the one at silent_usec. */
+                if (at_usec > sp->silent_usec)
                         return false;
                 break;
         case SIM_AGENT_NONE:
@@ -304,17 +300,18 @@ static bool agent_use(struct sim *s, struct sim_vm *v, uint64_t *ret_used_kib, d
         return true;
 }
 
-static void report(struct sim *s, struct sim_vm *v) {
+/* The agent's report at at_usec (now, or the last one before the simulation began). */
+static void report(struct sim *s, struct sim_vm *v, uint64_t at_usec) {
         uint64_t used;
         double psi;
 
-        if (!driver_up(s, v) || !agent_use(s, v, &used, &psi))
+        if (at_usec < v->boot_start_usec + SIM_DRIVER_UP_USEC || !agent_use(v, at_usec, &used, &psi))
                 return;
         uint64_t total, avail;
         guest_meminfo(v, used, &total, &avail);
         v->report = (struct agent_report){
                 .seq = ++v->report_seq,
-                .uptime_ms = (s->now_usec - v->boot_start_usec) / 1000,
+                .uptime_ms = (at_usec - v->boot_start_usec) / 1000,
                 /* A liar claims whatever it likes, its total included. */
                 .total_kib = max_u64(total, used),
                 .available_kib = used > total ? 0 : avail,
@@ -324,7 +321,7 @@ static void report(struct sim *s, struct sim_vm *v) {
         };
         v->has_report = true;
         v->report_fresh = true;
-        v->report_usec = s->now_usec;
+        v->report_usec = at_usec;
 }
 
 /* A guest left with less than it uses: with deflate-on-oom it takes pages back from its balloon
@@ -354,41 +351,59 @@ static void run_guest(struct sim *s, struct sim_vm *v, uint64_t dt_usec) {
 }
 
 /* Memory is finite: what a VM gains comes out of what the host (and its node, when bound) has
- * free; a balloon or virtio-mem asked to grow past that stops there. */
-static uint64_t host_free(const struct sim *s, int node) {
-        uint64_t held = 0, node_held = 0;
-        for (size_t i = 0; i < s->n_vms; i++) {
-                uint64_t a = sim_vm_assigned_kib(&s->vms[i]);
-                held += a;
-                if (node >= 0 && s->vms[i].info.numa_node == node)
-                        node_held += a;
-        }
-        uint64_t free_kib = sat_sub_u64(s->total_kib, s->other_kib + held);
+ * free; a balloon or virtio-mem asked to grow past that stops there. The held totals are
+ * counted once per step and kept up to date as VMs move, so a step is O(VMs). */
+struct held {
+        uint64_t total;
+        uint64_t node[CORE_NODE_MAX];
+};
+
+static uint64_t host_free(const struct sim *s, const struct held *h, int node) {
+        uint64_t free_kib = sat_sub_u64(s->total_kib, s->other_kib + h->total);
         if (node >= 0 && (unsigned) node < s->n_nodes && node < CORE_NODE_MAX)
-                free_kib = min_u64(free_kib, sat_sub_u64(s->node_total_kib[node], node_held));
+                free_kib = min_u64(free_kib, sat_sub_u64(s->node_total_kib[node], h->node[node]));
         return free_kib;
 }
 
-static void move_memory(struct sim *s, struct sim_vm *v, uint64_t dt_usec) {
-        uint64_t actual = move_toward(v->actual_kib, v->balloon_target_kib, s->balloon_kib_per_sec, dt_usec);
-        if (actual > v->actual_kib)
-                actual = v->actual_kib + min_u64(actual - v->actual_kib, host_free(s, v->info.numa_node));
-        v->actual_kib = actual;
+static uint64_t move_one(const struct sim *s, struct held *h, int node, uint64_t from, uint64_t to, uint64_t dt_usec) {
+        uint64_t next = move_toward(from, to, s->balloon_kib_per_sec, dt_usec);
+        if (next > from)
+                next = from + min_u64(next - from, host_free(s, h, node));
+        return next;
+}
 
-        uint64_t plugged = move_toward(v->info.virtio_mem_current_kib, v->info.virtio_mem_requested_kib,
-                                       s->balloon_kib_per_sec, dt_usec);
-        if (plugged > v->info.virtio_mem_current_kib)
-                plugged = v->info.virtio_mem_current_kib +
-                          min_u64(plugged - v->info.virtio_mem_current_kib, host_free(s, v->info.numa_node));
+static void move_memory(struct sim *s, struct held *h, struct sim_vm *v, uint64_t dt_usec) {
+        int node = v->info.numa_node >= 0 && v->info.numa_node < CORE_NODE_MAX ? v->info.numa_node : -1;
+        uint64_t before = sim_vm_assigned_kib(v);
+
+        v->actual_kib = move_one(s, h, node, v->actual_kib, v->balloon_target_kib, dt_usec);
+        uint64_t held_now = v->actual_kib + v->info.virtio_mem_current_kib;
+        h->total = h->total - before + held_now;
+        if (node >= 0)
+                h->node[node] = h->node[node] - before + held_now;
+        before = held_now;
+
+        uint64_t plugged = move_one(s, h, node, v->info.virtio_mem_current_kib, v->info.virtio_mem_requested_kib, dt_usec);
         if (v->info.virtio_mem_block_kib)
                 plugged -= plugged % v->info.virtio_mem_block_kib;
         v->info.virtio_mem_current_kib = plugged;
+        held_now = sim_vm_assigned_kib(v);
+        h->total = h->total - before + held_now;
+        if (node >= 0)
+                h->node[node] = h->node[node] - before + held_now;
 }
 
 void sim_advance(struct sim *s, uint64_t dt_usec) {
         uint64_t from = s->now_usec;
 
         s->now_usec += dt_usec;
+        struct held h = { 0 };
+        for (size_t i = 0; i < s->n_vms; i++) {
+                const struct sim_vm *v = &s->vms[i];
+                h.total += sim_vm_assigned_kib(v);
+                if (v->info.numa_node >= 0 && v->info.numa_node < CORE_NODE_MAX)
+                        h.node[v->info.numa_node] += sim_vm_assigned_kib(v);
+        }
         /* Shrinks first, so memory given back this step can fund another VM's growth. */
         for (int pass = 0; pass < 2; pass++)
                 for (size_t i = 0; i < s->n_vms; i++) {
@@ -397,7 +412,7 @@ void sim_advance(struct sim *s, uint64_t dt_usec) {
                                      v->info.virtio_mem_requested_kib > v->info.virtio_mem_current_kib;
                         /* Without its driver the balloon does not move (a booting guest). */
                         if (grows == (pass == 1) && driver_up(s, v))
-                                move_memory(s, v, dt_usec);
+                                move_memory(s, &h, v, dt_usec);
                 }
         for (size_t i = 0; i < s->n_vms; i++) {
                 struct sim_vm *v = &s->vms[i];
@@ -407,6 +422,6 @@ void sim_advance(struct sim *s, uint64_t dt_usec) {
                         v->history_kib[v->history_pos] = v->demand_kib;
                 }
                 run_guest(s, v, dt_usec);
-                report(s, v);
+                report(s, v, s->now_usec);
         }
 }

@@ -160,13 +160,14 @@ Test(core, a_cgroup_partition_limit_caps_what_the_vms_may_hold) {
         sample(MIB(1024), MIB(100), 50);
         tick(SEC(100), false);
         uint64_t roomy = hout.host.usable_kib;
+        host.partition_limited = true;
         host.partition_limit_kib = MIB(2048);
         host.partition_usage_kib = MIB(1536);
         tick(SEC(101), false);
         /* 512 MiB left in the partition + the 1 GiB the VM holds, the host reserve added back. */
         cr_assert_eq(hout.host.usable_kib, MIB(512) + MIB(1024) + hout.host.reserve_kib);
         cr_assert_lt(hout.host.usable_kib, roomy);
-        host.partition_limit_kib = host.partition_usage_kib = 0;
+        host.partition_limited = false;
 }
 
 Test(core, a_huge_balloon_actual_counts_as_the_boot_size) {

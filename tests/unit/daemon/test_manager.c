@@ -547,6 +547,85 @@ Test(manager, a_cgroup_partition_limit_bounds_the_vms_below_the_hosts_memory) {
         cr_assert_eq(s->host.capacity_kib, MIB(1024));
 }
 
+/* A start is a start from the moment its event arrives: a clear right after it releases and
+ * removes the live policy too, not only the stored one. */
+Test(manager, a_clear_right_after_a_start_event_removes_the_live_policy) {
+        add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
+        fake.domains[0].active = false;
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        set_policy("web", MIB(256), MIB(1024), MIB(1024));
+        cr_assert_eq(manager_tick(m, SEC(100)), 0);
+        fake.domains[0].active = true;
+        manager_on_event(m, HV_EVENT_STARTED, "u1", SEC(100) + 500000);
+        json_object *o = call("{\"cmd\":\"policy-clear\",\"domain\":\"web\"}", true, SEC(101));
+        cr_assert(ok(o), "%s", error_of(o));
+        json_object_put(o);
+        const struct hv_fake_call *c = hv_fake_last(&fake, "clear_metadata");
+        cr_assert_not_null(c);
+        cr_assert(c->value & HV_LIVE, "flags %llu: the live policy stayed on a running domain",
+                  (unsigned long long) c->value);
+}
+
+/* A migrated-in VM keeps what it brought, even when the listing after its event fails. */
+Test(manager, a_resume_survives_a_failed_listing) {
+        add_vm("u1", "mig", MIB(2048), MIB(2048), MIB(100));
+        fake.domains[0].active = false;
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        set_policy("mig", MIB(256), MIB(2048), MIB(2048));
+        cr_assert_eq(manager_tick(m, SEC(100)), 0);
+        fake.domains[0].active = true;
+        fake.domains[0].current_kib = MIB(512);
+        fake.stats[0].actual_kib = MIB(512);
+        guest_shows(0);
+        manager_on_event(m, HV_EVENT_RESUMED, "u1", SEC(100) + 500000);
+        fake.fail_errno = EIO; /* the tick's listing */
+        (void) manager_tick(m, SEC(101));
+        for (int t = 2; t < 5; t++) {
+                report(0, MIB(100));
+                cr_assert_eq(manager_tick(m, SEC(100 + t)), 0);
+        }
+        const struct hv_fake_call *c = hv_fake_last(&fake, "set_balloon");
+        cr_assert(!c || c->value != MIB(2048), "a migrated-in VM was taken for a boot and given its startup memory");
+}
+
+static bool host_fails;
+static int host_mem_failing(struct manager_host *h, void *userdata) {
+        if (host_fails) {
+                host_fails = false;
+                return -EIO;
+        }
+        return host_mem(h, userdata);
+}
+
+/* Events are the core's only once a tick gets through: a reboot is not forgotten because the
+ * tick after it failed. */
+Test(manager, a_reboot_is_kept_across_a_failed_tick) {
+        guest_at_target(false, MIB(256), MIB(1024));
+        m = manager_free(m);
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem_failing, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(103)), 0);
+        cr_assert_eq(manager_tick(m, SEC(104)), 0);
+        manager_on_event(m, HV_EVENT_REBOOTED, "u1", SEC(105));
+        host_fails = true;
+        cr_assert_lt(manager_tick(m, SEC(105)), 0);
+        cr_assert_eq(manager_tick(m, SEC(106)), 0);
+        cr_assert_str_eq(manager_snapshot(m)->domains[0].reason, "booting: startup 1GiB");
+}
+
+/* A domain without a balloon device was never ballooned: clearing its policy needs no release
+ * (libvirt would refuse one, and the policy could never be cleared). */
+Test(manager, a_domain_without_a_balloon_can_be_cleared) {
+        add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
+        fake.domains[0].has_balloon = false;
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        set_policy("web", MIB(256), MIB(1024), MIB(1024));
+        fake.fail_errno = EIO; /* would hit a set_balloon */
+        json_object *o = call("{\"cmd\":\"policy-clear\",\"domain\":\"web\"}", true, SEC(110));
+        json_object_put(o);
+        cr_assert_eq(hv_fake_count(&fake, "set_balloon", NULL), 0);
+}
+
 Test(control, non_root_may_read_but_not_change) {
         add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
         cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);

@@ -101,6 +101,13 @@ Test(demand_pick, a_stale_agent_with_nothing_else_is_handed_over_for_the_engine_
         cr_assert_eq(p.usec, SEC(100), "its own time, so the engine sees how old it is");
         s.agent_usec = SEC(200);
         cr_assert_eq(demand_pick(&s, SEC(105), STALE, 0).source, DEMAND_SOURCE_NONE, "never one from the future");
+        /* Its old pressure holds nothing, and its time never goes back behind the last sample. */
+        s.agent_usec = SEC(100);
+        s.agent.has_psi = true;
+        s.agent.psi_some_avg10 = 40;
+        p = demand_pick(&s, SEC(200), STALE, SEC(150));
+        cr_assert_float_eq(p.psi_some_avg10, 0.0, 1e-9);
+        cr_assert_eq(p.usec, SEC(150));
 }
 
 Test(demand_pick, nothing_usable_means_none) {
