@@ -15,11 +15,25 @@ static int cmd_help(int argc, char **argv, struct tidectl_globals *g, FILE *out,
 static const struct tidectl_command commands[] = {
         { "plan", cmd_plan, "FILE.json [--settle] [--json] [--config FILE] [--max-ticks N]",
           "ask the engine what it would do for a host and VMs described in FILE.json",
-          "  --settle         repeat decisions (assigned := target, one tick each) until nothing moves\n"
+          "  --settle         run tided's ticks on a simulated host until nothing moves\n"
           "  --json           print JSON instead of a table\n"
           "  --config FILE    use tided's configuration FILE (default: built-in defaults)\n"
           "  --max-ticks N    give up settling after N ticks (default 100000)\n"
           "  The scenario format is in docs/POLICY.md; examples in docs/examples/.\n" },
+        { "simulate", cmd_simulate,
+          "[SCENARIO.json] [--trace FILE.csv[.gz]] [--hours H] [--policies LIST] [--json] [--find-host] [--seed N] [--hold]",
+          "boot storms and real traces: tide against Hyper-V, MOM, Proxmox, static sizing and the oracle",
+          "  SCENARIO.json    hosts, VM groups (policy, boot and demand profiles), events (restart,\n"
+          "                   staggered-start, host-failure), duration; format in docs/SIMULATOR.md\n"
+          "  --trace FILE     VMs from a trace (vm,t_s,cores,cpu_pct,mem_provisioned_kib,mem_used_kib;\n"
+          "                   gzip or plain): startup = maximum = provisioned, demand = used\n"
+          "  --hours H        only the first H hours\n"
+          "  --policies LIST  comma-separated: tide, hyperv, mom, proxmox, static, oracle (default all)\n"
+          "  --json           print JSON instead of a table\n"
+          "  --find-host      also find, per policy, the smallest host memory (to 1 GiB) with warning\n"
+          "                   time <= 0.1% of VM-seconds and no guest OOM\n"
+          "  --seed N         seed of the random-walk demands (same seed, same numbers)\n"
+          "  --hold           hold each trace sample until the next instead of interpolating\n" },
         { "policy", cmd_policy,
           "set DOMAIN [--startup S] [--minimum S] [--maximum S] [--buffer P] [--weight W] [--static|--dynamic]\n"
           "                | show [DOMAIN] [--json] | clear DOMAIN",

@@ -49,6 +49,7 @@ int tidectl_getopt(int argc, char **argv, const struct option *options, bool in_
                    struct tidectl_globals *g, FILE *out);
 
 int cmd_plan(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err);
+int cmd_simulate(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err);
 int cmd_policy(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err);
 int cmd_stats(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err);
 int cmd_top(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err);

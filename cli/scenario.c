@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/jsonin.h"
 #include "cli/scenario.h"
 #include "common/fileio.h"
 #include "common/macro.h"
@@ -18,123 +19,53 @@
 /* Ten years: anything longer is a typo, and it keeps microsecond arithmetic far from overflow. */
 #define MAX_SECONDS (UINT64_C(10) * 365 * 86400)
 
-struct ctx {
-        const char *source;
-        char *err;
-        size_t errlen;
-};
-
-static int fail(struct ctx *c, const char *field, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(struct ctx *c, const char *field, const char *fmt, ...) {
-        char msg[256];
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
-        snprintf(c->err, c->errlen, "%s: %s: %s", c->source, field, msg);
-        return -EINVAL;
-}
-
-static const char *type_name(json_object *o) {
-        return json_type_to_name(json_object_get_type(o));
-}
-
-static int get_size(struct ctx *c, json_object *o, const char *field, uint64_t *ret) {
-        const char *e = NULL;
-
-        if (!json_object_is_type(o, json_type_string))
-                return fail(c, field, "expected a size string such as \"512MiB\", got %s", type_name(o));
-        if (size_parse(json_object_get_string(o), ret, &e) < 0)
-                return fail(c, field, "%s", e);
-        return 0;
-}
-
-static int get_int(struct ctx *c, json_object *o, const char *field, int64_t lo, int64_t hi, int64_t *ret) {
-        if (!json_object_is_type(o, json_type_int))
-                return fail(c, field, "expected a whole number, got %s", type_name(o));
-        errno = 0;
-        int64_t v = json_object_get_int64(o);
-        if (errno != 0 || v < lo || v > hi)
-                return fail(c, field, "%s is out of range %" PRId64 "-%" PRId64, json_object_to_json_string(o), lo, hi);
-        *ret = v;
-        return 0;
-}
-
-static int get_number(struct ctx *c, json_object *o, const char *field, double lo, double hi, double *ret) {
-        if (!json_object_is_type(o, json_type_int) && !json_object_is_type(o, json_type_double))
-                return fail(c, field, "expected a number, got %s", type_name(o));
-        double v = json_object_get_double(o);
-        if (!isfinite(v) || v < lo || v > hi)
-                return fail(c, field, "%s is out of range %.15g-%.15g", json_object_to_json_string(o), lo, hi);
-        *ret = v;
-        return 0;
-}
-
-static int parse_name(struct ctx *c, json_object *o, const char *field, char name[static SCENARIO_NAME_MAX]) {
-        if (!json_object_is_type(o, json_type_string))
-                return fail(c, field, "expected a string, got %s", type_name(o));
-        const char *s = json_object_get_string(o);
-        size_t len = strlen(s);
-        if (len == 0)
-                return fail(c, field, "empty");
-        if (len >= SCENARIO_NAME_MAX)
-                return fail(c, field, "longer than %d characters", SCENARIO_NAME_MAX - 1);
-        /* Names end up in tables and logs: no control characters or spaces to break them. */
-        for (const char *p = s; *p; p++)
-                if (iscntrl((unsigned char) *p) || *p == ' ')
-                        return fail(c, field, "contains a space or control character");
-        memcpy(name, s, len + 1);
-        return 0;
-}
-
-static int parse_host(struct ctx *c, json_object *o, const struct tide_config *cfg, struct scenario *s) {
+static int parse_host(struct jsonin *c, json_object *o, const struct tide_config *cfg, struct scenario *s) {
         bool have_memory = false, have_reserve = false;
         int r;
 
         if (!json_object_is_type(o, json_type_object))
-                return fail(c, "host", "expected an object, got %s", type_name(o));
+                return jsonin_fail(c, "host", "expected an object, got %s", jsonin_type_name(o));
         json_object_object_foreach(o, key, val) {
                 char field[96];
                 snprintf(field, sizeof(field), "host.%s", key);
                 if (streq(key, "memory")) {
-                        if ((r = get_size(c, val, field, &s->host_memory_kib)) < 0)
+                        if ((r = jsonin_size(c, val, field, &s->host_memory_kib)) < 0)
                                 return r;
                         have_memory = true;
                 } else if (streq(key, "reserve")) {
-                        if ((r = get_size(c, val, field, &s->host.reserve_kib)) < 0)
+                        if ((r = jsonin_size(c, val, field, &s->host.reserve_kib)) < 0)
                                 return r;
                         have_reserve = true;
                 } else if (streq(key, "nodes")) {
                         if (!json_object_is_type(val, json_type_array))
-                                return fail(c, field, "expected an array, got %s", type_name(val));
+                                return jsonin_fail(c, field, "expected an array, got %s", jsonin_type_name(val));
                         size_t n = json_object_array_length(val);
                         if (n > ENGINE_NODE_MAX)
-                                return fail(c, field, "%zu nodes, at most %d", n, ENGINE_NODE_MAX);
+                                return jsonin_fail(c, field, "%zu nodes, at most %d", n, ENGINE_NODE_MAX);
                         for (size_t i = 0; i < n; i++) {
                                 json_object *node = json_object_array_get_idx(val, i), *mem = NULL;
                                 snprintf(field, sizeof(field), "host.nodes[%zu].memory", i);
                                 if (!json_object_is_type(node, json_type_object) || json_object_object_length(node) != 1 ||
                                     !json_object_object_get_ex(node, "memory", &mem))
-                                        return fail(c, field, "each node is {\"memory\": SIZE}");
-                                if ((r = get_size(c, mem, field, &s->host.node_usable_kib[i])) < 0)
+                                        return jsonin_fail(c, field, "each node is {\"memory\": SIZE}");
+                                if ((r = jsonin_size(c, mem, field, &s->host.node_usable_kib[i])) < 0)
                                         return r;
                         }
                         s->host.n_nodes = (unsigned) n;
                 } else
-                        return fail(c, field, "unknown field (known: memory, reserve, nodes)");
+                        return jsonin_fail(c, field, "unknown field (known: memory, reserve, nodes)");
         }
         if (!have_memory)
-                return fail(c, "host.memory", "missing (the memory VMs and the host reserve share)");
+                return jsonin_fail(c, "host.memory", "missing (the memory VMs and the host reserve share)");
         if (!have_reserve)
                 s->host.reserve_kib = config_reserve_kib(cfg, s->host_memory_kib);
         if (s->host.reserve_kib > s->host_memory_kib)
-                return fail(c, "host.reserve", "larger than host.memory");
+                return jsonin_fail(c, "host.reserve", "larger than host.memory");
         s->host.usable_kib = s->host_memory_kib;
         return 0;
 }
 
-static int parse_vm(struct ctx *c, json_object *o, size_t i, const struct scenario *s, struct scenario_vm *out) {
+static int parse_vm(struct jsonin *c, json_object *o, size_t i, const struct scenario *s, struct scenario_vm *out) {
         char field[128], where[32];
         bool have_assigned = false, have_name = false;
         int64_t v;
@@ -143,7 +74,7 @@ static int parse_vm(struct ctx *c, json_object *o, size_t i, const struct scenar
 
         snprintf(where, sizeof(where), "vms[%zu]", i);
         if (!json_object_is_type(o, json_type_object))
-                return fail(c, where, "expected an object, got %s", type_name(o));
+                return jsonin_fail(c, where, "expected an object, got %s", jsonin_type_name(o));
 
         struct engine_vm *vm = &out->vm;
         *vm = (struct engine_vm){ .state = ENGINE_VM_RUNNING, .uptime_usec = DEFAULT_UPTIME_USEC, .node = ENGINE_NODE_NONE };
@@ -152,47 +83,47 @@ static int parse_vm(struct ctx *c, json_object *o, size_t i, const struct scenar
         json_object_object_foreach(o, key, val) {
                 snprintf(field, sizeof(field), "%s.%s", where, key);
                 if (streq(key, "name")) {
-                        r = parse_name(c, val, field, out->name);
+                        r = jsonin_name(c, val, field, out->name, SCENARIO_NAME_MAX);
                         have_name = true;
                 } else if (streq(key, "startup"))
-                        r = get_size(c, val, field, &vm->policy.startup_kib);
+                        r = jsonin_size(c, val, field, &vm->policy.startup_kib);
                 else if (streq(key, "minimum"))
-                        r = get_size(c, val, field, &vm->policy.minimum_kib);
+                        r = jsonin_size(c, val, field, &vm->policy.minimum_kib);
                 else if (streq(key, "maximum"))
-                        r = get_size(c, val, field, &vm->policy.maximum_kib);
+                        r = jsonin_size(c, val, field, &vm->policy.maximum_kib);
                 else if (streq(key, "buffer")) {
-                        if ((r = get_int(c, val, field, POLICY_BUFFER_MIN, POLICY_BUFFER_MAX, &v)) == 0)
+                        if ((r = jsonin_int(c, val, field, POLICY_BUFFER_MIN, POLICY_BUFFER_MAX, &v)) == 0)
                                 vm->policy.buffer_pct = (unsigned) v;
                 } else if (streq(key, "weight")) {
-                        if ((r = get_int(c, val, field, 0, POLICY_WEIGHT_MAX, &v)) == 0)
+                        if ((r = jsonin_int(c, val, field, 0, POLICY_WEIGHT_MAX, &v)) == 0)
                                 vm->policy.weight = (unsigned) v;
                 } else if (streq(key, "dynamic")) {
                         if (!json_object_is_type(val, json_type_boolean))
-                                return fail(c, field, "expected true or false, got %s", type_name(val));
+                                return jsonin_fail(c, field, "expected true or false, got %s", jsonin_type_name(val));
                         vm->policy.dynamic = json_object_get_boolean(val);
                         r = 0;
                 } else if (streq(key, "assigned")) {
-                        r = get_size(c, val, field, &vm->assigned_kib);
+                        r = jsonin_size(c, val, field, &vm->assigned_kib);
                         have_assigned = true;
                 } else if (streq(key, "demand")) {
                         uint64_t kib;
-                        if ((r = get_size(c, val, field, &kib)) == 0) {
+                        if ((r = jsonin_size(c, val, field, &kib)) == 0) {
                                 vm->demand_kib = (int64_t) kib;
                                 vm->has_demand = true;
                         }
                 } else if (streq(key, "demand_age")) {
-                        if ((r = get_number(c, val, field, 0, (double) MAX_SECONDS, &d)) == 0)
+                        if ((r = jsonin_number(c, val, field, 0, (double) MAX_SECONDS, &d)) == 0)
                                 out->demand_age_usec = (uint64_t) (d * USEC_PER_SEC);
                 } else if (streq(key, "guest_total"))
-                        r = get_size(c, val, field, &vm->guest_total_kib);
+                        r = jsonin_size(c, val, field, &vm->guest_total_kib);
                 else if (streq(key, "uptime")) {
-                        if ((r = get_number(c, val, field, 0, (double) MAX_SECONDS, &d)) == 0)
+                        if ((r = jsonin_number(c, val, field, 0, (double) MAX_SECONDS, &d)) == 0)
                                 vm->uptime_usec = (uint64_t) (d * USEC_PER_SEC);
                 } else if (streq(key, "psi_some_avg10"))
-                        r = get_number(c, val, field, 0, 100, &vm->psi_some_avg10);
+                        r = jsonin_number(c, val, field, 0, 100, &vm->psi_some_avg10);
                 else if (streq(key, "guest_oom")) {
                         if (!json_object_is_type(val, json_type_boolean))
-                                return fail(c, field, "expected true or false");
+                                return jsonin_fail(c, field, "expected true or false");
                         vm->guest_reclaimed = json_object_get_boolean(val);
                         r = 0;
                 }
@@ -203,60 +134,60 @@ static int parse_vm(struct ctx *c, json_object *o, size_t i, const struct scenar
                         else if (streq(st, "booting"))
                                 vm->state = ENGINE_VM_BOOTING;
                         else
-                                return fail(c, field, "expected \"running\" or \"booting\"");
+                                return jsonin_fail(c, field, "expected \"running\" or \"booting\"");
                         r = 0;
                 } else if (streq(key, "node")) {
-                        if ((r = get_int(c, val, field, 0, ENGINE_NODE_MAX - 1, &v)) == 0) {
+                        if ((r = jsonin_int(c, val, field, 0, ENGINE_NODE_MAX - 1, &v)) == 0) {
                                 if ((unsigned) v >= s->host.n_nodes)
-                                        return fail(c, field, "node %" PRId64 " is not in host.nodes (%u nodes)", v,
+                                        return jsonin_fail(c, field, "node %" PRId64 " is not in host.nodes (%u nodes)", v,
                                                     s->host.n_nodes);
                                 vm->node = (int) v;
                         }
                 } else
-                        return fail(c, field,
+                        return jsonin_fail(c, field,
                                     "unknown field (known: name, startup, minimum, maximum, buffer, weight, dynamic, "
                                     "assigned, demand, demand_age, guest_total, uptime, psi_some_avg10, guest_oom, state, node)");
                 if (r < 0)
                         return r;
         }
         if (!have_name)
-                return fail(c, where, "missing name");
+                return jsonin_fail(c, where, "missing name");
 
         char perr[192];
         snprintf(where, sizeof(where), "vms[%zu] (%.16s)", i, out->name);
         if (policy_validate(&vm->policy, perr, sizeof(perr)) < 0)
-                return fail(c, where, "%s", perr);
+                return jsonin_fail(c, where, "%s", perr);
         if (!have_assigned)
                 vm->assigned_kib = vm->policy.startup_kib;
         return 0;
 }
 
-static int parse_root(struct ctx *c, json_object *root, const struct tide_config *cfg, struct scenario *s) {
+static int parse_root(struct jsonin *c, json_object *root, const struct tide_config *cfg, struct scenario *s) {
         json_object *host = NULL, *vms = NULL;
         int r;
 
         if (!json_object_is_type(root, json_type_object))
-                return fail(c, "(top level)", "expected an object with \"host\" and \"vms\"");
+                return jsonin_fail(c, "(top level)", "expected an object with \"host\" and \"vms\"");
         json_object_object_foreach(root, key, val) {
                 if (streq(key, "host"))
                         host = val;
                 else if (streq(key, "vms"))
                         vms = val;
                 else
-                        return fail(c, key, "unknown field (known: host, vms)");
+                        return jsonin_fail(c, key, "unknown field (known: host, vms)");
         }
         if (!host)
-                return fail(c, "host", "missing");
+                return jsonin_fail(c, "host", "missing");
         if (!vms)
-                return fail(c, "vms", "missing");
+                return jsonin_fail(c, "vms", "missing");
         if ((r = parse_host(c, host, cfg, s)) < 0)
                 return r;
         if (!json_object_is_type(vms, json_type_array))
-                return fail(c, "vms", "expected an array, got %s", type_name(vms));
+                return jsonin_fail(c, "vms", "expected an array, got %s", jsonin_type_name(vms));
 
         size_t n = json_object_array_length(vms);
         if (n > SCENARIO_VMS_MAX)
-                return fail(c, "vms", "%zu VMs, at most %d", n, SCENARIO_VMS_MAX);
+                return jsonin_fail(c, "vms", "%zu VMs, at most %d", n, SCENARIO_VMS_MAX);
         s->vms = calloc(n ? n : 1, sizeof(*s->vms));
         if (!s->vms)
                 return -ENOMEM;
@@ -268,61 +199,21 @@ static int parse_root(struct ctx *c, json_object *root, const struct tide_config
                         if (streq(s->vms[j].name, s->vms[i].name)) {
                                 char field[32];
                                 snprintf(field, sizeof(field), "vms[%zu].name", i);
-                                return fail(c, field, "\"%s\" is also the name of vms[%zu]", s->vms[i].name, j);
+                                return jsonin_fail(c, field, "\"%s\" is also the name of vms[%zu]", s->vms[i].name, j);
                         }
         }
         return 0;
 }
 
-/* Line and column of a byte offset, for JSON syntax errors a person can find. */
-static void line_col(const char *text, size_t off, unsigned *line, unsigned *col) {
-        *line = 1;
-        *col = 1;
-        for (size_t i = 0; i < off && text[i]; i++) {
-                if (text[i] == '\n') {
-                        (*line)++;
-                        *col = 1;
-                } else
-                        (*col)++;
-        }
-}
-
 int scenario_parse(const char *text, size_t len, const char *source, const struct tide_config *cfg,
                    struct scenario *ret, char *err, size_t errlen) {
-        struct ctx c = { .source = source, .err = err, .errlen = errlen };
+        struct jsonin c = { .source = source, .err = err, .errlen = errlen };
         struct scenario s = { 0 };
-        unsigned line, col;
+        json_object *root = NULL;
         int r;
 
-        if (len > INT32_MAX || strlen(text) != len) {
-                snprintf(err, errlen, "%s: not a text file (contains NUL bytes)", source);
-                return -EINVAL;
-        }
-        json_tokener *tok = json_tokener_new();
-        if (!tok)
-                return -ENOMEM;
-        json_object *root = json_tokener_parse_ex(tok, text, (int) len);
-        enum json_tokener_error jerr = json_tokener_get_error(tok);
-        size_t end = json_tokener_get_parse_end(tok);
-        json_tokener_free(tok);
-
-        if (!root || jerr != json_tokener_success) {
-                /* json_tokener_continue means the text ended inside a value. */
-                line_col(text, end, &line, &col);
-                snprintf(err, errlen, "%s:%u:%u: invalid JSON: %s", source, line, col,
-                         jerr == json_tokener_continue ? "unexpected end of file" : json_tokener_error_desc(jerr));
-                json_object_put(root);
-                return -EINVAL;
-        }
-        for (size_t i = end; i < len; i++)
-                if (!isspace((unsigned char) text[i])) {
-                        line_col(text, i, &line, &col);
-                        snprintf(err, errlen, "%s:%u:%u: invalid JSON: trailing characters after the document", source,
-                                 line, col);
-                        json_object_put(root);
-                        return -EINVAL;
-                }
-
+        if ((r = jsonin_parse(&c, text, len, &root)) < 0)
+                return r;
         r = parse_root(&c, root, cfg, &s);
         json_object_put(root);
         if (r < 0) {

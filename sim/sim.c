@@ -14,19 +14,58 @@ int sim_init(struct sim *s, const struct tide_config *cfg, uint64_t total_kib, u
                            .start_usec = start_usec,
                            .total_kib = total_kib,
                            .balloon_kib_per_sec = SIM_BALLOON_KIB_PER_SEC };
+        s->metrics.all_booted_usec = -1;
         s->core = core_new();
         return s->core ? 0 : -ENOMEM;
+}
+
+void sim_use_peer(struct sim *s, enum peer_rule r) {
+        s->peer_mode = true;
+        s->peer = r;
 }
 
 void sim_done(struct sim *s) {
         core_free(s->core);
         free(s->vms);
+        free(s->peer_vms);
+        free(s->peer_targets);
+        free(s->peer_index);
         core_frame_done(&s->frame);
         *s = (struct sim){ 0 };
 }
 
 uint64_t sim_vm_assigned_kib(const struct sim_vm *v) {
         return v->actual_kib + v->info.virtio_mem_current_kib;
+}
+
+/* The trace's value at t. *pos (may be NULL) is a cursor: the sample at or before the last t
+ * asked, so a run that moves forward costs O(1) a step, not a search. */
+static uint64_t trace_at(const struct sim_trace *tr, uint64_t t, size_t *pos) {
+        size_t k = 0;
+
+        if (tr->n == 0)
+                return 0;
+        if (pos && *pos < tr->n && tr->t_usec[*pos] <= t)
+                k = *pos;
+        else if (tr->t_usec[0] <= t) {
+                size_t lo = 0, hi = tr->n; /* the last sample <= t lies in [lo, hi) */
+                while (hi - lo > 1) {
+                        size_t mid = lo + (hi - lo) / 2;
+                        if (tr->t_usec[mid] <= t)
+                                lo = mid;
+                        else
+                                hi = mid;
+                }
+                k = lo;
+        }
+        while (k + 1 < tr->n && tr->t_usec[k + 1] <= t)
+                k++;
+        if (pos)
+                *pos = k;
+        if (t <= tr->t_usec[0] || k + 1 >= tr->n || tr->hold)
+                return tr->kib[k];
+        double f = (double) (t - tr->t_usec[k]) / (double) (tr->t_usec[k + 1] - tr->t_usec[k]);
+        return (uint64_t) llround((double) tr->kib[k] + ((double) tr->kib[k + 1] - (double) tr->kib[k]) * f);
 }
 
 uint64_t sim_demand_at(const struct sim_demand *d, uint64_t t_usec) {
@@ -45,6 +84,8 @@ uint64_t sim_demand_at(const struct sim_demand *d, uint64_t t_usec) {
                         return d->to_kib;
                 double f = (double) (t_usec - d->from_usec) / (double) d->len_usec;
                 return (uint64_t) llround((double) d->base_kib + ((double) d->to_kib - (double) d->base_kib) * f);
+        case SIM_DEMAND_TRACE:
+                return trace_at(&d->trace, t_usec, NULL);
         case SIM_DEMAND_CONSTANT:
         case SIM_DEMAND_WALK: /* the walk's state is the VM's: sim_advance() steps it */
         default:
@@ -65,7 +106,9 @@ static void report(struct sim *s, struct sim_vm *v, uint64_t at_usec);
 int sim_add_vm(struct sim *s, const struct sim_vm_spec *spec) {
         char err[256];
 
-        if (!spec->name[0] || spec->boot_kib == 0 || (spec->vmem_max_kib && spec->vmem_block_kib == 0))
+        if (!spec->name[0] || spec->boot_kib == 0 || (spec->vmem_max_kib && spec->vmem_block_kib == 0) ||
+            (spec->demand.kind == SIM_DEMAND_TRACE && (spec->demand.trace.n == 0 || !spec->demand.trace.t_usec ||
+                                                       !spec->demand.trace.kib)))
                 return -EINVAL;
         if (spec->have_policy && policy_validate(&spec->policy, err, sizeof(err)) < 0)
                 return -EINVAL;
@@ -104,7 +147,24 @@ int sim_add_vm(struct sim *s, const struct sim_vm_spec *spec) {
         v->actual_kib = min_u64(assigned, spec->boot_kib);
         v->balloon_target_kib = v->actual_kib;
         d->current_kib = v->actual_kib;
+        v->running = !spec->stopped;
+        /* Memory is finite from the start: a VM found running holds at most what was free. */
+        uint64_t held = s->other_kib;
+        for (size_t i = 0; i < s->n_vms; i++)
+                held += sim_vm_assigned_kib(&s->vms[i]);
+        uint64_t room = sat_sub_u64(s->total_kib, held);
+        if (sim_vm_assigned_kib(v) > room) {
+                v->actual_kib = v->balloon_target_kib = d->current_kib = min_u64(v->actual_kib, room);
+                d->virtio_mem_requested_kib = d->virtio_mem_current_kib = 0;
+        }
+        if (spec->stopped) {
+                /* It holds nothing until it starts. */
+                d->active = false;
+                v->actual_kib = v->balloon_target_kib = d->current_kib = 0;
+                d->virtio_mem_requested_kib = d->virtio_mem_current_kib = 0;
+        }
         v->boot_start_usec = sat_sub_u64(s->now_usec, spec->uptime_usec);
+        v->boot_progress_usec = spec->uptime_usec;
         v->start_pending = spec->booting;
         v->demand_kib = sim_demand_at(&spec->demand, 0);
         v->walk_state = spec->demand.seed;
@@ -117,8 +177,12 @@ int sim_add_vm(struct sim *s, const struct sim_vm_spec *spec) {
         return (int) s->n_vms++;
 }
 
+static uint64_t boot_len(const struct sim_vm *v) {
+        return v->spec.boot_usec ? v->spec.boot_usec : SIM_DRIVER_UP_USEC;
+}
+
 static bool driver_up(const struct sim *s, const struct sim_vm *v) {
-        return s->now_usec - v->boot_start_usec >= SIM_DRIVER_UP_USEC;
+        return v->running && v->boot_progress_usec >= boot_len(v);
 }
 
 void sim_guest_meminfo(const struct hv_domain *d, uint64_t actual_kib, uint64_t kernel_kib, uint64_t used_kib,
@@ -170,8 +234,8 @@ int sim_observe(struct sim *s, struct core_host_obs *host) {
                                            .have_policy = v->spec.have_policy,
                                            .policy = v->spec.policy,
                                            .start = v->start_pending ? CORE_START_BOOT : CORE_START_NONE,
-                                           .fresh_stats = true,
-                                           .stats_ok = true,
+                                           .fresh_stats = v->running,
+                                           .stats_ok = v->running,
                                            .has_report = v->has_report,
                                            .report = v->report,
                                            .report_usec = v->report_usec,
@@ -216,10 +280,82 @@ void sim_apply(struct sim *s) {
         s->ticks++;
 }
 
+/* A peer's tick: what that system sees of each running VM, its rule, its targets applied as
+ * libvirt would (balloon up to the boot size, virtio-mem above). */
+static int peer_step(struct sim *s) {
+        uint64_t held = 0;
+        size_t n = 0;
+
+        if (s->peer_cap < s->n_vms) {
+                size_t cap = s->n_vms + s->n_vms / 4 + 16;
+                struct peer_vm *pv = realloc(s->peer_vms, cap * sizeof(*pv));
+                if (pv)
+                        s->peer_vms = pv;
+                uint64_t *t = pv ? realloc(s->peer_targets, cap * sizeof(*t)) : NULL;
+                if (t)
+                        s->peer_targets = t;
+                size_t *ix = t ? realloc(s->peer_index, cap * sizeof(*ix)) : NULL;
+                if (!ix)
+                        return -ENOMEM;
+                s->peer_index = ix;
+                s->peer_cap = cap;
+        }
+        for (size_t i = 0; i < s->n_vms; i++) {
+                const struct sim_vm *v = &s->vms[i];
+                if (!v->running)
+                        continue;
+                uint64_t assigned = sim_vm_assigned_kib(v);
+                held += assigned;
+                s->peer_vms[n] = (struct peer_vm){ .policy = v->spec.policy,
+                                                   .assigned_kib = assigned,
+                                                   .reachable_kib = balloon_reachable_kib(&v->info),
+                                                   .reporting = driver_up(s, v),
+                                                   .uptime_usec = s->now_usec - v->boot_start_usec,
+                                                   .used_kib = min_u64(v->demand_kib, assigned),
+                                                   .committed_kib = v->demand_kib,
+                                                   .demand_kib = v->demand_kib,
+                                                   .memo = v->peer_memo };
+                s->peer_index[n++] = i;
+        }
+        struct peer_host h = { .total_kib = s->total_kib,
+                               .free_kib = sat_sub_u64(s->total_kib, s->other_kib + held),
+                               .reserve_kib = s->reserve_kib };
+        int r = peer_tick(s->peer, &h, s->peer_vms, n, s->now_usec, s->peer_targets);
+        if (r < 0)
+                return r;
+        for (size_t k = 0; k < n; k++) {
+                struct sim_vm *v = &s->vms[s->peer_index[k]];
+                uint64_t target = s->peer_targets[k];
+                v->peer_memo = s->peer_vms[k].memo;
+                if (target == PEER_NO_CHANGE)
+                        continue;
+                struct balloon_split sp = balloon_split_target(target, &v->info);
+                if (sp.balloon_kib != v->balloon_target_kib) {
+                        v->balloon_target_kib = sp.balloon_kib;
+                        s->balloon_ops++;
+                }
+                if (v->info.has_virtio_mem && sp.vmem_requested_kib != v->info.virtio_mem_requested_kib) {
+                        v->info.virtio_mem_requested_kib = sp.vmem_requested_kib;
+                        s->vmem_ops++;
+                }
+                /* The oracle is a bound, not a balloon: it holds the demand at once. */
+                if (s->peer == PEER_ORACLE) {
+                        v->actual_kib = sp.balloon_kib;
+                        v->info.virtio_mem_current_kib = sp.vmem_requested_kib;
+                }
+        }
+        for (size_t i = 0; i < s->n_vms; i++)
+                s->vms[i].start_pending = false;
+        s->ticks++;
+        return 0;
+}
+
 int sim_tick(struct sim *s) {
         struct core_host_obs host;
         int r;
 
+        if (s->peer_mode)
+                return peer_step(s);
         if ((r = sim_observe(s, &host)) < 0)
                 return r;
         r = core_tick(s->core, &s->cfg, &host, s->frame.obs, s->n_vms, s->now_usec, false, s->frame.out, &s->host_out);
@@ -243,6 +379,19 @@ static void step_demand(struct sim *s, struct sim_vm *v, uint64_t from_usec) {
         const struct sim_demand *d = &v->spec.demand;
         uint64_t t = s->now_usec - s->start_usec;
 
+        /* A booting guest uses what it has touched so far. */
+        if (v->running && v->spec.boot_touch_kib && !driver_up(s, v)) {
+                uint64_t since = s->now_usec - v->boot_start_usec;
+                uint64_t touched = v->spec.boot_touch_kib_per_sec
+                                           ? (uint64_t) ((double) v->spec.boot_touch_kib_per_sec * (double) since / 1e6)
+                                           : v->spec.boot_touch_kib;
+                v->demand_kib = min_u64(touched, v->spec.boot_touch_kib);
+                return;
+        }
+        if (d->kind == SIM_DEMAND_TRACE) {
+                v->demand_kib = trace_at(&d->trace, t, &v->trace_pos);
+                return;
+        }
         if (d->kind != SIM_DEMAND_WALK) {
                 v->demand_kib = sim_demand_at(d, t);
                 return;
@@ -305,7 +454,7 @@ static void report(struct sim *s, struct sim_vm *v, uint64_t at_usec) {
         uint64_t used;
         double psi;
 
-        if (at_usec < v->boot_start_usec + SIM_DRIVER_UP_USEC || !agent_use(v, at_usec, &used, &psi))
+        if (!driver_up(s, v) || !agent_use(v, at_usec, &used, &psi))
                 return;
         uint64_t total, avail;
         guest_meminfo(v, used, &total, &avail);
@@ -324,32 +473,6 @@ static void report(struct sim *s, struct sim_vm *v, uint64_t at_usec) {
         v->report_usec = at_usec;
 }
 
-/* A guest left with less than it uses: with deflate-on-oom it takes pages back from its balloon
- * (Linux virtio_balloon's OOM notifier); without, or with no balloon left, it is out of memory. */
-static void run_guest(struct sim *s, struct sim_vm *v, uint64_t dt_usec) {
-        uint64_t assigned = sim_vm_assigned_kib(v);
-
-        if (v->spec.oom_at_start && !v->oom_done && v->state.set_balloon_kib && driver_up(s, v)) {
-                v->oom_done = true;
-                v->actual_kib = min_u64(v->info.max_kib, v->actual_kib + assigned / 10);
-                v->oom_deflates++;
-                return;
-        }
-        if (v->demand_kib <= assigned) {
-                v->in_oom = false;
-                return;
-        }
-        v->warning_usec += dt_usec;
-        if (v->info.balloon_deflate_on_oom && v->actual_kib < v->info.max_kib && driver_up(s, v)) {
-                v->actual_kib = min_u64(v->info.max_kib, v->actual_kib + (v->demand_kib - assigned));
-                v->oom_deflates++;
-                return;
-        }
-        if (!v->in_oom)
-                v->oom_events++;
-        v->in_oom = true;
-}
-
 /* Memory is finite: what a VM gains comes out of what the host (and its node, when bound) has
  * free; a balloon or virtio-mem asked to grow past that stops there. The held totals are
  * counted once per step and kept up to date as VMs move, so a step is O(VMs). */
@@ -363,6 +486,54 @@ static uint64_t host_free(const struct sim *s, const struct held *h, int node) {
         if (node >= 0 && (unsigned) node < s->n_nodes && node < CORE_NODE_MAX)
                 free_kib = min_u64(free_kib, sat_sub_u64(s->node_total_kib[node], h->node[node]));
         return free_kib;
+}
+
+/* A guest left with less than it uses: with deflate-on-oom it takes pages back from its balloon
+ * (Linux virtio_balloon's OOM notifier); without, or with no balloon left, it is out of memory. */
+static void run_guest(struct sim *s, struct held *h, struct sim_vm *v, uint64_t dt_usec) {
+        uint64_t assigned = sim_vm_assigned_kib(v);
+        int node = v->info.numa_node >= 0 && v->info.numa_node < CORE_NODE_MAX ? v->info.numa_node : -1;
+
+        /* A boot goes at the pace of the memory it gets: a guest holding half of what it has
+         * touched spends its time waiting on it (page reclaim, or a host paging for it). */
+        if (!driver_up(s, v)) {
+                double pace = v->demand_kib > assigned ? (double) assigned / (double) v->demand_kib : 1.0;
+                v->boot_progress_usec += (uint64_t) ((double) dt_usec * pace);
+        }
+
+        /* Pages the guest takes back from its balloon are the host's to find. */
+        uint64_t room = host_free(s, h, node);
+        if (v->spec.oom_at_start && !v->oom_done && v->state.set_balloon_kib && driver_up(s, v)) {
+                uint64_t took = min_u64(min_u64(v->info.max_kib - v->actual_kib, assigned / 10), room);
+                v->oom_done = true;
+                v->actual_kib += took;
+                h->total += took;
+                if (node >= 0)
+                        h->node[node] += took;
+                v->oom_deflates++;
+                return;
+        }
+        if (v->demand_kib <= assigned) {
+                v->in_oom = false;
+                return;
+        }
+        v->warning_usec += dt_usec;
+        /* A booting guest short of what it touches waits for it (its boot slows, above). */
+        if (!driver_up(s, v))
+                return;
+        if (v->info.balloon_deflate_on_oom && v->actual_kib < v->info.max_kib && room > 0) {
+                uint64_t took = min_u64(min_u64(v->info.max_kib - v->actual_kib, v->demand_kib - assigned), room);
+                v->actual_kib += took;
+                h->total += took;
+                if (node >= 0)
+                        h->node[node] += took;
+                v->oom_deflates++;
+                if (v->demand_kib <= sim_vm_assigned_kib(v))
+                        return;
+        }
+        if (!v->in_oom)
+                v->oom_events++;
+        v->in_oom = true;
 }
 
 static uint64_t move_one(const struct sim *s, struct held *h, int node, uint64_t from, uint64_t to, uint64_t dt_usec) {
@@ -393,6 +564,76 @@ static void move_memory(struct sim *s, struct held *h, struct sim_vm *v, uint64_
                 h->node[node] = h->node[node] - before + held_now;
 }
 
+/* A (re)start: the guest boots with its balloon reset to the boot size and virtio-mem
+ * unplugged. Its memory comes from what the host has free; what it cannot get is the shortfall
+ * (what Smart Paging will cover). */
+static void boot(struct sim *s, struct held *h, struct sim_vm *v) {
+        int node = v->info.numa_node >= 0 && v->info.numa_node < CORE_NODE_MAX ? v->info.numa_node : -1;
+        uint64_t before = sim_vm_assigned_kib(v);
+
+        v->info.virtio_mem_current_kib = 0;
+        h->total -= before;
+        if (node >= 0)
+                h->node[node] -= before;
+        v->actual_kib = min_u64(v->info.max_kib, host_free(s, h, node));
+        v->shortfall_kib = v->info.max_kib - v->actual_kib;
+        v->balloon_target_kib = v->info.max_kib;
+        h->total += v->actual_kib;
+        if (node >= 0)
+                h->node[node] += v->actual_kib;
+        v->running = v->info.active = true;
+        v->boot_start_usec = s->now_usec;
+        v->boot_progress_usec = 0;
+        v->start_pending = true;
+        v->has_report = v->report_fresh = false;
+        v->oom_done = false;
+        v->in_oom = false;
+        /* A storm's clock: from the first start of a burst until every VM has booted. */
+        if (s->metrics.all_booted_usec >= 0 || !s->metrics.storm_usec) {
+                s->metrics.storm_usec = s->now_usec;
+                s->metrics.all_booted_usec = -1;
+        }
+}
+
+static void run_events(struct sim *s, struct held *h) {
+        uint64_t t = s->now_usec - s->start_usec;
+        for (size_t i = 0; i < s->n_vms; i++) {
+                struct sim_vm *v = &s->vms[i];
+                if (!v->running && v->spec.stopped && t >= v->spec.start_at_usec)
+                        boot(s, h, v);
+                else if (v->running && v->spec.restart_at_usec && !v->restarted && t >= v->spec.restart_at_usec) {
+                        v->restarted = true;
+                        boot(s, h, v);
+                }
+        }
+}
+
+/* What the run measures, over this step. */
+static void measure(struct sim *s, uint64_t dt_usec) {
+        struct sim_metrics *m = &s->metrics;
+        double dt = (double) dt_usec / 1e6;
+        uint64_t sum = 0;
+        bool all_up = true;
+
+        for (size_t i = 0; i < s->n_vms; i++) {
+                const struct sim_vm *v = &s->vms[i];
+                if (!v->running)
+                        continue;
+                uint64_t a = sim_vm_assigned_kib(v);
+                sum += a;
+                m->vm_s += dt;
+                m->assigned_kib_s += (double) a * dt;
+                m->startup_kib_s += (double) (v->spec.have_policy ? v->spec.policy.startup_kib : v->info.max_kib) * dt;
+                m->demand_kib_s += (double) v->demand_kib * dt;
+                if (a < v->demand_kib)
+                        m->warning_vm_s += dt;
+                all_up &= driver_up(s, v);
+        }
+        m->peak_assigned_kib = max_u64(m->peak_assigned_kib, sum);
+        if (all_up && m->storm_usec && m->all_booted_usec < 0)
+                m->all_booted_usec = (int64_t) (s->now_usec - m->storm_usec);
+}
+
 void sim_advance(struct sim *s, uint64_t dt_usec) {
         uint64_t from = s->now_usec;
 
@@ -404,6 +645,7 @@ void sim_advance(struct sim *s, uint64_t dt_usec) {
                 if (v->info.numa_node >= 0 && v->info.numa_node < CORE_NODE_MAX)
                         h.node[v->info.numa_node] += sim_vm_assigned_kib(v);
         }
+        run_events(s, &h);
         /* Shrinks first, so memory given back this step can fund another VM's growth. */
         for (int pass = 0; pass < 2; pass++)
                 for (size_t i = 0; i < s->n_vms; i++) {
@@ -416,12 +658,31 @@ void sim_advance(struct sim *s, uint64_t dt_usec) {
                 }
         for (size_t i = 0; i < s->n_vms; i++) {
                 struct sim_vm *v = &s->vms[i];
+                if (!v->running)
+                        continue;
                 step_demand(s, v, from);
                 for (uint64_t sec = from / USEC_PER_SEC; sec < s->now_usec / USEC_PER_SEC; sec++) {
                         v->history_pos = (v->history_pos + 1) % SIM_HISTORY;
                         v->history_kib[v->history_pos] = v->demand_kib;
                 }
-                run_guest(s, v, dt_usec);
+                /* The oracle is a bound: it holds the demand at every instant, host or not. */
+                if (s->peer_mode && s->peer == PEER_ORACLE) {
+                        struct balloon_split sp = balloon_split_target(
+                                clamp_u64(v->demand_kib, KIB_PER_MIB, balloon_reachable_kib(&v->info)), &v->info);
+                        uint64_t before = sim_vm_assigned_kib(v);
+                        v->actual_kib = v->balloon_target_kib = sp.balloon_kib;
+                        v->info.virtio_mem_current_kib = v->info.virtio_mem_requested_kib = sp.vmem_requested_kib;
+                        h.total = h.total - before + sim_vm_assigned_kib(v);
+                }
+                run_guest(s, &h, v, dt_usec);
                 report(s, v, s->now_usec);
         }
+        measure(s, dt_usec);
+}
+
+uint64_t sim_oom_events(const struct sim *s) {
+        uint64_t n = 0;
+        for (size_t i = 0; i < s->n_vms; i++)
+                n += s->vms[i].oom_events;
+        return n;
 }

@@ -16,6 +16,7 @@
 #include "core/core.h"
 #include "policy/config.h"
 #include "policy/policy.h"
+#include "sim/peers.h"
 
 /* Measured here under TCG (ENVIRONMENT.md): a Linux guest's balloon went 512 -> 200 MiB in ~0.8 s. */
 #define SIM_BALLOON_KIB_PER_SEC (UINT64_C(390) * 1024)
@@ -33,6 +34,17 @@ enum sim_demand_kind {
         SIM_DEMAND_STEPS,    /* base_kib, then steps[k].kib from steps[k].at_usec on */
         SIM_DEMAND_RAMP,     /* base_kib to to_kib, linearly over [from_usec, from_usec + len_usec] */
         SIM_DEMAND_WALK,     /* base_kib, each second +-step_kib at random (seed), within [min_kib, max_kib] */
+        SIM_DEMAND_TRACE,    /* a recorded VM's use (trace), interpolated between samples or held */
+};
+
+/* One VM's recorded use: samples at times relative to the simulation's start, increasing. Not
+ * owned by the simulator (the trace reader keeps it). Before the first sample the first value
+ * holds, after the last the last. */
+struct sim_trace {
+        size_t n;
+        const uint64_t *t_usec;
+        const uint64_t *kib;
+        bool hold;           /* hold each sample until the next instead of interpolating */
 };
 
 struct sim_demand {
@@ -44,6 +56,7 @@ struct sim_demand {
         } steps[SIM_STEPS_MAX];
         uint64_t to_kib, from_usec, len_usec;
         uint64_t step_kib, min_kib, max_kib, seed;
+        struct sim_trace trace;
 };
 
 /* How the guest's tide-agent behaves. */
@@ -78,6 +91,15 @@ struct sim_vm_spec {
         bool booting;
         uint64_t uptime_usec;
         uint64_t assigned_kib;         /* what it holds at the start; 0: its boot size */
+        /* How a boot goes: its drivers (balloon, agent) report boot_usec after it began (0:
+         * SIM_DRIVER_UP_USEC); meanwhile it touches boot_touch_kib at boot_touch_kib_per_sec
+         * (0: its demand profile from the start). */
+        uint64_t boot_usec, boot_touch_kib, boot_touch_kib_per_sec;
+        /* Events, relative to the simulation's start: a VM stopped at the start that starts cold
+         * at start_at_usec, and a restart (reboot: the balloon resets to the boot size) at
+         * restart_at_usec (0: none). */
+        bool stopped;
+        uint64_t start_at_usec, restart_at_usec;
         bool oom_at_start;             /* the guest deflates its balloon by a tenth of what it holds
                                         * once tided has set a target (deflate-on-oom) */
 };
@@ -92,6 +114,11 @@ struct sim_vm {
         uint64_t history_kib[SIM_HISTORY]; /* demand, one a second, for late reports */
         size_t history_pos;
         uint64_t boot_start_usec;       /* when it (re)booted */
+        uint64_t boot_progress_usec;    /* how far its boot has come: time, slowed while it is
+                                         * short of the memory it touched; booted at boot_usec */
+        bool running;
+        bool restarted;                 /* its restart_at_usec has come */
+        size_t trace_pos;               /* the trace sample at or before now */
         bool start_pending;
         struct agent_report report;     /* the last report tided received */
         bool has_report, report_fresh;
@@ -99,14 +126,38 @@ struct sim_vm {
         bool oom_done;
         /* What happened to it. */
         uint64_t warning_usec;          /* time it held less than its demand */
+        uint64_t shortfall_kib;         /* boot memory the host could not give at its last (re)start */
         uint64_t oom_events;            /* a guest OOM: less than it needs and no balloon to take back */
         uint64_t oom_deflates;          /* it took pages back from its balloon */
         bool in_oom;
         struct core_vm state;           /* what the core carries for it */
+        struct peer_memo peer_memo;     /* what a peer's rule carries for it */
+};
+
+/* What a run measured (issue 9's report), over running VMs, integrated over virtual time. */
+struct sim_metrics {
+        double assigned_kib_s, startup_kib_s, demand_kib_s; /* KiB x seconds */
+        uint64_t peak_assigned_kib;     /* the highest sum of what the VMs held at once */
+        double vm_s;                    /* VM-seconds running */
+        double warning_vm_s;            /* VM-seconds holding less than the demand */
+        uint64_t oom_events;            /* guests out of memory (an episode counts once) */
+        double paging_kib_s;            /* Smart Paging (none yet: the column is there) */
+        uint64_t paging_peak_kib;
+        uint64_t storm_usec;            /* when the last start/restart event began, 0 none */
+        int64_t all_booted_usec;        /* from it until every running VM's drivers report, -1 not yet */
 };
 
 struct sim {
         struct tide_config cfg;
+        /* Who decides: the controller core (tide, peer false) or a peer's rule. */
+        bool peer_mode;
+        enum peer_rule peer;
+        struct peer_vm *peer_vms;       /* the running VMs, as the rule sees them this tick */
+        uint64_t *peer_targets;
+        size_t *peer_index;             /* peer_vms[k] is vms[peer_index[k]] */
+        size_t peer_cap;
+        uint64_t reserve_kib;           /* for the peers that keep one (the core reads cfg) */
+        struct sim_metrics metrics;
         uint64_t now_usec, start_usec;
         uint64_t total_kib;             /* host memory */
         uint64_t other_kib;             /* held by the host itself, outside the VMs */
@@ -123,8 +174,11 @@ struct sim {
         struct core_host_out host_out;
 };
 
-/* A host of total_kib at virtual time start_usec (> 0). Returns 0 or -ENOMEM. */
+/* A host of total_kib at virtual time start_usec (> 0), decided by the controller core.
+ * Returns 0 or -ENOMEM. */
 int sim_init(struct sim *s, const struct tide_config *cfg, uint64_t total_kib, uint64_t start_usec);
+/* Decided by a peer's rule instead (before the first tick). */
+void sim_use_peer(struct sim *s, enum peer_rule r);
 void sim_done(struct sim *s);
 
 /* Adds a domain. Returns its index, -EINVAL for a spec that cannot exist (no name, boot size 0,
@@ -159,6 +213,9 @@ void sim_vm_stats(const struct sim *s, const struct sim_vm *v, struct hv_mem_sta
  * (bench_manager): listing, stats, balloon, virtio-mem and policy metadata act on s; the VMs'
  * agents are not reachable there (no channel socket). s must outlive the hv. */
 struct hv sim_hv(struct sim *s);
+
+/* Guest OOM episodes over all VMs so far. */
+uint64_t sim_oom_events(const struct sim *s);
 
 /* What a VM holds: balloon actual + plugged virtio-mem. */
 uint64_t sim_vm_assigned_kib(const struct sim_vm *v);

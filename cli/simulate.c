@@ -1,0 +1,606 @@
+/* tidectl simulate: boot storms and real traces on simulated hosts, tide (the controller core
+ * tided runs) against the rules of Hyper-V, oVirt MOM, Proxmox and static sizing, and the
+ * oracle bound, on the same demand. docs/SIMULATOR.md has the model and every definition. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <json.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zlib.h>
+
+#include "cli/commands.h"
+#include "cli/simspec.h"
+#include "common/macro.h"
+#include "common/units.h"
+#include "sim/sim.h"
+#include "sim/trace.h"
+
+/* Virtual time starts late enough that nothing computed from it goes below zero. */
+#define SIM_EPOCH_USEC (UINT64_C(1000) * USEC_PER_SEC)
+/* Without a scenario's duration or a trace: one hour. */
+#define DEFAULT_DURATION_USEC (UINT64_C(3600) * USEC_PER_SEC)
+/* --find-host's bar: warning time at most this share of VM-seconds, and no guest OOM. */
+#define FIND_HOST_WARNING_PCT 0.1
+
+enum { POLICY_TIDE = PEER_RULES, POLICIES }; /* tide, then the peers' rules by their enum */
+
+static const char *policy_name(int p) {
+        return p == POLICY_TIDE ? "tide" : peer_rule_to_string((enum peer_rule) p);
+}
+
+/* The order of the report: tide first, the bound last. */
+static const int policy_order[] = { POLICY_TIDE, PEER_HYPERV, PEER_MOM, PEER_PROXMOX, PEER_STATIC, PEER_ORACLE };
+
+struct options {
+        const char *scenario, *trace;
+        double hours;
+        bool json, find_host, hold, seed_set;
+        uint64_t seed;
+        bool policies[POLICIES];
+};
+
+/* What one policy did over one run. */
+struct result {
+        int policy;
+        struct sim_metrics m;           /* summed over hosts; peak over the cluster */
+        uint64_t balloon_ops, oom_events;
+        int64_t booted_usec;            /* after the last storm, -1: none, or not all booted */
+        bool storm;
+        double wall_s;
+        uint64_t host_kib;              /* per host, as run */
+        bool host_found;                /* --find-host: a host size passed */
+        uint64_t host_needed_kib;
+};
+
+/* Every VM of the run, with the host it starts on (-1: placed by free memory). */
+struct world {
+        const struct simspec *spec;
+        struct sim_vm_spec *vms;
+        int *host;
+        size_t n;
+        uint64_t duration_usec;
+        uint64_t startup_sum_kib;
+        struct simspec_host hosts[SIMSPEC_HOSTS_MAX];
+        size_t n_hosts;
+};
+
+static uint64_t align_up(uint64_t kib) {
+        return (kib + POLICY_ALIGN_KIB - 1) / POLICY_ALIGN_KIB * POLICY_ALIGN_KIB;
+}
+
+/* A host that fits every VM at its startup memory and the auto reserve (512 MiB + 1/32 of the
+ * host, docs/POLICY.md): total = (startups + 512 MiB) x 32/31, rounded up to a GiB. Static sizing
+ * always fits it, so memory returned is measured against a host that needs none. */
+static uint64_t host_for(uint64_t startup_sum_kib) {
+        uint64_t total = (startup_sum_kib + 512 * KIB_PER_MIB) * 32 / 31 + 1;
+        return (total + KIB_PER_GIB - 1) / KIB_PER_GIB * KIB_PER_GIB;
+}
+
+static int world_add(struct world *w, const struct sim_vm_spec *vm, int host) {
+        size_t k = w->n;
+        w->vms[k] = *vm;
+        w->host[k] = host;
+        snprintf(w->vms[k].name, sizeof(w->vms[k].name), "%.40s-%zu", vm->name, k);
+        w->startup_sum_kib += vm->policy.startup_kib;
+        w->n++;
+        return 0;
+}
+
+/* Groups and trace VMs, then the events written into each VM's spec. */
+static int world_build(struct world *w, const struct simspec *spec, const struct sim_trace_set *tr,
+                       const struct options *o, char *err, size_t errlen) {
+        size_t n = simspec_vms(spec) + (tr ? tr->n : 0);
+
+        *w = (struct world){ .spec = spec };
+        w->vms = calloc(n ? n : 1, sizeof(*w->vms));
+        w->host = calloc(n ? n : 1, sizeof(*w->host));
+        if (!w->vms || !w->host)
+                return -ENOMEM;
+        for (size_t g = 0; g < spec->n_groups; g++)
+                for (size_t k = 0; k < spec->groups[g].count; k++) {
+                        struct sim_vm_spec vm = spec->groups[g].vm;
+                        /* Each VM walks its own way, the same way in every run of a seed. */
+                        vm.demand.seed = (o->seed_set ? o->seed : vm.demand.seed) + w->n;
+                        world_add(w, &vm, spec->groups[g].host);
+                }
+        for (size_t i = 0; tr && i < tr->n; i++) {
+                const struct sim_trace_vm *t = &tr->vms[i];
+                if (t->n == 0)
+                        continue; /* no sample within --hours */
+                const struct simspec_trace_defaults *d = &spec->trace;
+                struct sim_vm_spec vm = { .node = -1, .have_policy = true, .balloon_stats = true,
+                                          .uptime_usec = UINT64_C(86400) * USEC_PER_SEC };
+                snprintf(vm.name, sizeof(vm.name), "trace%ld", t->id);
+                policy_init(&vm.policy);
+                vm.policy.startup_kib = vm.policy.maximum_kib = vm.boot_kib = align_up(t->provisioned_kib);
+                vm.policy.minimum_kib =
+                        min_u64(align_up(max_u64(d->minimum_floor_kib, t->provisioned_kib / d->minimum_divisor)),
+                                vm.policy.startup_kib);
+                vm.policy.minimum_kib = max_u64(vm.policy.minimum_kib, POLICY_MINIMUM_FLOOR_KIB);
+                vm.policy.buffer_pct = d->buffer_pct;
+                vm.policy.weight = d->weight;
+                vm.demand = (struct sim_demand){ .kind = SIM_DEMAND_TRACE, .trace = sim_trace_of(t, o->hold) };
+                world_add(w, &vm, -1);
+        }
+        if (w->n == 0) {
+                snprintf(err, errlen, "nothing to simulate: no groups in the scenario and no trace");
+                return -EINVAL;
+        }
+        /* Events become each VM's own: a restart time, or a cold start in turn. */
+        for (size_t e = 0; e < spec->n_events; e++) {
+                const struct simspec_event *ev = &spec->events[e];
+                size_t first = 0, count = w->n, turn = 0;
+                if (ev->kind == SIMSPEC_HOST_FAILURE)
+                        continue; /* the run loop moves the VMs */
+                if (ev->group >= 0) {
+                        for (int g = 0; g < ev->group; g++)
+                                first += spec->groups[g].count;
+                        count = spec->groups[ev->group].count;
+                }
+                for (size_t k = first; k < first + count; k++, turn++) {
+                        if (ev->kind == SIMSPEC_RESTART)
+                                w->vms[k].restart_at_usec = max_u64(ev->at_usec, 1);
+                        else {
+                                w->vms[k].stopped = true;
+                                w->vms[k].start_at_usec = ev->at_usec + turn * ev->every_usec;
+                        }
+                }
+        }
+        memcpy(w->hosts, spec->hosts, sizeof(w->hosts));
+        w->n_hosts = spec->n_hosts;
+        if (w->n_hosts == 0) {
+                w->hosts[0] = (struct simspec_host){ .reserve_auto = true, .memory_kib = host_for(w->startup_sum_kib) };
+                snprintf(w->hosts[0].name, sizeof(w->hosts[0].name), "host");
+                w->n_hosts = 1;
+        }
+        w->duration_usec = spec->duration_usec;
+        if (!w->duration_usec && tr)
+                w->duration_usec = (tr->t_end_s - tr->t0_s) * USEC_PER_SEC;
+        if (o->hours > 0 && (!w->duration_usec || w->duration_usec > (uint64_t) (o->hours * 3600e6)))
+                w->duration_usec = (uint64_t) (o->hours * 3600e6);
+        if (!w->duration_usec)
+                w->duration_usec = DEFAULT_DURATION_USEC;
+        return 0;
+}
+
+static void world_done(struct world *w) {
+        free(w->vms);
+        free(w->host);
+        *w = (struct world){ 0 };
+}
+
+/* The host a cluster manager would pick: the live one with the most memory not yet promised to
+ * its VMs' startup sizes (a capacity-aware placement, as Pacemaker's "balanced" strategy or
+ * oVirt's scheduler would). */
+static int place(const struct world *w, const bool *alive, const uint64_t *promised, uint64_t host_kib) {
+        int best = -1;
+        uint64_t best_room = 0;
+        for (size_t h = 0; h < w->n_hosts; h++) {
+                if (!alive[h])
+                        continue;
+                uint64_t mem = host_kib ? host_kib : w->hosts[h].memory_kib;
+                uint64_t room = sat_sub_u64(mem, promised[h]);
+                if (best < 0 || room > best_room) {
+                        best = (int) h;
+                        best_room = room;
+                }
+        }
+        return best;
+}
+
+/* One run of one policy: every host a simulator, stepped together a tick at a time. */
+static int run(const struct world *w, int policy, uint64_t host_kib, const struct tide_config *base,
+               struct result *res) {
+        struct sim sims[SIMSPEC_HOSTS_MAX];
+        bool alive[SIMSPEC_HOSTS_MAX];
+        uint64_t promised[SIMSPEC_HOSTS_MAX] = { 0 };
+        size_t next_failure = 0;
+        int r = 0;
+        struct timespec t0, t1;
+
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        *res = (struct result){ .policy = policy, .booted_usec = -1, .host_kib = host_kib };
+        for (size_t h = 0; h < w->n_hosts; h++) {
+                struct tide_config cfg = *base;
+                const struct simspec_host *hs = &w->hosts[h];
+                uint64_t mem = host_kib ? host_kib : hs->memory_kib;
+                cfg.reserve_auto = hs->reserve_auto;
+                cfg.reserve_kib = hs->reserve_kib;
+                if ((r = sim_init(&sims[h], &cfg, mem, SIM_EPOCH_USEC)) < 0) {
+                        for (size_t k = 0; k < h; k++)
+                                sim_done(&sims[k]);
+                        return r;
+                }
+                sims[h].reserve_kib = config_reserve_kib(&cfg, mem);
+                if (policy != POLICY_TIDE)
+                        sim_use_peer(&sims[h], (enum peer_rule) policy);
+                alive[h] = true;
+        }
+        for (size_t i = 0; i < w->n && r >= 0; i++) {
+                int h = w->host[i] >= 0 ? w->host[i] : place(w, alive, promised, host_kib);
+                promised[h] += w->vms[i].policy.startup_kib;
+                r = sim_add_vm(&sims[h], &w->vms[i]);
+        }
+        uint64_t tick = base->interval_usec;
+        for (uint64_t t = 0; r >= 0 && t < w->duration_usec; t += tick) {
+                /* A host that fails takes its VMs down; the cluster starts them cold elsewhere. */
+                for (; next_failure < w->spec->n_events; next_failure++) {
+                        const struct simspec_event *ev = &w->spec->events[next_failure];
+                        if (ev->kind != SIMSPEC_HOST_FAILURE)
+                                continue;
+                        if (ev->at_usec > t)
+                                break;
+                        if (!alive[ev->host])
+                                continue;
+                        alive[ev->host] = false;
+                        struct sim *dead = &sims[ev->host];
+                        for (size_t i = 0; i < dead->n_vms && r >= 0; i++) {
+                                struct sim_vm_spec vm = dead->vms[i].spec;
+                                int h = place(w, alive, promised, host_kib);
+                                if (h < 0)
+                                        break; /* no survivor */
+                                vm.stopped = true;
+                                vm.start_at_usec = t + tick;
+                                vm.restart_at_usec = 0;
+                                promised[h] += vm.policy.startup_kib;
+                                r = sim_add_vm(&sims[h], &vm);
+                        }
+                }
+                for (size_t h = 0; h < w->n_hosts && r >= 0; h++)
+                        if (alive[h])
+                                r = sim_tick(&sims[h]);
+                uint64_t sum = 0;
+                for (size_t h = 0; h < w->n_hosts; h++) {
+                        if (!alive[h])
+                                continue;
+                        sim_advance(&sims[h], tick);
+                        for (size_t i = 0; i < sims[h].n_vms; i++)
+                                if (sims[h].vms[i].running)
+                                        sum += sim_vm_assigned_kib(&sims[h].vms[i]);
+                }
+                res->m.peak_assigned_kib = max_u64(res->m.peak_assigned_kib, sum);
+        }
+        for (size_t h = 0; h < w->n_hosts; h++) {
+                const struct sim_metrics *m = &sims[h].metrics;
+                res->m.assigned_kib_s += m->assigned_kib_s;
+                res->m.startup_kib_s += m->startup_kib_s;
+                res->m.demand_kib_s += m->demand_kib_s;
+                res->m.vm_s += m->vm_s;
+                res->m.warning_vm_s += m->warning_vm_s;
+                res->m.paging_kib_s += m->paging_kib_s;
+                res->m.paging_peak_kib = max_u64(res->m.paging_peak_kib, m->paging_peak_kib);
+                res->balloon_ops += sims[h].balloon_ops + sims[h].vmem_ops;
+                res->oom_events += sim_oom_events(&sims[h]);
+                /* The storm is over when every host that had one has booted all its VMs. */
+                if (m->storm_usec && alive[h]) {
+                        res->storm = true;
+                        if (m->all_booted_usec < 0)
+                                res->booted_usec = INT64_MIN;
+                        else if (res->booted_usec != INT64_MIN)
+                                res->booted_usec = res->booted_usec > m->all_booted_usec ? res->booted_usec : m->all_booted_usec;
+                }
+                sim_done(&sims[h]);
+        }
+        if (res->booted_usec == INT64_MIN)
+                res->booted_usec = -1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        res->wall_s = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
+        return r < 0 ? r : 0;
+}
+
+static double warning_pct(const struct result *r) {
+        return r->m.vm_s > 0 ? 100.0 * r->m.warning_vm_s / r->m.vm_s : 0;
+}
+
+static double returned_pct(const struct result *r) {
+        return r->m.startup_kib_s > 0 ? 100.0 * (1.0 - r->m.assigned_kib_s / r->m.startup_kib_s) : 0;
+}
+
+static bool passes(const struct result *r) {
+        return warning_pct(r) <= FIND_HOST_WARNING_PCT && r->oom_events == 0;
+}
+
+/* The smallest host memory, to a GiB, on which the policy keeps warning time within the bar with
+ * no guest OOM: a binary search between 1 GiB and the hosts as given (or sized). Each probe is a
+ * whole run. */
+static int find_host(const struct world *w, int policy, const struct tide_config *cfg, struct result *res) {
+        uint64_t hi = 0;
+        struct result probe;
+        int r;
+
+        /* The oracle holds the demand whatever the host: its host is the peak demand and the
+         * reserve that host keeps. */
+        if (policy == PEER_ORACLE) {
+                struct tide_config c = *cfg;
+                c.reserve_auto = w->hosts[0].reserve_auto;
+                c.reserve_kib = w->hosts[0].reserve_kib;
+                uint64_t need = res->m.peak_assigned_kib / w->n_hosts;
+                need += config_reserve_kib(&c, need);
+                res->host_found = true;
+                res->host_needed_kib = (need + KIB_PER_GIB - 1) / KIB_PER_GIB * KIB_PER_GIB;
+                return 0;
+        }
+        /* From the hosts as given, or one that holds every startup if that is larger. */
+        for (size_t h = 0; h < w->n_hosts; h++)
+                hi = max_u64(hi, w->hosts[h].memory_kib);
+        hi = max_u64(hi, host_for(w->startup_sum_kib / w->n_hosts));
+        hi = (hi + KIB_PER_GIB - 1) / KIB_PER_GIB;
+        if ((r = run(w, policy, hi * KIB_PER_GIB, cfg, &probe)) < 0)
+                return r;
+        if (!passes(&probe))
+                return 0; /* not even on the hosts as given */
+        uint64_t lo = 1, best = hi;
+        while (lo < best) {
+                uint64_t mid = lo + (best - lo) / 2;
+                if ((r = run(w, policy, mid * KIB_PER_GIB, cfg, &probe)) < 0)
+                        return r;
+                if (passes(&probe))
+                        best = mid;
+                else
+                        lo = mid + 1;
+        }
+        res->host_found = true;
+        res->host_needed_kib = best * KIB_PER_GIB;
+        return 0;
+}
+
+static int load_trace(const char *path, double hours, struct sim_trace_set *t, FILE *err) {
+        char line[512], msg[256];
+        gzFile f = gzopen(path, "rb");
+        int r = 0;
+
+        if (!f) {
+                fprintf(err, "tidectl: %s: %s\n", path, strerror(errno ? errno : ENOENT));
+                return -ENOENT;
+        }
+        gzbuffer(f, 1 << 17);
+        while (gzgets(f, line, sizeof(line))) {
+                size_t len = strlen(line);
+                if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
+                        fprintf(err, "tidectl: %s: line %zu: longer than %zu bytes\n", path, t->lines + 1, sizeof(line) - 2);
+                        r = -EINVAL;
+                        break;
+                }
+                if ((r = sim_trace_feed(t, line, msg, sizeof(msg))) < 0) {
+                        if (r == -EINVAL)
+                                fprintf(err, "tidectl: %s: %s\n", path, msg);
+                        else
+                                fprintf(err, "tidectl: %s: %s\n", path, strerror(-r));
+                        break;
+                }
+        }
+        int zerr = 0;
+        const char *zmsg = gzerror(f, &zerr);
+        if (r >= 0 && zerr != Z_OK && zerr != Z_STREAM_END) {
+                fprintf(err, "tidectl: %s: cannot read: %s\n", path, zerr == Z_ERRNO ? strerror(errno) : zmsg);
+                r = -EIO;
+        }
+        gzclose(f);
+        if (r >= 0 && t->lines == 0) {
+                fprintf(err, "tidectl: %s: empty (expected the header %s)\n", path, SIM_TRACE_HEADER);
+                r = -EINVAL;
+        }
+        if (r >= 0 && (r = sim_trace_finish(t, hours > 0 ? (uint64_t) (hours * 3600e6) : 0, msg, sizeof(msg))) < 0)
+                fprintf(err, "tidectl: %s: %s\n", path, msg);
+        return r;
+}
+
+static void print_table(const struct world *w, const struct result *res, size_t n, double wall, bool any_find,
+                        FILE *out) {
+        char a[SIZE_FORMAT_MAX], b[SIZE_FORMAT_MAX], c[SIZE_FORMAT_MAX];
+        uint64_t host_sum = 0;
+
+        for (size_t h = 0; h < w->n_hosts; h++)
+                host_sum += w->hosts[h].memory_kib;
+        fprintf(out, "%zu VMs, %.1f h simulated in %.1f s on %zu host%s of %s (startup memory of all VMs: %s)\n", w->n,
+                (double) w->duration_usec / 3600e6, wall, w->n_hosts, w->n_hosts == 1 ? "" : "s",
+                size_format_human(host_sum, a), size_format_human(w->startup_sum_kib, b));
+        fprintf(out, "%-8s  %9s  %9s  %9s  %8s  %5s  %11s  %9s  %11s", "POLICY", "RETURNED", "PEAK", "WARNING", "WARN%",
+                "OOM", "PAGING-GiBs", "BOOTED", "BALLOON-OPS");
+        if (any_find)
+                fprintf(out, "  %11s", "HOST-NEEDED");
+        fputc('\n', out);
+        for (size_t i = 0; i < n; i++) {
+                const struct result *r = &res[i];
+                char booted[32] = "-";
+                if (r->storm && r->booted_usec >= 0)
+                        snprintf(booted, sizeof(booted), "%.0f s", (double) r->booted_usec / 1e6);
+                else if (r->storm)
+                        snprintf(booted, sizeof(booted), "never");
+                fprintf(out, "%-8s  %8.1f%%  %9s  %8.0fs  %7.3f%%  %5" PRIu64 "  %11.1f  %9s  %11" PRIu64,
+                        policy_name(r->policy), returned_pct(r), size_format_human(r->m.peak_assigned_kib, a),
+                        r->m.warning_vm_s, warning_pct(r), r->oom_events, r->m.paging_kib_s / (double) KIB_PER_GIB,
+                        booted, r->balloon_ops);
+                if (any_find)
+                        fprintf(out, "  %11s", r->host_found ? size_format_human(r->host_needed_kib, c) : "none");
+                fputc('\n', out);
+        }
+}
+
+static void print_json(const struct world *w, const struct result *res, size_t n, double wall, bool find, FILE *out) {
+        json_object *root = json_object_new_object(), *pols = json_object_new_array();
+        uint64_t startups = w->startup_sum_kib;
+
+        json_object_object_add(root, "vms", json_object_new_int64((int64_t) w->n));
+        json_object_object_add(root, "simulated_seconds", json_object_new_double((double) w->duration_usec / 1e6));
+        json_object_object_add(root, "wall_seconds", json_object_new_double(wall));
+        json_object_object_add(root, "startup_sum_kib", json_object_new_int64((int64_t) startups));
+        for (size_t i = 0; i < n; i++) {
+                const struct result *r = &res[i];
+                json_object *p = json_object_new_object();
+                json_object_object_add(p, "policy", json_object_new_string(policy_name(r->policy)));
+                json_object_object_add(p, "memory_returned_pct", json_object_new_double(returned_pct(r)));
+                json_object_object_add(p, "peak_assigned_kib", json_object_new_int64((int64_t) r->m.peak_assigned_kib));
+                json_object_object_add(p, "warning_vm_seconds", json_object_new_double(r->m.warning_vm_s));
+                json_object_object_add(p, "warning_pct", json_object_new_double(warning_pct(r)));
+                json_object_object_add(p, "oom_events", json_object_new_int64((int64_t) r->oom_events));
+                json_object_object_add(p, "paging_gib_seconds",
+                                       json_object_new_double(r->m.paging_kib_s / (double) KIB_PER_GIB));
+                json_object_object_add(p, "paging_peak_kib", json_object_new_int64((int64_t) r->m.paging_peak_kib));
+                json_object_object_add(p, "time_to_all_booted_s",
+                                       r->storm && r->booted_usec >= 0
+                                               ? json_object_new_double((double) r->booted_usec / 1e6)
+                                               : NULL);
+                json_object_object_add(p, "balloon_ops", json_object_new_int64((int64_t) r->balloon_ops));
+                json_object_object_add(p, "wall_seconds", json_object_new_double(r->wall_s));
+                if (find) {
+                        json_object_object_add(p, "host_needed_kib",
+                                               r->host_found ? json_object_new_int64((int64_t) r->host_needed_kib) : NULL);
+                        /* What that host saves against one sized for every VM's startup memory. */
+                        json_object_object_add(p, "host_saved_pct",
+                                               r->host_found ? json_object_new_double(100.0 * (1.0 - (double) r->host_needed_kib /
+                                                                                                         (double) host_for(startups)))
+                                                             : NULL);
+                }
+                json_object_array_add(pols, p);
+        }
+        json_object_object_add(root, "policies", pols);
+        fprintf(out, "%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+        json_object_put(root);
+}
+
+static int parse_policies(const char *list, bool *ret, FILE *err) {
+        char buf[256];
+        snprintf(buf, sizeof(buf), "%s", list);
+        memset(ret, 0, POLICIES * sizeof(*ret));
+        for (char *save = NULL, *p = strtok_r(buf, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+                enum peer_rule rule;
+                if (streq(p, "tide"))
+                        ret[POLICY_TIDE] = true;
+                else if (peer_rule_from_string(p, &rule) == 0)
+                        ret[rule] = true;
+                else {
+                        fprintf(err, "tidectl simulate: --policies: unknown policy '%s' (known: tide, hyperv, mom, "
+                                     "proxmox, static, oracle)\n",
+                                p);
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
+static int simulate_run(const struct options *o, FILE *out, FILE *err) {
+        _cleanup_free_ struct simspec *spec = malloc(sizeof(*spec));
+        struct sim_trace_set trace = { 0 };
+        struct world w = { 0 };
+        struct result res[POLICIES];
+        struct tide_config cfg;
+        char msg[512];
+        size_t n = 0;
+        int r;
+
+        if (!spec)
+                return TIDECTL_EXIT_FAIL;
+        config_init(&cfg);
+        simspec_init(spec);
+        if (o->scenario && simspec_load(o->scenario, spec, msg, sizeof(msg)) < 0) {
+                fprintf(err, "tidectl: %s\n", msg);
+                return TIDECTL_EXIT_FAIL;
+        }
+        if (o->trace && load_trace(o->trace, o->hours, &trace, err) < 0) {
+                sim_trace_set_done(&trace);
+                return TIDECTL_EXIT_FAIL;
+        }
+        if ((r = world_build(&w, spec, o->trace ? &trace : NULL, o, msg, sizeof(msg))) < 0) {
+                fprintf(err, "tidectl simulate: %s\n", r == -EINVAL ? msg : strerror(-r));
+                world_done(&w);
+                sim_trace_set_done(&trace);
+                return TIDECTL_EXIT_FAIL;
+        }
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (size_t k = 0; k < ELEMENTSOF(policy_order) && r >= 0; k++) {
+                int p = policy_order[k];
+                if (!o->policies[p])
+                        continue;
+                if ((r = run(&w, p, 0, &cfg, &res[n])) < 0)
+                        break;
+                if (o->find_host && (r = find_host(&w, p, &cfg, &res[n])) < 0)
+                        break;
+                n++;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double wall = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
+        if (r < 0)
+                fprintf(err, "tidectl simulate: the simulation failed: %s\n", strerror(-r));
+        else if (o->json)
+                print_json(&w, res, n, wall, o->find_host, out);
+        else
+                print_table(&w, res, n, wall, o->find_host, out);
+        world_done(&w);
+        sim_trace_set_done(&trace);
+        return r < 0 ? TIDECTL_EXIT_FAIL : TIDECTL_EXIT_OK;
+}
+
+int cmd_simulate(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err) {
+        static const struct option options[] = {
+                { "trace", required_argument, NULL, 't' },  { "hours", required_argument, NULL, 'H' },
+                { "policies", required_argument, NULL, 'p' }, { "json", no_argument, NULL, 'j' },
+                { "find-host", no_argument, NULL, 'f' },    { "seed", required_argument, NULL, 's' },
+                { "hold", no_argument, NULL, 'h' },         TIDECTL_GLOBAL_OPTIONS,
+                { 0 },
+        };
+        struct options o = { 0 };
+        char *end;
+        int c;
+
+        for (int p = 0; p < POLICIES; p++)
+                o.policies[p] = true;
+        while ((c = tidectl_getopt(argc, argv, options, false, "simulate", g, out)) != -1) {
+                switch (c) {
+                case TIDECTL_OPT_DONE:
+                        return TIDECTL_EXIT_OK;
+                case 't':
+                        o.trace = optarg;
+                        break;
+                case 'H':
+                        errno = 0;
+                        o.hours = strtod(optarg, &end);
+                        if (errno || end == optarg || *end || !(o.hours > 0) || o.hours > 24.0 * 366 * 10) {
+                                fprintf(err, "tidectl simulate: --hours: '%s' is not a number of hours (> 0)\n", optarg);
+                                return TIDECTL_EXIT_USAGE;
+                        }
+                        break;
+                case 'p':
+                        if (parse_policies(optarg, o.policies, err) < 0)
+                                return TIDECTL_EXIT_USAGE;
+                        break;
+                case 'j':
+                        o.json = true;
+                        break;
+                case 'f':
+                        o.find_host = true;
+                        break;
+                case 'h':
+                        o.hold = true;
+                        break;
+                case 's':
+                        errno = 0;
+                        o.seed = strtoull(optarg, &end, 10);
+                        if (errno || end == optarg || *end || optarg[0] == '-') {
+                                fprintf(err, "tidectl simulate: --seed: '%s' is not a whole number\n", optarg);
+                                return TIDECTL_EXIT_USAGE;
+                        }
+                        o.seed_set = true;
+                        break;
+                default:
+                        fprintf(err, "tidectl simulate: unknown or incomplete option '%s' (see 'tidectl help simulate')\n",
+                                argv[optind - 1]);
+                        return TIDECTL_EXIT_USAGE;
+                }
+        }
+        if (argc - optind > 1) {
+                fprintf(err, "tidectl simulate: expected at most one scenario file (see 'tidectl help simulate')\n");
+                return TIDECTL_EXIT_USAGE;
+        }
+        o.scenario = argc - optind == 1 ? argv[optind] : NULL;
+        if (!o.scenario && !o.trace) {
+                fprintf(err, "tidectl simulate: give a scenario file, a --trace, or both (see 'tidectl help simulate')\n");
+                return TIDECTL_EXIT_USAGE;
+        }
+        return simulate_run(&o, out, err);
+}

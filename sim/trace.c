@@ -1,0 +1,187 @@
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/macro.h"
+#include "sim/trace.h"
+
+static int fail(char *err, size_t errlen, size_t line, const char *field, const char *what) {
+        snprintf(err, errlen, "line %zu: %s: %s", line, field, what);
+        return -EINVAL;
+}
+
+/* One unsigned decimal field up to the next comma (or the end); *p moves past it. */
+static int field_u64(const char **p, uint64_t max, uint64_t *ret) {
+        const char *s = *p;
+        uint64_t v = 0;
+        if (*s < '0' || *s > '9')
+                return -EINVAL;
+        for (; *s >= '0' && *s <= '9'; s++) {
+                if (v > (max - (uint64_t) (*s - '0')) / 10)
+                        return -ERANGE;
+                v = v * 10 + (uint64_t) (*s - '0');
+        }
+        if (*s != ',' && *s != '\0' && *s != '\n' && *s != '\r')
+                return -EINVAL;
+        *p = *s == ',' ? s + 1 : s;
+        *ret = v;
+        return 0;
+}
+
+static int field_pct(const char **p, double *ret) {
+        char *end;
+        double v = strtod(*p, &end);
+        if (end == *p || !isfinite(v) || v < 0 || v > 1e6 || (*end != ',' && *end != '\0' && *end != '\n'))
+                return -EINVAL;
+        *p = *end == ',' ? end + 1 : end;
+        *ret = v;
+        return 0;
+}
+
+static struct sim_trace_vm *vm_for(struct sim_trace_set *t, long id, int *r) {
+        if (t->last < t->n && t->vms[t->last].id == id)
+                return &t->vms[t->last];
+        for (size_t i = 0; i < t->n; i++)
+                if (t->vms[i].id == id) {
+                        t->last = i;
+                        return &t->vms[i];
+                }
+        if (t->n >= SIM_TRACE_MAX_VMS) {
+                *r = -E2BIG;
+                return NULL;
+        }
+        if (t->n == t->cap) {
+                size_t cap = t->cap ? t->cap * 2 : 64;
+                struct sim_trace_vm *vms = realloc(t->vms, cap * sizeof(*vms));
+                if (!vms) {
+                        *r = -ENOMEM;
+                        return NULL;
+                }
+                t->vms = vms;
+                t->cap = cap;
+        }
+        t->last = t->n;
+        t->vms[t->n] = (struct sim_trace_vm){ .id = id };
+        return &t->vms[t->n++];
+}
+
+static int push(struct sim_trace_vm *v, uint64_t t_s, uint64_t used, double cpu) {
+        if (v->n == v->cap) {
+                size_t cap = v->cap ? v->cap * 2 : 256;
+                uint64_t *ts = realloc(v->t_s, cap * sizeof(*ts));
+                if (ts)
+                        v->t_s = ts;
+                uint64_t *u = ts ? realloc(v->used_kib, cap * sizeof(*u)) : NULL;
+                if (u)
+                        v->used_kib = u;
+                double *c = u ? realloc(v->cpu_pct, cap * sizeof(*c)) : NULL;
+                if (!c)
+                        return -ENOMEM;
+                v->cpu_pct = c;
+                v->cap = cap;
+        }
+        v->t_s[v->n] = t_s;
+        v->used_kib[v->n] = used;
+        v->cpu_pct[v->n] = cpu;
+        v->n++;
+        return 0;
+}
+
+int sim_trace_feed(struct sim_trace_set *t, const char *line, char *err, size_t errlen) {
+        size_t no = ++t->lines;
+        uint64_t id, t_s, cores, prov, used;
+        double cpu;
+        int r;
+
+        if (no == 1) {
+                size_t len = strcspn(line, "\r\n");
+                if (len != strlen(SIM_TRACE_HEADER) || strncmp(line, SIM_TRACE_HEADER, len) != 0)
+                        return fail(err, errlen, no, "header", "expected " SIM_TRACE_HEADER);
+                return 0;
+        }
+        if (line[0] == '\0' || line[0] == '\n' || line[0] == '\r')
+                return 0; /* a blank line (a trailing newline) */
+        const char *p = line;
+        if (field_u64(&p, INT32_MAX, &id) < 0)
+                return fail(err, errlen, no, "vm", "expected a VM number");
+        if (field_u64(&p, UINT32_MAX * UINT64_C(100), &t_s) < 0)
+                return fail(err, errlen, no, "t_s", "expected Unix seconds");
+        if (field_u64(&p, 65536, &cores) < 0)
+                return fail(err, errlen, no, "cores", "expected a number of vCPUs (0-65536)");
+        if (field_pct(&p, &cpu) < 0)
+                return fail(err, errlen, no, "cpu_pct", "expected a percentage");
+        if (field_u64(&p, SIM_TRACE_MAX_KIB, &prov) < 0)
+                return fail(err, errlen, no, "mem_provisioned_kib", "expected KiB, at most 64 TiB");
+        if (field_u64(&p, SIM_TRACE_MAX_KIB, &used) < 0)
+                return fail(err, errlen, no, "mem_used_kib", "expected KiB, at most 64 TiB");
+        if (*p != '\0' && *p != '\n' && *p != '\r')
+                return fail(err, errlen, no, "mem_used_kib", "extra fields after it");
+        /* The Bitbrains trace writes a VM that reported nothing (off, or its monitoring down)
+         * as 0 KiB provisioned: no sample, a gap its neighbours bridge. */
+        if (prov == 0) {
+                t->gaps++;
+                return 0;
+        }
+        struct sim_trace_vm *v = vm_for(t, (long) id, &r);
+        if (!v)
+                return r == -E2BIG ? fail(err, errlen, no, "vm", "more VMs than the simulator takes") : r;
+        if (v->n && t_s < v->t_s[v->n - 1])
+                return fail(err, errlen, no, "t_s", "before this VM's previous sample");
+        if (v->n && t_s == v->t_s[v->n - 1]) {
+                /* The same instant twice (the Bitbrains trace has such rows): the later wins. */
+                v->used_kib[v->n - 1] = used;
+                v->cpu_pct[v->n - 1] = cpu;
+                t->duplicates++;
+                return 0;
+        }
+        v->cores = (unsigned) max_u64(v->cores, cores);
+        v->provisioned_kib = max_u64(v->provisioned_kib, prov);
+        if ((r = push(v, t_s, used, cpu)) < 0)
+                return r;
+        t->t0_s = t->t0_s && t->t0_s < t_s ? t->t0_s : t_s;
+        t->t_end_s = max_u64(t->t_end_s, t_s);
+        return 0;
+}
+
+int sim_trace_finish(struct sim_trace_set *t, uint64_t max_usec, char *err, size_t errlen) {
+        size_t kept = 0;
+        for (size_t i = 0; i < t->n; i++) {
+                struct sim_trace_vm *v = &t->vms[i];
+                free(v->t_usec);
+                v->t_usec = malloc((v->n ? v->n : 1) * sizeof(*v->t_usec));
+                if (!v->t_usec)
+                        return -ENOMEM;
+                size_t k = 0;
+                for (; k < v->n; k++) {
+                        uint64_t rel = (v->t_s[k] - t->t0_s) * UINT64_C(1000000);
+                        if (max_usec && rel >= max_usec)
+                                break;
+                        v->t_usec[k] = rel;
+                }
+                v->n = k;
+                kept += k;
+        }
+        if (kept == 0) {
+                snprintf(err, errlen, "no samples%s", max_usec ? " in the hours asked for" : "");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+struct sim_trace sim_trace_of(const struct sim_trace_vm *v, bool hold) {
+        return (struct sim_trace){ .n = v->n, .t_usec = v->t_usec, .kib = v->used_kib, .hold = hold };
+}
+
+void sim_trace_set_done(struct sim_trace_set *t) {
+        for (size_t i = 0; i < t->n; i++) {
+                free(t->vms[i].t_s);
+                free(t->vms[i].used_kib);
+                free(t->vms[i].t_usec);
+                free(t->vms[i].cpu_pct);
+        }
+        free(t->vms);
+        *t = (struct sim_trace_set){ 0 };
+}
