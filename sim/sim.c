@@ -645,16 +645,28 @@ void sim_advance(struct sim *s, uint64_t dt_usec) {
                 if (v->info.numa_node >= 0 && v->info.numa_node < CORE_NODE_MAX)
                         h.node[v->info.numa_node] += sim_vm_assigned_kib(v);
         }
-        run_events(s, &h);
         /* Shrinks first, so memory given back this step can fund another VM's growth. */
         for (int pass = 0; pass < 2; pass++)
                 for (size_t i = 0; i < s->n_vms; i++) {
                         struct sim_vm *v = &s->vms[i];
                         bool grows = v->balloon_target_kib > v->actual_kib ||
                                      v->info.virtio_mem_requested_kib > v->info.virtio_mem_current_kib;
-                        /* Without its driver the balloon does not move (a booting guest). */
+                        /* Without its driver the balloon does not move (a booting guest)... */
                         if (grows == (pass == 1) && driver_up(s, v))
                                 move_memory(s, &h, v, dt_usec);
+                        /* ...but its balloon is all out: what the host could not back at its
+                         * start, it backs as memory frees up. */
+                        else if (pass == 1 && v->running && !driver_up(s, v) && v->shortfall_kib) {
+                                int node = v->info.numa_node >= 0 && v->info.numa_node < CORE_NODE_MAX
+                                                   ? v->info.numa_node
+                                                   : -1;
+                                uint64_t got = min_u64(v->shortfall_kib, host_free(s, &h, node));
+                                v->actual_kib += got;
+                                v->shortfall_kib -= got;
+                                h.total += got;
+                                if (node >= 0)
+                                        h.node[node] += got;
+                        }
                 }
         for (size_t i = 0; i < s->n_vms; i++) {
                 struct sim_vm *v = &s->vms[i];
@@ -678,6 +690,8 @@ void sim_advance(struct sim *s, uint64_t dt_usec) {
                 report(s, v, s->now_usec);
         }
         measure(s, dt_usec);
+        /* Starts and restarts happen at the end of the step, so a boot counts from now. */
+        run_events(s, &h);
 }
 
 uint64_t sim_oom_events(const struct sim *s) {

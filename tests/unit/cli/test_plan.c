@@ -7,43 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/commands.h"
-#include "common/fileio.h"
-#include "common/macro.h"
+#include "tidectl_run.h"
 
 #define GOLDEN "tests/golden/plan"
 
-struct run {
-        int code;
-        char *out, *err;
-        size_t out_len, err_len;
-};
-
 static struct run tidectl(const char *a1, const char *a2, const char *a3, const char *a4) {
-        char *argv[8] = { (char *) "tidectl" };
-        int argc = 1;
-        struct run r = { 0 };
-        const char *args[] = { a1, a2, a3, a4 };
-        for (size_t i = 0; i < ELEMENTSOF(args) && args[i]; i++)
-                argv[argc++] = (char *) args[i];
-        FILE *out = open_memstream(&r.out, &r.out_len), *err = open_memstream(&r.err, &r.err_len);
-        cr_assert(out && err);
-        r.code = tidectl_main(argc, argv, out, err);
-        fclose(out);
-        fclose(err);
-        return r;
-}
-
-static void run_done(struct run *r) {
-        free(r->out);
-        free(r->err);
-}
-
-static char *slurp(const char *path) {
-        char *text = NULL;
-        int r = read_file_at(NULL, path, 1 << 20, &text, NULL);
-        cr_assert_eq(r, 0, "cannot read %s: %s", path, strerror(-r));
-        return text;
+        const char *args[] = { a1, a2, a3, a4, NULL };
+        return tidectl_argv(args);
 }
 
 static void expect_golden(const char *golden, const char *actual) {

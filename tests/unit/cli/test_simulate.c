@@ -1,0 +1,193 @@
+/* tidectl simulate through the command table: bad scenarios and traces against the errors they
+ * must produce, determinism, the oracle bounding every policy, and the documented JSON. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <json.h>
+#include <math.h>
+#include <string.h>
+
+#include "tidectl_run.h"
+
+#define GOLDEN "tests/golden/simulate"
+#define EXAMPLES "docs/examples/simulate"
+
+/* tidectl simulate with the arguments given (NULLs left out). */
+static struct run simulate(const char *a1, const char *a2, const char *a3, const char *a4, const char *a5) {
+        const char *given[] = { a1, a2, a3, a4, a5 }, *args[8] = { "simulate" };
+        size_t n = 1;
+        for (size_t i = 0; i < ELEMENTSOF(given); i++)
+                if (given[i])
+                        args[n++] = given[i];
+        return tidectl_argv(args);
+}
+
+Test(simulate, bad_scenarios_name_file_field_and_problem) {
+        DIR *dir = opendir(GOLDEN);
+        struct dirent *e;
+        int n = 0;
+        cr_assert_not_null(dir);
+        while ((e = readdir(dir))) {
+                size_t len = strlen(e->d_name);
+                if (strncmp(e->d_name, "fail-", 5) != 0 || len < 6 || strcmp(e->d_name + len - 5, ".json") != 0)
+                        continue;
+                char path[512], golden[512];
+                snprintf(path, sizeof(path), GOLDEN "/%s", e->d_name);
+                snprintf(golden, sizeof(golden), GOLDEN "/%.*s.err", (int) (len - 5), e->d_name);
+                struct run r = simulate(path, NULL, NULL, NULL, NULL);
+                _cleanup_free_ char *want = slurp(golden);
+                cr_expect_eq(r.code, TIDECTL_EXIT_FAIL, "%s: exit %d", path, r.code);
+                cr_expect_str_empty(r.out, "%s printed a result", path);
+                cr_expect_str_eq(r.err, want, "%s", path);
+                run_done(&r);
+                n++;
+        }
+        closedir(dir);
+        cr_assert_geq(n, 10);
+}
+
+Test(simulate, bad_traces_name_the_line_and_field) {
+        struct run r = simulate("--trace", "tests/fixtures/traces/backwards.csv", NULL, NULL, NULL);
+        cr_expect_eq(r.code, TIDECTL_EXIT_FAIL);
+        cr_expect_str_eq(r.err, "tidectl: tests/fixtures/traces/backwards.csv: line 3: t_s: before this VM's previous "
+                                "sample\n");
+        run_done(&r);
+        r = simulate("--trace", "tests/fixtures/traces/bad-field.csv", NULL, NULL, NULL);
+        cr_expect_str_eq(r.err, "tidectl: tests/fixtures/traces/bad-field.csv: line 3: cpu_pct: expected a percentage\n");
+        run_done(&r);
+        r = simulate("--trace", "tests/fixtures/traces/bad-header.csv", NULL, NULL, NULL);
+        cr_expect_eq(r.code, TIDECTL_EXIT_FAIL);
+        cr_expect_not_null(strstr(r.err, "line 1: header: expected vm,t_s,"), "%s", r.err);
+        run_done(&r);
+        r = simulate("--trace", "tests/fixtures/traces/missing.csv", NULL, NULL, NULL);
+        cr_expect_eq(r.code, TIDECTL_EXIT_FAIL);
+        cr_expect_not_null(strstr(r.err, "missing.csv: No such file"), "%s", r.err);
+        run_done(&r);
+}
+
+Test(simulate, usage_errors_exit_2) {
+        struct run r = simulate(NULL, NULL, NULL, NULL, NULL);
+        cr_expect_eq(r.code, TIDECTL_EXIT_USAGE);
+        run_done(&r);
+        r = simulate(EXAMPLES "/storm.json", "--policies", "tide,vmware", NULL, NULL);
+        cr_expect_eq(r.code, TIDECTL_EXIT_USAGE);
+        cr_expect_not_null(strstr(r.err, "unknown policy 'vmware'"), "%s", r.err);
+        run_done(&r);
+        r = simulate(EXAMPLES "/storm.json", "--hours", "-1", NULL, NULL);
+        cr_expect_eq(r.code, TIDECTL_EXIT_USAGE);
+        run_done(&r);
+        r = simulate(EXAMPLES "/storm.json", "--seed", "x", NULL, NULL);
+        cr_expect_eq(r.code, TIDECTL_EXIT_USAGE);
+        run_done(&r);
+}
+
+static json_object *run_json(const char *a1, const char *a2, const char *a3, const char *a4) {
+        struct run r = simulate(a1, a2, a3, a4, "--json");
+        cr_assert_eq(r.code, TIDECTL_EXIT_OK, "%s", r.err);
+        json_object *o = json_tokener_parse(r.out);
+        cr_assert(o && json_object_is_type(o, json_type_object), "not a JSON object: %s", r.out);
+        run_done(&r);
+        return o;
+}
+
+static json_object *policy(json_object *root, const char *name) {
+        json_object *pols = json_object_object_get(root, "policies");
+        for (size_t i = 0; i < json_object_array_length(pols); i++) {
+                json_object *p = json_object_array_get_idx(pols, i);
+                if (streq(json_object_get_string(json_object_object_get(p, "policy")), name))
+                        return p;
+        }
+        cr_assert_fail("no policy %s", name);
+        return NULL;
+}
+
+static double num(json_object *p, const char *key) {
+        json_object *v = json_object_object_get(p, key);
+        cr_assert(v && !json_object_is_type(v, json_type_null), "%s missing", key);
+        return json_object_get_double(v);
+}
+
+Test(simulate, json_has_the_documented_fields) {
+        json_object *o = run_json(EXAMPLES "/storm.json", NULL, NULL, NULL);
+        cr_expect_eq(json_object_get_int(json_object_object_get(o, "vms")), 20);
+        cr_expect_float_eq(num(o, "simulated_seconds"), 1800, 1e-9);
+        cr_expect(json_object_object_get(o, "wall_seconds"));
+        const char *fields[] = { "memory_returned_pct", "peak_assigned_kib", "warning_vm_seconds", "warning_pct",
+                                 "oom_events", "paging_gib_seconds", "time_to_all_booted_s", "balloon_ops" };
+        const char *names[] = { "tide", "hyperv", "mom", "proxmox", "static", "oracle" };
+        for (size_t k = 0; k < ELEMENTSOF(names); k++)
+                for (size_t f = 0; f < ELEMENTSOF(fields); f++)
+                        cr_expect(json_object_object_get_ex(policy(o, names[k]), fields[f], NULL), "%s.%s", names[k],
+                                  fields[f]);
+        json_object_put(o);
+}
+
+/* The same scenario and seed give the same numbers, to the last digit; another seed does not. */
+Test(simulate, runs_are_deterministic_for_a_seed) {
+        json_object *a = run_json(EXAMPLES "/storm.json", "--seed", "7", NULL);
+        json_object *b = run_json(EXAMPLES "/storm.json", "--seed", "7", NULL);
+        json_object *c = run_json(EXAMPLES "/storm.json", "--seed", "8", NULL);
+        const char *fields[] = { "memory_returned_pct", "peak_assigned_kib", "warning_vm_seconds", "balloon_ops" };
+        bool differs = false;
+        for (size_t f = 0; f < ELEMENTSOF(fields); f++) {
+                cr_expect_eq(num(policy(a, "tide"), fields[f]), num(policy(b, "tide"), fields[f]), "%s", fields[f]);
+                cr_expect_eq(num(policy(a, "mom"), fields[f]), num(policy(b, "mom"), fields[f]), "%s", fields[f]);
+                differs |= num(policy(a, "tide"), fields[f]) != num(policy(c, "tide"), fields[f]);
+        }
+        cr_expect(differs, "the seed changes the walk");
+        json_object_put(a);
+        json_object_put(b);
+        json_object_put(c);
+}
+
+/* No policy gives back more than the oracle, which holds exactly the demand. */
+Test(simulate, the_oracle_bounds_every_policy) {
+        const char *examples[] = { EXAMPLES "/storm.json", EXAMPLES "/staggered.json", EXAMPLES "/failover.json" };
+        const char *names[] = { "tide", "hyperv", "mom", "proxmox", "static" };
+        for (size_t e = 0; e < ELEMENTSOF(examples); e++) {
+                json_object *o = run_json(examples[e], NULL, NULL, NULL);
+                double bound = num(policy(o, "oracle"), "memory_returned_pct");
+                cr_expect_eq(num(policy(o, "oracle"), "warning_vm_seconds"), 0, "%s", examples[e]);
+                for (size_t k = 0; k < ELEMENTSOF(names); k++)
+                        cr_expect_leq(num(policy(o, names[k]), "memory_returned_pct"), bound + 1e-9, "%s: %s",
+                                      examples[e], names[k]);
+                /* Where the hosts hold every startup, static sizing holds it all the time. */
+                if (strstr(examples[e], "failover"))
+                        cr_expect_float_eq(num(policy(o, "static"), "memory_returned_pct"), 0, 1e-9,
+                                           "%s: static holds its startup memory", examples[e]);
+                json_object_put(o);
+        }
+}
+
+/* A host fails: its VMs start cold on the survivor, and the storm's end is measured. */
+Test(simulate, a_failed_hosts_vms_boot_on_the_survivor) {
+        json_object *o = run_json(EXAMPLES "/failover.json", "--policies", "tide,static", NULL);
+        json_object *t = policy(o, "tide");
+        cr_expect_gt(num(t, "time_to_all_booted_s"), 0);
+        cr_expect_eq(num(t, "oom_events"), 0);
+        json_object_put(o);
+}
+
+/* A trace in gzip is read like a plain one, and its VMs are simulated over its length. */
+Test(simulate, traces_run_plain_or_gzipped) {
+        json_object *a = run_json("--trace", "tests/fixtures/traces/small.csv", "--policies", "tide,oracle");
+        json_object *b = run_json("--trace", "tests/fixtures/traces/small.csv.gz", "--policies", "tide,oracle");
+        cr_expect_eq(json_object_get_int(json_object_object_get(a, "vms")), 2);
+        cr_expect_float_eq(num(a, "simulated_seconds"), 900, 1e-9);
+        cr_expect_eq(num(policy(a, "tide"), "peak_assigned_kib"), num(policy(b, "tide"), "peak_assigned_kib"));
+        json_object_put(a);
+        json_object_put(b);
+}
+
+/* --find-host: the oracle needs only its peak demand and a reserve; nothing needs less. */
+Test(simulate, find_host_never_finds_less_than_the_oracle_needs) {
+        json_object *o = run_json(EXAMPLES "/staggered.json", "--find-host", "--policies", "static,oracle,tide");
+        double static_host = num(policy(o, "static"), "host_needed_kib");
+        double oracle_host = num(policy(o, "oracle"), "host_needed_kib");
+        double tide_host = num(policy(o, "tide"), "host_needed_kib");
+        /* Peak demand 10 x 900 MiB = 8.8 GiB, + 1 GiB reserve, rounded up to a GiB. */
+        cr_expect_eq(oracle_host, 10.0 * 1024 * 1024);
+        cr_expect_lt(oracle_host, static_host);
+        cr_expect_leq(oracle_host, tide_host);
+        cr_expect_leq(tide_host, static_host);
+        json_object_put(o);
+}
