@@ -21,7 +21,7 @@ static const struct tidectl_command commands[] = {
           "  --max-ticks N    give up settling after N ticks (default 100000)\n"
           "  The scenario format is in docs/POLICY.md; examples in docs/examples/.\n" },
         { "simulate", cmd_simulate,
-          "[SCENARIO.json] [--trace FILE.csv[.gz]] [--hours H] [--policies LIST] [--json] [--find-host] [--seed N] [--hold]",
+          "[SCENARIO.json] [--trace FILE.csv[.gz]] [--hours H] [--policies LIST] [--json] [--csv DIR] [--plot FILE] [--find-host] [--seed N] [--hold]",
           "boot storms and real traces: tide against Hyper-V, MOM, Proxmox, static sizing and the oracle",
           "  SCENARIO.json    hosts, VM groups (policy, boot and demand profiles), events (restart,\n"
           "                   staggered-start, host-failure), duration; format in docs/SIMULATOR.md\n"
@@ -33,7 +33,10 @@ static const struct tidectl_command commands[] = {
           "  --find-host      also find, per policy, the smallest host memory (to 1 GiB) with warning\n"
           "                   time <= 0.1% of VM-seconds and no guest OOM\n"
           "  --seed N         seed of the random-walk demands (same seed, same numbers)\n"
-          "  --hold           hold each trace sample until the next instead of interpolating\n" },
+          "  --hold           hold each trace sample until the next instead of interpolating\n"
+          "  --csv DIR        per policy, DIR/POLICY.csv: one row per tick (VMs running, booted, in\n"
+          "                   warning; summed demand and assigned; paging)\n"
+          "  --plot FILE      draw FILE.svg or FILE.png (gnuplot): demand vs assigned, and the boot timeline\n" },
         { "policy", cmd_policy,
           "set DOMAIN [--startup S] [--minimum S] [--maximum S] [--buffer P] [--weight W] [--static|--dynamic]\n"
           "                | show [DOMAIN] [--json] | clear DOMAIN",

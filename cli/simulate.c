@@ -2,6 +2,7 @@
  * tided runs) against the rules of Hyper-V, oVirt MOM, Proxmox and static sizing, and the
  * oracle bound, on the same demand. docs/SIMULATOR.md has the model and every definition. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <json.h>
@@ -9,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <zlib.h>
 
@@ -36,7 +39,7 @@ static const char *policy_name(int p) {
 static const int policy_order[] = { POLICY_TIDE, PEER_HYPERV, PEER_MOM, PEER_PROXMOX, PEER_STATIC, PEER_ORACLE };
 
 struct options {
-        const char *scenario, *trace;
+        const char *scenario, *trace, *csv_dir, *plot;
         double hours;
         bool json, find_host, hold, seed_set;
         uint64_t seed;
@@ -54,6 +57,22 @@ struct result {
         uint64_t host_kib;              /* per host, as run */
         bool host_found;                /* --find-host: a host size passed */
         uint64_t host_needed_kib;
+};
+
+/* The run over time, for --csv (every tick) and --plot (at most PLOT_POINTS points). */
+#define PLOT_POINTS 2000
+struct series {
+        FILE *csv;                      /* NULL: not written */
+        uint64_t stride;                /* plot one tick in this many */
+        size_t n;
+        double t_h[PLOT_POINTS + 1], demand_gib[PLOT_POINTS + 1], assigned_gib[PLOT_POINTS + 1];
+        double booted[PLOT_POINTS + 1], warning[PLOT_POINTS + 1];
+};
+
+/* One tick's row over every live host. */
+struct tick_row {
+        uint64_t running, booted, warning;
+        uint64_t demand_kib, assigned_kib, paging_kib;
 };
 
 /* Every VM of the run, with the host it starts on (-1: placed by free memory). */
@@ -193,8 +212,24 @@ static int place(const struct world *w, const bool *alive, const uint64_t *promi
 }
 
 /* One run of one policy: every host a simulator, stepped together a tick at a time. */
+static void record(struct series *ser, uint64_t t_usec, const struct tick_row *row) {
+        if (ser->csv)
+                fprintf(ser->csv, "%.0f,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 "\n",
+                        (double) t_usec / 1e6, row->running, row->booted, row->warning, row->demand_kib,
+                        row->assigned_kib, row->paging_kib);
+        uint64_t tick = t_usec / USEC_PER_SEC;
+        if (ser->n > PLOT_POINTS || (ser->stride && tick % ser->stride))
+                return;
+        ser->t_h[ser->n] = (double) t_usec / 3600e6;
+        ser->demand_gib[ser->n] = (double) row->demand_kib / (double) KIB_PER_GIB;
+        ser->assigned_gib[ser->n] = (double) row->assigned_kib / (double) KIB_PER_GIB;
+        ser->booted[ser->n] = (double) row->booted;
+        ser->warning[ser->n] = (double) row->warning;
+        ser->n++;
+}
+
 static int run(const struct world *w, int policy, uint64_t host_kib, const struct tide_config *base,
-               struct result *res) {
+               struct series *ser, struct result *res) {
         struct sim sims[SIMSPEC_HOSTS_MAX];
         bool alive[SIMSPEC_HOSTS_MAX];
         uint64_t promised[SIMSPEC_HOSTS_MAX] = { 0 };
@@ -253,16 +288,26 @@ static int run(const struct world *w, int policy, uint64_t host_kib, const struc
                 for (size_t h = 0; h < w->n_hosts && r >= 0; h++)
                         if (alive[h])
                                 r = sim_tick(&sims[h]);
-                uint64_t sum = 0;
+                struct tick_row row = { 0 };
                 for (size_t h = 0; h < w->n_hosts; h++) {
                         if (!alive[h])
                                 continue;
                         sim_advance(&sims[h], tick);
-                        for (size_t i = 0; i < sims[h].n_vms; i++)
-                                if (sims[h].vms[i].running)
-                                        sum += sim_vm_assigned_kib(&sims[h].vms[i]);
+                        for (size_t i = 0; i < sims[h].n_vms; i++) {
+                                const struct sim_vm *v = &sims[h].vms[i];
+                                if (!v->running)
+                                        continue;
+                                uint64_t a = sim_vm_assigned_kib(v);
+                                row.running++;
+                                row.booted += sim_vm_booted(v);
+                                row.warning += a < v->demand_kib;
+                                row.demand_kib += v->demand_kib;
+                                row.assigned_kib += a;
+                        }
                 }
-                res->m.peak_assigned_kib = max_u64(res->m.peak_assigned_kib, sum);
+                res->m.peak_assigned_kib = max_u64(res->m.peak_assigned_kib, row.assigned_kib);
+                if (ser)
+                        record(ser, t + tick, &row);
         }
         for (size_t h = 0; h < w->n_hosts; h++) {
                 const struct sim_metrics *m = &sims[h].metrics;
@@ -329,14 +374,14 @@ static int find_host(const struct world *w, int policy, const struct tide_config
                 hi = max_u64(hi, w->hosts[h].memory_kib);
         hi = max_u64(hi, host_for(w->startup_sum_kib / w->n_hosts));
         hi = (hi + KIB_PER_GIB - 1) / KIB_PER_GIB;
-        if ((r = run(w, policy, hi * KIB_PER_GIB, cfg, &probe)) < 0)
+        if ((r = run(w, policy, hi * KIB_PER_GIB, cfg, NULL, &probe)) < 0)
                 return r;
         if (!passes(&probe))
                 return 0; /* not even on the hosts as given */
         uint64_t lo = 1, best = hi;
         while (lo < best) {
                 uint64_t mid = lo + (best - lo) / 2;
-                if ((r = run(w, policy, mid * KIB_PER_GIB, cfg, &probe)) < 0)
+                if ((r = run(w, policy, mid * KIB_PER_GIB, cfg, NULL, &probe)) < 0)
                         return r;
                 if (passes(&probe))
                         best = mid;
@@ -463,6 +508,74 @@ static void print_json(const struct world *w, const struct result *res, size_t n
         json_object_put(root);
 }
 
+/* DIR/POLICY.csv, the directory made when missing. */
+static FILE *csv_open(const char *dir, const char *policy, FILE *err) {
+        char path[4096];
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+                fprintf(err, "tidectl simulate: --csv: cannot create %s: %s\n", dir, strerror(errno));
+                return NULL;
+        }
+        snprintf(path, sizeof(path), "%s/%s.csv", dir, policy);
+        FILE *f = fopen(path, "we");
+        if (!f) {
+                fprintf(err, "tidectl simulate: --csv: cannot write %s: %s\n", path, strerror(errno));
+                return NULL;
+        }
+        fprintf(f, "t_s,vms_running,vms_booted,vms_in_warning,demand_kib,assigned_kib,paging_kib\n");
+        return f;
+}
+
+static void plot_block(FILE *g, const char *name, const struct series *s, const double *y) {
+        fprintf(g, "$%s << EOD\n", name);
+        for (size_t k = 0; k < s->n; k++)
+                fprintf(g, "%.6f %.6f\n", s->t_h[k], y[k]);
+        fprintf(g, "EOD\n");
+}
+
+/* Two panels drawn by gnuplot: the VMs' summed demand against what each policy assigned, and the
+ * storm's timeline (VMs booted, VMs short of their demand) per policy. */
+static int plot(const char *path, const struct series *ser, const struct result *res, size_t n, const struct world *w,
+                FILE *err) {
+        const char *ext = strrchr(path, '.');
+        bool png = ext && streq(ext, ".png");
+        FILE *g = popen("gnuplot", "w");
+        if (!g) {
+                fprintf(err, "tidectl simulate: --plot needs gnuplot (Debian: gnuplot-nox): %s\n", strerror(errno));
+                return -ENOENT;
+        }
+        fprintf(g, "set terminal %s size 1200,900 %s\n", png ? "pngcairo" : "svg", png ? "" : "dynamic");
+        fprintf(g, "set output '%s'\n", path);
+        fprintf(g, "set multiplot layout 2,1 title 'tidectl simulate: %zu VMs, %.1f h'\n", w->n,
+                (double) w->duration_usec / 3600e6);
+        for (size_t i = 0; i < n; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "a%zu", i);
+                plot_block(g, name, &ser[i], ser[i].assigned_gib);
+                snprintf(name, sizeof(name), "b%zu", i);
+                plot_block(g, name, &ser[i], ser[i].booted);
+                snprintf(name, sizeof(name), "w%zu", i);
+                plot_block(g, name, &ser[i], ser[i].warning);
+        }
+        plot_block(g, "demand", &ser[0], ser[0].demand_gib);
+        fprintf(g, "set grid\nset key outside right\nset xlabel 'hours'\nset ylabel 'GiB'\n"
+                   "set title 'memory: summed demand, and what each policy assigned'\nplot $demand with lines lw 3 "
+                   "dt 2 title 'demand (sum)'");
+        for (size_t i = 0; i < n; i++)
+                fprintf(g, ", $a%zu with lines title '%s'", i, policy_name(res[i].policy));
+        fprintf(g, "\nset ylabel 'VMs'\nset title 'timeline: VMs booted (solid) and VMs short of their demand (dashed)'\nplot ");
+        for (size_t i = 0; i < n; i++)
+                fprintf(g, "%s$b%zu with lines lt %zu title '%s booted', $w%zu with lines lt %zu dt 3 title '%s warning'",
+                        i ? ", " : "", i, i + 1, policy_name(res[i].policy), i, i + 1, policy_name(res[i].policy));
+        fprintf(g, "\nunset multiplot\n");
+        int status = pclose(g);
+        if (status != 0) {
+                fprintf(err, "tidectl simulate: --plot: gnuplot failed (%s %d) writing %s\n",
+                        WIFEXITED(status) ? "exit" : "status", WIFEXITED(status) ? WEXITSTATUS(status) : status, path);
+                return -EIO;
+        }
+        return 0;
+}
+
 static int parse_policies(const char *list, bool *ret, FILE *err) {
         char buf[256];
         snprintf(buf, sizeof(buf), "%s", list);
@@ -511,13 +624,31 @@ static int simulate_run(const struct options *o, FILE *out, FILE *err) {
                 sim_trace_set_done(&trace);
                 return TIDECTL_EXIT_FAIL;
         }
+        _cleanup_free_ struct series *ser = calloc(POLICIES, sizeof(*ser));
+        if (!ser) {
+                world_done(&w);
+                sim_trace_set_done(&trace);
+                return TIDECTL_EXIT_FAIL;
+        }
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         for (size_t k = 0; k < ELEMENTSOF(policy_order) && r >= 0; k++) {
                 int p = policy_order[k];
                 if (!o->policies[p])
                         continue;
-                if ((r = run(&w, p, 0, &cfg, &res[n])) < 0)
+                ser[n].stride = (w.duration_usec / USEC_PER_SEC + PLOT_POINTS - 1) / PLOT_POINTS;
+                if (o->csv_dir && !(ser[n].csv = csv_open(o->csv_dir, policy_name(p), err))) {
+                        r = -EIO;
+                        break;
+                }
+                r = run(&w, p, 0, &cfg, &ser[n], &res[n]);
+                if (ser[n].csv && fclose(ser[n].csv) != 0 && r >= 0) {
+                        fprintf(err, "tidectl simulate: --csv: cannot write %s/%s.csv: %s\n", o->csv_dir, policy_name(p),
+                                strerror(errno));
+                        r = -EIO;
+                }
+                ser[n].csv = NULL;
+                if (r < 0)
                         break;
                 if (o->find_host && (r = find_host(&w, p, &cfg, &res[n])) < 0)
                         break;
@@ -525,8 +656,12 @@ static int simulate_run(const struct options *o, FILE *out, FILE *err) {
         }
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double wall = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
-        if (r < 0)
+        if (r >= 0 && o->plot && n > 0 && plot(o->plot, ser, res, n, &w, err) < 0)
+                r = -EIO;
+        if (r < 0 && r != -EIO)
                 fprintf(err, "tidectl simulate: the simulation failed: %s\n", strerror(-r));
+        else if (r < 0)
+                ; /* said where it happened */
         else if (o->json)
                 print_json(&w, res, n, wall, o->find_host, out);
         else
@@ -541,7 +676,8 @@ int cmd_simulate(int argc, char **argv, struct tidectl_globals *g, FILE *out, FI
                 { "trace", required_argument, NULL, 't' },  { "hours", required_argument, NULL, 'H' },
                 { "policies", required_argument, NULL, 'p' }, { "json", no_argument, NULL, 'j' },
                 { "find-host", no_argument, NULL, 'f' },    { "seed", required_argument, NULL, 's' },
-                { "hold", no_argument, NULL, 'h' },         TIDECTL_GLOBAL_OPTIONS,
+                { "hold", no_argument, NULL, 'h' },         { "csv", required_argument, NULL, 'c' },
+                { "plot", required_argument, NULL, 'P' },   TIDECTL_GLOBAL_OPTIONS,
                 { 0 },
         };
         struct options o = { 0 };
@@ -578,6 +714,21 @@ int cmd_simulate(int argc, char **argv, struct tidectl_globals *g, FILE *out, FI
                 case 'h':
                         o.hold = true;
                         break;
+                case 'c':
+                        o.csv_dir = optarg;
+                        break;
+                case 'P': {
+                        const char *ext = strrchr(optarg, '.');
+                        /* The path goes into gnuplot's script between single quotes. */
+                        if (!ext || (!streq(ext, ".svg") && !streq(ext, ".png")) || strpbrk(optarg, "'\n\\")) {
+                                fprintf(err, "tidectl simulate: --plot: '%s' must end in .svg or .png (and hold no quote, "
+                                             "backslash or newline)\n",
+                                        optarg);
+                                return TIDECTL_EXIT_USAGE;
+                        }
+                        o.plot = optarg;
+                        break;
+                }
                 case 's':
                         errno = 0;
                         o.seed = strtoull(optarg, &end, 10);

@@ -191,3 +191,38 @@ Test(simulate, find_host_never_finds_less_than_the_oracle_needs) {
         cr_expect_leq(tide_host, static_host);
         json_object_put(o);
 }
+
+/* --csv writes every tick per policy; --plot draws through gnuplot (installed by install-deps). */
+Test(simulate, csv_has_a_row_per_tick_and_plot_draws_an_svg) {
+        char dir[] = "/tmp/tide-sim-XXXXXX";
+        cr_assert_not_null(mkdtemp(dir));
+        char csv[300], svg[300];
+        snprintf(csv, sizeof(csv), "%s/csv", dir);
+        snprintf(svg, sizeof(svg), "%s/run.svg", dir);
+        const char *args[] = { "simulate", EXAMPLES "/staggered.json", "--policies", "tide,static", "--csv", csv,
+                               "--plot", svg, NULL };
+        struct run r = tidectl_argv(args);
+        cr_assert_eq(r.code, TIDECTL_EXIT_OK, "%s", r.err);
+        run_done(&r);
+        char path[400];
+        snprintf(path, sizeof(path), "%s/tide.csv", csv);
+        _cleanup_free_ char *text = slurp(path);
+        size_t lines = 0;
+        for (const char *p = text; *p; p++)
+                lines += *p == '\n';
+        cr_expect_eq(lines, 601, "a header and 600 ticks");
+        cr_expect(strncmp(text, "t_s,vms_running,vms_booted,vms_in_warning,demand_kib,assigned_kib,paging_kib\n", 77) == 0);
+        _cleanup_free_ char *picture = slurp(svg);
+        cr_expect_not_null(strstr(picture, "<svg"), "an SVG");
+        cr_expect_not_null(strstr(picture, "tide booted"), "the legend names the policies");
+        snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+        cr_expect_eq(system(path), 0);
+}
+
+Test(simulate, a_plot_path_that_is_not_svg_or_png_is_a_usage_error) {
+        const char *args[] = { "simulate", EXAMPLES "/storm.json", "--plot", "/tmp/x.gif", NULL };
+        struct run r = tidectl_argv(args);
+        cr_expect_eq(r.code, TIDECTL_EXIT_USAGE);
+        cr_expect_not_null(strstr(r.err, "must end in .svg or .png"), "%s", r.err);
+        run_done(&r);
+}
