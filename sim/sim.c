@@ -149,10 +149,15 @@ int sim_add_vm(struct sim *s, const struct sim_vm_spec *spec) {
         d->current_kib = v->actual_kib;
         v->running = !spec->stopped;
         /* Memory is finite from the start: a VM found running holds at most what was free. */
-        uint64_t held = s->other_kib;
-        for (size_t i = 0; i < s->n_vms; i++)
-                held += sim_vm_assigned_kib(&s->vms[i]);
-        uint64_t room = sat_sub_u64(s->total_kib, held);
+        /* The VMs added since the last step are counted once each, so adding n VMs is O(n). */
+        if (s->added_stamp != s->now_usec || s->added_n > s->n_vms) {
+                s->added_held_kib = 0;
+                s->added_n = 0;
+        }
+        for (; s->added_n < s->n_vms; s->added_n++)
+                s->added_held_kib += sim_vm_assigned_kib(&s->vms[s->added_n]);
+        s->added_stamp = s->now_usec;
+        uint64_t room = sat_sub_u64(s->total_kib, s->other_kib + s->added_held_kib);
         if (sim_vm_assigned_kib(v) > room) {
                 v->actual_kib = v->balloon_target_kib = d->current_kib = min_u64(v->actual_kib, room);
                 d->virtio_mem_requested_kib = d->virtio_mem_current_kib = 0;

@@ -166,6 +166,9 @@ struct sim {
         uint64_t balloon_kib_per_sec;   /* 0: a balloon reaches its target at once */
         struct sim_vm *vms;
         size_t n_vms, cap;
+        /* What the VMs hold, summed by sim_add_vm() over the VMs added at added_stamp. */
+        uint64_t added_held_kib, added_stamp;
+        size_t added_n;
         uint64_t ticks;
         uint64_t balloon_ops, vmem_ops, releases;
         /* The core's last tick. */
