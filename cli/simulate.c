@@ -255,11 +255,28 @@ static int run(const struct world *w, int policy, uint64_t host_kib, const struc
                         sim_use_peer(&sims[h], (enum peer_rule) policy);
                 alive[h] = true;
         }
+        int *where = calloc(w->n ? w->n : 1, sizeof(*where));
+        if (!where)
+                r = -ENOMEM;
         for (size_t i = 0; i < w->n && r >= 0; i++) {
-                int h = w->host[i] >= 0 ? w->host[i] : place(w, alive, promised, host_kib);
-                promised[h] += w->vms[i].policy.startup_kib;
-                r = sim_add_vm(&sims[h], &w->vms[i]);
+                where[i] = w->host[i] >= 0 ? w->host[i] : place(w, alive, promised, host_kib);
+                promised[where[i]] += w->vms[i].policy.startup_kib;
         }
+        /* VMs running from the start on a host that cannot hold all their startup memory each
+         * hold the same share of it (what the host has beyond its reserve): a state no
+         * policy's rule made, so the run starts fair. */
+        for (size_t i = 0; i < w->n && r >= 0; i++) {
+                struct sim_vm_spec vm = w->vms[i];
+                struct sim *h = &sims[where[i]];
+                uint64_t room = sat_sub_u64(h->total_kib, h->reserve_kib);
+                if (!vm.stopped && promised[where[i]] > room) {
+                        uint64_t want = vm.assigned_kib ? vm.assigned_kib : vm.boot_kib;
+                        vm.assigned_kib = max_u64((uint64_t) ((double) want * (double) room / (double) promised[where[i]]),
+                                                  KIB_PER_MIB);
+                }
+                r = sim_add_vm(h, &vm);
+        }
+        free(where);
         uint64_t tick = base->interval_usec;
         for (uint64_t t = 0; r >= 0 && t < w->duration_usec; t += tick) {
                 /* A host that fails takes its VMs down; the cluster starts them cold elsewhere. */
