@@ -54,6 +54,7 @@ struct result {
         int64_t booted_usec;            /* after the last storm, -1: none, or not all booted */
         bool storm;
         double wall_s;
+        double vm_ticks;                /* VMs x ticks stepped (the simulator's work) */
         uint64_t host_kib;              /* per host, as run */
         bool host_found;                /* --find-host: a host size passed */
         uint64_t host_needed_kib;
@@ -351,6 +352,7 @@ static int run(const struct world *w, int policy, uint64_t host_kib, const struc
                 res->booted_usec = -1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         res->wall_s = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
+        res->vm_ticks = (double) w->n * (double) (w->duration_usec / tick);
         return r < 0 ? r : 0;
 }
 
@@ -458,9 +460,16 @@ static void print_table(const struct world *w, const struct result *res, size_t 
 
         for (size_t h = 0; h < w->n_hosts; h++)
                 host_sum += w->hosts[h].memory_kib;
-        fprintf(out, "%zu VMs, %.1f h simulated in %.1f s on %zu host%s of %s (startup memory of all VMs: %s)\n", w->n,
-                (double) w->duration_usec / 3600e6, wall, w->n_hosts, w->n_hosts == 1 ? "" : "s",
-                size_format_human(host_sum, a), size_format_human(w->startup_sum_kib, b));
+        double ticks = 0, stepped = 0;
+        for (size_t i = 0; i < n; i++) {
+                ticks += res[i].vm_ticks;
+                stepped += res[i].wall_s;
+        }
+        fprintf(out, "%zu VMs, %.1f h simulated in %.1f s on %zu host%s of %s (startup memory of all VMs: %s);"
+                     " %.1f M VM-ticks/s\n",
+                w->n, (double) w->duration_usec / 3600e6, wall, w->n_hosts, w->n_hosts == 1 ? "" : "s",
+                size_format_human(host_sum, a), size_format_human(w->startup_sum_kib, b),
+                stepped > 0 ? ticks / stepped / 1e6 : 0);
         fprintf(out, "%-8s  %9s  %9s  %9s  %8s  %5s  %11s  %9s  %11s", "POLICY", "RETURNED", "PEAK", "WARNING", "WARN%",
                 "OOM", "PAGING-GiBs", "BOOTED", "BALLOON-OPS");
         if (any_find)
@@ -509,6 +518,8 @@ static void print_json(const struct world *w, const struct result *res, size_t n
                                                : NULL);
                 json_object_object_add(p, "balloon_ops", json_object_new_int64((int64_t) r->balloon_ops));
                 json_object_object_add(p, "wall_seconds", json_object_new_double(r->wall_s));
+                json_object_object_add(p, "vm_ticks_per_second",
+                                       json_object_new_double(r->wall_s > 0 ? r->vm_ticks / r->wall_s : 0));
                 if (find) {
                         json_object_object_add(p, "host_needed_kib",
                                                r->host_found ? json_object_new_int64((int64_t) r->host_needed_kib) : NULL);
