@@ -272,8 +272,11 @@ static int parse_group(struct jsonin *c, json_object *o, size_t i, struct simspe
                         have_demand = true;
                 } else if (streq(key, "agent"))
                         r = parse_agent(c, val, field, &vm->agent);
-                else if (streq(key, "lag"))
-                        r = seconds(c, val, field, &vm->lag_usec);
+                else if (streq(key, "lag")) {
+                        if ((r = seconds(c, val, field, &vm->lag_usec)) == 0 && vm->lag_usec >= (SIM_HISTORY - 1) * USEC_PER_SEC)
+                                return jsonin_fail(c, field, "at most %d seconds (the guest remembers that much)",
+                                                   SIM_HISTORY - 2);
+                }
                 else if (streq(key, "lie_factor"))
                         r = jsonin_number(c, val, field, 0, 1000, &vm->lie_factor);
                 else if (streq(key, "psi")) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <zlib.h>
@@ -56,6 +57,8 @@ struct result {
         double wall_s;
         double vm_ticks;                /* VMs x ticks stepped (the simulator's work) */
         uint64_t host_kib;              /* per host, as run */
+        bool storm_open;                /* some host's storm had not ended when the run did */
+        uint64_t host_peak_kib;         /* the highest sum held on one host */
         bool host_found;                /* --find-host: a host size passed */
         uint64_t host_needed_kib;
 };
@@ -86,6 +89,8 @@ struct world {
         uint64_t startup_sum_kib;
         struct simspec_host hosts[SIMSPEC_HOSTS_MAX];
         size_t n_hosts;
+        struct simspec_event failures[SIMSPEC_EVENTS_MAX]; /* host failures, in time order */
+        size_t n_failures;
 };
 
 static uint64_t align_up(uint64_t kib) {
@@ -116,6 +121,10 @@ static int world_build(struct world *w, const struct simspec *spec, const struct
         size_t n = simspec_vms(spec) + (tr ? tr->n : 0);
 
         *w = (struct world){ .spec = spec };
+        if (n > SIMSPEC_VMS_MAX) {
+                snprintf(err, errlen, "%zu VMs from the scenario and the trace, at most %d", n, SIMSPEC_VMS_MAX);
+                return -EINVAL;
+        }
         w->vms = calloc(n ? n : 1, sizeof(*w->vms));
         w->host = calloc(n ? n : 1, sizeof(*w->host));
         if (!w->vms || !w->host)
@@ -162,13 +171,42 @@ static int world_build(struct world *w, const struct simspec *spec, const struct
                         count = spec->groups[ev->group].count;
                 }
                 for (size_t k = first; k < first + count; k++, turn++) {
-                        if (ev->kind == SIMSPEC_RESTART)
+                        if (ev->kind == SIMSPEC_RESTART) {
+                                if (w->vms[k].restart_at_usec) {
+                                        snprintf(err, errlen, "events[%zu]: %s already restarts once; a VM restarts at "
+                                                              "most once a run", e, w->vms[k].name);
+                                        return -EINVAL;
+                                }
                                 w->vms[k].restart_at_usec = max_u64(ev->at_usec, 1);
-                        else {
+                        } else {
+                                /* Ten years at most, as every time in a scenario. */
+                                if (ev->every_usec && turn > (UINT64_C(315360000000000) - ev->at_usec) / ev->every_usec) {
+                                        snprintf(err, errlen, "events[%zu]: the last start would come after ten years", e);
+                                        return -EINVAL;
+                                }
                                 w->vms[k].stopped = true;
                                 w->vms[k].start_at_usec = ev->at_usec + turn * ev->every_usec;
                         }
                 }
+        }
+        /* Host failures in time order, and never the last host standing. */
+        bool fails[SIMSPEC_HOSTS_MAX] = { false };
+        size_t failing = 0;
+        for (size_t e = 0; e < spec->n_events; e++) {
+                if (spec->events[e].kind != SIMSPEC_HOST_FAILURE)
+                        continue;
+                size_t k = w->n_failures++;
+                while (k > 0 && w->failures[k - 1].at_usec > spec->events[e].at_usec) {
+                        w->failures[k] = w->failures[k - 1];
+                        k--;
+                }
+                w->failures[k] = spec->events[e];
+                failing += !fails[spec->events[e].host];
+                fails[spec->events[e].host] = true;
+        }
+        if (spec->n_hosts && failing >= spec->n_hosts) {
+                snprintf(err, errlen, "events: every host fails; the last one's VMs would have nowhere to go");
+                return -EINVAL;
         }
         memcpy(w->hosts, spec->hosts, sizeof(w->hosts));
         w->n_hosts = spec->n_hosts;
@@ -229,6 +267,58 @@ static void record(struct series *ser, uint64_t t_usec, const struct tick_row *r
         ser->n++;
 }
 
+/* What a host's simulator measured, into the run's result (a host that fails is added when it
+ * fails, the others at the end). */
+static void collect(struct result *res, struct sim *s, bool alive) {
+        const struct sim_metrics *m = &s->metrics;
+        res->m.assigned_kib_s += m->assigned_kib_s;
+        res->m.startup_kib_s += m->startup_kib_s;
+        res->m.demand_kib_s += m->demand_kib_s;
+        res->m.vm_s += m->vm_s;
+        res->m.warning_vm_s += m->warning_vm_s;
+        res->m.paging_kib_s += m->paging_kib_s;
+        res->m.paging_peak_kib = max_u64(res->m.paging_peak_kib, m->paging_peak_kib);
+        res->host_peak_kib = max_u64(res->host_peak_kib, m->peak_assigned_kib);
+        res->balloon_ops += s->balloon_ops + s->vmem_ops;
+        res->oom_events += sim_oom_events(s);
+        /* The storm is over when every host that had one has booted all its VMs. */
+        if (m->storm_usec && alive) {
+                res->storm = true;
+                if (m->all_booted_usec < 0)
+                        res->storm_open = true;
+                else
+                        res->booted_usec = res->booted_usec > m->all_booted_usec ? res->booted_usec : m->all_booted_usec;
+        }
+}
+
+/* VMs running from the start on a host that cannot hold all their startup memory: each first
+ * gets what it uses now (or its share of the room when even that does not fit), then the room
+ * left goes out in proportion to what each still lacks of its startup. A state no policy's rule
+ * made, so every policy starts from the same fair one. */
+static void fair_start(const struct world *w, const int *where, size_t host, uint64_t room, uint64_t *ret) {
+        double need_sum = 0, lack_sum = 0;
+        for (size_t i = 0; i < w->n; i++) {
+                if (where[i] != (int) host || w->vms[i].stopped)
+                        continue;
+                uint64_t want = w->vms[i].assigned_kib ? w->vms[i].assigned_kib : w->vms[i].boot_kib;
+                uint64_t need = min_u64(want, sim_demand_at(&w->vms[i].demand, 0));
+                need_sum += (double) need;
+                lack_sum += (double) (want - need);
+        }
+        for (size_t i = 0; i < w->n; i++) {
+                if (where[i] != (int) host || w->vms[i].stopped)
+                        continue;
+                uint64_t want = w->vms[i].assigned_kib ? w->vms[i].assigned_kib : w->vms[i].boot_kib;
+                uint64_t need = min_u64(want, sim_demand_at(&w->vms[i].demand, 0));
+                double got = need_sum + lack_sum <= (double) room ? (double) want
+                             : need_sum >= (double) room
+                                     ? (double) need * (double) room / need_sum
+                                     : (double) need + (double) (want - need) * ((double) room - need_sum) / lack_sum;
+                ret[i] = max_u64((uint64_t) got, KIB_PER_MIB);
+        }
+}
+
+/* One run of one policy: every host a simulator, stepped together a tick at a time. */
 static int run(const struct world *w, int policy, uint64_t host_kib, const struct tide_config *base,
                struct series *ser, struct result *res) {
         struct sim sims[SIMSPEC_HOSTS_MAX];
@@ -257,51 +347,48 @@ static int run(const struct world *w, int policy, uint64_t host_kib, const struc
                 alive[h] = true;
         }
         int *where = calloc(w->n ? w->n : 1, sizeof(*where));
-        if (!where)
+        uint64_t *start = calloc(w->n ? w->n : 1, sizeof(*start));
+        if (!where || !start)
                 r = -ENOMEM;
         for (size_t i = 0; i < w->n && r >= 0; i++) {
                 where[i] = w->host[i] >= 0 ? w->host[i] : place(w, alive, promised, host_kib);
                 promised[where[i]] += w->vms[i].policy.startup_kib;
         }
-        /* VMs running from the start on a host that cannot hold all their startup memory each
-         * hold the same share of it (what the host has beyond its reserve): a state no
-         * policy's rule made, so the run starts fair. */
+        for (size_t h = 0; h < w->n_hosts && r >= 0; h++)
+                fair_start(w, where, h, sat_sub_u64(sims[h].total_kib, sims[h].reserve_kib), start);
         for (size_t i = 0; i < w->n && r >= 0; i++) {
                 struct sim_vm_spec vm = w->vms[i];
-                struct sim *h = &sims[where[i]];
-                uint64_t room = sat_sub_u64(h->total_kib, h->reserve_kib);
-                if (!vm.stopped && promised[where[i]] > room) {
-                        uint64_t want = vm.assigned_kib ? vm.assigned_kib : vm.boot_kib;
-                        vm.assigned_kib = max_u64((uint64_t) ((double) want * (double) room / (double) promised[where[i]]),
-                                                  KIB_PER_MIB);
-                }
-                r = sim_add_vm(h, &vm);
+                if (!vm.stopped)
+                        vm.assigned_kib = start[i];
+                r = sim_add_vm(&sims[where[i]], &vm);
         }
         free(where);
+        free(start);
+        /* What is due at 0 s (a staggered start's first VM) starts before the first tick. */
+        for (size_t h = 0; h < w->n_hosts && r >= 0; h++)
+                sim_advance(&sims[h], 0);
         uint64_t tick = base->interval_usec;
         for (uint64_t t = 0; r >= 0 && t < w->duration_usec; t += tick) {
-                /* A host that fails takes its VMs down; the cluster starts them cold elsewhere. */
-                for (; next_failure < w->spec->n_events; next_failure++) {
-                        const struct simspec_event *ev = &w->spec->events[next_failure];
-                        if (ev->kind != SIMSPEC_HOST_FAILURE)
+                /* A host that fails takes its VMs down; the cluster starts them cold elsewhere,
+                 * those still waiting for their turn at their turn. */
+                for (; next_failure < w->n_failures && w->failures[next_failure].at_usec <= t; next_failure++) {
+                        size_t dead = (size_t) w->failures[next_failure].host;
+                        if (!alive[dead])
                                 continue;
-                        if (ev->at_usec > t)
-                                break;
-                        if (!alive[ev->host])
-                                continue;
-                        alive[ev->host] = false;
-                        struct sim *dead = &sims[ev->host];
-                        for (size_t i = 0; i < dead->n_vms && r >= 0; i++) {
-                                struct sim_vm_spec vm = dead->vms[i].spec;
+                        alive[dead] = false;
+                        for (size_t i = 0; i < sims[dead].n_vms && r >= 0; i++) {
+                                const struct sim_vm *v = &sims[dead].vms[i];
+                                struct sim_vm_spec vm = v->spec;
                                 int h = place(w, alive, promised, host_kib);
-                                if (h < 0)
-                                        break; /* no survivor */
                                 vm.stopped = true;
-                                vm.start_at_usec = t + tick;
+                                vm.start_at_usec = v->running ? t + tick : max_u64(vm.start_at_usec, t + tick);
                                 vm.restart_at_usec = 0;
                                 promised[h] += vm.policy.startup_kib;
                                 r = sim_add_vm(&sims[h], &vm);
                         }
+                        /* Its numbers so far count; its memory goes back now. */
+                        collect(res, &sims[dead], false);
+                        sim_done(&sims[dead]);
                 }
                 for (size_t h = 0; h < w->n_hosts && r >= 0; h++)
                         if (alive[h])
@@ -311,44 +398,23 @@ static int run(const struct world *w, int policy, uint64_t host_kib, const struc
                         if (!alive[h])
                                 continue;
                         sim_advance(&sims[h], tick);
-                        for (size_t i = 0; i < sims[h].n_vms; i++) {
-                                const struct sim_vm *v = &sims[h].vms[i];
-                                if (!v->running)
-                                        continue;
-                                uint64_t a = sim_vm_assigned_kib(v);
-                                row.running++;
-                                row.booted += sim_vm_booted(v);
-                                row.warning += a < v->demand_kib;
-                                row.demand_kib += v->demand_kib;
-                                row.assigned_kib += a;
-                        }
+                        const struct sim_metrics *m = &sims[h].metrics;
+                        row.running += m->now_running;
+                        row.booted += m->now_booted;
+                        row.warning += m->now_warning;
+                        row.demand_kib += m->now_demand_kib;
+                        row.assigned_kib += m->now_assigned_kib;
                 }
                 res->m.peak_assigned_kib = max_u64(res->m.peak_assigned_kib, row.assigned_kib);
                 if (ser)
                         record(ser, t + tick, &row);
         }
-        for (size_t h = 0; h < w->n_hosts; h++) {
-                const struct sim_metrics *m = &sims[h].metrics;
-                res->m.assigned_kib_s += m->assigned_kib_s;
-                res->m.startup_kib_s += m->startup_kib_s;
-                res->m.demand_kib_s += m->demand_kib_s;
-                res->m.vm_s += m->vm_s;
-                res->m.warning_vm_s += m->warning_vm_s;
-                res->m.paging_kib_s += m->paging_kib_s;
-                res->m.paging_peak_kib = max_u64(res->m.paging_peak_kib, m->paging_peak_kib);
-                res->balloon_ops += sims[h].balloon_ops + sims[h].vmem_ops;
-                res->oom_events += sim_oom_events(&sims[h]);
-                /* The storm is over when every host that had one has booted all its VMs. */
-                if (m->storm_usec && alive[h]) {
-                        res->storm = true;
-                        if (m->all_booted_usec < 0)
-                                res->booted_usec = INT64_MIN;
-                        else if (res->booted_usec != INT64_MIN)
-                                res->booted_usec = res->booted_usec > m->all_booted_usec ? res->booted_usec : m->all_booted_usec;
+        for (size_t h = 0; h < w->n_hosts; h++)
+                if (alive[h]) {
+                        collect(res, &sims[h], true);
+                        sim_done(&sims[h]);
                 }
-                sim_done(&sims[h]);
-        }
-        if (res->booted_usec == INT64_MIN)
+        if (res->storm_open)
                 res->booted_usec = -1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         res->wall_s = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
@@ -382,7 +448,7 @@ static int find_host(const struct world *w, int policy, const struct tide_config
                 struct tide_config c = *cfg;
                 c.reserve_auto = w->hosts[0].reserve_auto;
                 c.reserve_kib = w->hosts[0].reserve_kib;
-                uint64_t need = res->m.peak_assigned_kib / w->n_hosts;
+                uint64_t need = res->host_peak_kib;
                 need += config_reserve_kib(&c, need);
                 res->host_found = true;
                 res->host_needed_kib = (need + KIB_PER_GIB - 1) / KIB_PER_GIB * KIB_PER_GIB;
@@ -391,7 +457,7 @@ static int find_host(const struct world *w, int policy, const struct tide_config
         /* From the hosts as given, or one that holds every startup if that is larger. */
         for (size_t h = 0; h < w->n_hosts; h++)
                 hi = max_u64(hi, w->hosts[h].memory_kib);
-        hi = max_u64(hi, host_for(w->startup_sum_kib / w->n_hosts));
+        hi = max_u64(hi, host_for((w->startup_sum_kib + w->n_hosts - 1) / w->n_hosts));
         hi = (hi + KIB_PER_GIB - 1) / KIB_PER_GIB;
         if ((r = run(w, policy, hi * KIB_PER_GIB, cfg, NULL, &probe)) < 0)
                 return r;
@@ -465,7 +531,7 @@ static void print_table(const struct world *w, const struct result *res, size_t 
                 ticks += res[i].vm_ticks;
                 stepped += res[i].wall_s;
         }
-        fprintf(out, "%zu VMs, %.1f h simulated in %.1f s on %zu host%s of %s (startup memory of all VMs: %s);"
+        fprintf(out, "%zu VMs, %.3g h simulated in %.1f s on %zu host%s of %s (startup memory of all VMs: %s);"
                      " %.1f M VM-ticks/s\n",
                 w->n, (double) w->duration_usec / 3600e6, wall, w->n_hosts, w->n_hosts == 1 ? "" : "s",
                 size_format_human(host_sum, a), size_format_human(w->startup_sum_kib, b),
@@ -526,7 +592,7 @@ static void print_json(const struct world *w, const struct result *res, size_t n
                         /* What that host saves against one sized for every VM's startup memory. */
                         json_object_object_add(p, "host_saved_pct",
                                                r->host_found ? json_object_new_double(100.0 * (1.0 - (double) r->host_needed_kib /
-                                                                                                         (double) host_for(startups)))
+                                                                                                         (double) host_for(startups / w->n_hosts)))
                                                              : NULL);
                 }
                 json_object_array_add(pols, p);
@@ -566,9 +632,12 @@ static int plot(const char *path, const struct series *ser, const struct result 
                 FILE *err) {
         const char *ext = strrchr(path, '.');
         bool png = ext && streq(ext, ".png");
+        /* gnuplot dying early must not kill tidectl with SIGPIPE: its status says it. */
+        void (*old_pipe)(int) = signal(SIGPIPE, SIG_IGN);
         FILE *g = popen("gnuplot", "w");
         if (!g) {
                 fprintf(err, "tidectl simulate: --plot needs gnuplot (Debian: gnuplot-nox): %s\n", strerror(errno));
+                signal(SIGPIPE, old_pipe);
                 return -ENOENT;
         }
         fprintf(g, "set terminal %s size 1200,900 %s\n", png ? "pngcairo" : "svg", png ? "" : "dynamic");
@@ -596,10 +665,30 @@ static int plot(const char *path, const struct series *ser, const struct result 
                         i ? ", " : "", i, i + 1, policy_name(res[i].policy), i, i + 1, policy_name(res[i].policy));
         fprintf(g, "\nunset multiplot\n");
         int status = pclose(g);
+        signal(SIGPIPE, old_pipe);
         if (status != 0) {
                 fprintf(err, "tidectl simulate: --plot: gnuplot failed (%s %d) writing %s\n",
                         WIFEXITED(status) ? "exit" : "status", WIFEXITED(status) ? WEXITSTATUS(status) : status, path);
                 return -EIO;
+        }
+        return 0;
+}
+
+/* Before minutes of simulation: gnuplot runs, and the picture can be written. */
+static int plot_check(const char *path, FILE *err) {
+        FILE *f = fopen(path, "we");
+        if (!f) {
+                fprintf(err, "tidectl simulate: --plot: cannot write %s: %s\n", path, strerror(errno));
+                return -errno;
+        }
+        fclose(f);
+        void (*old_pipe)(int) = signal(SIGPIPE, SIG_IGN);
+        FILE *g = popen("gnuplot --version >/dev/null 2>&1", "r");
+        int status = g ? pclose(g) : -1;
+        signal(SIGPIPE, old_pipe);
+        if (status != 0) {
+                fprintf(err, "tidectl simulate: --plot needs gnuplot (Debian: gnuplot-nox; scripts/install-deps installs it)\n");
+                return -ENOENT;
         }
         return 0;
 }
@@ -647,13 +736,16 @@ static int simulate_run(const struct options *o, FILE *out, FILE *err) {
                 return TIDECTL_EXIT_FAIL;
         }
         if ((r = world_build(&w, spec, o->trace ? &trace : NULL, o, msg, sizeof(msg))) < 0) {
-                fprintf(err, "tidectl simulate: %s\n", r == -EINVAL ? msg : strerror(-r));
+                if (r == -EINVAL)
+                        fprintf(err, "tidectl: %s: %s\n", o->scenario ? o->scenario : o->trace, msg);
+                else
+                        fprintf(err, "tidectl simulate: %s\n", strerror(-r));
                 world_done(&w);
                 sim_trace_set_done(&trace);
                 return TIDECTL_EXIT_FAIL;
         }
         _cleanup_free_ struct series *ser = calloc(POLICIES, sizeof(*ser));
-        if (!ser) {
+        if (!ser || (o->plot && plot_check(o->plot, err) < 0)) {
                 world_done(&w);
                 sim_trace_set_done(&trace);
                 return TIDECTL_EXIT_FAIL;
@@ -684,8 +776,7 @@ static int simulate_run(const struct options *o, FILE *out, FILE *err) {
         }
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double wall = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
-        if (r >= 0 && o->plot && n > 0 && plot(o->plot, ser, res, n, &w, err) < 0)
-                r = -EIO;
+        bool plotted = r < 0 || !o->plot || n == 0 || plot(o->plot, ser, res, n, &w, err) >= 0;
         if (r < 0 && r != -EIO)
                 fprintf(err, "tidectl simulate: the simulation failed: %s\n", strerror(-r));
         else if (r < 0)
@@ -694,6 +785,8 @@ static int simulate_run(const struct options *o, FILE *out, FILE *err) {
                 print_json(&w, res, n, wall, o->find_host, out);
         else
                 print_table(&w, res, n, wall, o->find_host, out);
+        if (!plotted)
+                r = -EIO; /* the numbers are out; the picture is not */
         world_done(&w);
         sim_trace_set_done(&trace);
         return r < 0 ? TIDECTL_EXIT_FAIL : TIDECTL_EXIT_OK;

@@ -157,7 +157,7 @@ int sim_add_vm(struct sim *s, const struct sim_vm_spec *spec) {
         for (; s->added_n < s->n_vms; s->added_n++)
                 s->added_held_kib += sim_vm_assigned_kib(&s->vms[s->added_n]);
         s->added_stamp = s->now_usec;
-        uint64_t room = sat_sub_u64(s->total_kib, s->other_kib + s->added_held_kib);
+        uint64_t room = sat_sub_u64(s->total_kib, s->other_kib + s->reserve_kib + s->added_held_kib);
         if (sim_vm_assigned_kib(v) > room) {
                 v->actual_kib = v->balloon_target_kib = d->current_kib = min_u64(v->actual_kib, room);
                 d->virtio_mem_requested_kib = d->virtio_mem_current_kib = 0;
@@ -487,7 +487,8 @@ struct held {
 };
 
 static uint64_t host_free(const struct sim *s, const struct held *h, int node) {
-        uint64_t free_kib = sat_sub_u64(s->total_kib, s->other_kib + h->total);
+        /* The host keeps its reserve for itself whoever decides: no VM grows into it. */
+        uint64_t free_kib = sat_sub_u64(s->total_kib, s->other_kib + s->reserve_kib + h->total);
         if (node >= 0 && (unsigned) node < s->n_nodes && node < CORE_NODE_MAX)
                 free_kib = min_u64(free_kib, sat_sub_u64(s->node_total_kib[node], h->node[node]));
         return free_kib;
@@ -617,15 +618,22 @@ static void run_events(struct sim *s, struct held *h) {
 static void measure(struct sim *s, uint64_t dt_usec) {
         struct sim_metrics *m = &s->metrics;
         double dt = (double) dt_usec / 1e6;
-        uint64_t sum = 0;
+        uint64_t sum = 0, demand = 0, running = 0, booted = 0, warning = 0;
         bool all_up = true;
 
         for (size_t i = 0; i < s->n_vms; i++) {
                 const struct sim_vm *v = &s->vms[i];
-                if (!v->running)
+                if (!v->running) {
+                        /* A storm is not over while a VM still waits for its turn to start. */
+                        all_up &= !(v->spec.stopped && s->now_usec - s->start_usec <= v->spec.start_at_usec);
                         continue;
+                }
                 uint64_t a = sim_vm_assigned_kib(v);
                 sum += a;
+                demand += v->demand_kib;
+                running++;
+                booted += driver_up(s, v);
+                warning += a < v->demand_kib;
                 m->vm_s += dt;
                 m->assigned_kib_s += (double) a * dt;
                 m->startup_kib_s += (double) (v->spec.have_policy ? v->spec.policy.startup_kib : v->info.max_kib) * dt;
@@ -635,6 +643,11 @@ static void measure(struct sim *s, uint64_t dt_usec) {
                 all_up &= driver_up(s, v);
         }
         m->peak_assigned_kib = max_u64(m->peak_assigned_kib, sum);
+        m->now_running = running;
+        m->now_booted = booted;
+        m->now_warning = warning;
+        m->now_demand_kib = demand;
+        m->now_assigned_kib = sum;
         if (all_up && m->storm_usec && m->all_booted_usec < 0)
                 m->all_booted_usec = (int64_t) (s->now_usec - m->storm_usec);
 }
@@ -684,11 +697,11 @@ void sim_advance(struct sim *s, uint64_t dt_usec) {
                 }
                 /* The oracle is a bound: it holds the demand at every instant, host or not. */
                 if (s->peer_mode && s->peer == PEER_ORACLE) {
-                        struct balloon_split sp = balloon_split_target(
-                                clamp_u64(v->demand_kib, KIB_PER_MIB, balloon_reachable_kib(&v->info)), &v->info);
+                        /* Exactly the demand: no balloon page or virtio-mem block rounds it. */
+                        uint64_t want = clamp_u64(v->demand_kib, KIB_PER_MIB, balloon_reachable_kib(&v->info));
                         uint64_t before = sim_vm_assigned_kib(v);
-                        v->actual_kib = v->balloon_target_kib = sp.balloon_kib;
-                        v->info.virtio_mem_current_kib = v->info.virtio_mem_requested_kib = sp.vmem_requested_kib;
+                        v->actual_kib = v->balloon_target_kib = min_u64(want, v->info.max_kib);
+                        v->info.virtio_mem_current_kib = v->info.virtio_mem_requested_kib = want - v->actual_kib;
                         h.total = h.total - before + sim_vm_assigned_kib(v);
                 }
                 run_guest(s, &h, v, dt_usec);

@@ -143,8 +143,11 @@ struct sim_metrics {
         uint64_t oom_events;            /* guests out of memory (an episode counts once) */
         double paging_kib_s;            /* Smart Paging (none yet: the column is there) */
         uint64_t paging_peak_kib;
-        uint64_t storm_usec;            /* when the last start/restart event began, 0 none */
-        int64_t all_booted_usec;        /* from it until every running VM's drivers report, -1 not yet */
+        uint64_t storm_usec;            /* when the last storm's first start began, 0 none */
+        int64_t all_booted_usec;        /* from it until every VM that is to start has booted,
+                                         * -1 not yet */
+        /* This step's state, after time passed and before the next starts: */
+        uint64_t now_running, now_booted, now_warning, now_demand_kib, now_assigned_kib;
 };
 
 struct sim {
@@ -156,7 +159,9 @@ struct sim {
         uint64_t *peer_targets;
         size_t *peer_index;             /* peer_vms[k] is vms[peer_index[k]] */
         size_t peer_cap;
-        uint64_t reserve_kib;           /* for the peers that keep one (the core reads cfg) */
+        /* What the host keeps for itself: no VM grows into it, whoever decides (tide's core
+         * reads its own from cfg; the peers that keep one get this). 0 by default. */
+        uint64_t reserve_kib;
         struct sim_metrics metrics;
         uint64_t now_usec, start_usec;
         uint64_t total_kib;             /* host memory */

@@ -41,13 +41,37 @@ static int field_pct(const char **p, double *ret) {
         return 0;
 }
 
+/* The VM a row is for: the previous row's (rows come grouped by VM), else through an
+ * open-addressing index on the id, so a trace whose rows interleave VMs stays O(rows). */
+static int index_grow(struct sim_trace_set *t) {
+        size_t cap = t->index_cap ? t->index_cap * 2 : 256;
+        size_t *ix = malloc(cap * sizeof(*ix));
+        if (!ix)
+                return -ENOMEM;
+        for (size_t k = 0; k < cap; k++)
+                ix[k] = SIZE_MAX;
+        for (size_t i = 0; i < t->n; i++) {
+                size_t k = (size_t) ((uint64_t) t->vms[i].id * UINT64_C(0x9e3779b97f4a7c15) >> 20) & (cap - 1);
+                while (ix[k] != SIZE_MAX)
+                        k = (k + 1) & (cap - 1);
+                ix[k] = i;
+        }
+        free(t->index);
+        t->index = ix;
+        t->index_cap = cap;
+        return 0;
+}
+
 static struct sim_trace_vm *vm_for(struct sim_trace_set *t, long id, int *r) {
         if (t->last < t->n && t->vms[t->last].id == id)
                 return &t->vms[t->last];
-        for (size_t i = 0; i < t->n; i++)
-                if (t->vms[i].id == id) {
-                        t->last = i;
-                        return &t->vms[i];
+        if (t->index_cap < 2 * (t->n + 1) && (*r = index_grow(t)) < 0)
+                return NULL;
+        size_t k = (size_t) ((uint64_t) id * UINT64_C(0x9e3779b97f4a7c15) >> 20) & (t->index_cap - 1);
+        for (; t->index[k] != SIZE_MAX; k = (k + 1) & (t->index_cap - 1))
+                if (t->vms[t->index[k]].id == id) {
+                        t->last = t->index[k];
+                        return &t->vms[t->last];
                 }
         if (t->n >= SIM_TRACE_MAX_VMS) {
                 *r = -E2BIG;
@@ -63,6 +87,7 @@ static struct sim_trace_vm *vm_for(struct sim_trace_set *t, long id, int *r) {
                 t->vms = vms;
                 t->cap = cap;
         }
+        t->index[k] = t->n;
         t->last = t->n;
         t->vms[t->n] = (struct sim_trace_vm){ .id = id };
         return &t->vms[t->n++];
@@ -70,7 +95,7 @@ static struct sim_trace_vm *vm_for(struct sim_trace_set *t, long id, int *r) {
 
 static int push(struct sim_trace_vm *v, uint64_t t_s, uint64_t used, double cpu) {
         if (v->n == v->cap) {
-                size_t cap = v->cap ? v->cap * 2 : 256;
+                size_t cap = v->cap ? v->cap * 2 : 16;
                 uint64_t *ts = realloc(v->t_s, cap * sizeof(*ts));
                 if (ts)
                         v->t_s = ts;
@@ -141,7 +166,8 @@ int sim_trace_feed(struct sim_trace_set *t, const char *line, char *err, size_t 
         v->provisioned_kib = max_u64(v->provisioned_kib, prov);
         if ((r = push(v, t_s, used, cpu)) < 0)
                 return r;
-        t->t0_s = t->t0_s && t->t0_s < t_s ? t->t0_s : t_s;
+        t->t0_s = t->have_t0 && t->t0_s < t_s ? t->t0_s : t_s;
+        t->have_t0 = true;
         t->t_end_s = max_u64(t->t_end_s, t_s);
         return 0;
 }
@@ -183,5 +209,6 @@ void sim_trace_set_done(struct sim_trace_set *t) {
                 free(t->vms[i].cpu_pct);
         }
         free(t->vms);
+        free(t->index);
         *t = (struct sim_trace_set){ 0 };
 }

@@ -4,6 +4,7 @@
  * reads; every field is checked and an error names the line and the field. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,7 +13,7 @@
 #define SIM_TRACE_HEADER "vm,t_s,cores,cpu_pct,mem_provisioned_kib,mem_used_kib"
 /* A trace VM larger than this is a typo or an attack on our memory, not a VM (64 TiB). */
 #define SIM_TRACE_MAX_KIB (UINT64_C(64) << 30)
-#define SIM_TRACE_MAX_VMS 1000000
+#define SIM_TRACE_MAX_VMS 100000
 
 struct sim_trace_vm {
         long id;                    /* the trace's VM number */
@@ -32,7 +33,9 @@ struct sim_trace_set {
         size_t gaps;                /* rows with 0 KiB provisioned: no sample (the VM reported nothing) */
         size_t duplicates;          /* rows at a VM's previous sample time: the later replaced it */
         uint64_t t0_s, t_end_s;     /* first and last sample over all VMs */
+        bool have_t0;
         size_t last;                /* the VM the previous row was for (rows come grouped by VM) */
+        size_t *index, index_cap;   /* id -> VM, open addressing, SIZE_MAX empty */
 };
 
 /* Feeds one line (without or with its newline). The first must be the header. Returns 0, or

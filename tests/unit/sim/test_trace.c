@@ -93,3 +93,23 @@ Test(trace, demand_is_interpolated_or_held_and_flat_outside) {
         cr_assert_eq(sim_demand_at(&d, UINT64_C(99) * 1000000), 100, "held until the next sample");
         cr_assert_eq(sim_demand_at(&d, UINT64_C(100) * 1000000), 300);
 }
+
+/* A trace whose first sample is at 0 s is timed from it, like any other. */
+Test(trace, a_first_sample_at_time_zero_counts) {
+        const char *lines[] = { SIM_TRACE_HEADER "\n", "1,0,2,1,2097152,100\n", "1,600,2,1,2097152,300\n", NULL };
+        cr_assert_eq(feed_all(lines), 0, "%s", err);
+        cr_assert_eq(sim_trace_finish(&t, 0, err, sizeof(err)), 0);
+        cr_assert_eq(t.t0_s, 0);
+        cr_assert_eq(t.vms[0].t_usec[1], UINT64_C(600) * 1000000);
+}
+
+/* Rows may interleave VMs: each row still finds its VM. */
+Test(trace, interleaved_vms_keep_their_own_samples) {
+        const char *lines[] = { SIM_TRACE_HEADER "\n", "7,10,1,1,1048576,1\n", "9,10,1,1,1048576,2\n",
+                                "7,20,1,1,1048576,3\n", "9,20,1,1,1048576,4\n", NULL };
+        cr_assert_eq(feed_all(lines), 0, "%s", err);
+        cr_assert_eq(t.n, 2);
+        cr_assert_eq(t.vms[0].n, 2);
+        cr_assert_eq(t.vms[0].used_kib[1], 3);
+        cr_assert_eq(t.vms[1].used_kib[1], 4);
+}
