@@ -11,6 +11,7 @@
 #include "common/fileio.h"
 #include "common/macro.h"
 #include "common/units.h"
+#include "policy/policy.h"
 
 int jsonin_fail(struct jsonin *c, const char *field, const char *fmt, ...) {
         char msg[256];
@@ -81,6 +82,48 @@ int jsonin_name(struct jsonin *c, json_object *o, const char *field, char *name,
                         return jsonin_fail(c, field, "contains a space or control character");
         memcpy(name, s, len + 1);
         return 0;
+}
+
+int jsonin_choice(struct jsonin *c, json_object *o, const char *field, const char *const *names, size_t n, int *ret) {
+        char list[256] = "";
+        size_t off = 0;
+        const char *s = json_object_is_type(o, json_type_string) ? json_object_get_string(o) : NULL;
+
+        for (size_t k = 0; k < n; k++) {
+                if (s && streq(s, names[k])) {
+                        *ret = (int) k;
+                        return 0;
+                }
+                if (off < sizeof(list))
+                        off += (size_t) snprintf(list + off, sizeof(list) - off, "%s\"%s\"",
+                                                 k == 0 ? "" : k + 1 == n ? " or " : ", ", names[k]);
+        }
+        return jsonin_fail(c, field, "expected %s", list);
+}
+
+int jsonin_policy_field(struct jsonin *c, const char *key, json_object *val, const char *field, struct vm_policy *p) {
+        int64_t v;
+        int r;
+
+        if (streq(key, "startup"))
+                return jsonin_size(c, val, field, &p->startup_kib);
+        if (streq(key, "minimum"))
+                return jsonin_size(c, val, field, &p->minimum_kib);
+        if (streq(key, "maximum"))
+                return jsonin_size(c, val, field, &p->maximum_kib);
+        if (streq(key, "buffer")) {
+                if ((r = jsonin_int(c, val, field, POLICY_BUFFER_MIN, POLICY_BUFFER_MAX, &v)) == 0)
+                        p->buffer_pct = (unsigned) v;
+                return r;
+        }
+        if (streq(key, "weight")) {
+                if ((r = jsonin_int(c, val, field, 0, POLICY_WEIGHT_MAX, &v)) == 0)
+                        p->weight = (unsigned) v;
+                return r;
+        }
+        if (streq(key, "dynamic"))
+                return jsonin_bool(c, val, field, &p->dynamic);
+        return 1;
 }
 
 int jsonin_object(struct jsonin *c, json_object *o, const char *field) {

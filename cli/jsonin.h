@@ -25,6 +25,12 @@ int jsonin_number(struct jsonin *c, json_object *o, const char *field, double lo
 int jsonin_bool(struct jsonin *c, json_object *o, const char *field, bool *ret);
 /* A name for tables and logs: 1 to max-1 characters, no spaces or control characters. */
 int jsonin_name(struct jsonin *c, json_object *o, const char *field, char *name, size_t max);
+/* One of names[0..n) (a string), as its index in *ret; the error lists them. */
+int jsonin_choice(struct jsonin *c, json_object *o, const char *field, const char *const *names, size_t n, int *ret);
+/* A VM policy's field (startup, minimum, maximum, buffer, weight, dynamic) into p: 0 when key was
+ * one and is valid, 1 when key is not a policy field, -EINVAL with the error. */
+struct vm_policy;
+int jsonin_policy_field(struct jsonin *c, const char *key, json_object *val, const char *field, struct vm_policy *p);
 /* An object, or the error naming what it was instead. */
 int jsonin_object(struct jsonin *c, json_object *o, const char *field);
 

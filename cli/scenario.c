@@ -85,23 +85,8 @@ static int parse_vm(struct jsonin *c, json_object *o, size_t i, const struct sce
                 if (streq(key, "name")) {
                         r = jsonin_name(c, val, field, out->name, SCENARIO_NAME_MAX);
                         have_name = true;
-                } else if (streq(key, "startup"))
-                        r = jsonin_size(c, val, field, &vm->policy.startup_kib);
-                else if (streq(key, "minimum"))
-                        r = jsonin_size(c, val, field, &vm->policy.minimum_kib);
-                else if (streq(key, "maximum"))
-                        r = jsonin_size(c, val, field, &vm->policy.maximum_kib);
-                else if (streq(key, "buffer")) {
-                        if ((r = jsonin_int(c, val, field, POLICY_BUFFER_MIN, POLICY_BUFFER_MAX, &v)) == 0)
-                                vm->policy.buffer_pct = (unsigned) v;
-                } else if (streq(key, "weight")) {
-                        if ((r = jsonin_int(c, val, field, 0, POLICY_WEIGHT_MAX, &v)) == 0)
-                                vm->policy.weight = (unsigned) v;
-                } else if (streq(key, "dynamic")) {
-                        if (!json_object_is_type(val, json_type_boolean))
-                                return jsonin_fail(c, field, "expected true or false, got %s", jsonin_type_name(val));
-                        vm->policy.dynamic = json_object_get_boolean(val);
-                        r = 0;
+                } else if ((r = jsonin_policy_field(c, key, val, field, &vm->policy)) <= 0) {
+                        /* a policy field: parsed, or its error */
                 } else if (streq(key, "assigned")) {
                         r = jsonin_size(c, val, field, &vm->assigned_kib);
                         have_assigned = true;

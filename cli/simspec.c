@@ -145,7 +145,7 @@ static int parse_steps(struct jsonin *c, json_object *o, const char *field, stru
 
 static int parse_demand(struct jsonin *c, json_object *o, const char *where, struct sim_demand *d) {
         char field[128];
-        const char *kind = NULL;
+        bool have_kind = false;
         int64_t v;
         int r = jsonin_object(c, o, where);
         if (r < 0)
@@ -155,17 +155,13 @@ static int parse_demand(struct jsonin *c, json_object *o, const char *where, str
                 snprintf(field, sizeof(field), "%s.%s", where, key);
                 r = 0;
                 if (streq(key, "kind")) {
-                        kind = json_object_is_type(val, json_type_string) ? json_object_get_string(val) : "";
-                        if (streq(kind, "constant"))
-                                d->kind = SIM_DEMAND_CONSTANT;
-                        else if (streq(kind, "steps"))
-                                d->kind = SIM_DEMAND_STEPS;
-                        else if (streq(kind, "ramp"))
-                                d->kind = SIM_DEMAND_RAMP;
-                        else if (streq(kind, "walk"))
-                                d->kind = SIM_DEMAND_WALK;
-                        else
-                                return jsonin_fail(c, field, "expected \"constant\", \"steps\", \"ramp\" or \"walk\"");
+                        /* In the order of enum sim_demand_kind. */
+                        static const char *const kinds[] = { "constant", "steps", "ramp", "walk" };
+                        int k;
+                        if ((r = jsonin_choice(c, val, field, kinds, ELEMENTSOF(kinds), &k)) < 0)
+                                return r;
+                        d->kind = (enum sim_demand_kind) k;
+                        have_kind = true;
                 } else if (streq(key, "value") || streq(key, "base") || streq(key, "from"))
                         r = jsonin_size(c, val, field, &d->base_kib);
                 else if (streq(key, "to"))
@@ -192,7 +188,7 @@ static int parse_demand(struct jsonin *c, json_object *o, const char *where, str
                 if (r < 0)
                         return r;
         }
-        if (!kind)
+        if (!have_kind)
                 return jsonin_fail(c, where, "missing kind");
         if (d->kind == SIM_DEMAND_STEPS && d->n_steps == 0)
                 return jsonin_fail(c, where, "steps needs a \"steps\" array");
@@ -206,18 +202,12 @@ static int parse_demand(struct jsonin *c, json_object *o, const char *where, str
 }
 
 static int parse_agent(struct jsonin *c, json_object *o, const char *field, enum sim_agent *ret) {
-        static const struct {
-                const char *name;
-                enum sim_agent agent;
-        } agents[] = { { "none", SIM_AGENT_NONE }, { "honest", SIM_AGENT_HONEST }, { "late", SIM_AGENT_LATE },
-                       { "liar", SIM_AGENT_LIAR }, { "flood", SIM_AGENT_FLOOD } };
-        const char *s = json_object_is_type(o, json_type_string) ? json_object_get_string(o) : "";
-        for (size_t k = 0; k < ELEMENTSOF(agents); k++)
-                if (streq(s, agents[k].name)) {
-                        *ret = agents[k].agent;
-                        return 0;
-                }
-        return jsonin_fail(c, field, "expected \"none\", \"honest\", \"late\", \"liar\" or \"flood\"");
+        /* In the order of enum sim_agent (a silent agent is plan's, not a scenario's). */
+        static const char *const agents[] = { "none", "honest", "late", "liar", "flood" };
+        int k, r = jsonin_choice(c, o, field, agents, ELEMENTSOF(agents), &k);
+        if (r == 0)
+                *ret = (enum sim_agent) k;
+        return r;
 }
 
 static int parse_group(struct jsonin *c, json_object *o, size_t i, struct simspec *s) {
@@ -251,21 +241,9 @@ static int parse_group(struct jsonin *c, json_object *o, size_t i, struct simspe
                         g->host = find_name(json_object_get_string(val), s->hosts, s->n_hosts, sizeof(s->hosts[0]));
                         if (g->host < 0)
                                 return jsonin_fail(c, field, "no host named '%s' in hosts", json_object_get_string(val));
-                } else if (streq(key, "startup"))
-                        r = jsonin_size(c, val, field, &vm->policy.startup_kib);
-                else if (streq(key, "minimum"))
-                        r = jsonin_size(c, val, field, &vm->policy.minimum_kib);
-                else if (streq(key, "maximum"))
-                        r = jsonin_size(c, val, field, &vm->policy.maximum_kib);
-                else if (streq(key, "buffer")) {
-                        if ((r = jsonin_int(c, val, field, POLICY_BUFFER_MIN, POLICY_BUFFER_MAX, &v)) == 0)
-                                vm->policy.buffer_pct = (unsigned) v;
-                } else if (streq(key, "weight")) {
-                        if ((r = jsonin_int(c, val, field, 0, POLICY_WEIGHT_MAX, &v)) == 0)
-                                vm->policy.weight = (unsigned) v;
-                } else if (streq(key, "dynamic"))
-                        r = jsonin_bool(c, val, field, &vm->policy.dynamic);
-                else if (streq(key, "boot"))
+                } else if ((r = jsonin_policy_field(c, key, val, field, &vm->policy)) <= 0) {
+                        /* a policy field: parsed, or its error */
+                } else if (streq(key, "boot"))
                         r = parse_boot(c, val, field, vm);
                 else if (streq(key, "demand")) {
                         r = parse_demand(c, val, field, &vm->demand);
@@ -316,7 +294,7 @@ static int parse_group(struct jsonin *c, json_object *o, size_t i, struct simspe
 static int parse_event(struct jsonin *c, json_object *o, size_t i, struct simspec *s) {
         struct simspec_event *e = &s->events[i];
         char field[96], where[32];
-        const char *kind = NULL;
+        bool have_kind = false;
         bool have_at = false;
         int r = 0;
 
@@ -328,15 +306,13 @@ static int parse_event(struct jsonin *c, json_object *o, size_t i, struct simspe
                 snprintf(field, sizeof(field), "%s.%s", where, key);
                 r = 0;
                 if (streq(key, "kind")) {
-                        kind = json_object_is_type(val, json_type_string) ? json_object_get_string(val) : "";
-                        if (streq(kind, "restart"))
-                                e->kind = SIMSPEC_RESTART;
-                        else if (streq(kind, "staggered-start"))
-                                e->kind = SIMSPEC_STAGGERED_START;
-                        else if (streq(kind, "host-failure"))
-                                e->kind = SIMSPEC_HOST_FAILURE;
-                        else
-                                return jsonin_fail(c, field, "expected \"restart\", \"staggered-start\" or \"host-failure\"");
+                        /* In the order of enum simspec_event_kind. */
+                        static const char *const kinds[] = { "restart", "staggered-start", "host-failure" };
+                        int k;
+                        if ((r = jsonin_choice(c, val, field, kinds, ELEMENTSOF(kinds), &k)) < 0)
+                                return r;
+                        e->kind = (enum simspec_event_kind) k;
+                        have_kind = true;
                 } else if (streq(key, "at")) {
                         r = seconds(c, val, field, &e->at_usec);
                         have_at = true;
@@ -357,7 +333,7 @@ static int parse_event(struct jsonin *c, json_object *o, size_t i, struct simspe
                 if (r < 0)
                         return r;
         }
-        if (!kind)
+        if (!have_kind)
                 return jsonin_fail(c, where, "missing kind");
         if (!have_at)
                 return jsonin_fail(c, where, "missing at (seconds from the start)");
