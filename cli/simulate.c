@@ -11,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <unistd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <zlib.h>
@@ -713,6 +716,70 @@ static int parse_policies(const char *list, bool *ret, FILE *err) {
         return 0;
 }
 
+/* One policy's work: its run, then --find-host's probes. Jobs share nothing but the world
+ * they read, so they run on separate threads. */
+struct job {
+        const struct world *w;
+        const struct tide_config *cfg;
+        const struct options *o;
+        int policy;
+        struct series *ser;
+        struct result *res;
+        FILE *err;
+        int r;
+};
+
+static void job_run(struct job *j) {
+        j->ser->stride = (j->w->duration_usec / USEC_PER_SEC + PLOT_POINTS - 1) / PLOT_POINTS;
+        if (j->o->csv_dir && !(j->ser->csv = csv_open(j->o->csv_dir, policy_name(j->policy), j->err))) {
+                j->r = -EIO;
+                return;
+        }
+        j->r = run(j->w, j->policy, 0, j->cfg, j->ser, j->res);
+        if (j->ser->csv && fclose(j->ser->csv) != 0 && j->r >= 0) {
+                fprintf(j->err, "tidectl simulate: --csv: cannot write %s/%s.csv: %s\n", j->o->csv_dir,
+                        policy_name(j->policy), strerror(errno));
+                j->r = -EIO;
+        }
+        j->ser->csv = NULL;
+        if (j->r >= 0 && j->o->find_host)
+                j->r = find_host(j->w, j->policy, j->cfg, j->res);
+}
+
+struct pool {
+        struct job *jobs;
+        size_t n;
+        atomic_size_t next;
+};
+
+static void *worker(void *userdata) {
+        struct pool *p = userdata;
+        for (size_t k; (k = atomic_fetch_add(&p->next, 1)) < p->n;)
+                job_run(&p->jobs[k]);
+        return NULL;
+}
+
+/* The policies' runs on as many threads as there are CPUs (each run is one thread's: the
+ * numbers do not depend on how many there are). Returns the first job's error, or 0. */
+static int run_jobs(struct job *jobs, size_t n) {
+        struct pool p = { .jobs = jobs, .n = n };
+        pthread_t threads[POLICIES];
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        size_t want = cpus > 1 ? min_u64((uint64_t) cpus, n) : 1, started = 0;
+
+        atomic_init(&p.next, 0);
+        for (; started + 1 < want; started++)
+                if (pthread_create(&threads[started], NULL, worker, &p) != 0)
+                        break;
+        worker(&p); /* this thread works too */
+        for (size_t t = 0; t < started; t++)
+                pthread_join(threads[t], NULL);
+        for (size_t k = 0; k < n; k++)
+                if (jobs[k].r < 0)
+                        return jobs[k].r;
+        return 0;
+}
+
 static int simulate_run(const struct options *o, FILE *out, FILE *err) {
         _cleanup_free_ struct simspec *spec = malloc(sizeof(*spec));
         struct sim_trace_set trace = { 0 };
@@ -752,28 +819,16 @@ static int simulate_run(const struct options *o, FILE *out, FILE *err) {
         }
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        for (size_t k = 0; k < ELEMENTSOF(policy_order) && r >= 0; k++) {
+        struct job jobs[POLICIES];
+        for (size_t k = 0; k < ELEMENTSOF(policy_order); k++) {
                 int p = policy_order[k];
                 if (!o->policies[p])
                         continue;
-                ser[n].stride = (w.duration_usec / USEC_PER_SEC + PLOT_POINTS - 1) / PLOT_POINTS;
-                if (o->csv_dir && !(ser[n].csv = csv_open(o->csv_dir, policy_name(p), err))) {
-                        r = -EIO;
-                        break;
-                }
-                r = run(&w, p, 0, &cfg, &ser[n], &res[n]);
-                if (ser[n].csv && fclose(ser[n].csv) != 0 && r >= 0) {
-                        fprintf(err, "tidectl simulate: --csv: cannot write %s/%s.csv: %s\n", o->csv_dir, policy_name(p),
-                                strerror(errno));
-                        r = -EIO;
-                }
-                ser[n].csv = NULL;
-                if (r < 0)
-                        break;
-                if (o->find_host && (r = find_host(&w, p, &cfg, &res[n])) < 0)
-                        break;
+                jobs[n] = (struct job){ .w = &w, .cfg = &cfg, .o = o, .policy = p, .ser = &ser[n], .res = &res[n],
+                                        .err = err };
                 n++;
         }
+        r = run_jobs(jobs, n);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double wall = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
         bool plotted = r < 0 || !o->plot || n == 0 || plot(o->plot, ser, res, n, &w, err) >= 0;
