@@ -253,6 +253,61 @@ void manager_set_cgroup_root(struct manager *m, const char *root) {
         snprintf(m->cgroup_root, sizeof(m->cgroup_root), "%s", root ? root : "");
 }
 
+/* A domain listed for the first time. Returns it, or NULL out of memory. */
+static struct dom *adopt(struct manager *m, const struct hv_domain *info, uint64_t now_usec) {
+        /* Doubling: a host listing 1,000 domains at start reallocates ten times, not a thousand. */
+        if (m->n_doms == m->doms_cap) {
+                size_t cap = m->doms_cap ? m->doms_cap * 2 : 16;
+                struct dom *grown = realloc(m->doms, cap * sizeof(*grown));
+                if (!grown)
+                        return NULL;
+                m->doms = grown;
+                m->doms_cap = cap;
+        }
+        struct dom *d = &m->doms[m->n_doms++];
+        *d = (struct dom){ .info = *info };
+        core_vm_init(&d->core, now_usec);
+        load_policy(m, d);
+        if (d->have_policy && d->info.active)
+                log_info("%s: managed (minimum %" PRIu64 " KiB, maximum %" PRIu64 " KiB)", d->info.name,
+                         d->policy.minimum_kib, d->policy.maximum_kib);
+        /* Created and started since the last listing: its start event came before it could be
+         * listed, and makes it a boot, not a find. */
+        for (size_t k = 0; k < m->n_unknown; k++)
+                if (streq(m->unknown[k].uuid, d->info.uuid))
+                        d->start = m->unknown[k].start;
+        return d;
+}
+
+/* A known domain listed again. A stop or start seen only here (its event lost) is still an
+ * event for the core: the next tick may see neither state in between. */
+static void relist(struct manager *m, struct dom *d, const struct hv_domain *info) {
+        if (d->info.active && !info->active)
+                note_event(m, d, HV_EVENT_STOPPED);
+        else if (!d->info.active && info->active && d->start == CORE_START_NONE)
+                d->start = CORE_START_BOOT;
+        d->info = *info;
+        load_policy(m, d);
+}
+
+/* What a running managed domain needs set up once listed: its agent channel, its partition,
+ * and the balloon statistics period our staleness clock is built on. */
+static void set_up(struct manager *m, struct dom *d) {
+        char err[HV_ERR_MAX] = "";
+
+        sync_channel(m, d);
+        if (!d->info.active)
+                d->partition[0] = '\0';
+        else if (!d->partition[0] && m->hv->ops->get_partition &&
+                 m->hv->ops->get_partition(m->hv->h, d->info.uuid, d->partition, sizeof(d->partition), err,
+                                           sizeof(err)) < 0)
+                log_debug("%s: cannot read its cgroup partition: %s", d->info.name, err);
+        /* The guest refreshes its statistics once a second. */
+        if (d->info.active && d->have_policy && d->info.has_balloon &&
+            m->hv->ops->set_stats_period(m->hv->h, d->info.uuid, 1, err, sizeof(err)) < 0)
+                log_debug("%s: cannot set the balloon stats period: %s", d->info.name, err);
+}
+
 int manager_refresh(struct manager *m, uint64_t now_usec) {
         _cleanup_free_ struct hv_domain *list = NULL;
         char err[HV_ERR_MAX] = "";
@@ -280,53 +335,12 @@ int manager_refresh(struct manager *m, uint64_t now_usec) {
                                 d->seen = true;
                         continue;
                 }
-                if (!d) {
-                        /* Doubling: a host listing 1,000 domains at start reallocates ten
-                         * times, not a thousand. */
-                        if (m->n_doms == m->doms_cap) {
-                                size_t cap = m->doms_cap ? m->doms_cap * 2 : 16;
-                                struct dom *grown = realloc(m->doms, cap * sizeof(*grown));
-                                if (!grown)
-                                        return log_error_errno(-ENOMEM, "Out of memory tracking domains");
-                                m->doms = grown;
-                                m->doms_cap = cap;
-                        }
-                        d = &m->doms[m->n_doms++];
-                        *d = (struct dom){ .info = list[i] };
-                        core_vm_init(&d->core, now_usec);
-                        load_policy(m, d);
-                        if (d->have_policy && d->info.active)
-                                log_info("%s: managed (minimum %" PRIu64 " KiB, maximum %" PRIu64 " KiB)",
-                                         d->info.name, d->policy.minimum_kib, d->policy.maximum_kib);
-                        /* Created and started since the last listing: its start event came
-                         * before it could be listed, and makes it a boot, not a find. */
-                        for (size_t k = 0; k < m->n_unknown; k++)
-                                if (streq(m->unknown[k].uuid, d->info.uuid))
-                                        d->start = m->unknown[k].start;
-                } else {
-                        /* A stop or start seen only here (its event lost) is still an event
-                         * for the core: the next tick may see neither state in between. */
-                        if (d->info.active && !list[i].active)
-                                note_event(m, d, HV_EVENT_STOPPED);
-                        else if (!d->info.active && list[i].active && d->start == CORE_START_NONE)
-                                d->start = CORE_START_BOOT;
-                        d->info = list[i];
-                        load_policy(m, d);
-                }
+                if (d)
+                        relist(m, d, &list[i]);
+                else if (!(d = adopt(m, &list[i], now_usec)))
+                        return log_error_errno(-ENOMEM, "Out of memory tracking domains");
                 d->seen = true;
-                sync_channel(m, d);
-                if (!d->info.active)
-                        d->partition[0] = '\0';
-                else if (!d->partition[0] && m->hv->ops->get_partition &&
-                         m->hv->ops->get_partition(m->hv->h, d->info.uuid, d->partition, sizeof(d->partition), err,
-                                                   sizeof(err)) < 0)
-                        log_debug("%s: cannot read its cgroup partition: %s", d->info.name, err);
-                if (d->info.active && d->have_policy && d->info.has_balloon) {
-                        /* Our staleness clock is this period: the guest refreshes once a second. */
-                        r = m->hv->ops->set_stats_period(m->hv->h, d->info.uuid, 1, err, sizeof(err));
-                        if (r < 0)
-                                log_debug("%s: cannot set the balloon stats period: %s", d->info.name, err);
-                }
+                set_up(m, d);
         }
         m->n_unknown = 0;
 
