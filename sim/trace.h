@@ -32,6 +32,7 @@ struct sim_trace_set {
         size_t lines;               /* lines fed, the header included */
         size_t gaps;                /* rows with 0 KiB provisioned: no sample (the VM reported nothing) */
         size_t duplicates;          /* rows at a VM's previous sample time: the later replaced it */
+        size_t capped;              /* rows using more than provisioned: taken as provisioned */
         uint64_t t0_s, t_end_s;     /* first and last sample over all VMs */
         bool have_t0;
         size_t last;                /* the VM the previous row was for (rows come grouped by VM) */

@@ -113,3 +113,11 @@ Test(trace, interleaved_vms_keep_their_own_samples) {
         cr_assert_eq(t.vms[0].used_kib[1], 3);
         cr_assert_eq(t.vms[1].used_kib[1], 4);
 }
+
+/* A sample using more than the VM is provisioned with is taken as using all of it. */
+Test(trace, use_above_the_provisioned_size_is_capped_at_it) {
+        const char *lines[] = { SIM_TRACE_HEADER "\n", "46,10,8,0,301056,15728640\n", NULL };
+        cr_assert_eq(feed_all(lines), 0, "%s", err);
+        cr_assert_eq(t.vms[0].used_kib[0], 301056);
+        cr_assert_eq(t.capped, 1);
+}
