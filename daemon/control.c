@@ -159,97 +159,121 @@ static int parse_change(json_object *req, struct policy_change *c, char *err, si
         return 0;
 }
 
-int control_handle(struct manager *m, const char *line, size_t len, bool privileged, uint64_t now_usec,
-                   char **ret_reply) {
-        char err[512] = "", note[512] = "";
-        const char *cmd, *domain = NULL;
-        json_object *req, *v, *reply;
-        int r;
+/* Parses a request: one JSON object with a string "cmd" and an optional "domain". On a bad
+ * one returns NULL with the reason in err. */
+static json_object *parse_request(const char *line, size_t len, const char **ret_cmd, const char **ret_domain,
+                                  char *err, size_t errlen) {
+        json_object *req, *v;
 
         json_tokener *tok = json_tokener_new();
-        if (!tok)
-                return -ENOMEM;
+        if (!tok) {
+                snprintf(err, errlen, "out of memory");
+                return NULL;
+        }
         req = len <= CONTROL_MSG_MAX ? json_tokener_parse_ex(tok, line, (int) len) : NULL;
         bool complete = json_tokener_get_error(tok) == json_tokener_success;
         json_tokener_free(tok);
         if (!req || !complete || !json_object_is_type(req, json_type_object)) {
+                snprintf(err, errlen, "malformed request: expected one JSON object");
                 json_object_put(req);
-                *ret_reply = reply_error("malformed request: expected one JSON object");
-                return *ret_reply ? 0 : -ENOMEM;
+                return NULL;
         }
         if (!json_object_object_get_ex(req, "cmd", &v) || !json_object_is_type(v, json_type_string)) {
+                snprintf(err, errlen, "cmd: missing");
                 json_object_put(req);
-                *ret_reply = reply_error("cmd: missing");
-                return *ret_reply ? 0 : -ENOMEM;
+                return NULL;
         }
-        cmd = json_object_get_string(v);
+        *ret_cmd = json_object_get_string(v);
+        *ret_domain = NULL;
         if (json_object_object_get_ex(req, "domain", &v)) {
                 if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0 ||
                     json_object_get_string_len(v) >= HV_NAME_MAX) {
+                        snprintf(err, errlen, "domain: expected a domain name or UUID");
                         json_object_put(req);
-                        *ret_reply = reply_error("domain: expected a domain name or UUID");
-                        return *ret_reply ? 0 : -ENOMEM;
+                        return NULL;
                 }
-                domain = json_object_get_string(v);
+                *ret_domain = json_object_get_string(v);
         }
+        return req;
+}
 
-        reply = json_object_new_object();
-        json_object_object_add(reply, "ok", json_object_new_boolean(true));
+/* stats and policy-show: the published snapshot, all domains or one. */
+static int handle_stats(struct manager *m, const char *domain, json_object *reply, char *err, size_t errlen) {
         const struct snapshot *s = manager_snapshot(m);
+        json_object *arr = json_object_new_array();
+        bool found = false;
 
+        for (size_t i = 0; i < s->n_domains; i++) {
+                if (!matches(&s->domains[i], domain))
+                        continue;
+                found = true;
+                json_object_array_add(arr, stats_domain(&s->domains[i]));
+        }
+        if (domain && !found) {
+                snprintf(err, errlen, "no domain named '%.200s'", domain);
+                json_object_put(arr);
+                return -ENOENT;
+        }
+        json_object_object_add(reply, "host", stats_host(&s->host));
+        json_object_object_add(reply, "domains", arr);
+        return 0;
+}
+
+/* policy-set and policy-clear: root only, for one domain. */
+static int handle_policy(struct manager *m, const char *cmd, const char *domain, json_object *req, bool privileged,
+                         uint64_t now_usec, json_object *reply, char *err, size_t errlen) {
+        char note[512] = "";
+        int r;
+
+        if (!privileged) {
+                snprintf(err, errlen, "permission denied: only root may change policies");
+                return -EPERM;
+        }
+        if (!domain) {
+                snprintf(err, errlen, "domain: missing");
+                return -EINVAL;
+        }
+        if (streq(cmd, "policy-set")) {
+                struct policy_change c;
+                if ((r = parse_change(req, &c, err, errlen)) < 0)
+                        return r;
+                r = manager_policy_set(m, domain, &c, now_usec, note, sizeof(note), err, errlen);
+        } else
+                r = manager_policy_clear(m, domain, now_usec, note, sizeof(note), err, errlen);
+        if (r < 0)
+                return r;
+        json_object_object_add(reply, "note", json_object_new_string(note));
+        return 0;
+}
+
+int control_handle(struct manager *m, const char *line, size_t len, bool privileged, uint64_t now_usec,
+                   char **ret_reply) {
+        char err[512] = "";
+        const char *cmd, *domain;
+        int r;
+
+        json_object *req = parse_request(line, len, &cmd, &domain, err, sizeof(err));
+        if (!req) {
+                *ret_reply = reply_error(err);
+                return *ret_reply ? 0 : -ENOMEM;
+        }
+        json_object *reply = json_object_new_object();
+        json_object_object_add(reply, "ok", json_object_new_boolean(true));
         if (streq(cmd, "ping")) {
                 json_object_object_add(reply, "version", json_object_new_string(TIDE_VERSION));
-        } else if (streq(cmd, "stats") || streq(cmd, "policy-show")) {
-                json_object *arr = json_object_new_array();
-                bool found = false;
-                for (size_t i = 0; i < s->n_domains; i++) {
-                        if (!matches(&s->domains[i], domain))
-                                continue;
-                        found = true;
-                        json_object_array_add(arr, stats_domain(&s->domains[i]));
-                }
-                if (domain && !found) {
-                        snprintf(err, sizeof(err), "no domain named '%.200s'", domain);
-                        json_object_put(arr);
-                        goto fail;
-                }
-                json_object_object_add(reply, "host", stats_host(&s->host));
-                json_object_object_add(reply, "domains", arr);
-        } else if (streq(cmd, "policy-set") || streq(cmd, "policy-clear")) {
-                if (!privileged) {
-                        snprintf(err, sizeof(err), "permission denied: only root may change policies");
-                        goto fail;
-                }
-                if (!domain) {
-                        snprintf(err, sizeof(err), "domain: missing");
-                        goto fail;
-                }
-                if (streq(cmd, "policy-set")) {
-                        struct policy_change c;
-                        if (parse_change(req, &c, err, sizeof(err)) < 0)
-                                goto fail;
-                        r = manager_policy_set(m, domain, &c, now_usec, note, sizeof(note), err, sizeof(err));
-                } else
-                        r = manager_policy_clear(m, domain, now_usec, note, sizeof(note), err, sizeof(err));
-                if (r < 0)
-                        goto fail;
-                json_object_object_add(reply, "note", json_object_new_string(note));
-        } else {
-                snprintf(err, sizeof(err), "cmd: unknown command '%.64s' (known: ping, stats, policy-show, policy-set, "
-                                           "policy-clear)",
-                         cmd);
-                goto fail;
+                r = 0;
+        } else if (streq(cmd, "stats") || streq(cmd, "policy-show"))
+                r = handle_stats(m, domain, reply, err, sizeof(err));
+        else if (streq(cmd, "policy-set") || streq(cmd, "policy-clear"))
+                r = handle_policy(m, cmd, domain, req, privileged, now_usec, reply, err, sizeof(err));
+        else {
+                snprintf(err, sizeof(err),
+                         "cmd: unknown command '%.64s' (known: ping, stats, policy-show, policy-set, policy-clear)", cmd);
+                r = -EINVAL;
         }
-
-        *ret_reply = strdup(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN));
+        *ret_reply = r < 0 ? reply_error(err) : strdup(json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN));
         json_object_put(reply);
         json_object_put(req);
-        return *ret_reply ? 0 : -ENOMEM;
-
-fail:
-        json_object_put(reply);
-        json_object_put(req);
-        *ret_reply = reply_error(err);
         return *ret_reply ? 0 : -ENOMEM;
 }
 
