@@ -626,6 +626,38 @@ Test(manager, a_domain_without_a_balloon_can_be_cleared) {
         cr_assert_eq(hv_fake_count(&fake, "set_balloon", NULL), 0);
 }
 
+/* Domains are found by UUID through an index: after half of 300 domains are gone (the others
+ * move in the table), an event and a policy still reach the right one. */
+Test(manager, domains_are_found_after_others_are_swept) {
+        char uuid[HV_UUID_MAX], name[32];
+        for (int i = 0; i < 300; i++) {
+                snprintf(uuid, sizeof(uuid), "00000000-0000-0000-0000-%012d", i);
+                snprintf(name, sizeof(name), "vm%d", i);
+                add_vm(uuid, name, MIB(1024), MIB(1024), MIB(100));
+        }
+        cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        /* The first 150 are undefined: the fake's arrays shift down. */
+        for (int i = 0; i < 150; i++)
+                free(fake.metadata[i]);
+        memmove(fake.domains, fake.domains + 150, 150 * sizeof(fake.domains[0]));
+        memmove(fake.stats, fake.stats + 150, 150 * sizeof(fake.stats[0]));
+        memmove(fake.metadata, fake.metadata + 150, 150 * sizeof(fake.metadata[0]));
+        memset(fake.metadata + 150, 0, 150 * sizeof(fake.metadata[0]));
+        fake.n_domains = 150;
+        cr_assert_eq(manager_refresh(m, SEC(2)), 0);
+        cr_assert_eq(manager_snapshot(m)->n_domains, 0, "no tick yet");
+        set_policy("vm250", MIB(256), MIB(1024), MIB(1024));
+        cr_assert_not_null(fake.metadata[100], "vm250 is now the fake's 100th");
+        manager_on_event(m, HV_EVENT_REBOOTED, "00000000-0000-0000-0000-000000000250", SEC(3));
+        cr_assert_eq(manager_tick(m, SEC(3)), 0);
+        const struct snapshot *s = manager_snapshot(m);
+        cr_assert_eq(s->n_domains, 150);
+        for (size_t i = 0; i < s->n_domains; i++)
+                if (streq(s->domains[i].name, "vm250"))
+                        cr_assert_str_eq(s->domains[i].reason, "booting: startup 1GiB");
+}
+
 Test(control, non_root_may_read_but_not_change) {
         add_vm("u1", "web", MIB(1024), MIB(1024), MIB(100));
         cr_assert_eq(manager_new(&hv, &cfg, host_mem, NULL, &m), 0);
