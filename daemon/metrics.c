@@ -514,18 +514,18 @@ static int fail(char *err, size_t errlen, int r, const char *format, ...) {
 #define ADDRESS_HELP "expected HOST:PORT, e.g. 127.0.0.1:9177, [::1]:9177 or localhost:9177"
 
 /* See metrics_server_start() for what is accepted and why names are not resolved. */
-static int address_parse(const char *address, struct sockaddr_storage *ret, socklen_t *ret_len,
-                         char *err, size_t errlen) {
-        /* Room for an IPv6 address with a scope ("fe80::1%enp3s0f0"). */
-        char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 1];
+/* Room for an IPv6 address with a scope ("fe80::1%enp3s0f0"). */
+#define ADDRESS_HOST_MAX (INET6_ADDRSTRLEN + IF_NAMESIZE + 1)
+
+/* "HOST:PORT" or "[HOST]:PORT" into its host (a string), family and port. */
+static int address_split(const char *address, char host[static ADDRESS_HOST_MAX], int *ret_family,
+                         unsigned long *ret_port, char *err, size_t errlen) {
         const char *host_start, *port_start;
         size_t host_len;
         unsigned long port = 0;
-        int family;
 
         if (!address || !*address)
                 return fail(err, errlen, -EINVAL, "invalid metrics address \"\": " ADDRESS_HELP);
-
         if (address[0] == '[') {
                 const char *close = strchr(address, ']');
 
@@ -534,7 +534,7 @@ static int address_parse(const char *address, struct sockaddr_storage *ret, sock
                 if (close[1] != ':')
                         return fail(err, errlen, -EINVAL, "invalid metrics address \"%s\": missing ':PORT' after ']'",
                                     address);
-                family = AF_INET6;
+                *ret_family = AF_INET6;
                 host_start = address + 1;
                 host_len = (size_t) (close - host_start);
                 port_start = close + 2;
@@ -549,27 +549,36 @@ static int address_parse(const char *address, struct sockaddr_storage *ret, sock
                         return fail(err, errlen, -EINVAL,
                                     "invalid metrics address \"%s\": an IPv6 address goes in brackets, e.g. [::1]:9177",
                                     address);
-                family = AF_INET;
+                *ret_family = AF_INET;
                 host_start = address;
                 host_len = (size_t) (colon - address);
                 port_start = colon + 1;
         }
-
         if (host_len == 0)
                 return fail(err, errlen, -EINVAL,
                             "invalid metrics address \"%s\": missing host (0.0.0.0 or [::] listens on every address)",
                             address);
-        if (host_len >= sizeof(host))
+        if (host_len >= ADDRESS_HOST_MAX)
                 return fail(err, errlen, -EINVAL, "invalid metrics address \"%s\": host too long", address);
         memcpy(host, host_start, host_len);
         host[host_len] = '\0';
-
         /* Digits only (strtoul would take a sign and blanks), at most 5 of them. */
         if (*port_start == '\0' || strspn(port_start, "0123456789") != strlen(port_start) || strlen(port_start) > 5 ||
             (port = strtoul(port_start, NULL, 10)) > 65535)
                 return fail(err, errlen, -EINVAL, "invalid metrics address \"%s\": port must be a number from 0 to 65535",
                             address);
+        *ret_port = port;
+        return 0;
+}
 
+static int address_parse(const char *address, struct sockaddr_storage *ret, socklen_t *ret_len,
+                         char *err, size_t errlen) {
+        char host[ADDRESS_HOST_MAX];
+        unsigned long port = 0;
+        int family = AF_UNSPEC, r;
+
+        if ((r = address_split(address, host, &family, &port, err, errlen)) < 0)
+                return r;
         memset(ret, 0, sizeof(*ret));
         if (family == AF_INET) {
                 struct sockaddr_in *sin = (struct sockaddr_in *) ret;
@@ -585,27 +594,27 @@ static int address_parse(const char *address, struct sockaddr_storage *ret, sock
                                     "address in brackets or localhost",
                                     address);
                 *ret_len = sizeof(*sin);
-        } else {
-                /* getaddrinfo rather than inet_pton for the scope of link-local addresses. */
-                struct addrinfo hints = {
-                        .ai_family = AF_INET6,
-                        .ai_socktype = SOCK_STREAM,
-                        .ai_flags = AI_NUMERICHOST,
-                };
-                struct addrinfo *ai = NULL;
-                struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) ret;
-
-                if (getaddrinfo(host, NULL, &hints, &ai) != 0 || !ai || ai->ai_addrlen != sizeof(*sin6)) {
-                        if (ai)
-                                freeaddrinfo(ai);
-                        return fail(err, errlen, -EINVAL, "invalid metrics address \"%s\": \"%s\" is not a numeric IPv6 address",
-                                    address, host);
-                }
-                memcpy(sin6, ai->ai_addr, sizeof(*sin6));
-                freeaddrinfo(ai);
-                sin6->sin6_port = htons((uint16_t) port);
-                *ret_len = sizeof(*sin6);
+                return 0;
         }
+        /* getaddrinfo rather than inet_pton for the scope of link-local addresses. */
+        struct addrinfo hints = {
+                .ai_family = AF_INET6,
+                .ai_socktype = SOCK_STREAM,
+                .ai_flags = AI_NUMERICHOST,
+        };
+        struct addrinfo *ai = NULL;
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) ret;
+
+        if (getaddrinfo(host, NULL, &hints, &ai) != 0 || !ai || ai->ai_addrlen != sizeof(*sin6)) {
+                if (ai)
+                        freeaddrinfo(ai);
+                return fail(err, errlen, -EINVAL, "invalid metrics address \"%s\": \"%s\" is not a numeric IPv6 address",
+                            address, host);
+        }
+        memcpy(sin6, ai->ai_addr, sizeof(*sin6));
+        freeaddrinfo(ai);
+        sin6->sin6_port = htons((uint16_t) port);
+        *ret_len = sizeof(*sin6);
         return 0;
 }
 
