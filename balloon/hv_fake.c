@@ -190,6 +190,15 @@ static int need_running(struct hv_fake *f, int i, char *err, size_t errlen) {
         return 0;
 }
 
+/* A live read: recorded, the domain found (its index) and running, or -errno. */
+static int enter_running(struct hv_fake *f, const char *op, const char *uuid, uint64_t value, char *err,
+                         size_t errlen) {
+        int i = enter_domain(f, op, uuid, value, err, errlen), r;
+        if (i >= 0 && (r = need_running(f, i, err, errlen)) < 0)
+                return r;
+        return i;
+}
+
 /* Whether a change with these flags reaches the live state the fake keeps: HV_LIVE on a stopped
  * domain is refused, 0 is libvirt's "current" (live when running), HV_CONFIG alone is not. */
 static int affects_live(struct hv_fake *f, int i, unsigned flags, bool *ret, char *err, size_t errlen) {
@@ -233,11 +242,9 @@ static int check_limit(uint64_t kib, const char *what, char *err, size_t errlen)
 
 static int fake_get_memtune(void *h, const char *uuid, struct hv_memtune *ret, char *err, size_t errlen) {
         struct hv_fake *f = h;
-        int i = enter_domain(f, "get_memtune", uuid, 0, err, errlen), r;
+        int i = enter_running(f, "get_memtune", uuid, 0, err, errlen);
         if (i < 0)
                 return i;
-        if ((r = need_running(f, i, err, errlen)) < 0)
-                return r;
         *ret = f->memtune[i];
         return 0;
 }
@@ -273,11 +280,9 @@ static int fake_set_memtune(void *h, const char *uuid, const struct hv_memtune *
 
 static int fake_get_vcpu_count(void *h, const char *uuid, unsigned *ret, char *err, size_t errlen) {
         struct hv_fake *f = h;
-        int i = enter_domain(f, "get_vcpu_count", uuid, 0, err, errlen), r;
+        int i = enter_running(f, "get_vcpu_count", uuid, 0, err, errlen);
         if (i < 0)
                 return i;
-        if ((r = need_running(f, i, err, errlen)) < 0)
-                return r;
         *ret = f->vcpus[i];
         return 0;
 }
@@ -285,11 +290,9 @@ static int fake_get_vcpu_count(void *h, const char *uuid, unsigned *ret, char *e
 static int fake_get_vcpu_pins(void *h, const char *uuid, struct hv_cpuset *ret, unsigned max, unsigned *ret_n,
                               char *err, size_t errlen) {
         struct hv_fake *f = h;
-        int i = enter_domain(f, "get_vcpu_pins", uuid, max, err, errlen), r;
+        int i = enter_running(f, "get_vcpu_pins", uuid, max, err, errlen);
         if (i < 0)
                 return i;
-        if ((r = need_running(f, i, err, errlen)) < 0)
-                return r;
         unsigned n = f->vcpus[i] < HV_FAKE_MAX_VCPUS ? f->vcpus[i] : HV_FAKE_MAX_VCPUS;
         if (n > max)
                 return refuse(-ENOBUFS, err, errlen, "the domain has %u vCPUs, more than the %u asked for", n, max);
@@ -325,11 +328,9 @@ static int fake_set_vcpu_pin(void *h, const char *uuid, unsigned vcpu, const str
 
 static int fake_get_emulator_pin(void *h, const char *uuid, struct hv_cpuset *ret, char *err, size_t errlen) {
         struct hv_fake *f = h;
-        int i = enter_domain(f, "get_emulator_pin", uuid, 0, err, errlen), r;
+        int i = enter_running(f, "get_emulator_pin", uuid, 0, err, errlen);
         if (i < 0)
                 return i;
-        if ((r = need_running(f, i, err, errlen)) < 0)
-                return r;
         *ret = pin_or_all(f, &f->emulator_pin[i]);
         return 0;
 }

@@ -872,16 +872,28 @@ static int lv_get_vcpu_pins(void *hp, const char *uuid, struct hv_cpuset *ret, u
         return 0;
 }
 
+/* What a pinning call needs: the flags in libvirt's terms, the domain, and the CPU set as a
+ * cpumap of the host's size (-EINVAL for an empty set or CPUs the host lacks). */
+static int pin_prepare(void *hp, const char *uuid, const struct hv_cpuset *cpus, unsigned flags, virDomainPtr *ret_dom,
+                       unsigned char map[static CPUMAP_MAX], int *ret_maplen, unsigned *ret_vflags, char *err,
+                       size_t errlen) {
+        unsigned ncpus;
+        int r;
+
+        if ((r = affect_flags(flags, ret_vflags, err, errlen)) < 0 || (r = lookup(hp, uuid, ret_dom, err, errlen)) < 0 ||
+            (r = host_cpus(hp, &ncpus, err, errlen)) < 0)
+                return r;
+        return set_to_cpumap(cpus, ncpus, map, ret_maplen, err, errlen);
+}
+
 static int lv_set_vcpu_pin(void *hp, const char *uuid, unsigned vcpu, const struct hv_cpuset *cpus, unsigned flags,
                            char *err, size_t errlen) {
         _cleanup_(domain_freep) virDomainPtr dom = NULL;
         unsigned char map[CPUMAP_MAX];
-        unsigned vflags, ncpus;
+        unsigned vflags;
         int maplen, r;
 
-        if ((r = affect_flags(flags, &vflags, err, errlen)) < 0 || (r = lookup(hp, uuid, &dom, err, errlen)) < 0 ||
-            (r = host_cpus(hp, &ncpus, err, errlen)) < 0 ||
-            (r = set_to_cpumap(cpus, ncpus, map, &maplen, err, errlen)) < 0)
+        if ((r = pin_prepare(hp, uuid, cpus, flags, &dom, map, &maplen, &vflags, err, errlen)) < 0)
                 return r;
         /* A vCPU the domain lacks is libvirt's to refuse (VIR_ERR_INVALID_ARG): only it knows
          * the live maximum without another call. */
@@ -914,12 +926,10 @@ static int lv_set_emulator_pin(void *hp, const char *uuid, const struct hv_cpuse
                                size_t errlen) {
         _cleanup_(domain_freep) virDomainPtr dom = NULL;
         unsigned char map[CPUMAP_MAX];
-        unsigned vflags, ncpus;
+        unsigned vflags;
         int maplen, r;
 
-        if ((r = affect_flags(flags, &vflags, err, errlen)) < 0 || (r = lookup(hp, uuid, &dom, err, errlen)) < 0 ||
-            (r = host_cpus(hp, &ncpus, err, errlen)) < 0 ||
-            (r = set_to_cpumap(cpus, ncpus, map, &maplen, err, errlen)) < 0)
+        if ((r = pin_prepare(hp, uuid, cpus, flags, &dom, map, &maplen, &vflags, err, errlen)) < 0)
                 return r;
         if (virDomainPinEmulator(dom, map, maplen, vflags) < 0)
                 return lv_error(err, errlen);

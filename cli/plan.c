@@ -31,7 +31,6 @@ struct plan_options {
 
 struct plan_result {
         struct engine_vm *vm;       /* what each decision was made from */
-        bool *undecided;            /* --settle: the core never decided it (no sample) */
         struct engine_decision *d;
         struct engine_summary summary;
         uint64_t ticks;
@@ -162,7 +161,6 @@ static int settle(struct scenario *s, const struct tide_config *base, const stru
                         res->vm[i] = st->input;
                         res->d[i] = st->decision;
                         res->vm[i].assigned_kib = sim_vm_assigned_kib(&sim.vms[i]);
-                        res->undecided[i] = !st->decided;
                 }
         }
         sim_done(&sim);
@@ -251,7 +249,6 @@ static void print_table(const struct scenario *s, const struct plan_result *res,
 static void plan_result_done(struct plan_result *res) {
         free(res->d);
         free(res->vm);
-        free(res->undecided);
 }
 
 static int plan_run(const char *path, const struct plan_options *o, FILE *out, FILE *err) {
@@ -273,8 +270,7 @@ static int plan_run(const char *path, const struct plan_options *o, FILE *out, F
         size_t n = s.n_vms ? s.n_vms : 1;
         res.d = calloc(n, sizeof(*res.d));
         res.vm = calloc(n, sizeof(*res.vm));
-        res.undecided = calloc(n, sizeof(*res.undecided));
-        r = !res.d || !res.vm || !res.undecided ? -ENOMEM : o->settle ? settle(&s, &cfg, o, &res) : decide_once(&s, &cfg, &res);
+        r = !res.d || !res.vm ? -ENOMEM : o->settle ? settle(&s, &cfg, o, &res) : decide_once(&s, &cfg, &res);
         if (r < 0) {
                 fprintf(err, "tidectl: %s: cannot run the engine: %s\n", path, strerror(-r));
                 plan_result_done(&res);

@@ -59,7 +59,6 @@ struct result {
         bool storm;
         double wall_s;
         double vm_ticks;                /* VMs x ticks stepped (the simulator's work) */
-        uint64_t host_kib;              /* per host, as run */
         bool storm_open;                /* some host's storm had not ended when the run did */
         uint64_t host_peak_kib;         /* the highest sum held on one host */
         bool host_found;                /* --find-host: a host size passed */
@@ -332,7 +331,7 @@ static int run(const struct world *w, int policy, uint64_t host_kib, const struc
         struct timespec t0, t1;
 
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        *res = (struct result){ .policy = policy, .booted_usec = -1, .host_kib = host_kib };
+        *res = (struct result){ .policy = policy, .booted_usec = -1 };
         for (size_t h = 0; h < w->n_hosts; h++) {
                 struct tide_config cfg = *base;
                 const struct simspec_host *hs = &w->hosts[h];

@@ -33,6 +33,7 @@ struct dom {
         enum core_start start;         /* events since the last tick, for the core */
         bool stopped;
         bool release_failed;           /* the last release failed (logged once) */
+        char stats_err[HV_ERR_MAX];    /* why this tick's balloon statistics could not be read */
         char partition[HV_PARTITION_MAX]; /* its cgroup partition while running, "" unknown */
         struct core_vm core;           /* what the core carries for this domain */
         char reason[SNAPSHOT_REASON_MAX];
@@ -452,10 +453,8 @@ static void read_stats(struct manager *m, struct dom *d, struct core_vm_obs *o) 
                         log_debug("%s: cannot re-read the domain: %s", d->info.name, err);
         }
         o->fresh_stats = true;
-        r = m->hv->ops->memory_stats(m->hv->h, d->info.uuid, &o->stats, err, sizeof(err));
+        r = m->hv->ops->memory_stats(m->hv->h, d->info.uuid, &o->stats, d->stats_err, sizeof(d->stats_err));
         o->stats_ok = r >= 0;
-        if (r < 0 && d->core.stats_ok)
-                log_warning_errno(r, "%s: cannot read balloon statistics: %s, holding", d->info.name, err);
 }
 
 /* Collect: what one domain looks like now. An early tick reads only the domains whose agent
@@ -520,6 +519,8 @@ static void report(struct dom *d, const struct core_vm_out *o, uint64_t now_usec
         char a[SIZE_FORMAT_MAX], b[SIZE_FORMAT_MAX], c[SIZE_FORMAT_MAX];
         const struct core_vm *s = &d->core;
 
+        if (o->logs & CORE_LOG_STATS_LOST)
+                log_warning("%s: cannot read balloon statistics: %s, holding", d->info.name, d->stats_err);
         if (o->logs & CORE_LOG_CLAMPED)
                 log_debug("%s: balloon actual above the boot size %" PRIu64 " KiB; taken as the boot size",
                           d->info.name, d->info.max_kib);

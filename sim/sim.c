@@ -712,10 +712,6 @@ void sim_advance(struct sim *s, uint64_t dt_usec) {
         run_events(s, &h);
 }
 
-bool sim_vm_booted(const struct sim_vm *v) {
-        return v->running && v->boot_progress_usec >= boot_len(v);
-}
-
 uint64_t sim_oom_events(const struct sim *s) {
         uint64_t n = 0;
         for (size_t i = 0; i < s->n_vms; i++)

@@ -222,9 +222,6 @@ void sim_vm_stats(const struct sim *s, const struct sim_vm *v, struct hv_mem_sta
  * agents are not reachable there (no channel socket). s must outlive the hv. */
 struct hv sim_hv(struct sim *s);
 
-/* Whether the VM is running with its drivers up (its boot is over). */
-bool sim_vm_booted(const struct sim_vm *v);
-
 /* Guest OOM episodes over all VMs so far. */
 uint64_t sim_oom_events(const struct sim *s);
 
