@@ -14,6 +14,7 @@ struct core {
         struct engine_vm *vms;
         struct engine_decision *out;
         size_t *vm_index; /* engine index -> caller's index */
+        struct core_vm *saved; /* the VMs' states before a tick with others, for -EAGAIN */
 };
 
 struct core *core_new(void) {
@@ -27,6 +28,7 @@ struct core *core_free(struct core *c) {
         free(c->vms);
         free(c->out);
         free(c->vm_index);
+        free(c->saved);
         free(c);
         return NULL;
 }
@@ -40,18 +42,21 @@ static int ensure_capacity(struct core *c, size_t n) {
         struct engine_vm *vms = calloc(cap, sizeof(*vms));
         struct engine_decision *out = calloc(cap, sizeof(*out));
         size_t *idx = calloc(cap, sizeof(*idx));
-        if (!e || !vms || !out || !idx) {
+        struct core_vm *saved = calloc(cap, sizeof(*saved));
+        if (!e || !vms || !out || !idx || !saved) {
                 engine_free(e);
                 free(vms);
                 free(out);
                 free(idx);
+                free(saved);
                 return -ENOMEM;
         }
         engine_free(c->engine);
         free(c->vms);
         free(c->out);
         free(c->vm_index);
-        *c = (struct core){ .engine = e, .cap = cap, .vms = vms, .out = out, .vm_index = idx };
+        free(c->saved);
+        *c = (struct core){ .engine = e, .cap = cap, .vms = vms, .out = out, .vm_index = idx, .saved = saved };
         return 0;
 }
 
@@ -372,9 +377,12 @@ static void describe(const struct core_vm_obs *o, struct core_vm_out *out) {
  * reserve is the host's, so it is added back to the partition's bound). */
 static struct engine_host host_capacity(const struct core_host_obs *h, const struct tide_config *cfg, uint64_t rss_sum,
                                         const uint64_t *node_rss, bool node_bound) {
+        rss_sum += h->others_held_kib;
         struct engine_host host = {
                 .usable_kib = h->available_kib + rss_sum,
                 .reserve_kib = config_reserve_kib(cfg, h->total_kib),
+                .others_assigned_kib = h->others_held_kib,
+                .others_desired_kib = h->others_desired_kib,
         };
         if (h->partition_limited) {
                 uint64_t part = sat_sub_u64(h->partition_limit_kib, h->partition_usage_kib) + rss_sum + host.reserve_kib;
@@ -402,6 +410,9 @@ int core_tick(struct core *c, const struct tide_config *cfg, const struct core_h
                 return -EINVAL;
         if ((r = ensure_capacity(c, n)) < 0)
                 return r;
+        bool others = h->others_held_kib || h->others_desired_kib;
+        for (size_t i = 0; others && i < n; i++)
+                c->saved[i] = *vms[i].state;
 
         for (size_t i = 0; i < n; i++) {
                 const struct core_vm_obs *o = &vms[i];
@@ -437,6 +448,11 @@ int core_tick(struct core *c, const struct tide_config *cfg, const struct core_h
         r = engine_step(c->engine, &host_out->host, c->vms, k, cfg, now_usec, c->out, &host_out->summary);
         if (r < 0)
                 return r;
+        if (others && host_out->summary.short_host) {
+                for (size_t i = 0; i < n; i++)
+                        *vms[i].state = c->saved[i];
+                return -EAGAIN;
+        }
 
         for (size_t j = 0; j < k; j++) {
                 size_t i = c->vm_index[j];
@@ -467,6 +483,16 @@ int core_tick(struct core *c, const struct tide_config *cfg, const struct core_h
                         host_out->assigned_kib += out[i].assigned_kib;
         }
         return 0;
+}
+
+bool core_vm_holds(const struct core_vm *s, const struct core_vm_out *out, const struct core_host_out *host_out) {
+        return s->decided && !s->booting && !s->release_pending && out->managed_running && !out->release &&
+               !out->set_balloon && !out->set_vmem && !out->logs && s->balloon == BALLOON_STATE_OK &&
+               !host_out->summary.short_host && !host_out->summary.overcommitted;
+}
+
+bool core_vm_hold_range(const struct core_vm *s, const struct tide_config *cfg, int64_t *ret_lo, int64_t *ret_hi) {
+        return s->decided && engine_hold_range(&s->input, &s->decision, cfg, ret_lo, ret_hi);
 }
 
 void core_vm_applied(struct core_vm *s, const struct core_vm_out *out, bool vmem, bool ok, uint64_t actual_kib,

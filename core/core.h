@@ -39,6 +39,10 @@ struct core_host_obs {
          * and what the partition uses now, when it has a limit. */
         bool partition_limited;
         uint64_t partition_limit_kib, partition_usage_kib;
+        /* Managed VMs not handed to this tick (the simulator's settled VMs, core_vm_hold_range()):
+         * what they hold, all of it resident, and the most they may desire. tided hands in every
+         * domain and leaves these 0. */
+        uint64_t others_held_kib, others_desired_kib;
 };
 
 /* How the domain (re)started since the previous tick; the last start wins. */
@@ -172,7 +176,9 @@ struct core *core_free(struct core *c); /* accepts NULL, returns NULL */
 
 /* Decides one tick for vms[0..n) into out[0..n) and *host_out. grow_only: an early tick between
  * regular ones: only growth is acted on (shrinking keeps its pace of one bounded step per regular
- * tick). Returns 0, -ENOMEM (nothing decided, states untouched), -EINVAL on NULL arguments. */
+ * tick). Returns 0, -ENOMEM (nothing decided, states untouched), -EINVAL on NULL arguments, or,
+ * with others in the host, -EAGAIN when the host is short with them counted: the weights must
+ * decide over every VM, so the tick is to be taken again with all of them (states untouched). */
 int core_tick(struct core *c, const struct tide_config *cfg, const struct core_host_obs *host,
               const struct core_vm_obs *vms, size_t n, uint64_t now_usec, bool grow_only, struct core_vm_out *out,
               struct core_host_out *host_out);
@@ -185,6 +191,16 @@ void core_vm_applied(struct core_vm *s, const struct core_vm_out *out, bool vmem
 /* The outcome of a release: a failed one is asked again every tick until it succeeds or the
  * domain stops. */
 void core_vm_released(struct core_vm *s, bool ok);
+
+/* Whether this VM's tick (out, host_out) was a settled hold: decided, no action, no log, its
+ * balloon where it was set, the host not short. */
+bool core_vm_holds(const struct core_vm *s, const struct core_vm_out *out, const struct core_host_out *host_out);
+/* For a VM whose last tick core_vm_holds(): the demands (engine frame, policy/engine.h) for
+ * which that decision stays the same hold at every later tick while its balloon stays where it
+ * is and the host stays roomy, in [*ret_lo, *ret_hi]; false when the hold rests on more than the
+ * demand. The simulator lets such a VM sleep until its demand leaves the range
+ * (docs/SIMULATOR.md, sim/sleep.c). */
+bool core_vm_hold_range(const struct core_vm *s, const struct tide_config *cfg, int64_t *ret_lo, int64_t *ret_hi);
 
 /* What releasing a domain means: virtio-mem unplugged, the balloon at the boot size. */
 struct balloon_split core_release_split(const struct hv_domain *d);

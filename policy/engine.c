@@ -204,9 +204,11 @@ static uint64_t waterfill(struct engine *e, const uint32_t *idx, size_t n, uint6
 }
 
 /* Rules 2-3: hands capacity out over idx[0..n): floors first, then demand, then buffers, each
- * by weight. Fills alloc_u. Returns true when even the floors did not fit. */
-static bool share(struct engine *e, const uint32_t *idx, size_t n, uint64_t capacity_u, bool *ret_short) {
-        uint64_t floor_sum = 0, desired_sum = 0;
+ * by weight. Fills alloc_u. Returns true when even the floors did not fit. others_u: what VMs
+ * left out of the step may desire; it counts toward a short host, and is handed nothing. */
+static bool share(struct engine *e, const uint32_t *idx, size_t n, uint64_t capacity_u, uint64_t others_u,
+                  bool *ret_short) {
+        uint64_t floor_sum = 0, desired_sum = others_u;
 
         for (size_t k = 0; k < n; k++) {
                 struct work *x = &e->w[idx[k]];
@@ -415,6 +417,80 @@ static void decide_one(const struct engine_vm *vm, const struct work *x, const s
         }
 }
 
+/* The entitlement on a roomy host: rule 1's target in allocation units. Never falls as the
+ * demand rises. */
+static uint64_t roomy_entitlement_kib(const struct vm_policy *p, uint64_t demand_kib) {
+        return align_up_kib(engine_desired_kib(p, demand_kib));
+}
+
+/* The smallest demand up to `limit` whose entitlement is at least `want`, -1 when none is. */
+static int64_t demand_reaching(const struct vm_policy *p, uint64_t want, uint64_t limit) {
+        uint64_t lo = 0, hi = limit;
+
+        if (roomy_entitlement_kib(p, hi) < want)
+                return -1;
+        /* Bisection: the answer lies in [lo, hi]. */
+        while (lo < hi) {
+                uint64_t mid = lo + (hi - lo) / 2;
+                if (roomy_entitlement_kib(p, mid) >= want)
+                        hi = mid;
+                else
+                        lo = mid + 1;
+        }
+        return (int64_t) lo;
+}
+
+/* The largest demand up to `limit` whose entitlement is at most `want`, -1 when none is. */
+static int64_t demand_within(const struct vm_policy *p, uint64_t want, uint64_t limit) {
+        uint64_t lo = 0, hi = limit;
+
+        if (roomy_entitlement_kib(p, 0) > want)
+                return -1;
+        while (lo < hi) {
+                uint64_t mid = lo + (hi - lo + 1) / 2;
+                if (roomy_entitlement_kib(p, mid) <= want)
+                        lo = mid;
+                else
+                        hi = mid - 1;
+        }
+        return (int64_t) lo;
+}
+
+bool engine_hold_range(const struct engine_vm *vm, const struct engine_decision *d, const struct tide_config *cfg,
+                       int64_t *ret_lo, int64_t *ret_hi) {
+        const struct vm_policy *p = &vm->policy;
+        uint64_t a = vm->assigned_kib;
+
+        if (!p->dynamic || vm->state != ENGINE_VM_RUNNING || !vm->has_demand || vm->demand_kib < 0 ||
+            (uint64_t) vm->demand_kib > a || d->flags || d->memo.pressured || vm->guest_reclaimed ||
+            vm->psi_some_avg10 != 0 || d->target_kib != a || a < p->minimum_kib || a > p->maximum_kib)
+                return false;
+        switch (d->reason) {
+        case ENGINE_REASON_STEADY:
+        case ENGINE_REASON_DEADBAND:
+        case ENGINE_REASON_AT_MINIMUM:
+        case ENGINE_REASON_AT_MAXIMUM:
+                break;
+        default:
+                return false;
+        }
+        /* On a roomy host the entitlement is rule 1's target, and decide_one() holds exactly
+         * when it is within the dead-band of what the VM holds (a grow also needs the demand no
+         * higher than that): a - deadband < entitlement < a + deadband, or entitlement == a.
+         * A demand above a is left out (the VM would be short of it), so both ends lie in
+         * [0, a]. */
+        uint64_t db = cfg->deadband_kib;
+        int64_t lo = demand_reaching(p, db ? a - min_u64(a, db - 1) : a, a);
+        int64_t hi = demand_within(p, db ? a + db - 1 : a, a);
+        if (lo < 0 || hi < 0)
+                return false;
+        if (lo > vm->demand_kib || hi < vm->demand_kib)
+                return false;
+        *ret_lo = lo;
+        *ret_hi = hi;
+        return true;
+}
+
 int engine_step(struct engine *e, const struct engine_host *host, const struct engine_vm *vms, size_t n,
                 const struct tide_config *cfg, uint64_t now_usec, struct engine_decision *out,
                 struct engine_summary *summary) {
@@ -493,7 +569,7 @@ int engine_step(struct engine *e, const struct engine_host *host, const struct e
                 if (m == 0)
                         continue;
                 bool node_short;
-                share(e, e->idx, m, host->node_usable_kib[node] / UNIT_KIB, &node_short);
+                share(e, e->idx, m, host->node_usable_kib[node] / UNIT_KIB, 0, &node_short);
                 if (!node_short)
                         continue;
                 for (size_t k = 0; k < m; k++) {
@@ -509,7 +585,9 @@ int engine_step(struct engine *e, const struct engine_host *host, const struct e
         /* Pass 3: the host. */
         for (size_t i = 0; i < n; i++)
                 e->idx[i] = (uint32_t) i;
-        s.overcommitted = share(e, e->idx, n, capacity_kib / UNIT_KIB, &s.short_host);
+        /* Left-out VMs count toward whether the host is short; when it is, this step's shares are
+         * not the whole host's and the caller takes the step over every VM. */
+        s.overcommitted = share(e, e->idx, n, capacity_kib / UNIT_KIB, units_up(host->others_desired_kib), &s.short_host);
 
         /* Pass 4: targets (rule 4-6), then fund the grows from what the host has free now. */
         uint64_t assigned_sum = 0;
@@ -526,7 +604,7 @@ int engine_step(struct engine *e, const struct engine_host *host, const struct e
 
         /* Raising a VM to its floor is a guarantee and is never limited; other grows share the
          * free memory by weight so one VM's spike cannot take what another was promised. */
-        uint64_t free_kib = sat_sub_u64(capacity_kib, assigned_sum);
+        uint64_t free_kib = sat_sub_u64(capacity_kib, assigned_sum + host->others_assigned_kib);
         uint64_t grow_sum = 0;
         size_t m = 0;
         for (size_t i = 0; i < n; i++) {

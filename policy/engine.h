@@ -52,6 +52,11 @@ struct engine_host {
         uint64_t reserve_kib; /* kept for the host itself */
         unsigned n_nodes;     /* 0 when no VM is bound to a node */
         uint64_t node_usable_kib[ENGINE_NODE_MAX]; /* per node, for node-bound VMs */
+        /* VMs left out of this step (the simulator's settled VMs, engine_hold_range()): what they
+         * hold, and the most they may desire. Their targets are what they hold as long as the
+         * host is not short with them counted; summary.short_host says when it is (then the
+         * step must be taken over every VM). 0 for tided, which hands in every VM. */
+        uint64_t others_assigned_kib, others_desired_kib;
 };
 
 enum engine_status {
@@ -125,6 +130,15 @@ struct engine *engine_free(struct engine *e); /* accepts NULL, returns NULL */
 int engine_step(struct engine *e, const struct engine_host *host, const struct engine_vm *vms, size_t n,
                 const struct tide_config *cfg, uint64_t now_usec, struct engine_decision *out,
                 struct engine_summary *summary);
+
+/* The demands for which the decision d on vm is the same hold at any later tick: [*ret_lo,
+ * *ret_hi] in KiB, the target staying what the VM holds. True only for a hold that rests on the
+ * demand alone: a dynamic, running VM within its bounds, with a usable demand no higher than
+ * what it holds, no pressure or reclaim, no flags, on a host that was not short (the caller
+ * checks the summary) and stays so. Rule 4's quiet period only widens a hold, so the range
+ * is within the true one while it lasts and equal to it after. Pure. */
+bool engine_hold_range(const struct engine_vm *vm, const struct engine_decision *d, const struct tide_config *cfg,
+                       int64_t *ret_lo, int64_t *ret_hi);
 
 /* Rule 1 alone: demand x (1 + buffer/100), aligned up to 2 MiB, clamped to [minimum, maximum]. */
 uint64_t engine_desired_kib(const struct vm_policy *p, uint64_t demand_kib);

@@ -6,6 +6,7 @@
 
 #include "common/macro.h"
 #include "common/units.h"
+#include "sim/internal.h"
 #include "sim/sim.h"
 
 int sim_init(struct sim *s, const struct tide_config *cfg, uint64_t total_kib, uint64_t start_usec) {
@@ -26,6 +27,10 @@ void sim_use_peer(struct sim *s, enum peer_rule r) {
 
 void sim_done(struct sim *s) {
         core_free(s->core);
+        free(s->awake);
+        free(s->scratch);
+        free(s->heap);
+        core_frame_done(&s->one);
         free(s->vms);
         free(s->peer_vms);
         free(s->peer_targets);
@@ -38,9 +43,7 @@ uint64_t sim_vm_assigned_kib(const struct sim_vm *v) {
         return v->actual_kib + v->info.virtio_mem_current_kib;
 }
 
-/* The trace's value at t. *pos (may be NULL) is a cursor: the sample at or before the last t
- * asked, so a run that moves forward costs O(1) a step, not a search. */
-static uint64_t trace_at(const struct sim_trace *tr, uint64_t t, size_t *pos) {
+uint64_t sim_trace_at(const struct sim_trace *tr, uint64_t t, size_t *pos) {
         size_t k = 0;
 
         if (tr->n == 0)
@@ -85,7 +88,7 @@ uint64_t sim_demand_at(const struct sim_demand *d, uint64_t t_usec) {
                 double f = (double) (t_usec - d->from_usec) / (double) d->len_usec;
                 return (uint64_t) llround((double) d->base_kib + ((double) d->to_kib - (double) d->base_kib) * f);
         case SIM_DEMAND_TRACE:
-                return trace_at(&d->trace, t_usec, NULL);
+                return sim_trace_at(&d->trace, t_usec, NULL);
         case SIM_DEMAND_CONSTANT:
         case SIM_DEMAND_WALK: /* the walk's state is the VM's: sim_advance() steps it */
         default:
@@ -101,7 +104,6 @@ static uint64_t rng_next(uint64_t *x) {
         return z ^ (z >> 31);
 }
 
-static void report(struct sim *s, struct sim_vm *v, uint64_t at_usec);
 
 int sim_add_vm(struct sim *s, const struct sim_vm_spec *spec) {
         char err[256];
@@ -178,7 +180,11 @@ int sim_add_vm(struct sim *s, const struct sim_vm_spec *spec) {
         core_vm_init(&v->state, s->now_usec);
         /* A guest already running has reported before tided looks; one whose agent fell silent
          * before the start, for the last time then. */
-        report(s, v, spec->agent == SIM_AGENT_SILENT ? min_u64(spec->silent_usec, s->now_usec) : s->now_usec);
+        sim_report(v, spec->agent == SIM_AGENT_SILENT ? min_u64(spec->silent_usec, s->now_usec) : s->now_usec);
+        if (spec->node >= 0)
+                s->node_bound = true;
+        if (s->fast && sim_sleep_add(s, s->n_vms) < 0)
+                return -ENOMEM;
         return (int) s->n_vms++;
 }
 
@@ -186,7 +192,7 @@ static uint64_t boot_len(const struct sim_vm *v) {
         return v->spec.boot_usec ? v->spec.boot_usec : SIM_DRIVER_UP_USEC;
 }
 
-static bool driver_up(const struct sim *s, const struct sim_vm *v) {
+bool sim_driver_up(const struct sim_vm *v) {
         return v->running && v->boot_progress_usec >= boot_len(v);
 }
 
@@ -201,22 +207,42 @@ void sim_guest_meminfo(const struct hv_domain *d, uint64_t actual_kib, uint64_t 
         *ret_available_kib = sat_sub_u64(total, used_kib + balloon);
 }
 
-/* The guest's MemTotal and MemAvailable when it uses used_kib in the host's frame. */
-static void guest_meminfo(const struct sim_vm *v, uint64_t used_kib, uint64_t *ret_total, uint64_t *ret_avail) {
+void sim_vm_meminfo(const struct sim_vm *v, uint64_t used_kib, uint64_t *ret_total, uint64_t *ret_avail) {
         sim_guest_meminfo(&v->info, v->actual_kib, v->spec.kernel_kib, sat_sub_u64(used_kib, v->spec.kernel_kib),
                           ret_total, ret_avail);
 }
 
-void sim_vm_stats(const struct sim *s, const struct sim_vm *v, struct hv_mem_stats *ret) {
+void sim_vm_stats_at(const struct sim_vm *v, uint64_t need_kib, uint64_t now_usec, struct hv_mem_stats *ret) {
         memset(ret, 0xff, sizeof(*ret));
         ret->actual_kib = v->actual_kib;
         /* A guest touched what it holds: QEMU's resident set. */
         ret->rss_kib = sim_vm_assigned_kib(v);
         /* Once its driver is up the guest refreshes its statistics every second; with
          * balloon_stats false they carry no memory figures (as a driver without them). */
-        ret->last_update_sec = driver_up(s, v) ? s->now_usec / USEC_PER_SEC : 0;
-        if (v->spec.balloon_stats && driver_up(s, v))
-                guest_meminfo(v, v->demand_kib, &ret->available_kib, &ret->usable_kib);
+        ret->last_update_sec = sim_driver_up(v) ? now_usec / USEC_PER_SEC : 0;
+        if (v->spec.balloon_stats && sim_driver_up(v))
+                sim_vm_meminfo(v, need_kib, &ret->available_kib, &ret->usable_kib);
+}
+
+void sim_vm_stats(const struct sim *s, const struct sim_vm *v, struct hv_mem_stats *ret) {
+        sim_vm_stats_at(v, v->demand_kib, s->now_usec, ret);
+}
+
+void sim_observe_vm(struct sim_vm *v, uint64_t now_usec, struct core_vm_obs *o) {
+        /* The qemu driver shows the balloon's actual as <currentMemory>. */
+        v->info.current_kib = v->actual_kib;
+        *o = (struct core_vm_obs){ .info = &v->info,
+                                   .have_policy = v->spec.have_policy,
+                                   .policy = v->spec.policy,
+                                   .start = v->start_pending ? CORE_START_BOOT : CORE_START_NONE,
+                                   .fresh_stats = v->running,
+                                   .stats_ok = v->running,
+                                   .has_report = v->has_report,
+                                   .report = v->report,
+                                   .report_usec = v->report_usec,
+                                   .report_fresh = v->report_fresh,
+                                   .state = &v->state };
+        sim_vm_stats_at(v, v->demand_kib, now_usec, &o->stats);
 }
 
 int sim_observe(struct sim *s, struct core_host_obs *host) {
@@ -227,26 +253,12 @@ int sim_observe(struct sim *s, struct core_host_obs *host) {
 
         for (size_t i = 0; i < s->n_vms; i++) {
                 struct sim_vm *v = &s->vms[i];
-                struct core_vm_obs *o = &s->frame.obs[i];
                 uint64_t assigned = sim_vm_assigned_kib(v);
 
                 held += assigned;
                 if (v->info.numa_node >= 0 && v->info.numa_node < CORE_NODE_MAX)
                         node_held[v->info.numa_node] += assigned;
-                /* The qemu driver shows the balloon's actual as <currentMemory>. */
-                v->info.current_kib = v->actual_kib;
-                *o = (struct core_vm_obs){ .info = &v->info,
-                                           .have_policy = v->spec.have_policy,
-                                           .policy = v->spec.policy,
-                                           .start = v->start_pending ? CORE_START_BOOT : CORE_START_NONE,
-                                           .fresh_stats = v->running,
-                                           .stats_ok = v->running,
-                                           .has_report = v->has_report,
-                                           .report = v->report,
-                                           .report_usec = v->report_usec,
-                                           .report_fresh = v->report_fresh,
-                                           .state = &v->state };
-                sim_vm_stats(s, v, &o->stats);
+                sim_observe_vm(v, s->now_usec, &s->frame.obs[i]);
         }
         *host = (struct core_host_obs){ .total_kib = s->total_kib,
                                         .available_kib = sat_sub_u64(s->total_kib, s->other_kib + held),
@@ -276,12 +288,17 @@ static void apply(struct sim *s, struct sim_vm *v, const struct core_vm_out *o) 
         }
 }
 
+void sim_apply_vm(struct sim *s, struct sim_vm *v, const struct core_vm_out *o, const struct core_host_out *ho) {
+        apply(s, v, o);
+        v->report_fresh = false;
+        v->start_pending = false; /* the core has seen it */
+        /* Whether it may sleep on this decision (sleep.c), asked only where it could. */
+        v->hold = s->fast && sim_sleep_candidate(v) && core_vm_holds(&v->state, o, ho);
+}
+
 void sim_apply(struct sim *s) {
-        for (size_t i = 0; i < s->n_vms; i++) {
-                apply(s, &s->vms[i], &s->frame.out[i]);
-                s->vms[i].report_fresh = false;
-                s->vms[i].start_pending = false; /* the core has seen it */
-        }
+        for (size_t i = 0; i < s->n_vms; i++)
+                sim_apply_vm(s, &s->vms[i], &s->frame.out[i], &s->host_out);
         s->ticks++;
 }
 
@@ -314,7 +331,7 @@ static int peer_step(struct sim *s) {
                 s->peer_vms[n] = (struct peer_vm){ .policy = v->spec.policy,
                                                    .assigned_kib = assigned,
                                                    .reachable_kib = balloon_reachable_kib(&v->info),
-                                                   .reporting = driver_up(s, v),
+                                                   .reporting = sim_driver_up(v),
                                                    .uptime_usec = s->now_usec - v->boot_start_usec,
                                                    .used_kib = min_u64(v->demand_kib, assigned),
                                                    .committed_kib = v->demand_kib,
@@ -361,6 +378,8 @@ int sim_tick(struct sim *s) {
 
         if (s->peer_mode)
                 return peer_step(s);
+        if (sim_fast_active(s))
+                return sim_sleep_tick(s);
         if ((r = sim_observe(s, &host)) < 0)
                 return r;
         r = core_tick(s->core, &s->cfg, &host, s->frame.obs, s->n_vms, s->now_usec, false, s->frame.out, &s->host_out);
@@ -385,7 +404,7 @@ static void step_demand(struct sim *s, struct sim_vm *v, uint64_t from_usec) {
         uint64_t t = s->now_usec - s->start_usec;
 
         /* A booting guest uses what it has touched so far. */
-        if (v->running && v->spec.boot_touch_kib && !driver_up(s, v)) {
+        if (v->running && v->spec.boot_touch_kib && !sim_driver_up(v)) {
                 uint64_t since = s->now_usec - v->boot_start_usec;
                 uint64_t touched = v->spec.boot_touch_kib_per_sec
                                            ? (uint64_t) ((double) v->spec.boot_touch_kib_per_sec * (double) since / 1e6)
@@ -394,7 +413,7 @@ static void step_demand(struct sim *s, struct sim_vm *v, uint64_t from_usec) {
                 return;
         }
         if (d->kind == SIM_DEMAND_TRACE) {
-                v->demand_kib = trace_at(&d->trace, t, &v->trace_pos);
+                v->demand_kib = sim_trace_at(&d->trace, t, &v->trace_pos);
                 return;
         }
         if (d->kind != SIM_DEMAND_WALK) {
@@ -402,12 +421,15 @@ static void step_demand(struct sim *s, struct sim_vm *v, uint64_t from_usec) {
                 return;
         }
         /* One step per whole second of virtual time passed. */
-        for (uint64_t sec = from_usec / USEC_PER_SEC; sec < s->now_usec / USEC_PER_SEC; sec++) {
-                uint64_t x = rng_next(&v->walk_state);
-                uint64_t step = d->step_kib ? x % (2 * d->step_kib + 1) : 0;
-                uint64_t next = sat_sub_u64(v->demand_kib + step, d->step_kib);
-                v->demand_kib = clamp_u64(next, d->min_kib, d->max_kib ? d->max_kib : UINT64_MAX);
-        }
+        for (uint64_t sec = from_usec / USEC_PER_SEC; sec < s->now_usec / USEC_PER_SEC; sec++)
+                v->demand_kib = sim_walk_step(d, &v->walk_state, v->demand_kib);
+}
+
+uint64_t sim_walk_step(const struct sim_demand *d, uint64_t *state, uint64_t kib) {
+        uint64_t x = rng_next(state);
+        uint64_t step = d->step_kib ? x % (2 * d->step_kib + 1) : 0;
+        uint64_t next = sat_sub_u64(kib + step, d->step_kib);
+        return clamp_u64(next, d->min_kib, d->max_kib ? d->max_kib : UINT64_MAX);
 }
 
 /* What the agent says now: its use (host frame) and PSI, or false when it says nothing.
@@ -415,9 +437,9 @@ static void step_demand(struct sim *s, struct sim_vm *v, uint64_t from_usec) {
  * memory, its PSI some avg10 the share it is short by (capped at 100 %), so the demand model
  * (use x (1 + PSI/100), policy/demand.h) gives its need back. Under the PSI its spec gives, it
  * uses less than it needs by that share, for the same reason. */
-static bool agent_use(struct sim_vm *v, uint64_t at_usec, uint64_t *ret_used_kib, double *ret_psi) {
+static bool agent_use(struct sim_vm *v, uint64_t need, uint64_t at_usec, uint64_t *ret_used_kib, double *ret_psi) {
         const struct sim_vm_spec *sp = &v->spec;
-        uint64_t need = v->demand_kib, held = sim_vm_assigned_kib(v);
+        uint64_t held = sim_vm_assigned_kib(v);
 
         switch (sp->agent) {
         case SIM_AGENT_HONEST:
@@ -454,17 +476,16 @@ static bool agent_use(struct sim_vm *v, uint64_t at_usec, uint64_t *ret_used_kib
         return true;
 }
 
-/* The agent's report at at_usec (now, or the last one before the simulation began). */
-static void report(struct sim *s, struct sim_vm *v, uint64_t at_usec) {
+bool sim_agent_report(struct sim_vm *v, uint64_t need_kib, uint64_t at_usec, struct agent_report *ret) {
         uint64_t used;
         double psi;
 
-        if (!driver_up(s, v) || !agent_use(v, at_usec, &used, &psi))
-                return;
+        if (!sim_driver_up(v) || !agent_use(v, need_kib, at_usec, &used, &psi))
+                return false;
         uint64_t total, avail;
-        guest_meminfo(v, used, &total, &avail);
-        v->report = (struct agent_report){
-                .seq = ++v->report_seq,
+        sim_vm_meminfo(v, used, &total, &avail);
+        *ret = (struct agent_report){
+                .seq = v->report_seq + 1,
                 .uptime_ms = (at_usec - v->boot_start_usec) / 1000,
                 /* A liar claims whatever it likes, its total included. */
                 .total_kib = max_u64(total, used),
@@ -473,6 +494,13 @@ static void report(struct sim *s, struct sim_vm *v, uint64_t at_usec) {
                 .some_avg10 = psi,
                 .floor_kib = v->spec.floor_kib,
         };
+        return true;
+}
+
+void sim_report(struct sim_vm *v, uint64_t at_usec) {
+        if (!sim_agent_report(v, v->demand_kib, at_usec, &v->report))
+                return;
+        v->report_seq = v->report.seq;
         v->has_report = true;
         v->report_fresh = true;
         v->report_usec = at_usec;
@@ -502,14 +530,14 @@ static void run_guest(struct sim *s, struct held *h, struct sim_vm *v, uint64_t 
 
         /* A boot goes at the pace of the memory it gets: a guest holding half of what it has
          * touched spends its time waiting on it (page reclaim, or a host paging for it). */
-        if (!driver_up(s, v)) {
+        if (!sim_driver_up(v)) {
                 double pace = v->demand_kib > assigned ? (double) assigned / (double) v->demand_kib : 1.0;
                 v->boot_progress_usec += (uint64_t) ((double) dt_usec * pace);
         }
 
         /* Pages the guest takes back from its balloon are the host's to find. */
         uint64_t room = host_free(s, h, node);
-        if (v->spec.oom_at_start && !v->oom_done && v->state.set_balloon_kib && driver_up(s, v)) {
+        if (v->spec.oom_at_start && !v->oom_done && v->state.set_balloon_kib && sim_driver_up(v)) {
                 uint64_t took = min_u64(min_u64(v->info.max_kib - v->actual_kib, assigned / 10), room);
                 v->oom_done = true;
                 v->actual_kib += took;
@@ -525,7 +553,7 @@ static void run_guest(struct sim *s, struct held *h, struct sim_vm *v, uint64_t 
         }
         v->warning_usec += dt_usec;
         /* A booting guest short of what it touches waits for it (its boot slows, above). */
-        if (!driver_up(s, v))
+        if (!sim_driver_up(v))
                 return;
         if (v->info.balloon_deflate_on_oom && v->actual_kib < v->info.max_kib && room > 0) {
                 uint64_t took = min_u64(min_u64(v->info.max_kib - v->actual_kib, v->demand_kib - assigned), room);
@@ -601,10 +629,15 @@ static void boot(struct sim *s, struct held *h, struct sim_vm *v) {
         }
 }
 
-static void run_events(struct sim *s, struct held *h) {
+/* The VMs a step takes: vms[idx[k]] for k < n, or vms[k] when idx is NULL. */
+static struct sim_vm *nth(struct sim *s, const size_t *idx, size_t k) {
+        return &s->vms[idx ? idx[k] : k];
+}
+
+static void run_events(struct sim *s, struct held *h, const size_t *idx, size_t n) {
         uint64_t t = s->now_usec - s->start_usec;
-        for (size_t i = 0; i < s->n_vms; i++) {
-                struct sim_vm *v = &s->vms[i];
+        for (size_t k = 0; k < n; k++) {
+                struct sim_vm *v = nth(s, idx, k);
                 if (!v->running && v->spec.stopped && t >= v->spec.start_at_usec)
                         boot(s, h, v);
                 else if (v->running && v->spec.restart_at_usec && !v->restarted && t >= v->spec.restart_at_usec) {
@@ -614,15 +647,18 @@ static void run_events(struct sim *s, struct held *h) {
         }
 }
 
-/* What the run measures, over this step. */
-static void measure(struct sim *s, uint64_t dt_usec) {
+/* What the run measures, over this step: the VMs stepped, and the sleepers as the constants
+ * they are (running, booted, holding what they hold, no less than their demand). */
+static void measure(struct sim *s, const size_t *idx, size_t n, uint64_t dt_usec) {
         struct sim_metrics *m = &s->metrics;
-        double dt = (double) dt_usec / 1e6;
-        uint64_t sum = 0, demand = 0, running = 0, booted = 0, warning = 0;
+        uint64_t sum = s->asleep_held_kib, demand = 0, running = s->n_asleep, booted = s->n_asleep, warning = 0;
         bool all_up = true;
 
-        for (size_t i = 0; i < s->n_vms; i++) {
-                const struct sim_vm *v = &s->vms[i];
+        m->vm_usec += s->n_asleep * dt_usec;
+        m->assigned_kib_usec += (unsigned __int128) s->asleep_held_kib * dt_usec;
+        m->startup_kib_usec += (unsigned __int128) s->asleep_startup_kib * dt_usec;
+        for (size_t k = 0; k < n; k++) {
+                const struct sim_vm *v = nth(s, idx, k);
                 if (!v->running) {
                         /* A storm is not over while a VM still waits for its turn to start. */
                         all_up &= !(v->spec.stopped && s->now_usec - s->start_usec <= v->spec.start_at_usec);
@@ -632,49 +668,63 @@ static void measure(struct sim *s, uint64_t dt_usec) {
                 sum += a;
                 demand += v->demand_kib;
                 running++;
-                booted += driver_up(s, v);
+                booted += sim_driver_up(v);
                 warning += a < v->demand_kib;
-                m->vm_s += dt;
-                m->assigned_kib_s += (double) a * dt;
-                m->startup_kib_s += (double) (v->spec.have_policy ? v->spec.policy.startup_kib : v->info.max_kib) * dt;
-                m->demand_kib_s += (double) v->demand_kib * dt;
+                m->vm_usec += dt_usec;
+                m->assigned_kib_usec += (unsigned __int128) a * dt_usec;
+                m->startup_kib_usec += (unsigned __int128) sim_vm_startup_kib(v) * dt_usec;
                 if (a < v->demand_kib)
-                        m->warning_vm_s += dt;
-                all_up &= driver_up(s, v);
+                        m->warning_vm_usec += dt_usec;
+                all_up &= sim_driver_up(v);
         }
         m->peak_assigned_kib = max_u64(m->peak_assigned_kib, sum);
         m->now_running = running;
         m->now_booted = booted;
         m->now_warning = warning;
-        m->now_demand_kib = demand;
+        m->now_demand_kib = demand + (s->n_asleep && s->demand_rows ? sim_sleep_demand(s) : 0);
         m->now_assigned_kib = sum;
         if (all_up && m->storm_usec && m->all_booted_usec < 0)
                 m->all_booted_usec = (int64_t) (s->now_usec - m->storm_usec);
 }
 
+uint64_t sim_vm_startup_kib(const struct sim_vm *v) {
+        return v->spec.have_policy ? v->spec.policy.startup_kib : v->info.max_kib;
+}
+
 void sim_advance(struct sim *s, uint64_t dt_usec) {
         uint64_t from = s->now_usec;
+        bool fast = sim_fast_active(s) && dt_usec % USEC_PER_SEC == 0;
+
+        /* The sleepers follow the VMs stepped; a step the fast path cannot take wakes them. */
+        if (s->n_asleep && (!fast || (dt_usec && dt_usec != s->fast_dt)))
+                sim_sleep_wake_all(s, from, true);
+        if (fast && dt_usec) {
+                s->fast_dt = dt_usec;
+                sim_sleep_wake_due(s, from + dt_usec);
+        }
+        const size_t *idx = fast ? s->awake : NULL;
+        size_t n = fast ? s->n_awake : s->n_vms;
 
         s->now_usec += dt_usec;
-        struct held h = { 0 };
-        for (size_t i = 0; i < s->n_vms; i++) {
-                const struct sim_vm *v = &s->vms[i];
+        struct held h = { .total = s->asleep_held_kib };
+        for (size_t k = 0; k < n; k++) {
+                const struct sim_vm *v = nth(s, idx, k);
                 h.total += sim_vm_assigned_kib(v);
                 if (v->info.numa_node >= 0 && v->info.numa_node < CORE_NODE_MAX)
                         h.node[v->info.numa_node] += sim_vm_assigned_kib(v);
         }
         /* Shrinks first, so memory given back this step can fund another VM's growth. */
         for (int pass = 0; pass < 2; pass++)
-                for (size_t i = 0; i < s->n_vms; i++) {
-                        struct sim_vm *v = &s->vms[i];
+                for (size_t k = 0; k < n; k++) {
+                        struct sim_vm *v = nth(s, idx, k);
                         bool grows = v->balloon_target_kib > v->actual_kib ||
                                      v->info.virtio_mem_requested_kib > v->info.virtio_mem_current_kib;
                         /* Without its driver the balloon does not move (a booting guest)... */
-                        if (grows == (pass == 1) && driver_up(s, v))
+                        if (grows == (pass == 1) && sim_driver_up(v))
                                 move_memory(s, &h, v, dt_usec);
                         /* ...but its balloon is all out: what the host could not back at its
                          * start, it backs as memory frees up. */
-                        else if (pass == 1 && v->running && !driver_up(s, v) && v->shortfall_kib) {
+                        else if (pass == 1 && v->running && !sim_driver_up(v) && v->shortfall_kib) {
                                 int node = v->info.numa_node >= 0 && v->info.numa_node < CORE_NODE_MAX
                                                    ? v->info.numa_node
                                                    : -1;
@@ -686,8 +736,8 @@ void sim_advance(struct sim *s, uint64_t dt_usec) {
                                         h.node[node] += got;
                         }
                 }
-        for (size_t i = 0; i < s->n_vms; i++) {
-                struct sim_vm *v = &s->vms[i];
+        for (size_t k = 0; k < n; k++) {
+                struct sim_vm *v = nth(s, idx, k);
                 if (!v->running)
                         continue;
                 step_demand(s, v, from);
@@ -705,11 +755,13 @@ void sim_advance(struct sim *s, uint64_t dt_usec) {
                         h.total = h.total - before + sim_vm_assigned_kib(v);
                 }
                 run_guest(s, &h, v, dt_usec);
-                report(s, v, s->now_usec);
+                sim_report(v, s->now_usec);
         }
-        measure(s, dt_usec);
+        measure(s, idx, n, dt_usec);
         /* Starts and restarts happen at the end of the step, so a boot counts from now. */
-        run_events(s, &h);
+        run_events(s, &h, idx, n);
+        if (fast && dt_usec)
+                sim_sleep_settle(s);
 }
 
 uint64_t sim_oom_events(const struct sim *s) {

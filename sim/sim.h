@@ -132,22 +132,36 @@ struct sim_vm {
         bool in_oom;
         struct core_vm state;           /* what the core carries for it */
         struct peer_memo peer_memo;     /* what a peer's rule carries for it */
+        /* The fast path (sim_set_fast()). hold: its last tick was a settled hold
+         * (core_vm_holds()), which stays while its demand is within [hold_lo_kib, hold_hi_kib]
+         * (core_vm_hold_range(), engine frame; found when it goes to sleep). */
+        bool hold;
+        int64_t hold_lo_kib, hold_hi_kib;
+        bool asleep;                    /* skipped by ticks and steps until wake_usec */
+        uint64_t asleep_usec;           /* the step it fell asleep after (its first tick skipped) */
+        uint64_t wake_usec;             /* the step it takes part in again */
+        uint64_t asleep_desired_kib;    /* the most it may desire meanwhile */
+        uint64_t asleep_walk_state, asleep_demand_kib, asleep_report_seq;
+        int64_t demand_lo_kib, demand_hi_kib; /* its demand's range, the simulator's frame */
 };
 
-/* What a run measured (issue 9's report), over running VMs, integrated over virtual time. */
+/* What a run measured (issue 9's report), over running VMs, integrated over virtual time. In
+ * integers (KiB x microseconds), so a sum does not depend on the order it was added in: the
+ * fast path adds a sleeping VM's share as one product, the full loop a step at a time. */
 struct sim_metrics {
-        double assigned_kib_s, startup_kib_s, demand_kib_s; /* KiB x seconds */
+        unsigned __int128 assigned_kib_usec, startup_kib_usec;
         uint64_t peak_assigned_kib;     /* the highest sum of what the VMs held at once */
-        double vm_s;                    /* VM-seconds running */
-        double warning_vm_s;            /* VM-seconds holding less than the demand */
+        uint64_t vm_usec;               /* VM-microseconds running */
+        uint64_t warning_vm_usec;       /* VM-microseconds holding less than the demand */
         uint64_t oom_events;            /* guests out of memory (an episode counts once) */
-        double paging_kib_s;            /* Smart Paging (none yet: the column is there) */
+        unsigned __int128 paging_kib_usec; /* Smart Paging (none yet: the column is there) */
         uint64_t paging_peak_kib;
         uint64_t storm_usec;            /* when the last storm's first start began, 0 none */
         int64_t all_booted_usec;        /* from it until every VM that is to start has booted,
                                          * -1 not yet */
         /* This step's state, after time passed and before the next starts: */
         uint64_t now_running, now_booted, now_warning, now_demand_kib, now_assigned_kib;
+        /* now_demand_kib leaves out the fast path's sleepers unless sim.demand_rows is set. */
 };
 
 struct sim {
@@ -178,8 +192,30 @@ struct sim {
         uint64_t balloon_ops, vmem_ops, releases;
         /* The core's last tick. */
         struct core *core;
-        struct core_frame frame;        /* its observations and decisions (frame.out[i] per VM) */
+        struct core_frame frame;        /* its observations and decisions (frame.out[k] for the
+                                         * k-th VM ticked: vms[k], or vms[awake[k]] when fast) */
         struct core_host_out host_out;
+        /* The fast path: only the awake VMs are ticked and stepped, in index order; the others
+         * sleep, counted as constants, until their wake time (a heap) comes. */
+        bool fast;
+        bool demand_rows;               /* this step's now_demand_kib counts the sleepers too: their
+                                         * demand is worked out from their profiles, O(VMs) */
+        bool node_bound;                /* a VM is bound to a NUMA node: no fast path */
+        uint64_t fast_dt;               /* the step the sleepers' wake times are on */
+        size_t *awake, n_awake, *scratch;
+        size_t awake_cap;
+        struct sim_wake {
+                uint64_t usec;
+                size_t vm;
+        } *heap;
+        size_t n_heap;
+        size_t n_asleep;
+        uint64_t asleep_held_kib, asleep_desired_kib, asleep_startup_kib;
+        uint64_t backoff_until_usec, backoff_usec; /* no sleeping after the host turned short */
+        struct core_frame one;          /* a sleeper's replayed tick */
+        uint64_t wakes, full_ticks;     /* how often VMs woke, how often every VM was woken */
+        uint64_t slept_steps;           /* VM-steps not taken (counted when a sleeper wakes) */
+        uint64_t replay_mismatches;     /* a replayed tick that was not the hold it slept on: 0 */
 };
 
 /* A host of total_kib at virtual time start_usec (> 0), decided by the controller core.
@@ -187,6 +223,15 @@ struct sim {
 int sim_init(struct sim *s, const struct tide_config *cfg, uint64_t total_kib, uint64_t start_usec);
 /* Decided by a peer's rule instead (before the first tick). */
 void sim_use_peer(struct sim *s, enum peer_rule r);
+/* The fast path, for the controller core (a peer's rule always steps every VM): a VM whose last
+ * decision is a hold that rests on its demand sleeps until that demand leaves its range or an
+ * event comes; only the awake VMs are observed, decided and stepped, and a tick on which the
+ * host turns short wakes them all. The results are the full loop's, number for number (a test
+ * runs both). Needs a tick of whole seconds (the guests' statistics advance once a second) and
+ * no VM bound to a NUMA node; otherwise every VM is stepped as without it. Before the first
+ * tick; returns 0, -EBUSY after it, -ENOMEM. */
+int sim_set_fast(struct sim *s, bool on);
+
 void sim_done(struct sim *s);
 
 /* Adds a domain. Returns its index, -EINVAL for a spec that cannot exist (no name, boot size 0,
