@@ -30,6 +30,9 @@
 #define SIM_EPOCH_USEC (UINT64_C(1000) * USEC_PER_SEC)
 /* Without a scenario's duration or a trace: one hour. */
 #define DEFAULT_DURATION_USEC (UINT64_C(3600) * USEC_PER_SEC)
+/* --vms: how much later each further copy of a trace VM runs its trace (a prime number of
+ * seconds, so copies fall between the trace's 5-minute samples). */
+#define TRACE_COPY_SHIFT_USEC (UINT64_C(61) * USEC_PER_SEC)
 /* --find-host's bar: warning time at most this share of VM-seconds, and no guest OOM. */
 #define FIND_HOST_WARNING_PCT 0.1
 
@@ -46,6 +49,7 @@ struct options {
         const char *scenario, *trace, *csv_dir, *plot;
         double hours;
         bool json, find_host, hold, seed_set, full_loop;
+        size_t trace_vms;               /* --vms: this many VMs from the trace, 0: each once */
         uint64_t seed;
         bool policies[POLICIES];
 };
@@ -62,6 +66,7 @@ struct result {
         uint64_t wakes, full_ticks, replay_mismatches; /* the fast path's (sim.h) */
         bool storm_open;                /* some host's storm had not ended when the run did */
         uint64_t host_peak_kib;         /* the highest sum held on one host */
+        bool failed_early;              /* a --find-host probe stopped: it could not pass */
         bool host_found;                /* --find-host: a host size passed */
         uint64_t host_needed_kib;
 };
@@ -122,7 +127,12 @@ static int world_add(struct world *w, const struct sim_vm_spec *vm, int host) {
 /* Groups and trace VMs, then the events written into each VM's spec. */
 static int world_build(struct world *w, const struct simspec *spec, const struct sim_trace_set *tr,
                        const struct options *o, char *err, size_t errlen) {
-        size_t n = simspec_vms(spec) + (tr ? tr->n : 0);
+        size_t from_trace = 0;
+        for (size_t i = 0; tr && i < tr->n; i++)
+                from_trace += tr->vms[i].n > 0; /* no sample within --hours: not a VM */
+        if (tr && o->trace_vms && from_trace)
+                from_trace = o->trace_vms;
+        size_t n = simspec_vms(spec) + from_trace;
 
         *w = (struct world){ .spec = spec, .full_loop = o->full_loop };
         if (n > SIMSPEC_VMS_MAX) {
@@ -140,10 +150,14 @@ static int world_build(struct world *w, const struct simspec *spec, const struct
                         vm.demand.seed = (o->seed_set ? o->seed : vm.demand.seed) + w->n;
                         world_add(w, &vm, spec->groups[g].host);
                 }
-        for (size_t i = 0; tr && i < tr->n; i++) {
-                const struct sim_trace_vm *t = &tr->vms[i];
+        /* --vms: the trace's VMs in turn; copy k of each runs its trace k x TRACE_COPY_SHIFT
+         * later, so the copies do not move in step. */
+        for (size_t i = 0, k = 0; tr && k < from_trace; i++) {
+                const struct sim_trace_vm *t = &tr->vms[i % tr->n];
                 if (t->n == 0)
-                        continue; /* no sample within --hours */
+                        continue;
+                uint64_t copy = i / tr->n;
+                k++;
                 const struct simspec_trace_defaults *d = &spec->trace;
                 struct sim_vm_spec vm = { .node = -1, .have_policy = true, .balloon_stats = true,
                                           .uptime_usec = UINT64_C(86400) * USEC_PER_SEC };
@@ -157,6 +171,7 @@ static int world_build(struct world *w, const struct simspec *spec, const struct
                 vm.policy.buffer_pct = d->buffer_pct;
                 vm.policy.weight = d->weight;
                 vm.demand = (struct sim_demand){ .kind = SIM_DEMAND_TRACE, .trace = sim_trace_of(t, o->hold) };
+                vm.demand.trace.offset_usec = copy * TRACE_COPY_SHIFT_USEC;
                 world_add(w, &vm, -1);
         }
         if (w->n == 0) {
@@ -332,7 +347,7 @@ static void fair_start(const struct world *w, const int *where, size_t host, uin
 
 /* One run of one policy: every host a simulator, stepped together a tick at a time. */
 static int run(const struct world *w, int policy, uint64_t host_kib, const struct tide_config *base,
-               struct series *ser, struct result *res) {
+               struct series *ser, bool probe, struct result *res) {
         struct sim sims[SIMSPEC_HOSTS_MAX];
         bool alive[SIMSPEC_HOSTS_MAX];
         uint64_t promised[SIMSPEC_HOSTS_MAX] = { 0 };
@@ -385,7 +400,22 @@ static int run(const struct world *w, int policy, uint64_t host_kib, const struc
         for (size_t h = 0; h < w->n_hosts && r >= 0; h++)
                 sim_advance(&sims[h], 0);
         uint64_t tick = base->interval_usec;
+        /* A --find-host probe stops once it cannot pass: an OOM, or more warning time than the
+         * bar allows even if every VM ran all the time. */
+        uint64_t warning_bar = (uint64_t) ((double) w->n * (double) w->duration_usec * FIND_HOST_WARNING_PCT / 100.0);
         for (uint64_t t = 0; r >= 0 && t < w->duration_usec; t += tick) {
+                if (probe) {
+                        uint64_t ooms = res->oom_events, warned = res->m.warning_vm_usec;
+                        for (size_t h = 0; h < w->n_hosts; h++)
+                                if (alive[h]) {
+                                        ooms += sims[h].metrics.oom_events;
+                                        warned += sims[h].metrics.warning_vm_usec;
+                                }
+                        if (ooms || warned > warning_bar) {
+                                res->failed_early = true;
+                                break;
+                        }
+                }
                 /* A host that fails takes its VMs down; the cluster starts them cold elsewhere,
                  * those still waiting for their turn at their turn. */
                 for (; next_failure < w->n_failures && w->failures[next_failure].at_usec <= t; next_failure++) {
@@ -460,7 +490,7 @@ static double paging_gib_s(const struct result *r) {
 }
 
 static bool passes(const struct result *r) {
-        return warning_pct(r) <= FIND_HOST_WARNING_PCT && r->oom_events == 0;
+        return !r->failed_early && warning_pct(r) <= FIND_HOST_WARNING_PCT && r->oom_events == 0;
 }
 
 /* The smallest host memory, to a GiB, on which the policy keeps warning time within the bar with
@@ -488,14 +518,14 @@ static int find_host(const struct world *w, int policy, const struct tide_config
                 hi = max_u64(hi, w->hosts[h].memory_kib);
         hi = max_u64(hi, host_for((w->startup_sum_kib + w->n_hosts - 1) / w->n_hosts));
         hi = (hi + KIB_PER_GIB - 1) / KIB_PER_GIB;
-        if ((r = run(w, policy, hi * KIB_PER_GIB, cfg, NULL, &probe)) < 0)
+        if ((r = run(w, policy, hi * KIB_PER_GIB, cfg, NULL, true, &probe)) < 0)
                 return r;
         if (!passes(&probe))
                 return 0; /* not even on the hosts as given */
         uint64_t lo = 1, best = hi;
         while (lo < best) {
                 uint64_t mid = lo + (best - lo) / 2;
-                if ((r = run(w, policy, mid * KIB_PER_GIB, cfg, NULL, &probe)) < 0)
+                if ((r = run(w, policy, mid * KIB_PER_GIB, cfg, NULL, true, &probe)) < 0)
                         return r;
                 if (passes(&probe))
                         best = mid;
@@ -761,7 +791,7 @@ static void job_run(struct job *j) {
                 j->r = -EIO;
                 return;
         }
-        j->r = run(j->w, j->policy, 0, j->cfg, j->ser, j->res);
+        j->r = run(j->w, j->policy, 0, j->cfg, j->ser, false, j->res);
         if (j->ser->csv && fclose(j->ser->csv) != 0 && j->r >= 0) {
                 fprintf(j->err, "tidectl simulate: --csv: cannot write %s/%s.csv: %s\n", j->o->csv_dir,
                         policy_name(j->policy), strerror(errno));
@@ -889,6 +919,7 @@ int cmd_simulate(int argc, char **argv, struct tidectl_globals *g, FILE *out, FI
                 { "find-host", no_argument, NULL, 'f' },    { "seed", required_argument, NULL, 's' },
                 { "hold", no_argument, NULL, 'o' },         { "csv", required_argument, NULL, 'c' },
                 { "plot", required_argument, NULL, 'P' },   { "full-loop", no_argument, NULL, 'F' },
+                { "vms", required_argument, NULL, 'V' },
                 TIDECTL_GLOBAL_OPTIONS,
                 { 0 },
         };
@@ -929,6 +960,17 @@ int cmd_simulate(int argc, char **argv, struct tidectl_globals *g, FILE *out, FI
                 case 'F':
                         o.full_loop = true;
                         break;
+                case 'V': {
+                        errno = 0;
+                        unsigned long long v = strtoull(optarg, &end, 10);
+                        if (errno || end == optarg || *end || optarg[0] == '-' || v == 0 || v > SIMSPEC_VMS_MAX) {
+                                fprintf(err, "tidectl simulate: --vms: '%s' is not a number of VMs (1-%d)\n", optarg,
+                                        SIMSPEC_VMS_MAX);
+                                return TIDECTL_EXIT_USAGE;
+                        }
+                        o.trace_vms = (size_t) v;
+                        break;
+                }
                 case 'c':
                         o.csv_dir = optarg;
                         break;
@@ -964,6 +1006,10 @@ int cmd_simulate(int argc, char **argv, struct tidectl_globals *g, FILE *out, FI
                 return TIDECTL_EXIT_USAGE;
         }
         o.scenario = argc - optind == 1 ? argv[optind] : NULL;
+        if (o.trace_vms && !o.trace) {
+                fprintf(err, "tidectl simulate: --vms takes VMs from a --trace\n");
+                return TIDECTL_EXIT_USAGE;
+        }
         if (!o.scenario && !o.trace) {
                 fprintf(err, "tidectl simulate: give a scenario file, a --trace, or both (see 'tidectl help simulate')\n");
                 return TIDECTL_EXIT_USAGE;

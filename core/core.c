@@ -485,10 +485,14 @@ int core_tick(struct core *c, const struct tide_config *cfg, const struct core_h
         return 0;
 }
 
-bool core_vm_holds(const struct core_vm *s, const struct core_vm_out *out, const struct core_host_out *host_out) {
+bool core_vm_settled(const struct core_vm *s, const struct core_vm_out *out, const struct core_host_out *host_out) {
         return s->decided && !s->booting && !s->release_pending && out->managed_running && !out->release &&
-               !out->set_balloon && !out->set_vmem && !out->logs && s->balloon == BALLOON_STATE_OK &&
-               !host_out->summary.short_host && !host_out->summary.overcommitted;
+               !out->logs && s->balloon == BALLOON_STATE_OK && !host_out->summary.short_host &&
+               !host_out->summary.overcommitted;
+}
+
+bool core_vm_holds_on_demand(const struct core_vm *s) {
+        return s->decided && engine_holds_on_demand(&s->input, &s->decision);
 }
 
 bool core_vm_hold_range(const struct core_vm *s, const struct tide_config *cfg, int64_t *ret_lo, int64_t *ret_hi) {

@@ -192,15 +192,19 @@ void core_vm_applied(struct core_vm *s, const struct core_vm_out *out, bool vmem
  * domain stops. */
 void core_vm_released(struct core_vm *s, bool ok);
 
-/* Whether this VM's tick (out, host_out) was a settled hold: decided, no action, no log, its
- * balloon where it was set, the host not short. */
-bool core_vm_holds(const struct core_vm *s, const struct core_vm_out *out, const struct core_host_out *host_out);
-/* For a VM whose last tick core_vm_holds(): the demands (engine frame, policy/engine.h) for
- * which that decision stays the same hold at every later tick while its balloon stays where it
- * is and the host stays roomy, in [*ret_lo, *ret_hi]; false when the hold rests on more than the
- * demand. The simulator lets such a VM sleep until its demand leaves the range
- * (docs/SIMULATOR.md, sim/sleep.c). */
+/* Whether this VM's tick (out, host_out) rests on its demand alone: decided, no release, no
+ * log, its balloon watch content, the host not short. Its balloon and virtio-mem targets may
+ * have changed (see core_vm_hold_range()). */
+bool core_vm_settled(const struct core_vm *s, const struct core_vm_out *out, const struct core_host_out *host_out);
+/* For a VM whose last tick was core_vm_settled(): the demands (engine frame, policy/engine.h)
+ * for which, once it holds that tick's target (state.decision.target_kib), every later tick
+ * holds it there while the host stays roomy, in [*ret_lo, *ret_hi]; false when the decision
+ * rests on more than the demand. The simulator lets such a VM sleep until its demand leaves the
+ * range (docs/SIMULATOR.md, sim/sleep.c). */
 bool core_vm_hold_range(const struct core_vm *s, const struct tide_config *cfg, int64_t *ret_lo, int64_t *ret_hi);
+/* Its first half (engine_holds_on_demand()): the range then depends only on the VM's policy and
+ * the decision's target, so a caller asking every tick may keep it. */
+bool core_vm_holds_on_demand(const struct core_vm *s);
 
 /* What releasing a domain means: virtio-mem unplugged, the balloon at the boot size. */
 struct balloon_split core_release_split(const struct hv_domain *d);

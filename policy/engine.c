@@ -423,13 +423,9 @@ static uint64_t roomy_entitlement_kib(const struct vm_policy *p, uint64_t demand
         return align_up_kib(engine_desired_kib(p, demand_kib));
 }
 
-/* The smallest demand up to `limit` whose entitlement is at least `want`, -1 when none is. */
-static int64_t demand_reaching(const struct vm_policy *p, uint64_t want, uint64_t limit) {
+/* Bisection over [0, limit] for demand_reaching(): the answer lies in [lo, hi]. */
+static int64_t demand_reaching_bisect(const struct vm_policy *p, uint64_t want, uint64_t limit) {
         uint64_t lo = 0, hi = limit;
-
-        if (roomy_entitlement_kib(p, hi) < want)
-                return -1;
-        /* Bisection: the answer lies in [lo, hi]. */
         while (lo < hi) {
                 uint64_t mid = lo + (hi - lo) / 2;
                 if (roomy_entitlement_kib(p, mid) >= want)
@@ -440,12 +436,9 @@ static int64_t demand_reaching(const struct vm_policy *p, uint64_t want, uint64_
         return (int64_t) lo;
 }
 
-/* The largest demand up to `limit` whose entitlement is at most `want`, -1 when none is. */
-static int64_t demand_within(const struct vm_policy *p, uint64_t want, uint64_t limit) {
+/* Bisection over [0, limit] for demand_within(). */
+static int64_t demand_within_bisect(const struct vm_policy *p, uint64_t want, uint64_t limit) {
         uint64_t lo = 0, hi = limit;
-
-        if (roomy_entitlement_kib(p, 0) > want)
-                return -1;
         while (lo < hi) {
                 uint64_t mid = lo + (hi - lo + 1) / 2;
                 if (roomy_entitlement_kib(p, mid) <= want)
@@ -456,24 +449,72 @@ static int64_t demand_within(const struct vm_policy *p, uint64_t want, uint64_t 
         return (int64_t) lo;
 }
 
-bool engine_hold_range(const struct engine_vm *vm, const struct engine_decision *d, const struct tide_config *cfg,
-                       int64_t *ret_lo, int64_t *ret_hi) {
-        const struct vm_policy *p = &vm->policy;
-        uint64_t a = vm->assigned_kib;
+/* Rule 1 before its clamp is about demand x (1 + buffer): a first guess at where the
+ * entitlement crosses `kib`, within a few KiB. */
+static uint64_t demand_guess(const struct vm_policy *p, uint64_t kib) {
+        return (uint64_t) ((unsigned __int128) kib * 100 / (100 + p->buffer_pct));
+}
 
-        if (!p->dynamic || vm->state != ENGINE_VM_RUNNING || !vm->has_demand || vm->demand_kib < 0 ||
-            (uint64_t) vm->demand_kib > a || d->flags || d->memo.pressured || vm->guest_reclaimed ||
-            vm->psi_some_avg10 != 0 || d->target_kib != a || a < p->minimum_kib || a > p->maximum_kib)
+/* The smallest demand up to `limit` whose entitlement is at least `want`, -1 when none is: from
+ * the guess when the few demands around it show the crossing, else by bisection. */
+static int64_t demand_reaching(const struct vm_policy *p, uint64_t want, uint64_t limit) {
+        if (roomy_entitlement_kib(p, limit) < want)
+                return -1;
+        uint64_t g = demand_guess(p, sat_sub_u64(align_up_kib(want), UNIT_KIB));
+        for (uint64_t x = g > 4 ? g - 4 : 0; x <= g + 4 && x <= limit; x++)
+                if (roomy_entitlement_kib(p, x) >= want)
+                        return x == 0 || roomy_entitlement_kib(p, x - 1) < want ? (int64_t) x
+                                                                              : demand_reaching_bisect(p, want, limit);
+        return demand_reaching_bisect(p, want, limit);
+}
+
+/* The largest demand up to `limit` whose entitlement is at most `want`, -1 when none is: from
+ * the guess when the few demands around it show the crossing, else by bisection. */
+static int64_t demand_within(const struct vm_policy *p, uint64_t want, uint64_t limit) {
+        if (roomy_entitlement_kib(p, 0) > want)
+                return -1;
+        if (roomy_entitlement_kib(p, limit) <= want)
+                return (int64_t) limit;
+        uint64_t g = demand_guess(p, want - want % UNIT_KIB);
+        for (uint64_t x = min_u64(g + 4, limit); x + 4 >= g; x--) {
+                if (roomy_entitlement_kib(p, x) <= want)
+                        return roomy_entitlement_kib(p, x + 1) > want ? (int64_t) x : demand_within_bisect(p, want, limit);
+                if (x == 0)
+                        break;
+        }
+        return demand_within_bisect(p, want, limit);
+}
+
+bool engine_holds_on_demand(const struct engine_vm *vm, const struct engine_decision *d) {
+        const struct vm_policy *p = &vm->policy;
+        uint64_t a = d->target_kib; /* what it holds once the decision is carried out */
+
+        if (!p->dynamic || vm->state != ENGINE_VM_RUNNING || !vm->has_demand || vm->demand_kib < 0 || d->flags ||
+            d->memo.pressured || vm->guest_reclaimed || vm->psi_some_avg10 != 0 || a < p->minimum_kib ||
+            a > p->maximum_kib)
                 return false;
+        /* A plain grow or shrink, or a hold: not one the weights, the host's free memory,
+         * pressure or the bounds decided. */
         switch (d->reason) {
         case ENGINE_REASON_STEADY:
         case ENGINE_REASON_DEADBAND:
         case ENGINE_REASON_AT_MINIMUM:
         case ENGINE_REASON_AT_MAXIMUM:
-                break;
+        case ENGINE_REASON_GROW:
+        case ENGINE_REASON_SHRINK:
+                return true;
         default:
                 return false;
         }
+}
+
+bool engine_hold_range(const struct engine_vm *vm, const struct engine_decision *d, const struct tide_config *cfg,
+                       int64_t *ret_lo, int64_t *ret_hi) {
+        const struct vm_policy *p = &vm->policy;
+        uint64_t a = d->target_kib;
+
+        if (!engine_holds_on_demand(vm, d))
+                return false;
         /* On a roomy host the entitlement is rule 1's target, and decide_one() holds exactly
          * when it is within the dead-band of what the VM holds (a grow also needs the demand no
          * higher than that): a - deadband < entitlement < a + deadband, or entitlement == a.
@@ -482,9 +523,7 @@ bool engine_hold_range(const struct engine_vm *vm, const struct engine_decision 
         uint64_t db = cfg->deadband_kib;
         int64_t lo = demand_reaching(p, db ? a - min_u64(a, db - 1) : a, a);
         int64_t hi = demand_within(p, db ? a + db - 1 : a, a);
-        if (lo < 0 || hi < 0)
-                return false;
-        if (lo > vm->demand_kib || hi < vm->demand_kib)
+        if (lo < 0 || hi < 0 || lo > hi)
                 return false;
         *ret_lo = lo;
         *ret_hi = hi;

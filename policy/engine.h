@@ -131,14 +131,18 @@ int engine_step(struct engine *e, const struct engine_host *host, const struct e
                 const struct tide_config *cfg, uint64_t now_usec, struct engine_decision *out,
                 struct engine_summary *summary);
 
-/* The demands for which the decision d on vm is the same hold at any later tick: [*ret_lo,
- * *ret_hi] in KiB, the target staying what the VM holds. True only for a hold that rests on the
- * demand alone: a dynamic, running VM within its bounds, with a usable demand no higher than
- * what it holds, no pressure or reclaim, no flags, on a host that was not short (the caller
- * checks the summary) and stays so. Rule 4's quiet period only widens a hold, so the range
- * is within the true one while it lasts and equal to it after. Pure. */
+/* The demands for which, once the decision d on vm is carried out (the VM holding d's target),
+ * every later tick holds it there: [*ret_lo, *ret_hi] in KiB. True only for a decision that
+ * rests on the demand alone: a hold, or a plain grow or shrink, of a dynamic, running VM within
+ * its bounds, with a usable demand, no pressure or reclaim, no flags, on a host that was not
+ * short (the caller checks the summary) and stays so. A demand above the target is left out.
+ * Rule 4's quiet period only widens a hold, so the range is within the true one while it lasts
+ * and equal to it after. Pure. */
 bool engine_hold_range(const struct engine_vm *vm, const struct engine_decision *d, const struct tide_config *cfg,
                        int64_t *ret_lo, int64_t *ret_hi);
+/* engine_hold_range()'s first half: whether d rests on the demand alone. The range itself then
+ * depends only on the policy, d's target and the dead-band (a caller may keep it). */
+bool engine_holds_on_demand(const struct engine_vm *vm, const struct engine_decision *d);
 
 /* Rule 1 alone: demand x (1 + buffer/100), aligned up to 2 MiB, clamped to [minimum, maximum]. */
 uint64_t engine_desired_kib(const struct vm_policy *p, uint64_t demand_kib);

@@ -46,6 +46,8 @@ uint64_t sim_vm_assigned_kib(const struct sim_vm *v) {
 uint64_t sim_trace_at(const struct sim_trace *tr, uint64_t t, size_t *pos) {
         size_t k = 0;
 
+        t = sat_sub_u64(t, tr->offset_usec);
+
         if (tr->n == 0)
                 return 0;
         if (pos && *pos < tr->n && tr->t_usec[*pos] <= t)
@@ -293,7 +295,7 @@ void sim_apply_vm(struct sim *s, struct sim_vm *v, const struct core_vm_out *o, 
         v->report_fresh = false;
         v->start_pending = false; /* the core has seen it */
         /* Whether it may sleep on this decision (sleep.c), asked only where it could. */
-        v->hold = s->fast && sim_sleep_candidate(v) && core_vm_holds(&v->state, o, ho);
+        v->hold = s->fast && sim_sleep_candidate(v) && core_vm_settled(&v->state, o, ho);
 }
 
 void sim_apply(struct sim *s) {
@@ -565,8 +567,10 @@ static void run_guest(struct sim *s, struct held *h, struct sim_vm *v, uint64_t 
                 if (v->demand_kib <= sim_vm_assigned_kib(v))
                         return;
         }
-        if (!v->in_oom)
+        if (!v->in_oom) {
                 v->oom_events++;
+                s->metrics.oom_events++;
+        }
         v->in_oom = true;
 }
 

@@ -45,6 +45,7 @@ struct sim_trace {
         const uint64_t *t_usec;
         const uint64_t *kib;
         bool hold;           /* hold each sample until the next instead of interpolating */
+        uint64_t offset_usec; /* the samples come this much later (a copy of a trace VM) */
 };
 
 struct sim_demand {
@@ -132,11 +133,14 @@ struct sim_vm {
         bool in_oom;
         struct core_vm state;           /* what the core carries for it */
         struct peer_memo peer_memo;     /* what a peer's rule carries for it */
-        /* The fast path (sim_set_fast()). hold: its last tick was a settled hold
-         * (core_vm_holds()), which stays while its demand is within [hold_lo_kib, hold_hi_kib]
-         * (core_vm_hold_range(), engine frame; found when it goes to sleep). */
+        /* The fast path (sim_set_fast()). hold: its last tick rested on its demand alone
+         * (core_vm_settled()): once it holds that tick's target it stays there while its demand
+         * is within [hold_lo_kib, hold_hi_kib] (core_vm_hold_range(), engine frame; found when
+         * it goes to sleep). */
         bool hold;
         int64_t hold_lo_kib, hold_hi_kib;
+        uint64_t hold_for_kib;          /* the target the range was found for, 0: none kept */
+        bool hold_found;                /* there is one */
         bool asleep;                    /* skipped by ticks and steps until wake_usec */
         uint64_t asleep_usec;           /* the step it fell asleep after (its first tick skipped) */
         uint64_t wake_usec;             /* the step it takes part in again */
@@ -153,7 +157,8 @@ struct sim_metrics {
         uint64_t peak_assigned_kib;     /* the highest sum of what the VMs held at once */
         uint64_t vm_usec;               /* VM-microseconds running */
         uint64_t warning_vm_usec;       /* VM-microseconds holding less than the demand */
-        uint64_t oom_events;            /* guests out of memory (an episode counts once) */
+        uint64_t oom_events;            /* guests out of memory (an episode counts once; as
+                                         * sim_oom_events(), kept as they happen) */
         unsigned __int128 paging_kib_usec; /* Smart Paging (none yet: the column is there) */
         uint64_t paging_peak_kib;
         uint64_t storm_usec;            /* when the last storm's first start began, 0 none */

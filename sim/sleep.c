@@ -296,10 +296,13 @@ static uint64_t next_turn(const struct sim_demand *d, uint64_t t, size_t pos) {
                 return next;
         }
         if (d->kind == SIM_DEMAND_TRACE) {
+                /* In the trace's own time (its copies are shifted): before its first sample the
+                 * first value holds. */
                 const struct sim_trace *tr = &d->trace;
-                if (t < tr->t_usec[0])
-                        return tr->t_usec[0];
-                return pos + 1 < tr->n ? tr->t_usec[pos + 1] : UINT64_MAX;
+                uint64_t own = sat_sub_u64(t, tr->offset_usec);
+                if (own < tr->t_usec[0])
+                        return tr->t_usec[0] + tr->offset_usec;
+                return pos + 1 < tr->n ? tr->t_usec[pos + 1] + tr->offset_usec : UINT64_MAX;
         }
         return UINT64_MAX;
 }
@@ -388,16 +391,28 @@ static bool reads_within(const struct sim *s, struct sim_vm *v, uint64_t need_ki
                (p.total_kib == 0 || p.demand_kib <= (int64_t) p.total_kib);
 }
 
-/* Puts v to sleep after this step if its last tick was a hold on its demand alone and nothing
- * of it moves: returns whether it sleeps. */
+/* Puts v to sleep after this step if its last tick rested on its demand alone, it holds what
+ * that tick decided and nothing of it moves: returns whether it sleeps. Its replayed ticks then
+ * start from the state that tick left (the target set, the watch on it), as the full loop's
+ * next tick, a hold, would. */
 static bool try_sleep(struct sim *s, struct sim_vm *v) {
         uint64_t now = s->now_usec, dt = s->fast_dt;
 
         if (!v->hold || !sim_sleep_candidate(v) || v->start_pending || v->actual_kib != v->balloon_target_kib ||
             v->info.virtio_mem_current_kib != v->info.virtio_mem_requested_kib || v->shortfall_kib || v->in_oom)
                 return false;
+        /* It holds what its last tick decided (a hold, or a grow or shrink its balloon has
+         * carried out in full this step), and that rests on its demand alone. */
         uint64_t a = sim_vm_assigned_kib(v);
-        if (a != v->state.input.assigned_kib || !core_vm_hold_range(&v->state, &s->cfg, &v->hold_lo_kib, &v->hold_hi_kib))
+        if (a != v->state.decision.target_kib || !core_vm_holds_on_demand(&v->state))
+                return false;
+        /* The range depends on the target alone here: kept, as a VM that fails to sleep asks
+         * again next step. */
+        if (v->hold_for_kib != a) {
+                v->hold_for_kib = a;
+                v->hold_found = core_vm_hold_range(&v->state, &s->cfg, &v->hold_lo_kib, &v->hold_hi_kib);
+        }
+        if (!v->hold_found)
                 return false;
         /* In the simulator's frame: a need above what it holds would be a warning to count. */
         int64_t lo = v->hold_lo_kib > 0 ? v->hold_lo_kib : 0;
