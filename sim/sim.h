@@ -132,7 +132,8 @@ struct sim_vm {
         uint64_t oom_deflates;          /* it took pages back from its balloon */
         bool in_oom;
         struct core_vm state;           /* what the core carries for it */
-        struct peer_memo peer_memo;     /* what a peer's rule carries for it */
+        struct peer_memo peer_memo;     /* what a peer's rule carries for it (in sim.peer_vms[i]
+                                         * instead while every VM runs) */
         /* The fast path (sim_set_fast()). hold: its last tick rested on its demand alone
          * (core_vm_settled()): once it holds that tick's target it stays there while its demand
          * is within [hold_lo_kib, hold_hi_kib] (core_vm_hold_range(), engine frame; found when
@@ -178,6 +179,8 @@ struct sim {
         uint64_t *peer_targets;
         size_t *peer_index;             /* peer_vms[k] is vms[peer_index[k]] */
         size_t peer_cap;
+        size_t peer_home_n;             /* peer_vms[i < this] hold VM i's policy and memo (every
+                                         * VM running); vms[i].peer_memo is stale meanwhile */
         /* What the host keeps for itself: no VM grows into it, whoever decides (tide's core
          * reads its own from cfg; the peers that keep one get this). 0 by default. */
         uint64_t reserve_kib;

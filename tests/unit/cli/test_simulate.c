@@ -268,3 +268,63 @@ Test(simulate, plot_without_gnuplot_is_a_clear_error) {
         run_done(&r);
         unlink("/tmp/tide-sim-no-gnuplot.svg");
 }
+
+/* Everything after the first line (which times the run). */
+static const char *after_first_line(const char *text) {
+        const char *nl = strchr(text, '\n');
+        return nl ? nl + 1 : text;
+}
+
+/* The fast path (tide's sleeping VMs, sim/sleep.c) prints what the full loop prints, and writes
+ * the same per-tick rows, demand of the sleepers included. */
+Test(simulate, the_fast_path_prints_the_full_loops_numbers) {
+        const char *inputs[][4] = { { EXAMPLES "/storm.json", NULL, NULL, NULL },
+                                    { EXAMPLES "/failover.json", NULL, NULL, NULL },
+                                    { "--trace", "tests/fixtures/traces/small.csv", "--vms", "7" },
+                                    { "--trace", "tests/fixtures/traces/small.csv", "--hold", NULL } };
+        for (size_t k = 0; k < ELEMENTSOF(inputs); k++) {
+                char dir[] = "/tmp/tide-sim-XXXXXX";
+                cr_assert_not_null(mkdtemp(dir));
+                char fast_csv[300], full_csv[300], path[400];
+                snprintf(fast_csv, sizeof(fast_csv), "%s/fast", dir);
+                snprintf(full_csv, sizeof(full_csv), "%s/full", dir);
+                const char *fast_args[12] = { "simulate", "--policies", "tide", "--csv", fast_csv },
+                           *full_args[12] = { "simulate", "--policies", "tide", "--csv", full_csv, "--full-loop" };
+                size_t nf = 5, nl = 6;
+                for (size_t i = 0; i < 4 && inputs[k][i]; i++)
+                        fast_args[nf++] = full_args[nl++] = inputs[k][i];
+                struct run fast = tidectl_argv(fast_args), full = tidectl_argv(full_args);
+                cr_assert_eq(fast.code, TIDECTL_EXIT_OK, "%s", fast.err);
+                cr_assert_eq(full.code, TIDECTL_EXIT_OK, "%s", full.err);
+                cr_expect_str_eq(after_first_line(fast.out), after_first_line(full.out), "%s", inputs[k][0]);
+                run_done(&fast);
+                run_done(&full);
+                snprintf(path, sizeof(path), "%s/tide.csv", fast_csv);
+                _cleanup_free_ char *a = slurp(path);
+                snprintf(path, sizeof(path), "%s/tide.csv", full_csv);
+                _cleanup_free_ char *b = slurp(path);
+                cr_expect_str_eq(a, b, "%s: per-tick rows", inputs[k][0]);
+                snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+                cr_expect_eq(system(path), 0);
+        }
+}
+
+/* --hold holds the samples (it once printed the help instead); --vms takes copies of the
+ * trace's VMs. */
+Test(simulate, hold_and_vms_shape_the_trace) {
+        struct run r = simulate("--trace", "tests/fixtures/traces/small.csv", "--hold", NULL, NULL);
+        cr_expect_eq(r.code, TIDECTL_EXIT_OK, "%s", r.err);
+        cr_expect_not_null(strstr(r.out, "POLICY"), "the table, not the help: %s", r.out);
+        run_done(&r);
+        json_object *o = run_json("--trace", "tests/fixtures/traces/small.csv", "--vms", "5");
+        cr_expect_eq(json_object_get_int(json_object_object_get(o, "vms")), 5);
+        json_object_put(o);
+        r = simulate("--trace", "tests/fixtures/traces/small.csv", "--vms", "0", NULL);
+        cr_expect_eq(r.code, TIDECTL_EXIT_USAGE);
+        cr_expect_not_null(strstr(r.err, "--vms: '0' is not a number of VMs"), "%s", r.err);
+        run_done(&r);
+        r = simulate(EXAMPLES "/storm.json", "--vms", "10", NULL, NULL);
+        cr_expect_eq(r.code, TIDECTL_EXIT_USAGE);
+        cr_expect_not_null(strstr(r.err, "--vms takes VMs from a --trace"), "%s", r.err);
+        run_done(&r);
+}
