@@ -21,7 +21,8 @@ static const struct tidectl_command commands[] = {
           "  --max-ticks N    give up settling after N ticks (default 100000)\n"
           "  The scenario format is in docs/POLICY.md; examples in docs/examples/.\n" },
         { "simulate", cmd_simulate,
-          "[SCENARIO.json] [--trace FILE.csv[.gz]] [--hours H] [--policies LIST] [--json] [--csv DIR] [--plot FILE] [--find-host] [--seed N] [--hold]",
+          "[SCENARIO.json] [--trace FILE.csv[.gz]] [--hours H] [--vms N] [--hold] [--policies LIST] [--json] [--csv DIR]\n"
+          "                [--plot FILE] [--find-host] [--seed N] [--full-loop]",
           "boot storms and real traces: tide against Hyper-V, MOM, Proxmox, static sizing and the oracle",
           "  SCENARIO.json    hosts, VM groups (policy, boot and demand profiles), events (restart,\n"
           "                   staggered-start, host-failure), duration; format in docs/SIMULATOR.md\n"
@@ -34,6 +35,9 @@ static const struct tidectl_command commands[] = {
           "                   time <= 0.1% of VM-seconds and no guest OOM\n"
           "  --seed N         seed of the random-walk demands (same seed, same numbers)\n"
           "  --hold           hold each trace sample until the next instead of interpolating\n"
+          "  --vms N          N VMs from the trace: its VMs in turn, copy k of each 61 s x k later\n"
+          "  --full-loop      step every VM every tick (tide's settled VMs otherwise sleep; the\n"
+          "                   numbers are the same, this checks it and is slower)\n"
           "  --csv DIR        per policy, DIR/POLICY.csv: one row per tick (VMs running, booted, in\n"
           "                   warning; summed demand and assigned; paging)\n"
           "  --plot FILE      draw FILE.svg or FILE.png (gnuplot): demand vs assigned, and the boot timeline\n" },
