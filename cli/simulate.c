@@ -518,7 +518,13 @@ static int find_host(const struct world *w, int policy, const struct tide_config
                 hi = max_u64(hi, w->hosts[h].memory_kib);
         hi = max_u64(hi, host_for((w->startup_sum_kib + w->n_hosts - 1) / w->n_hosts));
         hi = (hi + KIB_PER_GIB - 1) / KIB_PER_GIB;
-        if ((r = run(w, policy, hi * KIB_PER_GIB, cfg, NULL, true, &probe)) < 0)
+        /* When every host already has that size, the run just made was that probe. */
+        bool same = true;
+        for (size_t h = 0; h < w->n_hosts; h++)
+                same &= w->hosts[h].memory_kib == hi * KIB_PER_GIB;
+        if (same)
+                probe = *res;
+        else if ((r = run(w, policy, hi * KIB_PER_GIB, cfg, NULL, true, &probe)) < 0)
                 return r;
         if (!passes(&probe))
                 return 0; /* not even on the hosts as given */
