@@ -797,7 +797,9 @@ static void job_run(struct job *j) {
                 j->r = -EIO;
                 return;
         }
-        j->r = run(j->w, j->policy, 0, j->cfg, j->ser, false, j->res);
+        /* Rows only for a reader: working out the sleepers' demand for them costs the fast path. */
+        struct series *ser = j->o->csv_dir || j->o->plot ? j->ser : NULL;
+        j->r = run(j->w, j->policy, 0, j->cfg, ser, false, j->res);
         if (j->ser->csv && fclose(j->ser->csv) != 0 && j->r >= 0) {
                 fprintf(j->err, "tidectl simulate: --csv: cannot write %s/%s.csv: %s\n", j->o->csv_dir,
                         policy_name(j->policy), strerror(errno));

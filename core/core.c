@@ -14,7 +14,8 @@ struct core {
         struct engine_vm *vms;
         struct engine_decision *out;
         size_t *vm_index; /* engine index -> caller's index */
-        struct core_vm *saved; /* the VMs' states before a tick with others, for -EAGAIN */
+        struct core_vm *saved; /* the VMs' states before a tick with others, for -EAGAIN (cap
+                                * of them, allocated on the first such tick) */
 };
 
 struct core *core_new(void) {
@@ -42,13 +43,11 @@ static int ensure_capacity(struct core *c, size_t n) {
         struct engine_vm *vms = calloc(cap, sizeof(*vms));
         struct engine_decision *out = calloc(cap, sizeof(*out));
         size_t *idx = calloc(cap, sizeof(*idx));
-        struct core_vm *saved = calloc(cap, sizeof(*saved));
-        if (!e || !vms || !out || !idx || !saved) {
+        if (!e || !vms || !out || !idx) {
                 engine_free(e);
                 free(vms);
                 free(out);
                 free(idx);
-                free(saved);
                 return -ENOMEM;
         }
         engine_free(c->engine);
@@ -56,7 +55,7 @@ static int ensure_capacity(struct core *c, size_t n) {
         free(c->out);
         free(c->vm_index);
         free(c->saved);
-        *c = (struct core){ .engine = e, .cap = cap, .vms = vms, .out = out, .vm_index = idx, .saved = saved };
+        *c = (struct core){ .engine = e, .cap = cap, .vms = vms, .out = out, .vm_index = idx };
         return 0;
 }
 
@@ -410,7 +409,10 @@ int core_tick(struct core *c, const struct tide_config *cfg, const struct core_h
                 return -EINVAL;
         if ((r = ensure_capacity(c, n)) < 0)
                 return r;
+        /* Only the simulator hands in others: tided never pays for the copies. */
         bool others = h->others_held_kib || h->others_desired_kib;
+        if (others && !c->saved && !(c->saved = calloc(c->cap, sizeof(*c->saved))))
+                return -ENOMEM;
         for (size_t i = 0; others && i < n; i++)
                 c->saved[i] = *vms[i].state;
 

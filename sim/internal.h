@@ -45,7 +45,7 @@ int sim_sleep_tick(struct sim *s);
 void sim_sleep_wake_due(struct sim *s, uint64_t until_usec);
 /* Wakes every sleeper at t_usec: as after the tick at t (ticked) or after the step to t. */
 void sim_sleep_wake_all(struct sim *s, uint64_t t_usec, bool ticked);
-/* The sleepers' summed demand now. */
-uint64_t sim_sleep_demand(const struct sim *s);
+/* The sleepers' summed demand now (a sleeping walk is stepped on to now). */
+uint64_t sim_sleep_demand(struct sim *s);
 /* At the end of a step: the awake VMs settled on a hold go to sleep. */
 void sim_sleep_settle(struct sim *s);

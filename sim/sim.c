@@ -400,6 +400,10 @@ int sim_tick(struct sim *s) {
                 return peer_step(s);
         if (sim_fast_active(s))
                 return sim_sleep_tick(s);
+        /* The fast path stopped with VMs asleep (a node-bound VM arrived): they are brought up
+         * to now before anything reads them. */
+        if (s->n_asleep)
+                sim_sleep_wake_all(s, s->now_usec, false);
         if ((r = sim_observe(s, &host)) < 0)
                 return r;
         r = core_tick(s->core, &s->cfg, &host, s->frame.obs, s->n_vms, s->now_usec, false, s->frame.out, &s->host_out);

@@ -146,20 +146,27 @@ static uint64_t profile_at(const struct sim_demand *d, uint64_t t, size_t *pos) 
 }
 
 /* A sleeper's demand at step time x (not before it fell asleep), as the steps it slept
- * through would have made it: a walk is stepped from where it fell asleep, a step per whole
- * second. *walk_state (may be NULL) gets the walk's generator at x. */
-static uint64_t sleeper_demand(const struct sim *s, const struct sim_vm *v, uint64_t x, size_t *pos,
-                               uint64_t *walk_state) {
+ * through would have made it: a walk is stepped on from where it was last worked out (or from
+ * where it fell asleep, for an earlier x), a step per whole second. *walk_state (may be NULL)
+ * gets the walk's generator at x. */
+static uint64_t sleeper_demand(const struct sim *s, struct sim_vm *v, uint64_t x, size_t *pos, uint64_t *walk_state) {
         const struct sim_demand *d = &v->spec.demand;
 
         if (d->kind != SIM_DEMAND_WALK)
                 return profile_at(d, x - s->start_usec, pos);
-        uint64_t st = v->asleep_walk_state, kib = v->asleep_demand_kib;
-        for (uint64_t sec = v->asleep_usec / USEC_PER_SEC; sec < x / USEC_PER_SEC; sec++)
-                kib = sim_walk_step(d, &st, kib);
+        if (x < v->walk_at_usec) {
+                /* Behind what was worked out (a wake that replays the tick before a row's):
+                 * from where it fell asleep again. */
+                v->walk_at_usec = v->asleep_usec;
+                v->walk_at_state = v->asleep_walk_state;
+                v->walk_at_kib = v->asleep_demand_kib;
+        }
+        for (uint64_t sec = v->walk_at_usec / USEC_PER_SEC; sec < x / USEC_PER_SEC; sec++)
+                v->walk_at_kib = sim_walk_step(d, &v->walk_at_state, v->walk_at_kib);
+        v->walk_at_usec = x;
         if (walk_state)
-                *walk_state = st;
-        return kib;
+                *walk_state = v->walk_at_state;
+        return v->walk_at_kib;
 }
 
 /* The sleeper as after the step to x: its demand then, and its agent's report of it (one a
@@ -434,8 +441,9 @@ static bool try_sleep(struct sim *s, struct sim_vm *v) {
         v->asleep = true;
         v->asleep_usec = now;
         v->wake_usec = x;
-        v->asleep_walk_state = v->walk_state;
-        v->asleep_demand_kib = v->demand_kib;
+        v->walk_at_usec = now;
+        v->walk_at_state = v->asleep_walk_state = v->walk_state;
+        v->walk_at_kib = v->asleep_demand_kib = v->demand_kib;
         v->asleep_report_seq = v->report_seq;
         v->demand_lo_kib = lo;
         v->demand_hi_kib = hi;
@@ -458,10 +466,10 @@ void sim_sleep_settle(struct sim *s) {
         s->n_awake = kept;
 }
 
-uint64_t sim_sleep_demand(const struct sim *s) {
+uint64_t sim_sleep_demand(struct sim *s) {
         uint64_t sum = 0;
         for (size_t i = 0; i < s->n_vms; i++) {
-                const struct sim_vm *v = &s->vms[i];
+                struct sim_vm *v = &s->vms[i];
                 size_t pos = v->trace_pos;
                 if (v->asleep)
                         sum += sleeper_demand(s, v, s->now_usec, &pos, NULL);

@@ -1,6 +1,7 @@
 /* The controller core on hand-made observations: no hypervisor, no daemon, no clock. Every
  * decision tided makes can be replayed this way. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <string.h>
 
 #include "common/macro.h"
@@ -213,4 +214,27 @@ Test(core, a_deflate_on_oom_rise_is_a_guest_oom_and_is_grown) {
         cr_assert(out.logs & CORE_LOG_GUEST_OOM, "logs %#x", out.logs);
         cr_assert_eq(out.oom_took_kib, MIB(16), "%lu KiB", (unsigned long) out.oom_took_kib);
         cr_assert(state.decision.flags & ENGINE_FLAG_GUEST_OOM, "%s", reason());
+}
+
+/* With VMs left out of the tick (the simulator's sleepers), a host that may be short with them
+ * counted returns -EAGAIN and leaves every handed-in state as it was; a roomy one decides. */
+Test(core, others_that_may_make_the_host_short_return_eagain_and_change_nothing) {
+        sample(MIB(1024), MIB(300), 100);
+        tick(SEC(100), false);
+        sample(MIB(1024), MIB(300), 101);
+        struct core_vm before = state;
+        host.others_held_kib = MIB(2000);
+        host.others_desired_kib = MIB(20000); /* with this VM's, more than the 14 GiB usable */
+        cr_assert_eq(core_tick(core, &cfg, &host, &obs, 1, SEC(101), false, &out, &hout), -EAGAIN);
+        /* What this tick's sample and decision would have changed. */
+        cr_assert_eq(state.last_update_seen, before.last_update_seen, "the sample is not taken");
+        cr_assert_eq(state.demand_usec, before.demand_usec);
+        cr_assert_eq(state.stats.last_update_sec, before.stats.last_update_sec);
+        cr_assert_eq(state.memo.last_demand_usec, before.memo.last_demand_usec, "nothing decided");
+        cr_assert_eq(state.decision.target_kib, before.decision.target_kib);
+        cr_assert_eq(state.watch.last_move_usec, before.watch.last_move_usec);
+        host.others_desired_kib = MIB(2000);
+        cr_assert_eq(core_tick(core, &cfg, &host, &obs, 1, SEC(101), false, &out, &hout), 0);
+        cr_assert(state.stats_advanced, "decided: the sample counted");
+        host.others_held_kib = host.others_desired_kib = 0;
 }

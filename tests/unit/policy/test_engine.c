@@ -641,3 +641,50 @@ Test(engine, random_hosts_never_break_minimum_maximum_or_free_memory) {
                 }
         }
 }
+
+/* engine_hold_range() is exactly the demands the engine holds a settled VM on: for policies,
+ * sizes and dead-bands of every kind, a demand inside keeps the target at what the VM holds
+ * tick after tick; just outside, the engine moves it (or the demand is above what it holds). */
+Test(engine, the_hold_range_is_the_demands_the_engine_holds_on) {
+        uint64_t x = 12345;
+        size_t checked = 0;
+        for (int k = 0; k < 400; k++) {
+                x = x * 6364136223846793005u + 1442695040888963407u;
+                uint64_t min = MIB(256 + 2 * ((x >> 33) % 256)), max = min + MIB(2 * ((x >> 20) % 4096));
+                uint64_t a = min + (max > min ? MIB(2 * ((x >> 40) % ((max - min) / MIB(2) + 1))) : 0);
+                cfg.deadband_kib = (uint64_t[]){ 0, 1, MIB(8), MIB(3) + 17, MIB(64) }[(x >> 50) % 5];
+                cfg.grow_step_max_kib = (x >> 55) % 3 == 0 ? MIB(64) : 0;
+                struct engine_vm vm = vm_of(min, max, max, a, a / 2);
+                vm.policy.buffer_pct = 5 + (unsigned) ((x >> 10) % 60);
+                struct engine_host h = host_of(GIB(4096), GIB(1));
+                /* Any demand the engine holds on gives the range. */
+                int64_t lo = -1, hi = -1;
+                for (uint64_t dmd = 0; dmd <= a && lo < 0; dmd += MIB(1)) {
+                        vm.demand_kib = (int64_t) dmd;
+                        step(&h, &vm, 1);
+                        if (d[0].target_kib == a)
+                                cr_assert(engine_hold_range(&vm, &d[0], &cfg, &lo, &hi), "a hold has a range");
+                }
+                if (lo < 0)
+                        continue; /* held on no demand (a dead-band of 0 off the grid) */
+                int64_t probes[] = { lo, hi, lo + (hi - lo) / 2, lo - 1, hi + 1 };
+                for (size_t p = 0; p < ELEMENTSOF(probes); p++) {
+                        if (probes[p] < 0)
+                                continue;
+                        vm.demand_kib = probes[p];
+                        step(&h, &vm, 1);
+                        bool inside = probes[p] >= lo && probes[p] <= hi;
+                        if (inside)
+                                cr_assert_eq(d[0].target_kib, a, "demand %" PRId64 " in [%" PRId64 ", %" PRId64 "] holds",
+                                             probes[p], lo, hi);
+                        else
+                                cr_assert(d[0].target_kib != a || probes[p] > (int64_t) a,
+                                          "demand %" PRId64 " outside [%" PRId64 ", %" PRId64 "] moves the VM",
+                                          probes[p], lo, hi);
+                        checked++;
+                }
+        }
+        cr_assert_gt(checked, 1000, "%zu demands checked", checked);
+        cfg.deadband_kib = MIB(8);
+        cfg.grow_step_max_kib = 0;
+}

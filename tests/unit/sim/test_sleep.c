@@ -124,24 +124,37 @@ static void expect_same_vms(struct sim *full, struct sim *fast) {
         }
 }
 
-/* Runs n mixed VMs on a host of host_kib both ways for `seconds`; returns the fast sim's
- * wakes of all, and the share of VM-steps it slept through, in *ret. */
-static void compare(size_t n, uint64_t host_kib, uint64_t seconds, uint64_t *ret_full_ticks, double *ret_slept) {
-        struct tide_config cfg;
+/* Runs n VMs made by make(i, seed) on a host of host_kib both ways for `seconds` with cfg and
+ * balloons at rate; *ret_full_ticks gets how often the fast sim woke every VM, *ret_slept the
+ * share of VM-steps it slept through. */
+static void compare_with(struct tide_config cfg, uint64_t rate, struct sim_vm_spec (*make)(size_t, uint64_t),
+                         uint64_t seed, size_t n, uint64_t host_kib, uint64_t seconds, uint64_t *ret_full_ticks,
+                         double *ret_slept) {
         struct sim full, fast;
 
         make_traces();
-        config_init(&cfg);
         cr_assert_eq(sim_init(&full, &cfg, host_kib, SEC(1000)), 0);
         cr_assert_eq(sim_init(&fast, &cfg, host_kib, SEC(1000)), 0);
-        for (size_t i = 0; i < n; i++) {
-                struct sim_vm_spec g = mixed_vm(i);
-                cr_assert_geq(sim_add_vm(&full, &g), 0);
+        full.balloon_kib_per_sec = fast.balloon_kib_per_sec = rate;
+        /* A third of the VMs come later (a failover's), while the others may sleep. */
+        size_t first = n - n / 3;
+        for (size_t i = 0; i < first; i++) {
+                struct sim_vm_spec g = make(i, seed);
+                cr_assert_geq(sim_add_vm(&full, &g), 0, "%s", g.name);
                 cr_assert_geq(sim_add_vm(&fast, &g), 0);
         }
         cr_assert_eq(sim_set_fast(&fast, true), 0);
         fast.demand_rows = true;
-        for (uint64_t t = 0; t < seconds; t++) {
+        uint64_t steps = seconds * USEC_PER_SEC / cfg.interval_usec;
+        for (uint64_t t = 0; t < steps; t++) {
+                if (t == steps / 3)
+                        for (size_t i = first; i < n; i++) {
+                                struct sim_vm_spec g = make(i, seed);
+                                g.stopped = true;
+                                g.start_at_usec = full.now_usec - full.start_usec + cfg.interval_usec;
+                                cr_assert_geq(sim_add_vm(&full, &g), 0);
+                                cr_assert_geq(sim_add_vm(&fast, &g), 0);
+                        }
                 cr_assert_eq(sim_tick(&full), 0);
                 cr_assert_eq(sim_tick(&fast), 0);
                 sim_advance(&full, cfg.interval_usec);
@@ -153,12 +166,23 @@ static void compare(size_t n, uint64_t host_kib, uint64_t seconds, uint64_t *ret
         cr_assert_eq(fast.replay_mismatches, 0, "a replayed tick was not the hold it slept on");
         cr_assert_eq(sim_set_fast(&fast, false), -EBUSY, "the fast path is chosen before the first tick");
         *ret_full_ticks = fast.full_ticks;
-        *ret_slept = (double) fast.slept_steps / (double) (n * seconds);
-        cr_log_info("%zu VMs, %" PRIu64 " s: %" PRIu64 " wakes, %" PRIu64 " full ticks, %.1f %% of VM-steps slept, "
-                    "%" PRIu64 " asleep at the end",
-                    n, seconds, fast.wakes, fast.full_ticks, 100.0 * *ret_slept, asleep);
+        *ret_slept = (double) fast.slept_steps / (double) (n * steps);
+        cr_log_info("%zu VMs, %" PRIu64 " steps (seed %" PRIu64 "): %" PRIu64 " wakes, %" PRIu64 " full ticks, "
+                    "%.1f %% of VM-steps slept, %" PRIu64 " asleep at the end",
+                    n, steps, seed, fast.wakes, fast.full_ticks, 100.0 * *ret_slept, asleep);
         sim_done(&full);
         sim_done(&fast);
+}
+
+static struct sim_vm_spec mixed(size_t i, uint64_t seed) {
+        (void) seed;
+        return mixed_vm(i);
+}
+
+static void compare(size_t n, uint64_t host_kib, uint64_t seconds, uint64_t *ret_full_ticks, double *ret_slept) {
+        struct tide_config cfg;
+        config_init(&cfg);
+        compare_with(cfg, SIM_BALLOON_KIB_PER_SEC, mixed, 0, n, host_kib, seconds, ret_full_ticks, ret_slept);
 }
 
 Test(sleep, on_a_roomy_host_the_fast_path_gives_the_full_loops_numbers_and_sleeps_most_steps) {
@@ -176,4 +200,97 @@ Test(sleep, on_a_host_that_turns_short_every_vm_is_woken_and_the_numbers_stay_th
         compare(90, MIB(80 * 1024), 3 * 3600, &full_ticks, &slept);
         cr_assert_gt(full_ticks, 0, "the host turned short with sleepers counted");
         cr_assert_gt(slept, 0.05, "some VM-steps slept (%.2f)", slept);
+}
+
+static uint64_t next(uint64_t *x) {
+        *x = *x * 6364136223846793005u + 1442695040888963407u;
+        return *x >> 33;
+}
+
+/* VM i of a seeded random host: every kind of VM the simulator has, its sizes uneven, guest
+ * kernels of 0-40 MiB, agents whose floor or whose use sits near what the VM holds (where what
+ * the core reads stops following the use), virtio-mem in small and large blocks. */
+static struct sim_vm_spec random_vm(size_t i, uint64_t seed) {
+        uint64_t x = seed * 1000003u + i;
+        for (int k = 0; k < 3; k++)
+                next(&x);
+        struct sim_vm_spec g = { .boot_kib = MIB(512 + 2 * (next(&x) % 1024)), .node = -1, .have_policy = next(&x) % 13 != 0,
+                                 .balloon_stats = next(&x) % 5 != 0, .uptime_usec = SEC(next(&x) % 3) * 1800,
+                                 .kernel_kib = MIB(next(&x) % 41), .deflate_on_oom = next(&x) % 2 };
+        snprintf(g.name, sizeof(g.name), "r%zu", i);
+        policy_init(&g.policy);
+        g.policy.startup_kib = g.boot_kib;
+        g.policy.maximum_kib = g.boot_kib;
+        g.policy.minimum_kib = MIB(256 + 2 * (next(&x) % 120));
+        g.policy.buffer_pct = 5 + (unsigned) (next(&x) % 50);
+        g.policy.weight = 1 + (unsigned) (next(&x) % 100);
+        g.policy.dynamic = next(&x) % 11 != 0;
+        if (next(&x) % 4 == 0) {
+                g.vmem_block_kib = next(&x) % 2 ? MIB(2) : MIB(128);
+                g.vmem_max_kib = 4 * g.vmem_block_kib * (1 + next(&x) % 4);
+                g.policy.maximum_kib = g.boot_kib + g.vmem_max_kib;
+        }
+        uint64_t top = g.boot_kib;
+        switch (next(&x) % 6) {
+        case 0:
+                g.demand = (struct sim_demand){ .kind = SIM_DEMAND_TRACE,
+                                                .trace = { .n = SAMPLES, .t_usec = trace_t[i % 4], .kib = trace_kib[i % 4],
+                                                           .hold = next(&x) % 2, .offset_usec = SEC(61) * (next(&x) % 5) } };
+                break;
+        case 1:
+                g.demand = (struct sim_demand){ .kind = SIM_DEMAND_WALK, .base_kib = top / 2,
+                                                .step_kib = MIB(next(&x) % 8), .min_kib = top / 4, .max_kib = top,
+                                                .seed = next(&x) };
+                break;
+        case 2:
+                g.demand = (struct sim_demand){ .kind = SIM_DEMAND_STEPS, .base_kib = top / 3, .n_steps = 2,
+                                                .steps = { { SEC(300 + next(&x) % 600), top - MIB(next(&x) % 48) },
+                                                           { SEC(1200 + next(&x) % 600), top / 2 } } };
+                break;
+        case 3:
+                g.demand = (struct sim_demand){ .kind = SIM_DEMAND_RAMP, .base_kib = top / 5, .to_kib = top - MIB(8),
+                                                .from_usec = SEC(next(&x) % 600), .len_usec = SEC(60 + next(&x) % 1800) };
+                break;
+        default:
+                /* Near what it holds once tide has sized it, or far below. */
+                g.demand = (struct sim_demand){ .kind = SIM_DEMAND_CONSTANT,
+                                                .base_kib = next(&x) % 2 ? top - MIB(next(&x) % 24) : top / 3 };
+        }
+        g.agent = (enum sim_agent[]){ SIM_AGENT_NONE, SIM_AGENT_HONEST, SIM_AGENT_HONEST, SIM_AGENT_LATE,
+                                      SIM_AGENT_LIAR, SIM_AGENT_FLOOD, SIM_AGENT_SILENT }[next(&x) % 7];
+        g.lag_usec = SEC(next(&x) % 8);
+        g.lie_factor = 0.5 + (double) (next(&x) % 100) / 50.0;
+        g.silent_usec = SEC(next(&x) % 1200);
+        g.floor_kib = next(&x) % 3 == 0 ? g.demand.base_kib + MIB(next(&x) % 16) : 0;
+        g.psi_some_avg10 = next(&x) % 9 == 0 ? 5.0 : 0;
+        g.oom_at_start = next(&x) % 10 == 0;
+        if (next(&x) % 6 == 0)
+                g.restart_at_usec = SEC(200 + next(&x) % 1500);
+        if (next(&x) % 7 == 0) {
+                g.booting = true;
+                g.boot_usec = SEC(3 + next(&x) % 20);
+                g.boot_touch_kib = top / 2;
+                g.boot_touch_kib_per_sec = MIB(16 + next(&x) % 64);
+        }
+        return g;
+}
+
+/* Seeded random hosts, settings and VMs, roomy and tight, ticks of 1-3 s: the two ways agree. */
+Test(sleep, random_hosts_and_settings_give_the_same_numbers_both_ways) {
+        double slept_sum = 0;
+        for (uint64_t seed = 1; seed <= 16; seed++) {
+                uint64_t x = seed;
+                struct tide_config cfg;
+                config_init(&cfg);
+                cfg.interval_usec = SEC(1 + next(&x) % 3);
+                cfg.deadband_kib = MIB(next(&x) % 4 == 0 ? 0 : 1 + next(&x) % 64);
+                cfg.quiet_usec = SEC(next(&x) % 600);
+                cfg.grow_step_max_kib = next(&x) % 3 == 0 ? MIB(64) : 0;
+                uint64_t rates[] = { 0, MIB(40), SIM_BALLOON_KIB_PER_SEC };
+                uint64_t host = MIB(1024) * (seed % 2 ? 200 : 70), full_ticks;
+                double slept;
+                compare_with(cfg, rates[next(&x) % 3], random_vm, seed, 60, host, 3600, &full_ticks, &slept);
+                slept_sum += slept;
+        }
+        cr_assert_gt(slept_sum / 16, 0.08, "VMs slept (%.2f of VM-steps on average)", slept_sum / 16);
 }
