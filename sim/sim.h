@@ -148,7 +148,6 @@ struct sim_vm {
         uint64_t asleep_desired_kib;    /* the most it may desire meanwhile */
         uint64_t asleep_walk_state, asleep_demand_kib, asleep_report_seq;
         uint64_t walk_at_usec, walk_at_state, walk_at_kib; /* a sleeping walk, stepped this far */
-        int64_t demand_lo_kib, demand_hi_kib; /* its demand's range, the simulator's frame */
 };
 
 /* What a run measured (issue 9's report), over running VMs, integrated over virtual time. In

@@ -445,8 +445,6 @@ static bool try_sleep(struct sim *s, struct sim_vm *v) {
         v->walk_at_state = v->asleep_walk_state = v->walk_state;
         v->walk_at_kib = v->asleep_demand_kib = v->demand_kib;
         v->asleep_report_seq = v->report_seq;
-        v->demand_lo_kib = lo;
-        v->demand_hi_kib = hi;
         uint64_t desired = engine_desired_kib(&v->state.input.policy, (uint64_t) v->hold_hi_kib);
         v->asleep_desired_kib = (desired + POLICY_ALIGN_KIB - 1) / POLICY_ALIGN_KIB * POLICY_ALIGN_KIB;
         count_asleep(s, v, true);
