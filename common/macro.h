@@ -1,6 +1,7 @@
 /* Small helpers shared by every module: cleanup attributes, array size, saturating math. */
 #pragma once
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,19 @@ static inline void fclosep(FILE **f) {
 static inline void closep(int *fd) {
         if (*fd >= 0)
                 close(*fd);
+}
+
+/* Resizes the array *p (any object pointer) to n elements of `size` bytes. On failure *p is
+ * left as it was and -ENOMEM returned, so arrays grown side by side all stay usable. */
+static inline int realloc_array(void *p, size_t n, size_t size) {
+        if (size && n > SIZE_MAX / size)
+                return -ENOMEM;
+        size_t bytes = n * size;
+        void *q = realloc(*(void **) p, bytes ? bytes : 1);
+        if (!q)
+                return -ENOMEM;
+        *(void **) p = q;
+        return 0;
 }
 
 /* Ownership is tied to scope: the variable is released when it goes out of scope. Hand it

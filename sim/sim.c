@@ -312,16 +312,10 @@ static int peer_step(struct sim *s) {
 
         if (s->peer_cap < s->n_vms) {
                 size_t cap = s->n_vms + s->n_vms / 4 + 16;
-                struct peer_vm *pv = realloc(s->peer_vms, cap * sizeof(*pv));
-                if (pv)
-                        s->peer_vms = pv;
-                uint64_t *t = pv ? realloc(s->peer_targets, cap * sizeof(*t)) : NULL;
-                if (t)
-                        s->peer_targets = t;
-                size_t *ix = t ? realloc(s->peer_index, cap * sizeof(*ix)) : NULL;
-                if (!ix)
+                if (realloc_array(&s->peer_vms, cap, sizeof(*s->peer_vms)) < 0 ||
+                    realloc_array(&s->peer_targets, cap, sizeof(*s->peer_targets)) < 0 ||
+                    realloc_array(&s->peer_index, cap, sizeof(*s->peer_index)) < 0)
                         return -ENOMEM;
-                s->peer_index = ix;
                 s->peer_cap = cap;
         }
         /* When every VM runs, peer_vms[i] is VM i's home for its policy and the rule's memo, and

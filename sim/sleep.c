@@ -52,18 +52,10 @@ static int reserve(struct sim *s, size_t n) {
         if (n <= s->awake_cap)
                 return 0;
         size_t cap = n < 16 ? 16 : n + n / 2;
-        size_t *a = realloc(s->awake, cap * sizeof(*a));
-        if (!a)
+        if (realloc_array(&s->awake, cap, sizeof(*s->awake)) < 0 ||
+            realloc_array(&s->scratch, cap, sizeof(*s->scratch)) < 0 ||
+            realloc_array(&s->heap, cap, sizeof(*s->heap)) < 0)
                 return -ENOMEM;
-        s->awake = a;
-        size_t *b = realloc(s->scratch, cap * sizeof(*b));
-        if (!b)
-                return -ENOMEM;
-        s->scratch = b;
-        struct sim_wake *h = realloc(s->heap, cap * sizeof(*h));
-        if (!h)
-                return -ENOMEM;
-        s->heap = h;
         s->awake_cap = cap;
         return 0;
 }

@@ -96,16 +96,10 @@ static struct sim_trace_vm *vm_for(struct sim_trace_set *t, long id, int *r) {
 static int push(struct sim_trace_vm *v, uint64_t t_s, uint64_t used, double cpu) {
         if (v->n == v->cap) {
                 size_t cap = v->cap ? v->cap * 2 : 16;
-                uint64_t *ts = realloc(v->t_s, cap * sizeof(*ts));
-                if (ts)
-                        v->t_s = ts;
-                uint64_t *u = ts ? realloc(v->used_kib, cap * sizeof(*u)) : NULL;
-                if (u)
-                        v->used_kib = u;
-                double *c = u ? realloc(v->cpu_pct, cap * sizeof(*c)) : NULL;
-                if (!c)
+                if (realloc_array(&v->t_s, cap, sizeof(*v->t_s)) < 0 ||
+                    realloc_array(&v->used_kib, cap, sizeof(*v->used_kib)) < 0 ||
+                    realloc_array(&v->cpu_pct, cap, sizeof(*v->cpu_pct)) < 0)
                         return -ENOMEM;
-                v->cpu_pct = c;
                 v->cap = cap;
         }
         v->t_s[v->n] = t_s;
