@@ -25,6 +25,8 @@ enum key_type {
         KEY_RESERVE,  /* "auto" or a size like KEY_SIZE */
         KEY_SIZE,     /* uint64_t KiB in [min, max], 0 or a multiple of POLICY_ALIGN_KIB */
         KEY_PERCENT,  /* double in [pmin, pmax] */
+        KEY_PAGING,   /* enum config_paging by name */
+        KEY_DIR,      /* an absolute path, char[CONFIG_STR_MAX] */
 };
 
 struct config_key {
@@ -82,9 +84,27 @@ static const struct config_key keys[] = {
         /* Under 1 % a tick, a pressured guest would wait minutes for relief. */
         { .section = "memory", .name = "psi_grow_step", .type = KEY_PERCENT, .offset = FIELD(psi_grow_step_pct),
           .pmin = 1, .pmax = 100 },
+
+        { .section = "paging", .name = "smart_paging", .type = KEY_PAGING, .offset = FIELD(smart_paging) },
+        { .section = "paging", .name = "paging_dir", .type = KEY_DIR, .offset = FIELD(paging_dir) },
+        /* The others shrink by bounded steps: over a minute they have given what they will in
+         * time for a boot, and a boot waiting longer than that is the failure paging avoids. */
+        { .section = "paging", .name = "reclaim_time", .type = KEY_DURATION, .offset = FIELD(reclaim_usec),
+          .min = 0, .max = 60 * USEC_PER_SEC },
+        /* QEMU's own memory (its code, device state, TCG's translation cache) must never be the
+         * part that pages; past 4 GiB the number is a mistake, not an overhead. */
+        { .section = "paging", .name = "qemu_overhead", .type = KEY_SIZE, .offset = FIELD(qemu_overhead_kib),
+          .min = 0, .max = 4 * KIB_PER_GIB },
 };
 
-static const char *const sections[] = { "tided", "memory" };
+static const char *const sections[] = { "tided", "memory", "paging" };
+
+static const char *const paging_names[] = {
+        [CONFIG_PAGING_RESTART] = "restart", [CONFIG_PAGING_ALWAYS] = "always", [CONFIG_PAGING_OFF] = "off" };
+
+const char *config_paging_to_string(enum config_paging m) {
+        return (unsigned) m < ELEMENTSOF(paging_names) ? paging_names[m] : NULL;
+}
 
 struct parser {
         struct tide_config cfg; /* working copy: the caller's is replaced only on success */
@@ -110,10 +130,14 @@ void config_init(struct tide_config *c) {
                 .psi_calm_pct = 2,
                 .psi_calm_usec = 30 * USEC_PER_SEC,
                 .psi_grow_step_pct = 10,
+                .smart_paging = CONFIG_PAGING_RESTART,
+                .reclaim_usec = 10 * USEC_PER_SEC,
+                .qemu_overhead_kib = 256 * KIB_PER_MIB,
         };
         snprintf(c->libvirt_uri, sizeof(c->libvirt_uri), "%s", "qemu:///system");
         snprintf(c->socket_path, sizeof(c->socket_path), "%s", CONFIG_SOCKET_DEFAULT);
         snprintf(c->metrics_address, sizeof(c->metrics_address), "%s", "127.0.0.1:9177");
+        snprintf(c->paging_dir, sizeof(c->paging_dir), "%s", CONFIG_PAGING_DIR_DEFAULT);
 }
 
 uint64_t config_reserve_kib(const struct tide_config *c, uint64_t host_total_kib) {
@@ -380,6 +404,28 @@ static int parse_value(struct parser *p, const struct config_key *k, const char 
         case KEY_SIZE:
                 return parse_size(p, k, v, (uint64_t *) field);
 
+        case KEY_PAGING: {
+                char said[72];
+                for (size_t m = 0; m < ELEMENTSOF(paging_names); m++)
+                        if (strcmp(v, paging_names[m]) == 0) {
+                                *(enum config_paging *) field = (enum config_paging) m;
+                                return 0;
+                        }
+                fail(p, p->line, "[%s] %s: '%s' is not restart, always or off", k->section, k->name, shown(v, said));
+                return -EINVAL;
+        }
+
+        case KEY_DIR:
+                if ((r = check_string(p, k, v)) < 0)
+                        return r;
+                /* tided runs with / as its working directory: a relative path would be a surprise. */
+                if (v[0] != '/') {
+                        fail(p, p->line, "[%s] %s: must be an absolute path", k->section, k->name);
+                        return -EINVAL;
+                }
+                snprintf(field, CONFIG_STR_MAX, "%s", v);
+                return 0;
+
         case KEY_PERCENT: {
                 char c[PERCENT_TEXT_MAX];
                 double pct;
@@ -419,7 +465,7 @@ static int handler(void *user, const char *section, const char *name, const char
         if (p->failed)
                 return 1;
         if (section[0] == '\0') {
-                fail(p, p->line, "'%s' is outside any section (expected [tided] or [memory] above it)", shown(name, a));
+                fail(p, p->line, "'%s' is outside any section (expected [tided], [memory] or [paging] above it)", shown(name, a));
                 return 1;
         }
         if (!section_known(section)) {
@@ -643,7 +689,11 @@ void config_format(const struct tide_config *c, FILE *out) {
                         break;
                 case KEY_STRING:
                 case KEY_SOCKET:
+                case KEY_DIR:
                         v = field;
+                        break;
+                case KEY_PAGING:
+                        v = config_paging_to_string(*(const enum config_paging *) field);
                         break;
                 case KEY_METRICS:
                         v = field[0] ? field : "off";

@@ -10,6 +10,15 @@
 /* tided's control socket unless the config or --socket says otherwise; tidectl's default too. */
 #define CONFIG_SOCKET_DEFAULT "/run/tide/tided.sock"
 #define CONFIG_STR_MAX 256
+/* Where Smart Paging keeps its files unless the config says otherwise. */
+#define CONFIG_PAGING_DIR_DEFAULT "/var/lib/tide/smartpaging"
+
+/* When a VM that cannot get its startup memory pages the shortfall (smartpaging/plan.h). */
+enum config_paging {
+        CONFIG_PAGING_RESTART, /* a reboot or reset of a running VM only, as Hyper-V */
+        CONFIG_PAGING_ALWAYS,  /* every start: cold starts and failover restarts too */
+        CONFIG_PAGING_OFF,
+};
 
 struct tide_config {
         /* [tided] */
@@ -31,7 +40,16 @@ struct tide_config {
         double psi_calm_pct;      /* ... and no shrink until it stays below this ... */
         uint64_t psi_calm_usec;   /* ... for this long */
         double psi_grow_step_pct; /* how much a pressured VM grows per tick, share of assigned */
+
+        /* [paging] */
+        enum config_paging smart_paging;
+        char paging_dir[CONFIG_STR_MAX]; /* absolute; one swap file per paging VM */
+        uint64_t reclaim_usec;     /* what the others give back within this long funds a start */
+        uint64_t qemu_overhead_kib; /* QEMU's own memory beyond guest RAM, above a paging VM's grant */
 };
+
+/* "restart", "always", "off"; NULL for a value out of range. */
+const char *config_paging_to_string(enum config_paging m);
 
 /* Fills the documented defaults. */
 void config_init(struct tide_config *c);
@@ -63,8 +81,8 @@ int config_parse_string(const char *text, struct tide_config *c, int *ret_line, 
 int config_load_file(const char *path, struct tide_config *c, char *err, size_t errlen);
 
 /* Writes the effective configuration as INI that config_parse_string() reads back unchanged:
- * a one-line comment, then every key of [tided] and [memory] in a fixed order; sizes and
+ * a one-line comment, then every key of [tided], [memory] and [paging] in a fixed order; sizes and
  * durations in their exact canonical form ("128MiB", "45s"), percents as %g ("2", "0.5"; more
- * digits, never an exponent, when %g would not read back), reserve "auto" and metrics "off"
- * spelled out. Holds for any *c that config_init() and config_parse_string() produced. */
+ * digits, never an exponent, when %g would not read back), reserve "auto", metrics "off" and
+ * smart_paging's mode spelled out. Holds for any *c that config_init() and config_parse_string() produced. */
 void config_format(const struct tide_config *c, FILE *out);

@@ -294,6 +294,19 @@ static uint64_t shrink_step_kib(uint64_t assigned_kib, const struct tide_config 
         return max_u64(min_u64(step, cfg->shrink_step_max_kib), UNIT_KIB);
 }
 
+/* Rule 4's shrink, one step: what a VM holding a KiB is taken to next, aligned, never up. */
+static uint64_t shrink_stepped_kib(uint64_t a, const struct tide_config *cfg) {
+        return min_u64(align_up_kib(sat_sub_u64(a, shrink_step_kib(a, cfg))), a);
+}
+
+uint64_t engine_shrink_reach_kib(uint64_t assigned_kib, uint64_t floor_kib, uint64_t ticks,
+                                 const struct tide_config *cfg) {
+        uint64_t a = assigned_kib;
+        for (uint64_t k = 0; k < ticks && a > floor_kib; k++)
+                a = max_u64(shrink_stepped_kib(a, cfg), floor_kib);
+        return a;
+}
+
 /* Rule 6's hold: why the demand could not be used, and the number its sentence needs. */
 static void set_hold_reason(const struct engine_vm *vm, unsigned insane, bool stale, uint64_t now_usec,
                             struct engine_decision *d) {
@@ -365,8 +378,7 @@ static void decide_one(const struct engine_vm *vm, const struct work *x, const s
                         d->reason_arg = (now_usec - d->memo.last_pressure_usec) / USEC_PER_SEC;
                         return;
                 }
-                uint64_t step = shrink_step_kib(a, cfg);
-                uint64_t stepped = min_u64(align_up_kib(sat_sub_u64(a, step)), a);
+                uint64_t stepped = shrink_stepped_kib(a, cfg);
                 /* A last step that would stop within the dead-band of the entitlement goes all
                  * the way, or the dead-band would strand the VM a few MiB above it for good. */
                 if (stepped > t && stepped - t >= cfg->deadband_kib)

@@ -147,6 +147,12 @@ bool engine_holds_on_demand(const struct engine_vm *vm, const struct engine_deci
 /* Rule 1 alone: demand x (1 + buffer/100), aligned up to 2 MiB, clamped to [minimum, maximum]. */
 uint64_t engine_desired_kib(const struct vm_policy *p, uint64_t demand_kib);
 
+/* Rule 4's shrink over `ticks` ticks: where a VM holding assigned_kib is once the bounded steps
+ * have taken it toward floor_kib (never below it). Smart Paging counts on no more than this from
+ * the others in the time it gives them (smartpaging/plan.h). */
+uint64_t engine_shrink_reach_kib(uint64_t assigned_kib, uint64_t floor_kib, uint64_t ticks,
+                                 const struct tide_config *cfg);
+
 /* Rule 7: status of a VM holding assigned_kib with this demand and buffer. *ret_avail_pct gets
  * the available buffer in percent (may be NULL; negative under warning; capped at 1e6). */
 enum engine_status engine_status_of(uint64_t assigned_kib, bool has_demand, uint64_t demand_kib,

@@ -1,0 +1,248 @@
+/* Smart Paging's plan: the rule is docs/POLICY.md "Smart Paging"; the why of each step is here. */
+#include "smartpaging/plan.h"
+
+#include <errno.h>
+
+#include "common/macro.h"
+#include "common/units.h"
+#include "policy/engine.h"
+#include "policy/policy.h"
+
+static const char *const phase_names[] = {
+        [PAGING_NONE] = "none", [PAGING_ACTIVE] = "paging", [PAGING_RELEASING] = "releasing",
+        [PAGING_FAILED] = "failed",
+};
+
+const char *paging_phase_to_string(enum paging_phase p) {
+        return (unsigned) p < ELEMENTSOF(phase_names) ? phase_names[p] : NULL;
+}
+
+bool paging_in_use(const struct paging_vm_state *s) {
+        return s && (s->phase == PAGING_ACTIVE || s->phase == PAGING_RELEASING);
+}
+
+static uint64_t align_down(uint64_t kib) {
+        return kib - kib % POLICY_ALIGN_KIB;
+}
+
+static uint64_t align_up(uint64_t kib) {
+        return (kib + POLICY_ALIGN_KIB - 1) / POLICY_ALIGN_KIB * POLICY_ALIGN_KIB;
+}
+
+/* Whether this kind of start may page. Hyper-V pages on a restart only: a cold start that does
+ * not fit is the operator's placement to fix. `always` covers cold starts too, because a
+ * cluster's failover restarts everything of a dead host on the survivors as cold starts, which
+ * is where a boot storm hurts most. */
+static bool mode_allows(enum config_paging mode, enum paging_start start) {
+        switch (mode) {
+        case CONFIG_PAGING_RESTART:
+                return start == PAGING_START_RESTART;
+        case CONFIG_PAGING_ALWAYS:
+                return start != PAGING_START_NONE;
+        default:
+                return false;
+        }
+}
+
+/* A VM that can never come down below its startup would page for good: Hyper-V, too, pages only
+ * a VM whose minimum is below its startup. */
+static bool can_come_down(const struct paging_vm *v) {
+        return v->dynamic && v->minimum_kib < v->startup_kib;
+}
+
+/* A VM the engine may shrink for a start: running, booted, sized by tide, not paging itself. */
+static bool gives_back(const struct paging_vm *v) {
+        return v->managed && v->dynamic && !v->booting && v->reporting && v->start == PAGING_START_NONE &&
+               v->state->phase == PAGING_NONE;
+}
+
+/* What the others give back above their minimums within reclaim_time at the engine's pace. */
+static uint64_t reclaimable_kib(const struct tide_config *cfg, const struct paging_vm *vms, size_t n) {
+        uint64_t ticks = cfg->interval_usec ? cfg->reclaim_usec / cfg->interval_usec : 0, sum = 0;
+        for (size_t i = 0; i < n && ticks > 0; i++)
+                if (gives_back(&vms[i]))
+                        sum += vms[i].assigned_kib -
+                               engine_shrink_reach_kib(vms[i].assigned_kib, vms[i].minimum_kib, ticks, cfg);
+        return sum;
+}
+
+static bool wants_funding(const struct paging_vm *v) {
+        return v->managed && v->start != PAGING_START_NONE &&
+               (v->state->phase == PAGING_NONE || v->state->phase == PAGING_FAILED);
+}
+
+/* The next start to fund: the highest weight, then the first given. SIZE_MAX: none left. */
+static size_t next_start(const struct paging_vm *vms, size_t n, const struct paging_action *out) {
+        size_t best = SIZE_MAX;
+        for (size_t i = 0; i < n; i++)
+                if (!out[i].start_seen && wants_funding(&vms[i]) &&
+                    (best == SIZE_MAX || vms[i].weight > vms[best].weight))
+                        best = i;
+        return best;
+}
+
+static void page(const struct tide_config *cfg, const struct paging_vm *v, uint64_t grant, uint64_t shortfall,
+                 uint64_t now_usec, struct paging_action *a) {
+        struct paging_vm_state *s = v->state;
+        *s = (struct paging_vm_state){
+                .phase = PAGING_ACTIVE,
+                .startup_kib = v->startup_kib,
+                .grant_kib = grant,
+                .file_kib = align_up(shortfall) + PAGING_FILE_SLACK_KIB,
+                .since_usec = now_usec,
+        };
+        a->start = true;
+        a->file_kib = s->file_kib;
+        a->hard_limit_kib = grant + cfg->qemu_overhead_kib;
+        a->swap_hard_limit_kib = v->startup_kib + cfg->qemu_overhead_kib;
+        a->grant_kib = grant;
+}
+
+/* Funds this tick's starts from pool (free memory, then what the others give back); returns
+ * how much of the free memory they took. */
+static uint64_t fund_starts(const struct tide_config *cfg, const struct paging_host *host, const struct paging_vm *vms,
+                            size_t n, uint64_t now_usec, struct paging_action *out, struct paging_summary *sum) {
+        uint64_t pool = 0, taken = 0;
+        bool counted = false;
+
+        for (size_t i; (i = next_start(vms, n, out)) != SIZE_MAX;) {
+                const struct paging_vm *v = &vms[i];
+                struct paging_action *a = &out[i];
+                a->start_seen = true;
+                /* A failed attempt belongs to the boot it was for. */
+                if (v->state->phase == PAGING_FAILED)
+                        *v->state = (struct paging_vm_state){ 0 };
+                /* The others' share is worked out only for a tick with a start: it walks them all. */
+                if (!counted) {
+                        pool = host->free_kib + reclaimable_kib(cfg, vms, n);
+                        counted = true;
+                }
+                uint64_t need = sat_sub_u64(v->startup_kib, v->held_kib), take = min_u64(need, pool);
+                pool -= take;
+                taken += take;
+                uint64_t shortfall = need - take;
+                if (shortfall < PAGING_MIN_SHORTFALL_KIB)
+                        continue;
+                a->shortfall_kib = shortfall;
+                if (!mode_allows(cfg->smart_paging, v->start) || !can_come_down(v)) {
+                        sum->unfunded_kib += shortfall;
+                        continue;
+                }
+                page(cfg, v, align_down(min_u64(v->held_kib, v->startup_kib) + take), shortfall, now_usec, a);
+        }
+        return min_u64(taken, host->free_kib);
+}
+
+/* A VM paging since before this tick: released, raised or left as it is. */
+static void follow(const struct tide_config *cfg, const struct paging_vm *v, uint64_t *free_left, uint64_t now_usec,
+                   struct paging_action *a) {
+        struct paging_vm_state *s = v->state;
+
+        if (!v->active) {
+                /* Stopped: its limits went with its QEMU; only the file is left to remove. */
+                s->phase = PAGING_RELEASING;
+                s->release_usec = now_usec;
+                s->lifted = true;
+                a->release = true;
+                return;
+        }
+        /* Down to what the host can hold: its balloon reports (the boot is over) and all it holds
+         * fits in its grant plus what is free. Switching the file off then brings back only pages
+         * the host has room for. */
+        if (!v->booting && v->reporting && v->assigned_kib <= s->grant_kib + *free_left) {
+                *free_left -= sat_sub_u64(v->assigned_kib, s->grant_kib);
+                s->phase = PAGING_RELEASING;
+                s->release_usec = now_usec;
+                a->release = a->lift_limits = true;
+                return;
+        }
+        /* Memory freed since it started goes to it, so less of it pages. An adopted file's grant
+         * and startup are not known: its limit is left as found. */
+        if (s->grant_kib && s->startup_kib > s->grant_kib) {
+                uint64_t more = align_down(min_u64(s->startup_kib - s->grant_kib, *free_left));
+                if (more >= PAGING_RAISE_MIN_KIB || (more > 0 && s->grant_kib + more == s->startup_kib)) {
+                        *free_left -= more;
+                        a->raise = true;
+                        a->grant_kib = s->grant_kib + more;
+                        a->hard_limit_kib = a->grant_kib + cfg->qemu_overhead_kib;
+                        a->swap_hard_limit_kib = s->startup_kib + cfg->qemu_overhead_kib;
+                }
+        }
+        if (!s->long_warned && now_usec - s->since_usec >= PAGING_LONG_USEC) {
+                s->long_warned = true;
+                a->warn_long = true;
+        }
+}
+
+int paging_plan(const struct tide_config *cfg, const struct paging_host *host, const struct paging_vm *vms, size_t n,
+                uint64_t now_usec, struct paging_action *out, struct paging_summary *summary) {
+        struct paging_summary sum = { 0 };
+
+        if (!cfg || !host || (n && (!vms || !out)))
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                if (!vms[i].state)
+                        return -EINVAL;
+                out[i] = (struct paging_action){ 0 };
+        }
+
+        /* A failed attempt ends with its boot, or with the domain. */
+        for (size_t i = 0; i < n; i++) {
+                struct paging_vm_state *s = vms[i].state;
+                if (s->phase == PAGING_FAILED && (!vms[i].active || (!vms[i].booting && vms[i].start == PAGING_START_NONE)))
+                        *s = (struct paging_vm_state){ 0 };
+        }
+
+        /* Starts first: a boot cannot wait, a release can. */
+        uint64_t free_left = host->free_kib - fund_starts(cfg, host, vms, n, now_usec, out, &sum);
+        for (size_t i = 0; i < n; i++) {
+                struct paging_vm_state *s = vms[i].state;
+                if (s->phase == PAGING_ACTIVE && !out[i].start)
+                        follow(cfg, &vms[i], &free_left, now_usec, &out[i]);
+                else if (s->phase == PAGING_RELEASING && !out[i].release && s->retry_usec &&
+                         now_usec >= s->retry_usec) {
+                        s->retry_usec = 0;
+                        out[i].release = true;
+                        out[i].lift_limits = !s->lifted && vms[i].active;
+                }
+                if (paging_in_use(s)) {
+                        sum.files++;
+                        sum.file_kib += s->file_kib;
+                } else if (s->phase == PAGING_FAILED)
+                        sum.unfunded_kib += s->file_kib;
+        }
+        if (summary)
+                *summary = sum;
+        return 0;
+}
+
+void paging_started(struct paging_vm_state *s, const struct paging_action *a, int error) {
+        if (!s || !a)
+                return;
+        if (a->start && error < 0) {
+                *s = (struct paging_vm_state){ .phase = PAGING_FAILED, .file_kib = a->shortfall_kib,
+                                               .fail_errno = -error };
+                return;
+        }
+        if (a->raise && error == 0)
+                s->grant_kib = a->grant_kib;
+}
+
+void paging_released(struct paging_vm_state *s, bool lifted, int error, uint64_t now_usec) {
+        if (!s)
+                return;
+        if (error == 0) {
+                *s = (struct paging_vm_state){ 0 };
+                return;
+        }
+        s->lifted |= lifted;
+        s->fail_errno = -error;
+        s->retry_usec = now_usec + PAGING_RETRY_USEC;
+}
+
+void paging_adopt(struct paging_vm_state *s, uint64_t file_kib, uint64_t grant_kib, uint64_t now_usec) {
+        if (!s)
+                return;
+        *s = (struct paging_vm_state){
+                .phase = PAGING_ACTIVE, .file_kib = file_kib, .grant_kib = grant_kib, .since_usec = now_usec };
+}

@@ -1,0 +1,135 @@
+/* Smart Paging's decisions: which (re)starting VM pages how much of its startup memory, how
+ * much RAM the host grants it meanwhile, and when the paging ends. Hyper-V's rule (docs/POLICY.md
+ * "Smart Paging", ../shared/PEERS.md): a VM that restarts on a host that cannot fund its startup
+ * memory, from free memory or from what the other VMs give back, boots anyway; the shortfall
+ * goes to a swap file of its own, and the file goes once the guest has ballooned down to what
+ * the host can hold.
+ *
+ * Pure: no I/O, no clock (now_usec is passed in), no allocation. The controller core
+ * (core/core.h) calls paging_plan() every tick after the engine; tided makes and removes the
+ * files and sets the memory limits (smartpaging/file.h, hv_ops memtune), the simulator models
+ * them. The caller keeps a `struct paging_vm_state` per domain and reports back what it did. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy/config.h"
+
+/* A shortfall smaller than this is left to the host reserve: a swap file, a memory limit and a
+ * release for a few MiB cost more than they save. */
+#define PAGING_MIN_SHORTFALL_KIB (UINT64_C(16) * 1024)
+/* The file holds the shortfall and this much more: QEMU's own pages beyond the configured
+ * overhead page there too, rather than the cgroup OOM-killing QEMU. */
+#define PAGING_FILE_SLACK_KIB (UINT64_C(32) * 1024)
+/* A grant rises only by steps of at least this (or to the whole startup): a memory limit is a
+ * libvirt call, not worth making for every MiB the host frees. */
+#define PAGING_RAISE_MIN_KIB (UINT64_C(64) * 1024)
+/* Hyper-V expects Smart Paging to be over within ~10 minutes; past that tided says so, once. */
+#define PAGING_LONG_USEC (UINT64_C(600) * 1000000)
+/* A release that failed (swapoff refused, a limit not lifted) is asked again after this. */
+#define PAGING_RETRY_USEC (UINT64_C(30) * 1000000)
+
+enum paging_phase {
+        PAGING_NONE,      /* not paging */
+        PAGING_ACTIVE,    /* its file is (being) switched on and its RAM capped at grant_kib */
+        PAGING_RELEASING, /* asked to end: limits lifted, file switched off and removed */
+        PAGING_FAILED,    /* it should have paged and could not (fail_errno); ends with its boot */
+};
+
+/* What carries from tick to tick for one domain. All zero: not paging. */
+struct paging_vm_state {
+        enum paging_phase phase;
+        uint64_t startup_kib;  /* what it boots with */
+        uint64_t grant_kib;    /* RAM the host grants it while paging (0: unknown, adopted) */
+        uint64_t file_kib;     /* its paging file's size */
+        uint64_t since_usec;   /* when paging began (or was adopted) */
+        uint64_t release_usec; /* when the release was asked */
+        uint64_t retry_usec;   /* a failed release is asked again from then */
+        bool lifted;           /* its limits are off (a retried release only switches the file off) */
+        bool long_warned;      /* PAGING_LONG_USEC passed and was reported */
+        int fail_errno;        /* PAGING_FAILED, or the last failed release: why (positive errno) */
+};
+
+/* How a domain started since the previous tick. */
+enum paging_start {
+        PAGING_START_NONE,
+        PAGING_START_COLD,    /* a start of a stopped domain (a cold start, a failover restart) */
+        PAGING_START_RESTART, /* a reboot or reset of a running one */
+};
+
+/* One domain as the plan sees it this tick. Every domain the caller knows is handed in. */
+struct paging_vm {
+        struct paging_vm_state *state;
+        bool active;              /* running */
+        bool managed;             /* running with a policy */
+        bool dynamic;             /* its policy lets tide size it */
+        enum paging_start start;
+        bool booting;             /* started, its balloon driver not yet reporting */
+        bool reporting;           /* its balloon statistics are current: assigned_kib is known */
+        uint64_t startup_kib, minimum_kib;
+        unsigned weight;          /* 0-100: starts in one tick are funded by weight */
+        uint64_t assigned_kib;    /* balloon actual + plugged */
+        uint64_t held_kib;        /* of its guest memory, what is in host RAM now (0: a cold start) */
+};
+
+struct paging_host {
+        /* Memory the VMs can still take now: capacity (usable - reserve) less what is resident.
+         * Grows as the others give memory back. */
+        uint64_t free_kib;
+};
+
+/* What the caller does for one domain, in this order. */
+struct paging_action {
+        /* start: make a file of file_kib in paging_dir named by the domain's UUID, switch it on,
+         * then set the domain's memtune (hard_limit_kib, swap_hard_limit_kib); report with
+         * paging_started(). */
+        bool start;
+        /* raise: the host can give it more RAM: set hard_limit_kib (swap_hard_limit_kib as
+         * before); report a failure with paging_started() (the grant stays as it was). */
+        bool raise;
+        /* release: lift its limits (lift_limits: the domain still runs), switch the file off
+         * (off the event loop: it can take minutes) and remove it; report with
+         * paging_released(). */
+        bool release, lift_limits;
+        bool warn_long;           /* paging for PAGING_LONG_USEC: say so, once */
+        bool start_seen;          /* a start this tick whose startup memory was looked at */
+        uint64_t file_kib, hard_limit_kib, swap_hard_limit_kib;
+        uint64_t grant_kib;       /* start, raise: the RAM the limit grants (hard limit - overhead) */
+        uint64_t shortfall_kib;   /* start: what it pages; also set when it could not page */
+};
+
+struct paging_summary {
+        unsigned files;           /* domains paging (active or releasing) */
+        uint64_t file_kib;        /* their files' sizes */
+        uint64_t unfunded_kib;    /* startup memory no RAM and no file covers (paging off, not
+                                   * allowed for this start, or failed): the host is overcommitted */
+};
+
+/* Decides one tick for vms[0..n) into out[0..n) (zeroed first) and *summary (may be NULL).
+ * Starts are funded first, by weight (highest first, then in the order given): each takes what
+ * it still lacks of its startup from the free memory plus what the other running, booted,
+ * dynamic VMs can give back above their minimums within cfg->reclaim_usec at the engine's shrink
+ * pace; what is still missing, when at least PAGING_MIN_SHORTFALL_KIB, pages, if
+ * cfg->smart_paging allows this kind of start and the VM can ever come down (dynamic, minimum
+ * below startup). A paging VM is released once its balloon reports and it holds no more than
+ * the host can give it (assigned <= grant + free), or when it stops. Updates each state.
+ * Returns 0, or -EINVAL on NULL arguments (n > 0 with NULL arrays, a NULL state). */
+int paging_plan(const struct tide_config *cfg, const struct paging_host *host, const struct paging_vm *vms, size_t n,
+                uint64_t now_usec, struct paging_action *out, struct paging_summary *summary);
+
+/* The outcome of a start or raise: 0, or a negative errno. A failed start leaves the VM
+ * PAGING_FAILED (it boots unprotected: tide never blocks a boot); a failed raise keeps the grant
+ * it had. `a` is the action that was carried out. */
+void paging_started(struct paging_vm_state *s, const struct paging_action *a, int error);
+/* The outcome of a release: 0 (the file is gone: not paging), or a negative errno (asked again
+ * after PAGING_RETRY_USEC; lifted says whether the limits at least came off). */
+void paging_released(struct paging_vm_state *s, bool lifted, int error, uint64_t now_usec);
+/* A paging file found in use for this domain when tided started (/proc/swaps): paging resumes
+ * from it, to be released as any other. grant_kib: the RAM its hard limit allows (0 unknown). */
+void paging_adopt(struct paging_vm_state *s, uint64_t file_kib, uint64_t grant_kib, uint64_t now_usec);
+
+/* Whether the domain shows as paging (Hyper-V's status "Paging"). */
+bool paging_in_use(const struct paging_vm_state *s);
+const char *paging_phase_to_string(enum paging_phase p);

@@ -1,0 +1,317 @@
+/* Smart Paging's plan on hand-made hosts: who pages, how much, what RAM it is granted, when it is
+ * raised and released; the figures are worked out in the comments. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <inttypes.h>
+
+#include "common/macro.h"
+#include "common/units.h"
+#include "policy/engine.h"
+#include "smartpaging/plan.h"
+
+#define MIB(x) ((uint64_t) (x) * KIB_PER_MIB)
+#define SEC(x) ((uint64_t) (x) * USEC_PER_SEC)
+#define N 6
+
+static struct tide_config cfg;
+static struct paging_vm_state st[N];
+static struct paging_vm vm[N];
+static struct paging_action act[N];
+static struct paging_summary sum;
+
+/* A running, booted, dynamic VM: startup 384 MiB, minimum 128 MiB, holding `held` MiB. */
+static void running(size_t i, uint64_t held) {
+        vm[i] = (struct paging_vm){ .state = &st[i], .active = true, .managed = true, .dynamic = true,
+                                    .reporting = true, .startup_kib = MIB(384), .minimum_kib = MIB(128),
+                                    .weight = 50, .assigned_kib = MIB(held), .held_kib = MIB(held) };
+}
+
+/* The same VM rebooting this tick, with `held` MiB of its memory in RAM. */
+static void restarting(size_t i, uint64_t held) {
+        running(i, held);
+        vm[i].start = PAGING_START_RESTART;
+        vm[i].booting = true;
+        vm[i].reporting = false;
+}
+
+static void setup(void) {
+        config_init(&cfg);
+        for (size_t i = 0; i < N; i++) {
+                st[i] = (struct paging_vm_state){ 0 };
+                running(i, 160);
+                vm[i].managed = vm[i].active = false; /* unused slots: not running */
+        }
+}
+
+static void plan(size_t n, uint64_t free_mib, uint64_t now) {
+        struct paging_host h = { .free_kib = MIB(free_mib) };
+        cr_assert_eq(paging_plan(&cfg, &h, vm, n, now, act, &sum), 0);
+}
+
+TestSuite(plan, .init = setup);
+
+Test(plan, restart_that_fits_in_free_memory_does_not_page) {
+        restarting(0, 160);
+        plan(1, 300, SEC(10)); /* needs 384 - 160 = 224 MiB, 300 free */
+        cr_expect_not(act[0].start);
+        cr_expect(act[0].start_seen);
+        cr_expect_eq(st[0].phase, PAGING_NONE);
+        cr_expect_eq(sum.unfunded_kib, 0);
+}
+
+Test(plan, restart_on_a_full_host_pages_the_shortfall_with_limits_around_the_grant) {
+        restarting(0, 160);
+        plan(1, 64, SEC(10));
+        /* Needs 224 MiB; 64 free, nothing to take back: 160 short. RAM granted 160 + 64. */
+        cr_assert(act[0].start);
+        cr_expect_eq(act[0].shortfall_kib, MIB(160));
+        cr_expect_eq(act[0].grant_kib, MIB(224));
+        cr_expect_eq(act[0].file_kib, MIB(160) + PAGING_FILE_SLACK_KIB);
+        cr_expect_eq(act[0].hard_limit_kib, MIB(224) + cfg.qemu_overhead_kib);
+        cr_expect_eq(act[0].swap_hard_limit_kib, MIB(384) + cfg.qemu_overhead_kib);
+        cr_expect(act[0].hard_limit_kib <= act[0].swap_hard_limit_kib, "libvirt refuses hard > swap");
+        cr_expect_eq(st[0].phase, PAGING_ACTIVE);
+        cr_expect(paging_in_use(&st[0]));
+        cr_expect_eq(sum.files, 1);
+        cr_expect_eq(sum.file_kib, act[0].file_kib);
+}
+
+Test(plan, what_the_others_give_back_within_reclaim_time_funds_the_start_first) {
+        /* Two others hold 1024 MiB each (minimum 128). Shrink steps: 2 % of assigned a tick (20 MiB
+         * at 1 GiB), 10 ticks in the default 10 s: each gives what engine_shrink_reach_kib says. */
+        restarting(0, 160);
+        running(1, 1024);
+        running(2, 1024);
+        uint64_t each = MIB(1024) - engine_shrink_reach_kib(MIB(1024), MIB(128), 10, &cfg);
+        cr_assert(each > MIB(150) && each < MIB(224), "each gives %" PRIu64 " KiB", each);
+        plan(3, 0, SEC(10));
+        uint64_t need = MIB(224);
+        cr_expect(2 * each >= need);
+        cr_expect_not(act[0].start, "two others give %" PRIu64 " KiB within 10 s", 2 * each);
+
+        /* With reclaim_time 0 the same host pages all of it. */
+        setup();
+        cfg.reclaim_usec = 0;
+        restarting(0, 160);
+        running(1, 1024);
+        running(2, 1024);
+        plan(3, 0, SEC(10));
+        cr_expect(act[0].start);
+        cr_expect_eq(act[0].shortfall_kib, MIB(224));
+}
+
+Test(plan, the_others_are_never_counted_below_their_minimum) {
+        restarting(0, 160);
+        running(1, 130); /* 2 MiB above its minimum of 128 */
+        plan(2, 0, SEC(10));
+        cr_expect(act[0].start);
+        cr_expect_eq(act[0].shortfall_kib, MIB(222));
+}
+
+Test(plan, a_booting_or_paging_vm_gives_nothing_back) {
+        restarting(0, 160);
+        running(1, 1024);
+        vm[1].booting = true; /* still booting: holds its startup */
+        plan(2, 0, SEC(10));
+        cr_expect_eq(act[0].shortfall_kib, MIB(224));
+}
+
+Test(plan, starts_in_one_tick_are_funded_by_weight) {
+        restarting(0, 160);
+        restarting(1, 160);
+        vm[1].weight = 80;
+        plan(2, 300, SEC(10)); /* 224 each: the heavier one is funded whole, the other pages 148 */
+        cr_expect_not(act[1].start);
+        cr_expect(act[0].start);
+        cr_expect_eq(act[0].shortfall_kib, MIB(148));
+        cr_expect_eq(act[0].grant_kib, MIB(160 + 76));
+}
+
+Test(plan, restart_mode_does_not_page_a_cold_start_but_always_does) {
+        running(0, 0);
+        vm[0].start = PAGING_START_COLD;
+        vm[0].booting = true;
+        vm[0].held_kib = 0;
+        plan(1, 100, SEC(10));
+        cr_expect_not(act[0].start);
+        cr_expect_eq(act[0].shortfall_kib, MIB(284));
+        cr_expect_eq(sum.unfunded_kib, MIB(284), "the host is overcommitted by what no file covers");
+
+        cfg.smart_paging = CONFIG_PAGING_ALWAYS;
+        plan(1, 100, SEC(10));
+        cr_expect(act[0].start);
+        cr_expect_eq(act[0].grant_kib, MIB(100));
+}
+
+Test(plan, off_never_pages) {
+        cfg.smart_paging = CONFIG_PAGING_OFF;
+        restarting(0, 160);
+        plan(1, 0, SEC(10));
+        cr_expect_not(act[0].start);
+        cr_expect_eq(sum.unfunded_kib, MIB(224));
+}
+
+Test(plan, a_vm_that_cannot_come_down_does_not_page) {
+        restarting(0, 160);
+        vm[0].minimum_kib = vm[0].startup_kib; /* it could never release its file */
+        plan(1, 0, SEC(10));
+        cr_expect_not(act[0].start);
+        restarting(0, 160);
+        vm[0].dynamic = false;
+        plan(1, 0, SEC(10));
+        cr_expect_not(act[0].start);
+        cr_expect_eq(sum.unfunded_kib, MIB(224));
+}
+
+Test(plan, a_small_shortfall_is_left_to_the_reserve) {
+        restarting(0, 160);
+        plan(1, 224 - 15, SEC(10));
+        cr_expect_not(act[0].start);
+        cr_expect_eq(sum.unfunded_kib, 0);
+}
+
+Test(plan, released_once_the_guest_reports_and_fits_in_its_grant) {
+        restarting(0, 160);
+        plan(1, 64, SEC(10)); /* grant 224 */
+        cr_assert(act[0].start);
+        paging_started(&st[0], &act[0], 0);
+
+        /* Still booting: held. */
+        vm[0].start = PAGING_START_NONE;
+        plan(1, 0, SEC(11));
+        cr_expect_not(act[0].release);
+
+        /* Its balloon reports, but it still holds its startup: not yet. */
+        vm[0].booting = false;
+        vm[0].reporting = true;
+        vm[0].assigned_kib = MIB(384);
+        plan(1, 0, SEC(40));
+        cr_expect_not(act[0].release);
+        cr_expect(paging_in_use(&st[0]));
+
+        /* Ballooned down to 200: fits its grant of 224. */
+        vm[0].assigned_kib = MIB(200);
+        plan(1, 0, SEC(50));
+        cr_expect(act[0].release);
+        cr_expect(act[0].lift_limits);
+        cr_expect_eq(st[0].phase, PAGING_RELEASING);
+        cr_expect(paging_in_use(&st[0]), "shows paging until the file is gone");
+        plan(1, 0, SEC(51));
+        cr_expect_not(act[0].release, "asked once");
+        paging_released(&st[0], true, 0, SEC(53));
+        cr_expect_eq(st[0].phase, PAGING_NONE);
+        cr_expect_not(paging_in_use(&st[0]));
+}
+
+Test(plan, released_when_the_host_can_hold_what_it_has_even_above_its_grant) {
+        restarting(0, 160);
+        plan(1, 64, SEC(10)); /* grant 224 */
+        vm[0] = (struct paging_vm){ .state = &st[0], .active = true, .managed = true, .dynamic = true, .reporting = true,
+                                    .startup_kib = MIB(384), .minimum_kib = MIB(128), .assigned_kib = MIB(300) };
+        plan(1, 50, SEC(60)); /* 300 > 224 + 50 */
+        cr_expect_not(act[0].release);
+        plan(1, 80, SEC(61)); /* 300 <= 224 + 80: the host holds it all */
+        cr_expect(act[0].release);
+}
+
+Test(plan, a_stopped_vm_only_has_its_file_removed) {
+        restarting(0, 160);
+        plan(1, 0, SEC(10));
+        vm[0].active = vm[0].managed = false;
+        vm[0].start = PAGING_START_NONE;
+        plan(1, 0, SEC(20));
+        cr_expect(act[0].release);
+        cr_expect_not(act[0].lift_limits, "its limits went with its QEMU");
+}
+
+Test(plan, freed_memory_raises_the_grant_in_steps_worth_a_call) {
+        restarting(0, 160);
+        plan(1, 0, SEC(10)); /* grant 160, 224 paged */
+        cr_assert_eq(st[0].grant_kib, MIB(160));
+        vm[0].start = PAGING_START_NONE;
+        plan(1, 40, SEC(11));
+        cr_expect_not(act[0].raise, "40 MiB is below a step worth a limit change");
+        plan(1, 100, SEC(12));
+        cr_assert(act[0].raise);
+        cr_expect_eq(act[0].grant_kib, MIB(260));
+        cr_expect_eq(act[0].hard_limit_kib, MIB(260) + cfg.qemu_overhead_kib);
+        cr_expect_eq(act[0].swap_hard_limit_kib, MIB(384) + cfg.qemu_overhead_kib);
+        cr_expect_eq(st[0].grant_kib, MIB(160), "only a raise carried out moves the grant");
+        paging_started(&st[0], &act[0], 0);
+        cr_expect_eq(st[0].grant_kib, MIB(260));
+        /* The last 124 MiB come whole even below the step: the limit then covers its startup. */
+        plan(1, 500, SEC(13));
+        cr_expect(act[0].raise);
+        cr_expect_eq(act[0].grant_kib, MIB(384));
+}
+
+Test(plan, a_failed_start_boots_unprotected_and_ends_with_its_boot) {
+        restarting(0, 160);
+        plan(1, 0, SEC(10));
+        paging_started(&st[0], &act[0], -ENOSPC);
+        cr_expect_eq(st[0].phase, PAGING_FAILED);
+        cr_expect_eq(st[0].fail_errno, ENOSPC);
+        cr_expect_not(paging_in_use(&st[0]));
+        vm[0].start = PAGING_START_NONE;
+        plan(1, 0, SEC(11));
+        cr_expect_eq(sum.unfunded_kib, MIB(224), "still booting: the host is overcommitted");
+        cr_expect_eq(sum.files, 0);
+        vm[0].booting = false;
+        plan(1, 0, SEC(60));
+        cr_expect_eq(st[0].phase, PAGING_NONE);
+        cr_expect_eq(sum.unfunded_kib, 0);
+}
+
+Test(plan, a_failed_release_is_asked_again_later) {
+        restarting(0, 160);
+        plan(1, 64, SEC(10));
+        vm[0].start = PAGING_START_NONE;
+        vm[0].booting = false;
+        vm[0].reporting = true;
+        vm[0].assigned_kib = MIB(160);
+        plan(1, 0, SEC(40));
+        cr_assert(act[0].release);
+        paging_released(&st[0], true, -ENOMEM, SEC(41)); /* limits off, swapoff failed */
+        plan(1, 0, SEC(42));
+        cr_expect_not(act[0].release);
+        plan(1, 0, SEC(41) + PAGING_RETRY_USEC);
+        cr_expect(act[0].release);
+        cr_expect_not(act[0].lift_limits, "lifted already");
+        cr_expect(paging_in_use(&st[0]));
+}
+
+Test(plan, paging_past_ten_minutes_is_reported_once) {
+        restarting(0, 160);
+        plan(1, 0, SEC(10));
+        vm[0].start = PAGING_START_NONE;
+        plan(1, 0, SEC(10) + PAGING_LONG_USEC - 1);
+        cr_expect_not(act[0].warn_long);
+        plan(1, 0, SEC(10) + PAGING_LONG_USEC);
+        cr_expect(act[0].warn_long);
+        plan(1, 0, SEC(11) + PAGING_LONG_USEC);
+        cr_expect_not(act[0].warn_long);
+}
+
+Test(plan, an_adopted_file_is_released_once_the_vm_fits_and_its_limit_is_left_alone) {
+        running(0, 300);
+        paging_adopt(&st[0], MIB(256), 0, SEC(5));
+        cr_expect(paging_in_use(&st[0]));
+        plan(1, 200, SEC(6));
+        cr_expect_not(act[0].raise, "grant unknown: no limit is invented");
+        cr_expect_not(act[0].release, "300 MiB held, 200 free");
+        plan(1, 300, SEC(7));
+        cr_expect(act[0].release);
+        cr_expect(act[0].lift_limits);
+}
+
+Test(plan, bad_arguments) {
+        struct paging_host h = { 0 };
+        cr_expect_eq(paging_plan(NULL, &h, vm, 1, 0, act, NULL), -EINVAL);
+        cr_expect_eq(paging_plan(&cfg, NULL, vm, 1, 0, act, NULL), -EINVAL);
+        cr_expect_eq(paging_plan(&cfg, &h, NULL, 1, 0, act, NULL), -EINVAL);
+        vm[0].state = NULL;
+        cr_expect_eq(paging_plan(&cfg, &h, vm, 1, 0, act, NULL), -EINVAL);
+        cr_expect_eq(paging_plan(&cfg, &h, NULL, 0, 0, NULL, NULL), 0);
+        cr_expect_str_eq(paging_phase_to_string(PAGING_ACTIVE), "paging");
+        cr_expect_null(paging_phase_to_string((enum paging_phase) 99));
+}
