@@ -16,6 +16,8 @@ struct core {
         size_t *vm_index; /* engine index -> caller's index */
         struct core_vm *saved; /* the VMs' states before a tick with others, for -EAGAIN (cap
                                 * of them, allocated on the first such tick) */
+        struct paging_vm *paging; /* Smart Paging's view of every domain */
+        struct paging_action *paging_out;
 };
 
 struct core *core_new(void) {
@@ -30,6 +32,8 @@ struct core *core_free(struct core *c) {
         free(c->out);
         free(c->vm_index);
         free(c->saved);
+        free(c->paging);
+        free(c->paging_out);
         free(c);
         return NULL;
 }
@@ -43,11 +47,15 @@ static int ensure_capacity(struct core *c, size_t n) {
         struct engine_vm *vms = calloc(cap, sizeof(*vms));
         struct engine_decision *out = calloc(cap, sizeof(*out));
         size_t *idx = calloc(cap, sizeof(*idx));
-        if (!e || !vms || !out || !idx) {
+        struct paging_vm *pg = calloc(cap, sizeof(*pg));
+        struct paging_action *pa = calloc(cap, sizeof(*pa));
+        if (!e || !vms || !out || !idx || !pg || !pa) {
                 engine_free(e);
                 free(vms);
                 free(out);
                 free(idx);
+                free(pg);
+                free(pa);
                 return -ENOMEM;
         }
         engine_free(c->engine);
@@ -55,7 +63,10 @@ static int ensure_capacity(struct core *c, size_t n) {
         free(c->out);
         free(c->vm_index);
         free(c->saved);
-        *c = (struct core){ .engine = e, .cap = cap, .vms = vms, .out = out, .vm_index = idx };
+        free(c->paging);
+        free(c->paging_out);
+        *c = (struct core){ .engine = e, .cap = cap, .vms = vms, .out = out, .vm_index = idx, .paging = pg,
+                            .paging_out = pa };
         return 0;
 }
 
@@ -134,7 +145,7 @@ static void track_lifecycle(const struct core_vm_obs *o, uint64_t now_usec) {
                 s->decided = false;
         }
         if (active) {
-                if (o->start == CORE_START_BOOT)
+                if (o->start == CORE_START_BOOT || o->start == CORE_START_REBOOT)
                         new_run(s, now_usec, true);
                 else if (o->start == CORE_START_RESUME)
                         new_run(s, now_usec, false);
@@ -367,6 +378,37 @@ static void describe(const struct core_vm_obs *o, struct core_vm_out *out) {
         if (s->decided && o->have_policy && d->active)
                 out->status = engine_status_of(assigned, out->has_demand, out->demand_kib, o->policy.buffer_pct,
                                                &out->available_buffer_pct);
+        /* Hyper-V shows "Paging" while a VM's Smart Paging file is in use, whatever its buffer. */
+        if (paging_in_use(&s->paging))
+                out->status = ENGINE_STATUS_PAGING;
+}
+
+/* Smart Paging's view of one domain this tick. */
+static struct paging_vm paging_input(const struct core_vm_obs *o) {
+        struct core_vm *s = o->state;
+        const struct hv_domain *d = o->info;
+        uint64_t assigned = d->current_kib;
+        bool managed = d->active && o->have_policy;
+
+        if (s->stats_ok)
+                (void) balloon_assigned_kib(&s->stats, d, &assigned);
+        return (struct paging_vm){
+                .state = &s->paging,
+                .active = d->active,
+                .managed = managed,
+                .dynamic = o->policy.dynamic,
+                .start = !managed                        ? PAGING_START_NONE
+                         : o->start == CORE_START_REBOOT ? PAGING_START_RESTART
+                         : o->start == CORE_START_BOOT   ? PAGING_START_COLD
+                                                         : PAGING_START_NONE,
+                .booting = s->booting,
+                .reporting = s->stats_ok && s->stats_advanced,
+                .startup_kib = o->policy.startup_kib,
+                .minimum_kib = o->policy.minimum_kib,
+                .weight = o->policy.weight,
+                .assigned_kib = assigned,
+                .held_kib = s->stats_ok && s->stats.rss_kib != UINT64_MAX ? s->stats.rss_kib : 0,
+        };
 }
 
 /* Usable memory for the VMs is what the host has available plus what the managed VMs hold
@@ -411,6 +453,10 @@ int core_tick(struct core *c, const struct tide_config *cfg, const struct core_h
                 return r;
         /* Only the simulator hands in others: tided never pays for the copies. */
         bool others = h->others_held_kib || h->others_desired_kib;
+        /* Funding a start looks at what every VM can give back: not a partial tick's. */
+        for (size_t i = 0; others && i < n; i++)
+                if (vms[i].start != CORE_START_NONE)
+                        return -EAGAIN;
         if (others && !c->saved && !(c->saved = calloc(c->cap, sizeof(*c->saved))))
                 return -ENOMEM;
         for (size_t i = 0; others && i < n; i++)
@@ -479,7 +525,21 @@ int core_tick(struct core *c, const struct tide_config *cfg, const struct core_h
                 if (!out[i].set_balloon)
                         watch_balloon(s, now_usec, &out[i]);
         }
+        /* Smart Paging after the engine: what is free now is what the host has less what the
+         * VMs hold resident, above the reserve. */
+        for (size_t i = 0; i < n; i++)
+                c->paging[i] = paging_input(&vms[i]);
+        struct paging_host ph = {
+                .free_kib = sat_sub_u64(sat_sub_u64(host_out->host.usable_kib, host_out->host.reserve_kib),
+                                        rss_sum + h->others_held_kib),
+                .can_page = h->can_page,
+        };
+        struct paging_action *pa = c->paging_out;
+        r = paging_plan(cfg, &ph, c->paging, n, now_usec, pa, &host_out->paging);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < n; i++) {
+                out[i].paging = pa[i];
                 describe(&vms[i], &out[i]);
                 if (vms[i].info->active)
                         host_out->assigned_kib += out[i].assigned_kib;
@@ -490,7 +550,8 @@ int core_tick(struct core *c, const struct tide_config *cfg, const struct core_h
 bool core_vm_settled(const struct core_vm *s, const struct core_vm_out *out, const struct core_host_out *host_out) {
         return s->decided && !s->booting && !s->release_pending && out->managed_running && !out->release &&
                !out->logs && s->balloon == BALLOON_STATE_OK && !host_out->summary.short_host &&
-               !host_out->summary.overcommitted;
+               !host_out->summary.overcommitted && s->paging.phase == PAGING_NONE &&
+               !host_out->paging.unfunded_kib && !host_out->paging.files;
 }
 
 bool core_vm_holds_on_demand(const struct core_vm *s) {

@@ -24,6 +24,7 @@
 #include "policy/config.h"
 #include "policy/engine.h"
 #include "policy/policy.h"
+#include "smartpaging/plan.h"
 
 #define CORE_NODE_MAX ENGINE_NODE_MAX
 
@@ -43,12 +44,16 @@ struct core_host_obs {
          * what they hold, all of it resident, and the most they may desire. tided hands in every
          * domain and leaves these 0. */
         uint64_t others_held_kib, others_desired_kib;
+        /* The caller can page a start's shortfall (tided: its paging directory works). false:
+         * a shortfall is only reported (core_host_out.paging.unfunded_kib). */
+        bool can_page;
 };
 
 /* How the domain (re)started since the previous tick; the last start wins. */
 enum core_start {
         CORE_START_NONE,
-        CORE_START_BOOT,   /* started or rebooted: a boot, startup memory until its balloon driver reports */
+        CORE_START_BOOT,   /* started: a boot, startup memory until its balloon driver reports */
+        CORE_START_REBOOT, /* rebooted or reset, the same QEMU: a boot too (Smart Paging's restart) */
         CORE_START_RESUME, /* started with its memory (migrated in, restored, woken up): not a boot */
 };
 
@@ -91,6 +96,10 @@ struct core_vm {
         uint64_t guest_oom_deflates;
         uint64_t oom_logged_usec;
         bool insane_logged;        /* this episode of rejected demand was reported */
+
+        /* Smart Paging (smartpaging/plan.h): the caller reports what it did with
+         * paging_started() and paging_released(), and a file found in use with paging_adopt(). */
+        struct paging_vm_state paging;
 };
 
 /* One VM as observed this tick. Every domain the caller knows is handed in, managed or not,
@@ -148,12 +157,15 @@ struct core_vm_out {
         char distrust_why[160];
         unsigned logs;              /* CORE_LOG_* */
         uint64_t oom_took_kib;
+        /* Smart Paging: start, raise, release (in that order, before the balloon changes). */
+        struct paging_action paging;
 };
 
 struct core_host_out {
         struct engine_host host;    /* what the engine was given */
         struct engine_summary summary;
         uint64_t assigned_kib;      /* sum over running domains */
+        struct paging_summary paging; /* unfunded_kib > 0: the host is overcommitted */
 };
 
 /* The arrays a shell hands to core_tick(), one entry per domain, grown as domains come. */
@@ -178,7 +190,9 @@ struct core *core_free(struct core *c); /* accepts NULL, returns NULL */
  * regular ones: only growth is acted on (shrinking keeps its pace of one bounded step per regular
  * tick). Returns 0, -ENOMEM (nothing decided, states untouched), -EINVAL on NULL arguments, or,
  * with others in the host, -EAGAIN when the host is short with them counted: the weights must
- * decide over every VM, so the tick is to be taken again with all of them (states untouched). */
+ * decide over every VM, so the tick is to be taken again with all of them (states untouched);
+ * likewise when a VM starts: funding its startup memory looks at every VM (smartpaging/plan.h).
+ * Smart Paging's actions come in out[i].paging; a VM paging shows status ENGINE_STATUS_PAGING. */
 int core_tick(struct core *c, const struct tide_config *cfg, const struct core_host_obs *host,
               const struct core_vm_obs *vms, size_t n, uint64_t now_usec, bool grow_only, struct core_vm_out *out,
               struct core_host_out *host_out);

@@ -244,7 +244,7 @@ static void note_event(struct manager *m, struct dom *d, enum hv_event_kind kind
         case HV_EVENT_REBOOTED:
                 /* The guest restarts with its balloon driver not loaded yet: it gets its
                  * startup memory (Hyper-V semantics), then the quiet period runs. */
-                d->start = CORE_START_BOOT;
+                d->start = kind == HV_EVENT_REBOOTED ? CORE_START_REBOOT : CORE_START_BOOT;
                 /* Running from now on, whatever the next listing says: a policy-clear before
                  * it must release, and a failed listing must not turn the start into a lost one. */
                 d->info.active = true;
@@ -416,9 +416,10 @@ void manager_on_event(struct manager *m, enum hv_event_kind kind, const char *uu
                 note_event(m, d, kind);
                 return;
         }
-        enum core_start start = kind == HV_EVENT_STARTED || kind == HV_EVENT_REBOOTED ? CORE_START_BOOT
-                                : kind == HV_EVENT_RESUMED                            ? CORE_START_RESUME
-                                                                                      : CORE_START_NONE;
+        enum core_start start = kind == HV_EVENT_STARTED    ? CORE_START_BOOT
+                                : kind == HV_EVENT_REBOOTED ? CORE_START_REBOOT
+                                : kind == HV_EVENT_RESUMED  ? CORE_START_RESUME
+                                                            : CORE_START_NONE;
         if (kind != HV_EVENT_STOPPED && start == CORE_START_NONE)
                 return;
         for (size_t k = 0; k < m->n_unknown; k++)
@@ -536,6 +537,11 @@ static void report(struct dom *d, const struct core_vm_out *o, uint64_t now_usec
         if (o->logs & CORE_LOG_BALLOON_STUCK)
                 log_warning("%s: balloon %s: target %" PRIu64 " KiB, actual %" PRIu64 " KiB", d->info.name,
                             balloon_state_to_string(s->balloon), s->watch.target_kib, s->stats.actual_kib);
+        /* A start the host could not fund, and no paging file covers: the guest boots anyway
+         * (tide never blocks a boot), short, on an overcommitted host. */
+        if (o->paging.shortfall_kib && !o->paging.start)
+                log_warning("%s: starts %s short of its startup memory, not paged; the host is overcommitted",
+                            d->info.name, size_format_human(o->paging.shortfall_kib, a));
         if (d->chan) {
                 if (o->logs & CORE_LOG_DISTRUST)
                         channel_distrust(d->chan, o->distrust_why, now_usec);
@@ -703,6 +709,8 @@ static int read_host(struct manager *m, struct core_host_obs *ret) {
         int r = m->host_fn(&hm, m->host_userdata);
         if (r < 0)
                 return r;
+        /* can_page stays false: tided does not make Smart Paging files yet, so a start the host
+         * cannot fund is reported (unfunded), not paged. */
         *ret = (struct core_host_obs){ .total_kib = hm.total_kib,
                                        .available_kib = hm.available_kib,
                                        .n_nodes = (unsigned) min_u64(hm.n_nodes, CORE_NODE_MAX) };

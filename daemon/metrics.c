@@ -59,7 +59,7 @@ struct family {
                                     * NULL: such a domain has no sample in this family */
 };
 
-static const char *const status_values[] = { "ok", "low", "warning", "unknown", NULL };
+static const char *const status_values[] = { "ok", "low", "warning", "unknown", "paging", NULL };
 static const char *const balloon_values[] = { "ok", "inactive", "uncooperative", NULL };
 static const char *const agent_values[] = { "none", "disconnected", "waiting", "connected", "gone", NULL };
 

@@ -116,6 +116,8 @@ const char *engine_status_to_string(enum engine_status s) {
                 return "warning";
         case ENGINE_STATUS_UNKNOWN:
                 return "unknown";
+        case ENGINE_STATUS_PAGING:
+                return "paging";
         }
         return "unknown";
 }

@@ -64,6 +64,7 @@ enum engine_status {
         ENGINE_STATUS_LOW,     /* 0-80 % */
         ENGINE_STATUS_WARNING, /* assigned < demand */
         ENGINE_STATUS_UNKNOWN, /* no usable demand */
+        ENGINE_STATUS_PAGING,  /* Smart Paging in use (set by the core, never by the engine) */
 };
 
 /* Why a target is what it is. engine_reason_format() turns it and the decision's numbers into

@@ -236,7 +236,9 @@ void sim_observe_vm(struct sim_vm *v, uint64_t now_usec, struct core_vm_obs *o) 
         *o = (struct core_vm_obs){ .info = &v->info,
                                    .have_policy = v->spec.have_policy,
                                    .policy = v->spec.policy,
-                                   .start = v->start_pending ? CORE_START_BOOT : CORE_START_NONE,
+                                   .start = !v->start_pending ? CORE_START_NONE
+                                            : v->start_reboot ? CORE_START_REBOOT
+                                                              : CORE_START_BOOT,
                                    .fresh_stats = v->running,
                                    .stats_ok = v->running,
                                    .has_report = v->has_report,
@@ -621,7 +623,7 @@ static void move_memory(struct sim *s, struct held *h, struct sim_vm *v, uint64_
 /* A (re)start: the guest boots with its balloon reset to the boot size and virtio-mem
  * unplugged. Its memory comes from what the host has free; what it cannot get is the shortfall
  * (what Smart Paging will cover). */
-static void boot(struct sim *s, struct held *h, struct sim_vm *v) {
+static void boot(struct sim *s, struct held *h, struct sim_vm *v, bool reboot) {
         int node = v->info.numa_node >= 0 && v->info.numa_node < CORE_NODE_MAX ? v->info.numa_node : -1;
         uint64_t before = sim_vm_assigned_kib(v);
 
@@ -639,6 +641,7 @@ static void boot(struct sim *s, struct held *h, struct sim_vm *v) {
         v->boot_start_usec = s->now_usec;
         v->boot_progress_usec = 0;
         v->start_pending = true;
+        v->start_reboot = reboot;
         v->has_report = v->report_fresh = false;
         v->oom_done = false;
         v->in_oom = false;
@@ -659,10 +662,10 @@ static void run_events(struct sim *s, struct held *h, const size_t *idx, size_t 
         for (size_t k = 0; k < n; k++) {
                 struct sim_vm *v = nth(s, idx, k);
                 if (!v->running && v->spec.stopped && t >= v->spec.start_at_usec)
-                        boot(s, h, v);
+                        boot(s, h, v, false);
                 else if (v->running && v->spec.restart_at_usec && !v->restarted && t >= v->spec.restart_at_usec) {
                         v->restarted = true;
-                        boot(s, h, v);
+                        boot(s, h, v, true);
                 }
         }
 }

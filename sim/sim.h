@@ -121,6 +121,7 @@ struct sim_vm {
         bool restarted;                 /* its restart_at_usec has come */
         size_t trace_pos;               /* the trace sample at or before now */
         bool start_pending;
+        bool start_reboot;              /* ... and it is a reboot (its restart), not a cold start */
         struct agent_report report;     /* the last report tided received */
         bool has_report, report_fresh;
         uint64_t report_usec, report_seq;

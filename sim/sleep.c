@@ -249,6 +249,13 @@ void sim_sleep_wake_all(struct sim *s, uint64_t t_usec, bool ticked) {
 }
 
 int sim_sleep_tick(struct sim *s) {
+        /* Funding a start looks at every VM (core_tick() would say -EAGAIN): they wake first. A
+         * start is no short host, so nothing is held awake after it. */
+        for (size_t k = 0; s->n_asleep && k < s->n_awake; k++)
+                if (s->vms[s->awake[k]].start_pending) {
+                        sim_sleep_wake_all(s, s->now_usec, false);
+                        break;
+                }
         int r = core_frame_reserve(&s->frame, s->n_awake);
         if (r < 0)
                 return r;

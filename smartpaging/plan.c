@@ -117,18 +117,23 @@ static uint64_t fund_starts(const struct tide_config *cfg, const struct paging_h
                         pool = host->free_kib + reclaimable_kib(cfg, vms, n);
                         counted = true;
                 }
-                uint64_t need = sat_sub_u64(v->startup_kib, v->held_kib), take = min_u64(need, pool);
+                /* In the cgroup's terms: it will want its startup and QEMU's own memory resident,
+                 * and has its resident set already (a reboot keeps its QEMU and what it held). */
+                uint64_t want = v->startup_kib + cfg->qemu_overhead_kib;
+                uint64_t need = sat_sub_u64(want, v->held_kib), take = min_u64(need, pool);
                 pool -= take;
                 taken += take;
                 uint64_t shortfall = need - take;
                 if (shortfall < PAGING_MIN_SHORTFALL_KIB)
                         continue;
                 a->shortfall_kib = shortfall;
-                if (!mode_allows(cfg->smart_paging, v->start) || !can_come_down(v)) {
+                if (!host->can_page || !mode_allows(cfg->smart_paging, v->start) || !can_come_down(v)) {
                         sum->unfunded_kib += shortfall;
                         continue;
                 }
-                page(cfg, v, align_down(min_u64(v->held_kib, v->startup_kib) + take), shortfall, now_usec, a);
+                /* QEMU's own memory is never the part that pages, even with nothing granted. */
+                uint64_t hard = max_u64(align_down(min_u64(v->held_kib, want) + take), cfg->qemu_overhead_kib);
+                page(cfg, v, hard - cfg->qemu_overhead_kib, shortfall, now_usec, a);
         }
         return min_u64(taken, host->free_kib);
 }

@@ -71,13 +71,17 @@ struct paging_vm {
         uint64_t startup_kib, minimum_kib;
         unsigned weight;          /* 0-100: starts in one tick are funded by weight */
         uint64_t assigned_kib;    /* balloon actual + plugged */
-        uint64_t held_kib;        /* of its guest memory, what is in host RAM now (0: a cold start) */
+        uint64_t held_kib;        /* what its QEMU has resident now (RSS: guest memory in RAM and
+                                   * QEMU's own; a reboot keeps it), 0 unknown or not started */
 };
 
 struct paging_host {
         /* Memory the VMs can still take now: capacity (usable - reserve) less what is resident.
          * Grows as the others give memory back. */
         uint64_t free_kib;
+        /* The caller can page (tided: its paging directory is usable). false: a shortfall is
+         * unfunded, as with smart_paging = off. */
+        bool can_page;
 };
 
 /* What the caller does for one domain, in this order. */
@@ -109,11 +113,13 @@ struct paging_summary {
 
 /* Decides one tick for vms[0..n) into out[0..n) (zeroed first) and *summary (may be NULL).
  * Starts are funded first, by weight (highest first, then in the order given): each takes what
- * it still lacks of its startup from the free memory plus what the other running, booted,
- * dynamic VMs can give back above their minimums within cfg->reclaim_usec at the engine's shrink
- * pace; what is still missing, when at least PAGING_MIN_SHORTFALL_KIB, pages, if
- * cfg->smart_paging allows this kind of start and the VM can ever come down (dynamic, minimum
- * below startup). A paging VM is released once its balloon reports and it holds no more than
+ * it still lacks of its startup plus cfg->qemu_overhead_kib beyond its resident set from the free
+ * memory plus what the other running, booted, dynamic VMs can give back above their minimums
+ * within cfg->reclaim_usec at the engine's shrink pace; what is still missing, when at least
+ * PAGING_MIN_SHORTFALL_KIB, pages, if the host can page, cfg->smart_paging allows this kind of
+ * start and the VM can ever come down (dynamic, minimum below startup). Its hard limit is what
+ * it holds plus what it took (at least the overhead); the grant is that less the overhead. A VM
+ * releasing its file when it starts again is not funded (its file is still being switched off). A paging VM is released once its balloon reports and it holds no more than
  * the host can give it (assigned <= grant + free), or when it stops. Updates each state.
  * Returns 0, or -EINVAL on NULL arguments (n > 0 with NULL arrays, a NULL state). */
 int paging_plan(const struct tide_config *cfg, const struct paging_host *host, const struct paging_vm *vms, size_t n,

@@ -238,3 +238,49 @@ Test(core, others_that_may_make_the_host_short_return_eagain_and_change_nothing)
         cr_assert(state.stats_advanced, "decided: the sample counted");
         host.others_held_kib = host.others_desired_kib = 0;
 }
+
+/* Smart Paging through the core: a reboot on a host with 100 MiB free (and no other VM to take
+ * from) pages what it lacks of its startup once the caller can page; without, it is reported. */
+static void reboot_short(bool can_page) {
+        cfg.qemu_overhead_kib = 0;
+        host.can_page = can_page;
+        sample(MIB(300), MIB(100), 50);
+        tick(SEC(100), false);
+        /* 16 GiB host, reserve 1 GiB (auto): 15 GiB capacity, 300 MiB resident, so this much free. */
+        host.available_kib = MIB(100) + config_reserve_kib(&cfg, host.total_kib);
+        obs.start = CORE_START_REBOOT;
+        sample(MIB(300), MIB(100), 0);
+        tick(SEC(101), false);
+}
+
+Test(core, a_reboot_the_host_cannot_fund_pages_its_shortfall) {
+        reboot_short(true);
+        /* Wants 1024, has 300 resident, 100 free: 624 MiB short. */
+        cr_assert(out.paging.start);
+        cr_expect_eq(out.paging.shortfall_kib, MIB(624));
+        cr_expect_eq(out.paging.grant_kib, MIB(400));
+        cr_expect_eq(out.paging.hard_limit_kib, MIB(400));
+        cr_expect_eq(out.paging.swap_hard_limit_kib, MIB(1024));
+        cr_expect_eq(out.status, ENGINE_STATUS_PAGING);
+        cr_expect_eq(hout.paging.files, 1);
+        cr_expect(out.set_balloon, "the boot still gets its startup memory");
+        cr_expect_eq(out.balloon_kib, MIB(1024));
+        cr_expect_not(core_vm_settled(&state, &out, &hout), "a paging VM is not settled");
+}
+
+Test(core, a_reboot_the_host_cannot_fund_or_page_is_reported_overcommitted) {
+        reboot_short(false);
+        cr_expect_not(out.paging.start);
+        cr_expect_eq(out.paging.shortfall_kib, MIB(624));
+        cr_expect_eq(hout.paging.unfunded_kib, MIB(624));
+        cr_expect_neq(out.status, ENGINE_STATUS_PAGING);
+}
+
+Test(core, a_start_in_a_partial_tick_is_taken_again_with_every_vm) {
+        host.others_held_kib = MIB(100);
+        obs.start = CORE_START_BOOT;
+        sample(MIB(300), MIB(100), 0);
+        struct core_vm before = state;
+        cr_expect_eq(core_tick(core, &cfg, &host, &obs, 1, SEC(10), false, &out, &hout), -EAGAIN);
+        cr_expect_eq(memcmp(&before, &state, sizeof(state)), 0, "state untouched");
+}

@@ -118,6 +118,7 @@ static const char expected_sample[] =
         "tide_domain_status{" L0 ",status=\"low\"} 0\n"
         "tide_domain_status{" L0 ",status=\"warning\"} 0\n"
         "tide_domain_status{" L0 ",status=\"unknown\"} 0\n"
+        "tide_domain_status{" L0 ",status=\"paging\"} 0\n"
         "# HELP tide_domain_managed 1 when the domain has a tide policy, 0 when tide leaves it alone.\n"
         "# TYPE tide_domain_managed gauge\n"
         "tide_domain_managed{" L0 "} 1\n"
@@ -458,13 +459,14 @@ Test(metrics_render, counts_a_status_outside_the_set_as_unknown) {
         struct snapshot s = sample();
         _cleanup_free_ char *text = NULL;
 
-        domains[0].status = "paging"; /* a status a later tide may add */
+        domains[0].status = "parked"; /* a status a later tide may add */
         text = render(&s);
 
         cr_assert_not_null(strstr(text, "tide_domain_status{" L0 ",status=\"ok\"} 0\n"
                                         "tide_domain_status{" L0 ",status=\"low\"} 0\n"
                                         "tide_domain_status{" L0 ",status=\"warning\"} 0\n"
-                                        "tide_domain_status{" L0 ",status=\"unknown\"} 1\n"),
+                                        "tide_domain_status{" L0 ",status=\"unknown\"} 1\n"
+                                        "tide_domain_status{" L0 ",status=\"paging\"} 0\n"),
                            "%s", text);
 
         free(text);

@@ -34,8 +34,10 @@ static void restarting(size_t i, uint64_t held) {
         vm[i].reporting = false;
 }
 
+/* No QEMU overhead unless a test says so: the figures stay those of the guest memory. */
 static void setup(void) {
         config_init(&cfg);
+        cfg.qemu_overhead_kib = 0;
         for (size_t i = 0; i < N; i++) {
                 st[i] = (struct paging_vm_state){ 0 };
                 running(i, 160);
@@ -44,7 +46,7 @@ static void setup(void) {
 }
 
 static void plan(size_t n, uint64_t free_mib, uint64_t now) {
-        struct paging_host h = { .free_kib = MIB(free_mib) };
+        struct paging_host h = { .free_kib = MIB(free_mib), .can_page = true };
         cr_assert_eq(paging_plan(&cfg, &h, vm, n, now, act, &sum), 0);
 }
 
@@ -160,6 +162,39 @@ Test(plan, a_vm_that_cannot_come_down_does_not_page) {
         vm[0].dynamic = false;
         plan(1, 0, SEC(10));
         cr_expect_not(act[0].start);
+        cr_expect_eq(sum.unfunded_kib, MIB(224));
+}
+
+Test(plan, qemu_overhead_is_wanted_resident_and_never_paged) {
+        cfg.qemu_overhead_kib = MIB(100);
+        restarting(0, 260); /* 160 MiB of guest memory + 100 of QEMU resident */
+        plan(1, 64, SEC(10));
+        /* Wants 384 + 100, has 260: needs 224, as without the overhead. */
+        cr_assert(act[0].start);
+        cr_expect_eq(act[0].shortfall_kib, MIB(160));
+        cr_expect_eq(act[0].hard_limit_kib, MIB(324));
+        cr_expect_eq(act[0].grant_kib, MIB(224));
+        cr_expect_eq(act[0].swap_hard_limit_kib, MIB(484));
+
+        /* A cold start with nothing free: QEMU's own memory stays resident, the guest pages. */
+        cfg.smart_paging = CONFIG_PAGING_ALWAYS;
+        st[0] = (struct paging_vm_state){ 0 };
+        running(0, 0);
+        vm[0].start = PAGING_START_COLD;
+        vm[0].booting = true;
+        plan(1, 0, SEC(10));
+        cr_assert(act[0].start);
+        cr_expect_eq(act[0].hard_limit_kib, MIB(100));
+        cr_expect_eq(act[0].grant_kib, 0);
+        cr_expect_eq(act[0].shortfall_kib, MIB(484));
+}
+
+Test(plan, a_host_that_cannot_page_leaves_the_shortfall_unfunded) {
+        restarting(0, 160);
+        struct paging_host h = { .free_kib = 0, .can_page = false };
+        cr_assert_eq(paging_plan(&cfg, &h, vm, 1, SEC(10), act, &sum), 0);
+        cr_expect_not(act[0].start);
+        cr_expect_eq(act[0].shortfall_kib, MIB(224));
         cr_expect_eq(sum.unfunded_kib, MIB(224));
 }
 
