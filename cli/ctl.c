@@ -256,13 +256,20 @@ int cmd_policy(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE
 /* ---- stats and top ---- */
 
 static void print_host_line(json_object *host, FILE *out) {
-        char a[SIZE_FORMAT_MAX], b[SIZE_FORMAT_MAX], c[SIZE_FORMAT_MAX], d[SIZE_FORMAT_MAX], e[SIZE_FORMAT_MAX];
-        fprintf(out, "host: memory %s, available %s, VMs hold %s, capacity for VMs %s (reserve %s)%s%s\n",
+        char a[SIZE_FORMAT_MAX], b[SIZE_FORMAT_MAX], c[SIZE_FORMAT_MAX], d[SIZE_FORMAT_MAX], e[SIZE_FORMAT_MAX],
+                f[SIZE_FORMAT_MAX], paging[96] = "";
+        int64_t files = num(host, "paging_files"), unfunded = num(host, "unfunded_kib");
+        if (files > 0 || unfunded > 0)
+                snprintf(paging, sizeof(paging), "; Smart Paging: %" PRId64 " file%s%s%s", files, files == 1 ? "" : "s",
+                         unfunded > 0 ? ", starts short by " : "",
+                         unfunded > 0 ? size_format_human((uint64_t) unfunded, f) : "");
+        fprintf(out, "host: memory %s, available %s, VMs hold %s, capacity for VMs %s (reserve %s)%s%s%s\n",
                 size_or_dash(host, "total_kib", a), size_or_dash(host, "available_kib", b),
                 size_or_dash(host, "assigned_kib", c), size_or_dash(host, "capacity_kib", d),
                 size_format_human((uint64_t) num(host, "reserve_kib"), e),
                 json_object_get_boolean(json_object_object_get(host, "overcommitted")) ? "; OVERCOMMITTED" : "",
-                json_object_get_boolean(json_object_object_get(host, "short")) ? "; short: shared by weight" : "");
+                json_object_get_boolean(json_object_object_get(host, "short")) ? "; short: shared by weight" : "",
+                paging);
 }
 
 static void print_stats_table(json_object *domains, FILE *out) {
@@ -302,10 +309,15 @@ static void print_stats_table(json_object *domains, FILE *out) {
                         snprintf(agent, sizeof(agent), "%s%s(%" PRId64 " bad)", st, agestr, bad);
                 else
                         snprintf(agent, sizeof(agent), "%s%s", st, agestr);
-                fprintf(out, "%-*s  %-7s  %9s  %9s  %6s  %4s  %-9s  %9s  %-22s  %-12s  %s\n", w, str(d, "name"),
+                /* A paging file is news worth the reason column's front: its size and use. */
+                char paging[2 * SIZE_FORMAT_MAX + 32] = "";
+                if (num(d, "paging_kib") > 0)
+                        snprintf(paging, sizeof(paging), "paging file %s (%s used); ", size_or_dash(d, "paging_kib", m1),
+                                 size_or_dash(d, "paging_used_kib", m2));
+                fprintf(out, "%-*s  %-7s  %9s  %9s  %6s  %4s  %-9s  %9s  %-22s  %-12s  %s%s\n", w, str(d, "name"),
                         active ? "running" : "off", active ? size_or_dash(d, "assigned_kib", a) : "-",
                         size_or_dash(d, "demand_kib", b), press, buf, str(d, "status"), size_or_dash(d, "target_kib", c),
-                        range, agent, reason && *reason ? reason : "-");
+                        range, agent, paging, reason && *reason ? reason : "-");
         }
 }
 

@@ -69,6 +69,9 @@ static json_object *stats_domain(const struct snapshot_domain *d) {
         json_object_object_add(o, "balloon_actions", kib(d->balloon_actions));
         json_object_object_add(o, "guest_oom_deflates", kib(d->guest_oom_deflates));
         json_object_object_add(o, "rss_kib", kib(d->rss_kib));
+        json_object_object_add(o, "paging", json_object_new_string(d->paging ? d->paging : "none"));
+        json_object_object_add(o, "paging_kib", kib(d->paging_kib));
+        json_object_object_add(o, "paging_used_kib", kib(d->paging_used_kib));
         json_object_object_add(o, "reason", json_object_new_string(d->reason));
         json_object_object_add(o, "pending", json_object_new_string(d->pending));
         return o;
@@ -85,6 +88,8 @@ static json_object *stats_host(const struct snapshot_host *h) {
         json_object_object_add(o, "target_kib", kib(h->target_kib));
         json_object_object_add(o, "short", json_object_new_boolean(h->short_host));
         json_object_object_add(o, "overcommitted", json_object_new_boolean(h->overcommitted));
+        json_object_object_add(o, "paging_files", kib(h->paging_files));
+        json_object_object_add(o, "unfunded_kib", kib(h->unfunded_kib));
         json_object_object_add(o, "ticks", kib(h->ticks));
         json_object_object_add(o, "tick_usec", kib(h->tick_usec));
         return o;

@@ -16,6 +16,8 @@
 #include "core/core.h"
 #include "daemon/channel.h"
 #include "daemon/manager.h"
+#include "daemon/pager.h"
+#include "smartpaging/file.h"
 
 /* The domain list is re-read on every lifecycle event; this is the safety net for events lost
  * while libvirtd restarted. */
@@ -39,6 +41,13 @@ struct dom {
         char reason[SNAPSHOT_REASON_MAX];
         struct channel *chan;          /* tide-agent channel; NULL without one. Heap: the event
                                         * loop holds its address while doms[] moves. */
+        /* Smart Paging: the limits it had before tide set its own (put back on release; unknown
+         * for a file adopted after a restart: lifted to none), its file's use (/proc/swaps), the
+         * release running off the loop. */
+        struct hv_memtune paging_orig;
+        bool paging_orig_known;
+        uint64_t paging_used_kib;
+        struct pager_job *paging_job;
 };
 
 struct event_unknown {
@@ -65,6 +74,11 @@ struct manager {
         char cgroup_root[CGROUP_PATH_MAX]; /* "" : partition limits are not read */
         char partition[HV_PARTITION_MAX];  /* the managed VMs' common partition, "" none */
         int partition_errno;               /* the last failure reading its limit (logged once) */
+        /* Smart Paging: on once manager_enable_paging() prepared the directory; where
+         * /proc/swaps is read (tests: a fixture root); files found on adopted once. */
+        bool paging_on, paging_adopted;
+        char swaps_root[CGROUP_PATH_MAX];
+        struct manager_paging_files files;
 
         struct core *core;
         struct core_frame frame;       /* observations in, decisions out, one per domain */
@@ -139,11 +153,14 @@ static void sync_channel(struct manager *m, struct dom *d) {
         d->chan->early_pending = &m->early_pending;
 }
 
+
 struct manager *manager_free(struct manager *m) {
         if (!m)
                 return NULL;
-        for (size_t i = 0; i < m->n_doms; i++)
+        for (size_t i = 0; i < m->n_doms; i++) {
                 drop_channel(m, &m->doms[i]);
+                m->doms[i].paging_job = pager_job_drop(m->doms[i].paging_job);
+        }
         free(m->doms);
         free(m->index);
         core_free(m->core);
@@ -154,7 +171,12 @@ struct manager *manager_free(struct manager *m) {
 }
 
 void manager_set_config(struct manager *m, const struct tide_config *cfg) {
+        /* The files in use are named under the directory paging started with: it, and whether
+         * paging is on, change only with a new tided. */
+        struct tide_config keep = m->cfg;
         m->cfg = *cfg;
+        m->cfg.smart_paging = keep.smart_paging;
+        snprintf(m->cfg.paging_dir, sizeof(m->cfg.paging_dir), "%s", keep.paging_dir);
 }
 
 /* The UUID index: open addressing over doms[], rebuilt when doms[] moves (a sweep, a grow), so
@@ -324,6 +346,239 @@ static struct dom *adopt(struct manager *m, const struct hv_domain *info, uint64
         return d;
 }
 
+/* ---- Smart Paging: the files and limits the core's plan asks for (smartpaging/plan.h) ---- */
+
+/* Most paging areas /proc/swaps is read for: one per paging domain, and the host's own. */
+#define SWAPS_MAX 256
+
+static int paging_path(const struct manager *m, const struct dom *d, char *buf, size_t len) {
+        return paging_file_path(m->cfg.paging_dir, d->info.uuid, buf, len);
+}
+
+/* Switches the file off and removes it, off the loop; the result comes in collect_paging(). */
+static int start_release(struct manager *m, struct dom *d) {
+        char path[PAGING_PATH_MAX];
+        int r = paging_path(m, d, path, sizeof(path));
+        if (r < 0 || (r = pager_job_start(path, m->files.off, &d->paging_job)) < 0)
+                return r;
+        log_info("%s: switching its paging file off (%s)", d->info.name, path);
+        return 0;
+}
+
+/* A domain gone from libvirt's list (a transient one that stopped) takes its file with it. */
+static void forget_paging(struct manager *m, struct dom *d) {
+        if (paging_in_use(&d->core.paging) && !d->paging_job && start_release(m, d) < 0)
+                log_error("%s: gone, and its paging file could not be switched off; the next start of tided will",
+                          d->info.name);
+        d->paging_job = pager_job_drop(d->paging_job);
+}
+
+/* Its memory limits back to what they were before tide set them (none, when not known). */
+static int lift_limits(struct manager *m, struct dom *d) {
+        char err[HV_ERR_MAX] = "";
+        struct hv_memtune none = { HV_MEMTUNE_UNLIMITED, HV_MEMTUNE_UNLIMITED };
+        const struct hv_memtune *to = d->paging_orig_known ? &d->paging_orig : &none;
+        int r = m->hv->ops->set_memtune(m->hv->h, d->info.uuid, to, HV_LIVE, err, sizeof(err));
+        if (r < 0)
+                log_error_errno(r, "%s: Failed to lift its paging limits: %s", d->info.name, err);
+        return r;
+}
+
+void manager_stop_paging(struct manager *m) {
+        for (size_t i = 0; m->hv->ops && i < m->n_doms; i++) {
+                struct dom *d = &m->doms[i];
+                if (d->core.paging.phase == PAGING_ACTIVE && d->info.active && lift_limits(m, d) >= 0)
+                        log_info("%s: paging limits lifted as tided stops; its file stays on for the next tided",
+                                 d->info.name);
+        }
+}
+
+int manager_enable_paging(struct manager *m, const char *swaps_root, const struct manager_paging_files *files) {
+        char err[PAGING_ERR_MAX] = "";
+        bool on_root = false;
+        int r;
+
+        m->paging_on = false;
+        m->files = files ? *files : (struct manager_paging_files){ .on = paging_file_on, .off = paging_file_off };
+        snprintf(m->swaps_root, sizeof(m->swaps_root), "%s", swaps_root ? swaps_root : "");
+        if (m->cfg.smart_paging == CONFIG_PAGING_OFF) {
+                log_info("Smart Paging is off (smart_paging = off)");
+                return 0;
+        }
+        if ((r = paging_dir_prepare(m->cfg.paging_dir, &on_root, err, sizeof(err))) < 0)
+                return log_error_errno(r, "Smart Paging is unavailable: %s; a start the host cannot fund will "
+                                          "run short instead",
+                                       err);
+        if (on_root)
+                /* As Hyper-V's Best Practices Analyzer says of Smart Paging files on the system
+                 * disk: a storm that fills it takes the host down with it. */
+                log_warning("Smart Paging directory %s is on the root filesystem: a boot storm can fill it; "
+                            "set paging_dir to another filesystem",
+                            m->cfg.paging_dir);
+        m->paging_on = true;
+        m->paging_adopted = false;
+        return 0;
+}
+
+/* Once, after the first listing: paging files left on by an earlier tided resume (released as
+ * any other, their domain's limits as found), those of domains that are gone are switched
+ * off, and files that are not on are removed. */
+static void adopt_paging(struct manager *m, uint64_t now_usec) {
+        char err[PAGING_ERR_MAX] = "", uuid[37], herr[HV_ERR_MAX] = "", a[SIZE_FORMAT_MAX];
+        _cleanup_free_ struct paging_swap *sw = calloc(SWAPS_MAX, sizeof(*sw));
+        size_t n = 0;
+        int r;
+
+        m->paging_adopted = true;
+        if (!sw || (r = paging_swaps_read(m->swaps_root, sw, SWAPS_MAX, &n, err, sizeof(err))) < 0) {
+                log_warning("Cannot look for paging files left on: %s, ignoring", sw ? err : "out of memory");
+                return;
+        }
+        n = min_u64(n, SWAPS_MAX);
+        for (size_t k = 0; k < n; k++) {
+                if (!sw[k].is_file || !paging_file_uuid(m->cfg.paging_dir, sw[k].path, uuid))
+                        continue;
+                struct dom *d = find_dom(m, uuid);
+                if (!d || !d->info.active) {
+                        struct pager_job *j = NULL;
+                        log_info("Switching off paging file %s: its domain is not running", sw[k].path);
+                        if (pager_job_start(sw[k].path, m->files.off, &j) < 0)
+                                log_error("Cannot switch off %s, ignoring", sw[k].path);
+                        pager_job_drop(j);
+                        continue;
+                }
+                struct hv_memtune mt = { HV_MEMTUNE_UNLIMITED, HV_MEMTUNE_UNLIMITED };
+                if (m->hv->ops->get_memtune(m->hv->h, d->info.uuid, &mt, herr, sizeof(herr)) < 0)
+                        log_warning("%s: cannot read its memory limits: %s, ignoring", d->info.name, herr);
+                uint64_t grant = mt.hard_limit_kib != HV_MEMTUNE_UNLIMITED
+                                         ? sat_sub_u64(mt.hard_limit_kib, m->cfg.qemu_overhead_kib)
+                                         : 0;
+                paging_adopt(&d->core.paging, sw[k].size_kib, grant, now_usec);
+                d->paging_orig_known = false;
+                d->paging_used_kib = sw[k].used_kib;
+                log_info("%s: paging file %s found on (%s), released once the guest has come down", d->info.name,
+                         sw[k].path, size_format_human(sw[k].size_kib, a));
+        }
+        r = paging_dir_sweep(m->cfg.paging_dir, sw, n);
+        if (r > 0)
+                log_info("Removed %d paging file%s that were not on", r, r == 1 ? "" : "s");
+}
+
+/* Ended releases to the plan, and how much of each file is in use. */
+static void collect_paging(struct manager *m, uint64_t now_usec) {
+        char err[PAGING_ERR_MAX] = "";
+        size_t files = 0;
+        int r;
+
+        for (size_t i = 0; i < m->n_doms; i++) {
+                struct dom *d = &m->doms[i];
+                if (d->paging_job && pager_job_done(d->paging_job, &r, err, sizeof(err))) {
+                        d->paging_job = pager_job_drop(d->paging_job);
+                        uint64_t since = d->core.paging.since_usec, asked = d->core.paging.release_usec;
+                        paging_released(&d->core.paging, true, r, now_usec);
+                        if (r < 0)
+                                log_error_errno(r, "%s: Failed to release its paging file: %s; retrying in %d s",
+                                                d->info.name, err, (int) (PAGING_RETRY_USEC / USEC_PER_SEC));
+                        else
+                                log_info("%s: paging file released, %.1f s after it was asked; paged for %.0f s",
+                                         d->info.name, (double) (now_usec - asked) / 1e6,
+                                         (double) (now_usec - since) / 1e6);
+                }
+                files += paging_in_use(&d->core.paging);
+        }
+        if (!files)
+                return;
+        _cleanup_free_ struct paging_swap *sw = calloc(SWAPS_MAX, sizeof(*sw));
+        size_t n = 0;
+        if (!sw || paging_swaps_read(m->swaps_root, sw, SWAPS_MAX, &n, err, sizeof(err)) < 0)
+                return; /* the use shown stays as last read */
+        n = min_u64(n, SWAPS_MAX);
+        for (size_t i = 0; i < m->n_doms; i++) {
+                struct dom *d = &m->doms[i];
+                char path[PAGING_PATH_MAX];
+                d->paging_used_kib = 0;
+                if (!paging_in_use(&d->core.paging) || paging_path(m, d, path, sizeof(path)) < 0)
+                        continue;
+                for (size_t k = 0; k < n; k++)
+                        if (streq(sw[k].path, path))
+                                d->paging_used_kib = sw[k].used_kib;
+        }
+}
+
+/* A start: the file on, then the limits (a limit below what the guest touches with no swap
+ * to go to would hang or kill it). Anything failing undoes the rest: the guest boots anyway. */
+static int start_paging(struct manager *m, struct dom *d, const struct paging_action *a) {
+        char path[PAGING_PATH_MAX], err[PAGING_ERR_MAX] = "", herr[HV_ERR_MAX] = "";
+        struct hv_memtune lim = { a->hard_limit_kib, a->swap_hard_limit_kib };
+        int r;
+
+        d->paging_orig_known =
+                m->hv->ops->get_memtune(m->hv->h, d->info.uuid, &d->paging_orig, herr, sizeof(herr)) >= 0;
+        if ((r = paging_path(m, d, path, sizeof(path))) < 0)
+                return log_error_errno(r, "%s: Failed to page: no paging file name for its UUID", d->info.name);
+        if ((r = m->files.on(path, a->file_kib, err, sizeof(err))) < 0)
+                return log_error_errno(r, "%s: Failed to page: %s; it boots short, the host is overcommitted",
+                                       d->info.name, err);
+        if ((r = m->hv->ops->set_memtune(m->hv->h, d->info.uuid, &lim, HV_LIVE, herr, sizeof(herr))) < 0) {
+                log_error_errno(r, "%s: Failed to page: cannot set its memory limits: %s; it boots short, the host "
+                                   "is overcommitted",
+                                d->info.name, herr);
+                if (m->files.off(path, err, sizeof(err)) < 0)
+                        log_error("%s: %s, ignoring", d->info.name, err);
+                return r;
+        }
+        return 0;
+}
+
+static void act_paging(struct manager *m, struct dom *d, const struct paging_action *a, uint64_t now_usec) {
+        char x[SIZE_FORMAT_MAX], y[SIZE_FORMAT_MAX], z[SIZE_FORMAT_MAX], herr[HV_ERR_MAX] = "";
+        int r;
+
+        if (!m->hv->ops) {
+                /* libvirt is away: a start is a failed one (it boots short), the rest waits. */
+                if (a->start)
+                        paging_started(&d->core.paging, a, -ENOTCONN);
+                if (a->release)
+                        paging_released(&d->core.paging, false, -ENOTCONN, now_usec);
+                return;
+        }
+        if (a->start) {
+                r = start_paging(m, d, a);
+                paging_started(&d->core.paging, a, r);
+                if (r >= 0)
+                        log_info("%s: starts %s short of its startup memory: paging it to its own file (%s), RAM "
+                                 "limited to %s until it has ballooned down",
+                                 d->info.name, size_format_human(a->shortfall_kib, x),
+                                 size_format_human(a->file_kib, y), size_format_human(a->hard_limit_kib, z));
+        }
+        if (a->raise) {
+                struct hv_memtune lim = { a->hard_limit_kib, a->swap_hard_limit_kib };
+                r = m->hv->ops->set_memtune(m->hv->h, d->info.uuid, &lim, HV_LIVE, herr, sizeof(herr));
+                paging_started(&d->core.paging, a, r);
+                if (r < 0)
+                        log_error_errno(r, "%s: Failed to raise its paging limit: %s, ignoring", d->info.name, herr);
+                else
+                        log_info("%s: paging: RAM limit raised to %s", d->info.name,
+                                 size_format_human(a->hard_limit_kib, x));
+        }
+        if (a->release) {
+                /* Never switch the file off under a limit: the pages coming back would make the
+                 * cgroup OOM-kill QEMU. */
+                if (a->lift_limits && (r = lift_limits(m, d)) < 0) {
+                        paging_released(&d->core.paging, false, r, now_usec);
+                        return;
+                }
+                if ((r = start_release(m, d)) < 0) {
+                        log_error_errno(r, "%s: Failed to start switching its paging file off: %m; retrying",
+                                        d->info.name);
+                        paging_released(&d->core.paging, a->lift_limits, r, now_usec);
+                }
+        }
+        if (a->warn_long)
+                log_warning("%s: paging for %d minutes: its guest has not come down to what the host can hold",
+                            d->info.name, (int) (PAGING_LONG_USEC / USEC_PER_SEC / 60));
+}
+
 /* A known domain listed again. A stop or start seen only here (its event lost) is still an
  * event for the core: the next tick may see neither state in between. */
 static void relist(struct manager *m, struct dom *d, const struct hv_domain *info) {
@@ -394,8 +649,10 @@ int manager_refresh(struct manager *m, uint64_t now_usec) {
         for (size_t i = 0; i < m->n_doms; i++) {
                 if (m->doms[i].seen)
                         m->doms[k++] = m->doms[i];
-                else
+                else {
                         drop_channel(m, &m->doms[i]);
+                        forget_paging(m, &m->doms[i]);
+                }
         }
         if (k != m->n_doms) {
                 m->n_doms = k;
@@ -601,6 +858,7 @@ static void apply(struct manager *m, struct dom *d, const struct core_vm_out *o,
         if (o->managed_running)
                 core_reason_format(&d->core, d->reason, sizeof(d->reason));
         report(d, o, now_usec);
+        act_paging(m, d, &o->paging, now_usec);
         if (o->release) {
                 (void) release(m, d, err, sizeof(err));
                 return;
@@ -643,6 +901,9 @@ static void snapshot_row(const struct dom *d, const struct core_vm_out *c, uint6
         o->guest_oom_deflates = d->core.guest_oom_deflates;
         o->rss_kib = c->rss_kib;
         o->assigned_kib = c->assigned_kib;
+        o->paging = paging_phase_to_string(d->core.paging.phase);
+        o->paging_kib = paging_in_use(&d->core.paging) ? d->core.paging.file_kib : 0;
+        o->paging_used_kib = o->paging_kib ? d->paging_used_kib : 0;
         if (c->has_demand) {
                 o->has_demand = true;
                 o->demand_kib = c->demand_kib;
@@ -692,7 +953,9 @@ static int publish(struct manager *m, const struct core_host_obs *h, uint64_t no
                 .assigned_kib = c->assigned_kib,
                 .target_kib = c->summary.target_kib,
                 .short_host = c->summary.short_host,
-                .overcommitted = c->summary.overcommitted,
+                .overcommitted = c->summary.overcommitted || c->paging.unfunded_kib > 0,
+                .paging_files = c->paging.files,
+                .unfunded_kib = c->paging.unfunded_kib,
                 .ticks = m->ticks,
                 .uptime_usec = now_usec - m->start_usec,
                 .tick_usec = m->snap.host.tick_usec,
@@ -709,11 +972,10 @@ static int read_host(struct manager *m, struct core_host_obs *ret) {
         int r = m->host_fn(&hm, m->host_userdata);
         if (r < 0)
                 return r;
-        /* can_page stays false: tided does not make Smart Paging files yet, so a start the host
-         * cannot fund is reported (unfunded), not paged. */
         *ret = (struct core_host_obs){ .total_kib = hm.total_kib,
                                        .available_kib = hm.available_kib,
-                                       .n_nodes = (unsigned) min_u64(hm.n_nodes, CORE_NODE_MAX) };
+                                       .n_nodes = (unsigned) min_u64(hm.n_nodes, CORE_NODE_MAX),
+                                       .can_page = m->paging_on };
         memcpy(ret->node_free_kib, hm.node_free_kib, ret->n_nodes * sizeof(ret->node_free_kib[0]));
         if (m->cgroup_root[0] && m->partition[0]) {
                 r = cgroup_partition_memory_at(m->cgroup_root, m->partition, &ret->partition_limit_kib,
@@ -753,6 +1015,9 @@ static int tick(struct manager *m, uint64_t now_usec, bool early) {
         if (m->dirty || now_usec - m->last_refresh_usec >= REFRESH_EVERY_USEC)
                 (void) manager_refresh(m, now_usec); /* logged inside; keep ticking on what we know */
         serve_early(m, early);
+        if (m->paging_on && !m->paging_adopted && m->hv->ops)
+                adopt_paging(m, now_usec);
+        collect_paging(m, now_usec);
         if ((r = read_host(m, &host)) < 0)
                 return log_error_errno(r, "Failed to read host memory: %m");
         if ((r = core_frame_reserve(&m->frame, m->n_doms)) < 0)

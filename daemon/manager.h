@@ -42,6 +42,21 @@ struct manager *manager_free(struct manager *m); /* accepts NULL, returns NULL *
  * bounds what they may hold, when lower than the host's (common/cgroup.h). NULL or "": not read. */
 void manager_set_cgroup_root(struct manager *m, const char *root);
 
+/* Smart Paging (smartpaging/plan.h): prepares cfg's paging_dir (and warns when it is on the root
+ * filesystem) so starts the host cannot fund page to files there; at the next tick, files left
+ * on by an earlier tided (swaps_root + /proc/swaps; NULL or "": the real one) are adopted and
+ * strays removed. Without this call, or with smart_paging = off, nothing pages. Returns 0 or
+ * -errno (logged: paging stays off, tided runs on). */
+struct manager_paging_files {
+        int (*on)(const char *path, uint64_t kib, char *err, size_t errlen);
+        int (*off)(const char *path, char *err, size_t errlen);
+};
+/* files: how paging files are switched on and off (NULL: smartpaging/file.h's paging_file_on()
+ * and paging_file_off(); a unit test hands in functions that switch nothing on). */
+int manager_enable_paging(struct manager *m, const char *swaps_root, const struct manager_paging_files *files);
+/* Lifts the memory limits of every paging domain (tided stopping: no VM is left limited; the
+ * files stay on, for the next tided to adopt and release). */
+void manager_stop_paging(struct manager *m);
 /* Replaces the configuration (SIGHUP). */
 void manager_set_config(struct manager *m, const struct tide_config *cfg);
 

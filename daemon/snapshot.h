@@ -39,13 +39,18 @@ struct snapshot_domain {
         uint64_t rss_kib;
         unsigned flags;              /* ENGINE_FLAG_* */
         char pending[SNAPSHOT_REASON_MAX]; /* what applies at next start, "" when nothing */
+        const char *paging;          /* Smart Paging: "none", "paging", "releasing", "failed" */
+        uint64_t paging_kib;         /* its paging file's size while it has one, else 0 */
+        uint64_t paging_used_kib;    /* how much of it is in use (/proc/swaps) */
 };
 
 struct snapshot_host {
         uint64_t total_kib, available_kib;
         uint64_t usable_kib, reserve_kib, capacity_kib;
         uint64_t assigned_kib, target_kib;
-        bool short_host, overcommitted;
+        bool short_host, overcommitted; /* overcommitted: also a start no RAM or file covers */
+        uint64_t paging_files;       /* Smart Paging files on (or being switched off) */
+        uint64_t unfunded_kib;       /* startup memory of starts neither RAM nor a file covers */
         uint64_t tick_usec;          /* how long the last tick took */
         uint64_t ticks;
         uint64_t uptime_usec;

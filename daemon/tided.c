@@ -150,6 +150,8 @@ static void reload(struct tided *t) {
                 log_notice("libvirt_uri, socket and metrics changes take effect at the next start of tided");
         if (cfg.interval_usec != t->cfg.interval_usec)
                 hv_event_update_timer(t->timer, cfg.interval_usec);
+        if (!streq(cfg.paging_dir, t->cfg.paging_dir) || cfg.smart_paging != t->cfg.smart_paging)
+                log_notice("smart_paging and paging_dir changes take effect at the next start of tided");
         t->cfg = cfg;
         manager_set_config(t->manager, &cfg);
         log_info("Configuration reloaded from %s", t->config_path);
@@ -237,6 +239,8 @@ static int run(struct tided *t, const char *socket_override) {
                 return log_error_errno(r, "Failed to create the manager: %m");
         /* Everything is rebuilt from libvirt: policies from metadata, sizes from the domains. */
         manager_set_cgroup_root(t->manager, "/sys/fs/cgroup");
+        /* A failure is logged and leaves paging off: tided runs on without it. */
+        (void) manager_enable_paging(t->manager, NULL, NULL);
         if ((r = manager_refresh(t->manager, clock_now_usec())) < 0)
                 return r;
 
@@ -344,6 +348,10 @@ int main(int argc, char *argv[]) {
          * lets the guest take memory back if it must), and a restarted tided resumes from it. */
         t.metrics = metrics_server_stop(t.metrics);
         t.control = control_stop(t.control);
+        /* No VM stays limited after tided: a paging VM's limits are lifted (its file stays on and
+         * the next tided releases it). */
+        if (t.manager)
+                manager_stop_paging(t.manager);
         t.manager = manager_free(t.manager);
         if (t.timer >= 0)
                 hv_event_remove_timer(t.timer);

@@ -154,8 +154,10 @@ static void follow(const struct tide_config *cfg, const struct paging_vm *v, uin
         /* Down to what the host can hold: its balloon reports (the boot is over) and all it holds
          * fits in its grant plus what is free. Switching the file off then brings back only pages
          * the host has room for. */
-        if (!v->booting && v->reporting && v->assigned_kib <= s->grant_kib + *free_left) {
-                *free_left -= sat_sub_u64(v->assigned_kib, s->grant_kib);
+        /* What of its grant it has yet to fill was set aside from the free memory: it is its own. */
+        uint64_t own = s->grant_kib ? sat_sub_u64(s->grant_kib + cfg->qemu_overhead_kib, v->held_kib) : 0;
+        if (!v->booting && v->reporting && v->assigned_kib <= s->grant_kib + *free_left + own) {
+                *free_left = sat_sub_u64(*free_left, sat_sub_u64(v->assigned_kib, s->grant_kib + own));
                 s->phase = PAGING_RELEASING;
                 s->release_usec = now_usec;
                 a->release = a->lift_limits = true;
@@ -198,8 +200,25 @@ int paging_plan(const struct tide_config *cfg, const struct paging_host *host, c
                         *s = (struct paging_vm_state){ 0 };
         }
 
+        /* Memory promised but not yet taken: a booting VM fills its startup (a paging one its
+         * grant) over seconds, and until it has, the free memory still shows what it will take.
+         * Counting it free would fund it twice. */
+        uint64_t promised = 0;
+        for (size_t i = 0; i < n; i++) {
+                const struct paging_vm *v = &vms[i];
+                const struct paging_vm_state *s = v->state;
+                if (!v->managed || v->start != PAGING_START_NONE)
+                        continue;
+                if (s->phase == PAGING_ACTIVE && s->grant_kib)
+                        promised += sat_sub_u64(s->grant_kib + cfg->qemu_overhead_kib, v->held_kib);
+                else if (v->booting && s->phase == PAGING_NONE)
+                        promised += sat_sub_u64(v->startup_kib + cfg->qemu_overhead_kib, v->held_kib);
+        }
+        struct paging_host h = *host;
+        h.free_kib = sat_sub_u64(host->free_kib, promised);
+
         /* Starts first: a boot cannot wait, a release can. */
-        uint64_t free_left = host->free_kib - fund_starts(cfg, host, vms, n, now_usec, out, &sum);
+        uint64_t free_left = h.free_kib - fund_starts(cfg, &h, vms, n, now_usec, out, &sum);
         for (size_t i = 0; i < n; i++) {
                 struct paging_vm_state *s = vms[i].state;
                 if (s->phase == PAGING_ACTIVE && !out[i].start)

@@ -117,7 +117,9 @@ struct paging_summary {
  * memory plus what the other running, booted, dynamic VMs can give back above their minimums
  * within cfg->reclaim_usec at the engine's shrink pace; what is still missing, when at least
  * PAGING_MIN_SHORTFALL_KIB, pages, if the host can page, cfg->smart_paging allows this kind of
- * start and the VM can ever come down (dynamic, minimum below startup). Its hard limit is what
+ * start and the VM can ever come down (dynamic, minimum below startup). Free memory already
+ * promised is not counted again: what booting VMs still lack of their startup, and paging VMs
+ * of their grant (plus the overhead), beyond their resident sets. Its hard limit is what
  * it holds plus what it took (at least the overhead); the grant is that less the overhead. A VM
  * releasing its file when it starts again is not funded (its file is still being switched off). A paging VM is released once its balloon reports and it holds no more than
  * the host can give it (assigned <= grant + free), or when it stops. Updates each state.

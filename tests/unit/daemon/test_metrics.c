@@ -52,6 +52,8 @@ static struct snapshot sample(void) {
         domains[0].balloon_actions = 7;
         domains[0].guest_oom_deflates = 2;
         domains[0].rss_kib = 2150000;
+        domains[0].paging_kib = 524288;
+        domains[0].paging_used_kib = 102400;
 
         strcpy(domains[1].uuid, UUID1);
         strcpy(domains[1].name, "legacy\nbox");
@@ -75,6 +77,8 @@ static struct snapshot sample(void) {
         s.host.overcommitted = true;
         s.host.tick_usec = 1234;
         s.host.ticks = 42;
+        s.host.paging_files = 1;
+        s.host.unfunded_kib = 65536;
         s.host.uptime_usec = 42 * USEC_PER_SEC + 500;
 
         s.domains = domains;
@@ -138,6 +142,12 @@ static const char expected_sample[] =
         "# TYPE tide_domain_rss_bytes gauge\n"
         "tide_domain_rss_bytes{" L0 "} 2201600000\n"
         "tide_domain_rss_bytes{" L1 "} 1126400000\n"
+        "# HELP tide_domain_paging_bytes Size of the domain's Smart Paging file while it has one, else 0.\n"
+        "# TYPE tide_domain_paging_bytes gauge\n"
+        "tide_domain_paging_bytes{" L0 "} 536870912\n"
+        "# HELP tide_domain_paging_used_bytes How much of the domain's Smart Paging file is in use (/proc/swaps).\n"
+        "# TYPE tide_domain_paging_used_bytes gauge\n"
+        "tide_domain_paging_used_bytes{" L0 "} 104857600\n"
         "# HELP tide_domain_agent_state tide-agent channel: 1 for the current state, 0 for the others.\n"
         "# TYPE tide_domain_agent_state gauge\n"
         "tide_domain_agent_state{" L0 ",state=\"none\"} 0\n"
@@ -180,6 +190,13 @@ static const char expected_sample[] =
         "# HELP tide_host_overcommitted 1 when even the domains' minimums do not fit.\n"
         "# TYPE tide_host_overcommitted gauge\n"
         "tide_host_overcommitted 1\n"
+        "# HELP tide_paging_files Smart Paging files on (or being switched off).\n"
+        "# TYPE tide_paging_files gauge\n"
+        "tide_paging_files 1\n"
+        "# HELP tide_host_unfunded_bytes Startup memory of starting domains that neither RAM nor a Smart Paging "
+        "file covers.\n"
+        "# TYPE tide_host_unfunded_bytes gauge\n"
+        "tide_host_unfunded_bytes 67108864\n"
         "# HELP tide_tick_duration_seconds How long the last tick took.\n"
         "# TYPE tide_tick_duration_seconds gauge\n"
         "tide_tick_duration_seconds 0.001234\n"

@@ -129,6 +129,30 @@ Test(plan, starts_in_one_tick_are_funded_by_weight) {
         cr_expect_eq(act[0].grant_kib, MIB(160 + 76));
 }
 
+Test(plan, memory_promised_to_a_boot_is_not_funded_twice) {
+        restarting(0, 160);
+        plan(1, 300, SEC(10)); /* funded whole: 224 of the 300 free */
+        cr_assert_not(act[0].start);
+        /* A second later it has touched 40 of them; the host still shows 260 free. */
+        vm[0].start = PAGING_START_NONE;
+        vm[0].held_kib = MIB(200);
+        restarting(1, 160);
+        plan(2, 260, SEC(11)); /* 260 - (384 - 200) promised = 76 for the new start: 148 short */
+        cr_expect(act[1].start);
+        cr_expect_eq(act[1].shortfall_kib, MIB(148));
+
+        /* A paging VM's grant is promised too: no raise from memory it has yet to fill. */
+        setup();
+        restarting(0, 160);
+        plan(1, 64, SEC(10)); /* grant 224, 64 of it not yet resident */
+        vm[0].start = PAGING_START_NONE;
+        plan(1, 64, SEC(11));
+        cr_expect_not(act[0].raise, "the 64 free are its own grant");
+        plan(1, 64 + 100, SEC(12));
+        cr_expect(act[0].raise);
+        cr_expect_eq(act[0].grant_kib, MIB(324));
+}
+
 Test(plan, restart_mode_does_not_page_a_cold_start_but_always_does) {
         running(0, 0);
         vm[0].start = PAGING_START_COLD;
@@ -242,7 +266,8 @@ Test(plan, released_when_the_host_can_hold_what_it_has_even_above_its_grant) {
         restarting(0, 160);
         plan(1, 64, SEC(10)); /* grant 224 */
         vm[0] = (struct paging_vm){ .state = &st[0], .active = true, .managed = true, .dynamic = true, .reporting = true,
-                                    .startup_kib = MIB(384), .minimum_kib = MIB(128), .assigned_kib = MIB(300) };
+                                    .startup_kib = MIB(384), .minimum_kib = MIB(128), .assigned_kib = MIB(300),
+                                    .held_kib = MIB(224) };
         plan(1, 50, SEC(60)); /* 300 > 224 + 50 */
         cr_expect_not(act[0].release);
         plan(1, 80, SEC(61)); /* 300 <= 224 + 80: the host holds it all */

@@ -1,0 +1,237 @@
+/* tided's Smart Paging against the recording fake: a reboot on a host short of its startup
+ * memory gets a paging file and memory limits, shows as paging, and is released (limits first,
+ * then the file, off the loop) once its guest has come down; faults leave it booting; a tided
+ * restart adopts a file left on. Files are made, never switched on: "on" here writes a line to
+ * a fake /proc/swaps. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "daemon/manager.h"
+#include "smartpaging/file.h"
+
+#define MIB(x) ((uint64_t) (x) * KIB_PER_MIB)
+#define SEC(x) ((uint64_t) (x) * USEC_PER_SEC)
+#define UUID "6f1c2a5e-0000-4000-8000-00000000000a"
+
+static struct hv_fake fake;
+static struct hv hv;
+static struct tide_config cfg;
+static struct manager *m;
+static char root[64], dir[128], swaps[160];
+static uint64_t free_mib; /* what the host has available above its reserve */
+static int on_calls, off_calls, on_fails;
+static bool refuse_limits; /* libvirt refuses the memtune that follows a file switched on */
+
+static int host_tight(struct manager_host *h, void *userdata) {
+        struct tide_config c;
+        config_init(&c);
+        h->total_kib = MIB(16384);
+        h->available_kib = MIB(free_mib) + config_reserve_kib(&c, h->total_kib);
+        return 0;
+}
+
+static void write_swaps(const char *line) {
+        FILE *f = fopen(swaps, "w");
+        cr_assert_not_null(f);
+        fprintf(f, "Filename\tType\tSize\tUsed\tPriority\n%s", line);
+        fclose(f);
+}
+
+/* "On": the file is made (so the sweep and the names are real) and listed in /proc/swaps. */
+static int fake_on(const char *path, uint64_t kib, char *err, size_t errlen) {
+        on_calls++;
+        if (on_fails) {
+                snprintf(err, errlen, "%s: cannot allocate: %s", path, strerror(on_fails));
+                return -on_fails;
+        }
+        FILE *f = fopen(path, "w");
+        if (!f)
+                return -errno;
+        fclose(f);
+        if (refuse_limits)
+                fake.fail_errno = EPERM;
+        char line[PAGING_PATH_MAX + 64];
+        snprintf(line, sizeof(line), "%s file %" PRIu64 " %" PRIu64 " -2\n", path, kib, kib / 4);
+        write_swaps(line);
+        return 0;
+}
+
+static int fake_off(const char *path, char *err, size_t errlen) {
+        off_calls++;
+        write_swaps("");
+        return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+static const struct manager_paging_files files = { fake_on, fake_off };
+
+static void setup(void) {
+        char cmd[256];
+        memset(&fake, 0, sizeof(fake));
+        hv = hv_fake_hv(&fake);
+        config_init(&cfg);
+        cfg.qemu_overhead_kib = 0;
+        m = NULL;
+        on_calls = off_calls = on_fails = 0;
+        refuse_limits = false;
+        snprintf(root, sizeof(root), "/tmp/tide-mgr-paging-XXXXXX");
+        cr_assert_not_null(mkdtemp(root));
+        snprintf(dir, sizeof(dir), "%s/paging", root);
+        snprintf(cfg.paging_dir, sizeof(cfg.paging_dir), "%s", dir);
+        snprintf(cmd, sizeof(cmd), "mkdir -p %s/proc", root);
+        cr_assert_eq(system(cmd), 0);
+        snprintf(swaps, sizeof(swaps), "%s/proc/swaps", root);
+        write_swaps("");
+}
+
+static void teardown(void) {
+        char cmd[128];
+        m = manager_free(m);
+        hv_fake_done(&fake);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+        cr_expect_eq(system(cmd), 0);
+}
+
+TestSuite(paging, .init = setup, .fini = teardown);
+
+static void sample(uint64_t actual, uint64_t rss) {
+        fake.stats[0].actual_kib = actual;
+        fake.stats[0].rss_kib = rss;
+        fake.stats[0].available_kib = actual - MIB(100);
+        fake.stats[0].usable_kib = actual - MIB(100);
+        fake.stats[0].last_update_sec++;
+}
+
+/* A managed 1 GiB guest (minimum 256 MiB) ballooned to 300 MiB (150 resident) on a host with
+ * 100 MiB above its reserve, rebooted at 104 s. */
+static void reboot_on_a_short_host(void) {
+        struct hv_domain d = { .active = true, .persistent = true, .id = 1, .max_kib = MIB(1024),
+                               .current_kib = MIB(300), .has_balloon = true, .numa_node = -1 };
+        snprintf(d.uuid, sizeof(d.uuid), "%s", UUID);
+        snprintf(d.name, sizeof(d.name), "web");
+        struct hv_mem_stats s;
+        memset(&s, 0xff, sizeof(s));
+        s.last_update_sec = 1000;
+        cr_assert_geq(hv_fake_add(&fake, &d, &s), 0);
+        free_mib = 100;
+        cr_assert_eq(manager_new(&hv, &cfg, host_tight, NULL, &m), 0);
+        cr_assert_eq(manager_enable_paging(m, root, &files), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        char note[256], err[256];
+        struct policy_change c = { .have_minimum = true, .minimum_kib = MIB(256) };
+        cr_assert_eq(manager_policy_set(m, "web", &c, SEC(100), note, sizeof(note), err, sizeof(err)), 0, "%s", err);
+        sample(MIB(300), MIB(150));
+        cr_assert_eq(manager_tick(m, SEC(101)), 0);
+        manager_on_event(m, HV_EVENT_REBOOTED, UUID, SEC(104));
+        sample(MIB(300), MIB(150));
+        cr_assert_eq(manager_tick(m, SEC(105)), 0);
+}
+
+Test(paging, a_reboot_on_a_short_host_pages_its_shortfall_under_limits) {
+        char path[PAGING_PATH_MAX];
+        reboot_on_a_short_host();
+        /* Wants 1024, has 150 resident, 100 free: 774 MiB short, file 774 + 32, RAM 250. */
+        cr_assert_eq(on_calls, 1);
+        cr_assert_eq(paging_file_path(dir, UUID, path, sizeof(path)), 0);
+        cr_expect_eq(access(path, F_OK), 0);
+        cr_expect_eq(fake.memtune[0].hard_limit_kib, MIB(250));
+        cr_expect_eq(fake.memtune[0].swap_hard_limit_kib, MIB(1024));
+        const struct snapshot *s = manager_snapshot(m);
+        cr_expect_str_eq(s->domains[0].status, "paging");
+        cr_expect_str_eq(s->domains[0].paging, "paging");
+        cr_expect_eq(s->domains[0].paging_kib, MIB(806));
+        cr_expect_eq(s->host.paging_files, 1);
+        cr_expect_eq(s->host.unfunded_kib, 0, "a file covers it (the engine still calls the floors overcommitted)");
+
+        /* The next tick reads the file's use from /proc/swaps. */
+        sample(MIB(1024), MIB(250));
+        cr_assert_eq(manager_tick(m, SEC(106)), 0);
+        cr_expect_eq(manager_snapshot(m)->domains[0].paging_used_kib, MIB(806) / 4);
+}
+
+Test(paging, released_once_the_guest_has_come_down_limits_first_then_the_file) {
+        char path[PAGING_PATH_MAX];
+        reboot_on_a_short_host();
+        cr_assert_eq(paging_file_path(dir, UUID, path, sizeof(path)), 0);
+        /* Its driver reports (a first sample after the boot is a baseline, the second counts). */
+        sample(MIB(1024), MIB(250));
+        cr_assert_eq(manager_tick(m, SEC(110)), 0);
+        sample(MIB(1024), MIB(250));
+        cr_assert_eq(manager_tick(m, SEC(111)), 0);
+        cr_expect_eq(off_calls, 0, "still holding its startup: not down yet");
+        /* Ballooned down to 300 MiB: fits its 250 of RAM plus the 100 free. */
+        sample(MIB(300), MIB(250));
+        cr_assert_eq(manager_tick(m, SEC(112)), 0);
+        cr_expect_eq(fake.memtune[0].hard_limit_kib, HV_MEMTUNE_UNLIMITED, "limits lifted as they were");
+        for (int t = 0; t < 500 && access(path, F_OK) == 0; t++)
+                usleep(1000); /* the worker thread */
+        cr_expect_eq(off_calls, 1);
+        cr_expect_neq(access(path, F_OK), 0, "file removed");
+        sample(MIB(300), MIB(250));
+        cr_assert_eq(manager_tick(m, SEC(113)), 0);
+        const struct snapshot *s = manager_snapshot(m);
+        cr_expect_str_eq(s->domains[0].paging, "none");
+        cr_expect_neq(strcmp(s->domains[0].status, "paging"), 0);
+        cr_expect_eq(s->host.paging_files, 0);
+}
+
+Test(paging, a_file_that_cannot_be_made_leaves_the_guest_booting_on_an_overcommitted_host) {
+        on_fails = ENOSPC;
+        reboot_on_a_short_host();
+        cr_expect_eq(on_calls, 1);
+        cr_expect_eq(fake.memtune[0].hard_limit_kib, HV_MEMTUNE_UNLIMITED, "no limit without a file");
+        cr_assert_eq(manager_tick(m, SEC(106)), 0);
+        const struct snapshot *s = manager_snapshot(m);
+        cr_expect_str_eq(s->domains[0].paging, "failed");
+        cr_expect(s->host.overcommitted);
+        cr_expect_eq(s->host.unfunded_kib, MIB(774));
+        cr_expect_not_null(hv_fake_last(&fake, "set_balloon"), "still given its startup memory");
+}
+
+Test(paging, limits_refused_take_the_file_back) {
+        refuse_limits = true;
+        reboot_on_a_short_host();
+        cr_expect_eq(on_calls, 1);
+        cr_expect_eq(off_calls, 1, "switched off again at once");
+        cr_assert_eq(manager_tick(m, SEC(106)), 0);
+        cr_expect_str_eq(manager_snapshot(m)->domains[0].paging, "failed");
+}
+
+Test(paging, a_restarted_tided_adopts_a_file_left_on_and_removes_strays) {
+        char path[PAGING_PATH_MAX], stray[PAGING_PATH_MAX], line[PAGING_PATH_MAX + 64];
+        struct hv_domain d = { .active = true, .persistent = true, .id = 1, .max_kib = MIB(1024),
+                               .current_kib = MIB(1024), .has_balloon = true, .numa_node = -1 };
+        snprintf(d.uuid, sizeof(d.uuid), "%s", UUID);
+        snprintf(d.name, sizeof(d.name), "web");
+        struct hv_mem_stats s;
+        memset(&s, 0xff, sizeof(s));
+        s.last_update_sec = 1000;
+        cr_assert_geq(hv_fake_add(&fake, &d, &s), 0);
+        fake.memtune[0] = (struct hv_memtune){ MIB(250), MIB(1024) };
+        cr_assert_eq(mkdir(dir, 0700), 0);
+        cr_assert_eq(paging_file_path(dir, UUID, path, sizeof(path)), 0);
+        cr_assert_eq(paging_file_path(dir, "6f1c2a5e-0000-4000-8000-00000000000b", stray, sizeof(stray)), 0);
+        fclose(fopen(path, "w"));
+        fclose(fopen(stray, "w"));
+        snprintf(line, sizeof(line), "%s file %" PRIu64 " 1024 -2\n", path, MIB(806));
+        write_swaps(line);
+
+        free_mib = 1000;
+        cr_assert_eq(manager_new(&hv, &cfg, host_tight, NULL, &m), 0);
+        cr_assert_eq(manager_enable_paging(m, root, &files), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        cr_assert_eq(manager_tick(m, SEC(2)), 0);
+        cr_expect_neq(access(stray, F_OK), 0, "a file not on is removed");
+        cr_expect_eq(access(path, F_OK), 0, "the one on is kept");
+        cr_expect_str_eq(manager_snapshot(m)->domains[0].paging, "paging");
+        cr_expect_eq(manager_snapshot(m)->domains[0].paging_kib, MIB(806));
+
+        /* tided stops: no VM stays limited. */
+        manager_stop_paging(m);
+        cr_expect_eq(fake.memtune[0].hard_limit_kib, HV_MEMTUNE_UNLIMITED);
+}
