@@ -179,7 +179,8 @@ static void track_lifecycle(const struct core_vm_obs *o, uint64_t now_usec) {
 }
 
 /* Takes this tick's balloon statistics sample, if one was read. */
-static void take_sample(const struct core_vm_obs *o, uint64_t now_usec, struct core_vm_out *out) {
+static void take_sample(const struct core_vm_obs *o, const struct tide_config *cfg, uint64_t now_usec,
+                        struct core_vm_out *out) {
         struct core_vm *s = o->state;
 
         if (!o->fresh_stats)
@@ -204,9 +205,16 @@ static void take_sample(const struct core_vm_obs *o, uint64_t now_usec, struct c
                         s->demand_usec = now_usec;
                 }
                 s->last_update_seen = lu;
-                if (s->booting && s->stats_advanced)
-                        s->booting = false; /* the balloon driver is up */
         }
+        /* The balloon driver is up once it reports; and after a reboot, once it has also taken
+         * the boot target tided set (QEMU reports the old actual until the new driver deflates:
+         * a boot ended on that stale figure was held there, squeezing a guest still filling its
+         * memory, as a real storm here showed). A driver that never gets there ends the boot
+         * after the quiet period, so nothing is held at startup for good. */
+        if (s->booting && s->stats_advanced &&
+            (!s->set_balloon_kib || s->stats.actual_kib == UINT64_MAX ||
+             s->stats.actual_kib + POLICY_ALIGN_KIB >= s->set_balloon_kib || now_usec - s->boot_usec >= cfg->quiet_usec))
+                s->booting = false;
 }
 
 /* Whether the guest deflated its own balloon since the last sample because it ran out of memory
@@ -474,7 +482,7 @@ int core_tick(struct core *c, const struct tide_config *cfg, const struct core_h
                 }
                 if (!o->info->active || !o->have_policy)
                         continue;
-                take_sample(o, now_usec, &out[i]);
+                take_sample(o, cfg, now_usec, &out[i]);
                 if (!s->stats_ok)
                         continue;
                 int node = o->info->numa_node >= 0 && (unsigned) o->info->numa_node < h->n_nodes &&
@@ -493,6 +501,23 @@ int core_tick(struct core *c, const struct tide_config *cfg, const struct core_h
         }
 
         *host_out = (struct core_host_out){ .host = host_capacity(h, cfg, rss_sum, node_rss, node_bound) };
+
+        /* Smart Paging before the engine: what is free now is what the host has less what the
+         * VMs hold resident, above the reserve. What paging VMs keep on disk is capacity the
+         * engine may count: their startup is a floor it must fund, and their files fund part
+         * of it (without this a storm the files cover would read as overcommitted, and the
+         * first guest to boot would be squeezed to its minimum while it still fills its memory). */
+        for (size_t i = 0; i < n; i++)
+                c->paging[i] = paging_input(&vms[i]);
+        struct paging_host ph = {
+                .free_kib = sat_sub_u64(sat_sub_u64(host_out->host.usable_kib, host_out->host.reserve_kib),
+                                        rss_sum + h->others_held_kib),
+                .can_page = h->can_page,
+        };
+        if ((r = paging_plan(cfg, &ph, c->paging, n, now_usec, c->paging_out, &host_out->paging)) < 0)
+                return r;
+        host_out->host.usable_kib += host_out->paging.on_disk_kib;
+
         r = engine_step(c->engine, &host_out->host, c->vms, k, cfg, now_usec, c->out, &host_out->summary);
         if (r < 0)
                 return r;
@@ -525,21 +550,8 @@ int core_tick(struct core *c, const struct tide_config *cfg, const struct core_h
                 if (!out[i].set_balloon)
                         watch_balloon(s, now_usec, &out[i]);
         }
-        /* Smart Paging after the engine: what is free now is what the host has less what the
-         * VMs hold resident, above the reserve. */
-        for (size_t i = 0; i < n; i++)
-                c->paging[i] = paging_input(&vms[i]);
-        struct paging_host ph = {
-                .free_kib = sat_sub_u64(sat_sub_u64(host_out->host.usable_kib, host_out->host.reserve_kib),
-                                        rss_sum + h->others_held_kib),
-                .can_page = h->can_page,
-        };
-        struct paging_action *pa = c->paging_out;
-        r = paging_plan(cfg, &ph, c->paging, n, now_usec, pa, &host_out->paging);
-        if (r < 0)
-                return r;
         for (size_t i = 0; i < n; i++) {
-                out[i].paging = pa[i];
+                out[i].paging = c->paging_out[i];
                 describe(&vms[i], &out[i]);
                 if (vms[i].info->active)
                         host_out->assigned_kib += out[i].assigned_kib;

@@ -94,7 +94,7 @@ static void page(const struct tide_config *cfg, const struct paging_vm *v, uint6
         a->start = true;
         a->file_kib = s->file_kib;
         a->hard_limit_kib = grant + cfg->qemu_overhead_kib;
-        a->swap_hard_limit_kib = v->startup_kib + cfg->qemu_overhead_kib;
+        a->swap_hard_limit_kib = UINT64_MAX; /* plan.h: no bound on memory + swap */
         a->grant_kib = grant;
 }
 
@@ -172,7 +172,7 @@ static void follow(const struct tide_config *cfg, const struct paging_vm *v, uin
                         a->raise = true;
                         a->grant_kib = s->grant_kib + more;
                         a->hard_limit_kib = a->grant_kib + cfg->qemu_overhead_kib;
-                        a->swap_hard_limit_kib = s->startup_kib + cfg->qemu_overhead_kib;
+                        a->swap_hard_limit_kib = UINT64_MAX;
                 }
         }
         if (!s->long_warned && now_usec - s->since_usec >= PAGING_LONG_USEC) {
@@ -232,6 +232,9 @@ int paging_plan(const struct tide_config *cfg, const struct paging_host *host, c
                 if (paging_in_use(s)) {
                         sum.files++;
                         sum.file_kib += s->file_kib;
+                        if (s->phase == PAGING_ACTIVE && s->grant_kib && vms[i].active)
+                                sum.on_disk_kib += sat_sub_u64(vms[i].booting ? s->startup_kib : vms[i].assigned_kib,
+                                                               s->grant_kib);
                 } else if (s->phase == PAGING_FAILED)
                         sum.unfunded_kib += s->file_kib;
         }

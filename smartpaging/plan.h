@@ -88,7 +88,9 @@ struct paging_host {
 struct paging_action {
         /* start: make a file of file_kib in paging_dir named by the domain's UUID, switch it on,
          * then set the domain's memtune (hard_limit_kib, swap_hard_limit_kib); report with
-         * paging_started(). */
+         * paging_started(). The swap limit is none (HV_MEMTUNE_UNLIMITED): memory + swap needs
+         * no bound of its own, and one at startup + overhead OOM-killed QEMU here when its real
+         * overhead (TCG: ~135 MiB) passed the configured one. */
         bool start;
         /* raise: the host can give it more RAM: set hard_limit_kib (swap_hard_limit_kib as
          * before); report a failure with paging_started() (the grant stays as it was). */
@@ -109,6 +111,9 @@ struct paging_summary {
         uint64_t file_kib;        /* their files' sizes */
         uint64_t unfunded_kib;    /* startup memory no RAM and no file covers (paging off, not
                                    * allowed for this start, or failed): the host is overcommitted */
+        uint64_t on_disk_kib;     /* what paging VMs hold beyond their grants (their startup while
+                                   * booting, else what they are assigned): memory their files
+                                   * back, which the engine may count as capacity */
 };
 
 /* Decides one tick for vms[0..n) into out[0..n) (zeroed first) and *summary (may be NULL).

@@ -260,9 +260,10 @@ Test(core, a_reboot_the_host_cannot_fund_pages_its_shortfall) {
         cr_expect_eq(out.paging.shortfall_kib, MIB(624));
         cr_expect_eq(out.paging.grant_kib, MIB(400));
         cr_expect_eq(out.paging.hard_limit_kib, MIB(400));
-        cr_expect_eq(out.paging.swap_hard_limit_kib, MIB(1024));
+        cr_expect_eq(out.paging.swap_hard_limit_kib, HV_MEMTUNE_UNLIMITED);
         cr_expect_eq(out.status, ENGINE_STATUS_PAGING);
         cr_expect_eq(hout.paging.files, 1);
+        cr_expect_eq(hout.paging.on_disk_kib, MIB(624), "the file backs what the RAM grant does not");
         cr_expect(out.set_balloon, "the boot still gets its startup memory");
         cr_expect_eq(out.balloon_kib, MIB(1024));
         cr_expect_not(core_vm_settled(&state, &out, &hout), "a paging VM is not settled");
@@ -283,4 +284,35 @@ Test(core, a_start_in_a_partial_tick_is_taken_again_with_every_vm) {
         struct core_vm before = state;
         cr_expect_eq(core_tick(core, &cfg, &host, &obs, 1, SEC(10), false, &out, &hout), -EAGAIN);
         cr_expect_eq(memcmp(&before, &state, sizeof(state)), 0, "state untouched");
+}
+
+/* After a reboot QEMU reports the old balloon actual until the new driver has deflated to the
+ * boot target: the boot is not over on that stale figure (it would be held there). */
+Test(core, a_boot_ends_once_the_new_driver_has_taken_the_boot_target) {
+        sample(MIB(300), MIB(100), 50);
+        tick(SEC(100), false);
+        obs.start = CORE_START_REBOOT;
+        sample(MIB(300), MIB(100), 50);
+        tick(SEC(101), false);
+        cr_assert(out.set_balloon);
+        core_vm_applied(&state, &out, false, true, MIB(300), SEC(101));
+        sample(MIB(300), MIB(100), 51);
+        tick(SEC(102), false);
+        sample(MIB(300), MIB(100), 52);
+        tick(SEC(103), false);
+        cr_expect(state.booting, "stats advance, but the actual is the old one");
+        cr_expect_eq(state.decision.target_kib, MIB(1024), "still its startup");
+        sample(MIB(1024), MIB(100), 53);
+        tick(SEC(104), false);
+        cr_expect_not(state.booting);
+        /* A driver that never gets there: the boot ends after the quiet period. */
+        obs.start = CORE_START_REBOOT;
+        sample(MIB(300), MIB(100), 54);
+        tick(SEC(200), false);
+        core_vm_applied(&state, &out, false, true, MIB(300), SEC(200));
+        sample(MIB(300), MIB(100), 55);
+        tick(SEC(201), false);
+        sample(MIB(300), MIB(100), 56);
+        tick(SEC(200) + cfg.quiet_usec, false);
+        cr_expect_not(state.booting);
 }

@@ -140,7 +140,7 @@ Test(paging, a_reboot_on_a_short_host_pages_its_shortfall_under_limits) {
         cr_assert_eq(paging_file_path(dir, UUID, path, sizeof(path)), 0);
         cr_expect_eq(access(path, F_OK), 0);
         cr_expect_eq(fake.memtune[0].hard_limit_kib, MIB(250));
-        cr_expect_eq(fake.memtune[0].swap_hard_limit_kib, MIB(1024));
+        cr_expect_eq(fake.memtune[0].swap_hard_limit_kib, HV_MEMTUNE_UNLIMITED);
         const struct snapshot *s = manager_snapshot(m);
         cr_expect_str_eq(s->domains[0].status, "paging");
         cr_expect_str_eq(s->domains[0].paging, "paging");

@@ -70,7 +70,7 @@ Test(plan, restart_on_a_full_host_pages_the_shortfall_with_limits_around_the_gra
         cr_expect_eq(act[0].grant_kib, MIB(224));
         cr_expect_eq(act[0].file_kib, MIB(160) + PAGING_FILE_SLACK_KIB);
         cr_expect_eq(act[0].hard_limit_kib, MIB(224) + cfg.qemu_overhead_kib);
-        cr_expect_eq(act[0].swap_hard_limit_kib, MIB(384) + cfg.qemu_overhead_kib);
+        cr_expect_eq(act[0].swap_hard_limit_kib, UINT64_MAX, "memory + swap unbounded");
         cr_expect(act[0].hard_limit_kib <= act[0].swap_hard_limit_kib, "libvirt refuses hard > swap");
         cr_expect_eq(st[0].phase, PAGING_ACTIVE);
         cr_expect(paging_in_use(&st[0]));
@@ -198,7 +198,7 @@ Test(plan, qemu_overhead_is_wanted_resident_and_never_paged) {
         cr_expect_eq(act[0].shortfall_kib, MIB(160));
         cr_expect_eq(act[0].hard_limit_kib, MIB(324));
         cr_expect_eq(act[0].grant_kib, MIB(224));
-        cr_expect_eq(act[0].swap_hard_limit_kib, MIB(484));
+        cr_expect_eq(act[0].swap_hard_limit_kib, UINT64_MAX);
 
         /* A cold start with nothing free: QEMU's own memory stays resident, the guest pages. */
         cfg.smart_paging = CONFIG_PAGING_ALWAYS;
@@ -295,7 +295,7 @@ Test(plan, freed_memory_raises_the_grant_in_steps_worth_a_call) {
         cr_assert(act[0].raise);
         cr_expect_eq(act[0].grant_kib, MIB(260));
         cr_expect_eq(act[0].hard_limit_kib, MIB(260) + cfg.qemu_overhead_kib);
-        cr_expect_eq(act[0].swap_hard_limit_kib, MIB(384) + cfg.qemu_overhead_kib);
+        cr_expect_eq(act[0].swap_hard_limit_kib, UINT64_MAX, "memory + swap unbounded");
         cr_expect_eq(st[0].grant_kib, MIB(160), "only a raise carried out moves the grant");
         paging_started(&st[0], &act[0], 0);
         cr_expect_eq(st[0].grant_kib, MIB(260));
