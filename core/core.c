@@ -192,6 +192,8 @@ static void take_sample(const struct core_vm_obs *o, const struct tide_config *c
                 return;
         }
         s->stats = o->stats;
+        if (s->stats.rss_kib != UINT64_MAX)
+                s->rss_seen_kib = s->stats.rss_kib;
         if (balloon_stats_clamp(&s->stats, o->info))
                 out->logs |= CORE_LOG_CLAMPED;
         s->stats_ok = true;
@@ -415,7 +417,10 @@ static struct paging_vm paging_input(const struct core_vm_obs *o) {
                 .minimum_kib = o->policy.minimum_kib,
                 .weight = o->policy.weight,
                 .assigned_kib = assigned,
-                .held_kib = s->stats_ok && s->stats.rss_kib != UINT64_MAX ? s->stats.rss_kib : 0,
+                /* A reset's first sample may lack the RSS (seen here): the last one known stands,
+                 * or the hard limit would land below what QEMU holds already. */
+                .held_kib = s->stats_ok && s->stats.rss_kib != UINT64_MAX ? s->stats.rss_kib : s->rss_seen_kib,
+                .file_used_kib = o->paging_used_kib,
         };
 }
 

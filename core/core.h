@@ -69,6 +69,7 @@ struct core_vm {
         /* The balloon statistics sample: QEMU's last_update changes when the guest reports. */
         bool stats_ok;
         struct hv_mem_stats stats; /* the last sample read, actual clamped to the boot size */
+        uint64_t rss_seen_kib;     /* QEMU's RSS in the last sample that had it, 0 none yet */
         uint64_t last_update_seen; /* last_update at the previous sample */
         bool stats_advanced;       /* last_update changed at least once since this run began */
         uint64_t demand_usec;      /* when the current sample was first seen */
@@ -120,6 +121,8 @@ struct core_vm_obs {
         struct agent_report report;
         uint64_t report_usec;           /* when it arrived */
         bool report_fresh;              /* it arrived since the previous tick */
+        /* Smart Paging: how much of its paging file is in use now (/proc/swaps; 0 unknown). */
+        uint64_t paging_used_kib;
         struct core_vm *state;
 };
 

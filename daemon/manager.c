@@ -723,6 +723,7 @@ static void gather(struct manager *m, struct dom *d, struct core_vm_obs *o, uint
                                    .policy = d->policy,
                                    .start = d->start,
                                    .stopped = d->stopped,
+                                   .paging_used_kib = d->paging_used_kib,
                                    .state = &d->core };
         if (!d->info.active || !d->have_policy)
                 return;

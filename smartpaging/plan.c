@@ -139,8 +139,8 @@ static uint64_t fund_starts(const struct tide_config *cfg, const struct paging_h
 }
 
 /* A VM paging since before this tick: released, raised or left as it is. */
-static void follow(const struct tide_config *cfg, const struct paging_vm *v, uint64_t *free_left, uint64_t now_usec,
-                   struct paging_action *a) {
+static void follow(const struct tide_config *cfg, const struct paging_vm *v, uint64_t *free_left, bool *may_release,
+                   uint64_t now_usec, struct paging_action *a) {
         struct paging_vm_state *s = v->state;
 
         if (!v->active) {
@@ -151,13 +151,16 @@ static void follow(const struct tide_config *cfg, const struct paging_vm *v, uin
                 a->release = true;
                 return;
         }
-        /* Down to what the host can hold: its balloon reports (the boot is over) and all it holds
-         * fits in its grant plus what is free. Switching the file off then brings back only pages
-         * the host has room for. */
-        /* What of its grant it has yet to fill was set aside from the free memory: it is its own. */
+        /* Down to what the host can hold: its balloon reports (the boot is over), and what would
+         * come back into RAM fits the free memory: once its limit is lifted, what it holds beyond
+         * its resident set (assigned + overhead - RSS); once its file is off, what the file
+         * holds (any process's pages: swap areas are host-wide). */
         uint64_t own = s->grant_kib ? sat_sub_u64(s->grant_kib + cfg->qemu_overhead_kib, v->held_kib) : 0;
-        if (!v->booting && v->reporting && v->assigned_kib <= s->grant_kib + *free_left + own) {
-                *free_left = sat_sub_u64(*free_left, sat_sub_u64(v->assigned_kib, s->grant_kib + own));
+        uint64_t room = *free_left + own;
+        uint64_t back = sat_sub_u64(v->assigned_kib + cfg->qemu_overhead_kib, v->held_kib);
+        if (*may_release && !v->booting && v->reporting && back <= room && v->file_used_kib <= room) {
+                *may_release = false;
+                *free_left = sat_sub_u64(room, max_u64(back, v->file_used_kib));
                 s->phase = PAGING_RELEASING;
                 s->release_usec = now_usec;
                 a->release = a->lift_limits = true;
@@ -219,10 +222,19 @@ int paging_plan(const struct tide_config *cfg, const struct paging_host *host, c
 
         /* Starts first: a boot cannot wait, a release can. */
         uint64_t free_left = h.free_kib - fund_starts(cfg, &h, vms, n, now_usec, out, &sum);
+
+        /* One file is switched off at a time, host-wide: swap areas are shared, so switching one
+         * off also brings back other VMs' pages, and the next one waits for /proc/swaps and
+         * the free memory to show where that left the host (three at once brought a partition
+         * to OOM here). */
+        bool may_release = true;
+        for (size_t i = 0; i < n; i++)
+                if (vms[i].state->phase == PAGING_RELEASING && !vms[i].state->retry_usec && vms[i].active)
+                        may_release = false;
         for (size_t i = 0; i < n; i++) {
                 struct paging_vm_state *s = vms[i].state;
                 if (s->phase == PAGING_ACTIVE && !out[i].start)
-                        follow(cfg, &vms[i], &free_left, now_usec, &out[i]);
+                        follow(cfg, &vms[i], &free_left, &may_release, now_usec, &out[i]);
                 else if (s->phase == PAGING_RELEASING && !out[i].release && s->retry_usec &&
                          now_usec >= s->retry_usec) {
                         s->retry_usec = 0;

@@ -73,6 +73,7 @@ struct paging_vm {
         uint64_t assigned_kib;    /* balloon actual + plugged */
         uint64_t held_kib;        /* what its QEMU has resident now (RSS: guest memory in RAM and
                                    * QEMU's own; a reboot keeps it), 0 unknown or not started */
+        uint64_t file_used_kib;   /* how much of its paging file is in use (/proc/swaps), 0 unknown */
 };
 
 struct paging_host {
@@ -127,7 +128,11 @@ struct paging_summary {
  * of their grant (plus the overhead), beyond their resident sets. Its hard limit is what
  * it holds plus what it took (at least the overhead); the grant is that less the overhead. A VM
  * releasing its file when it starts again is not funded (its file is still being switched off). A paging VM is released once its balloon reports and it holds no more than
- * the host can give it (assigned <= grant + free), or when it stops. Updates each state.
+ * the host can take back what it holds beyond its resident set (assigned + overhead - RSS <=
+ * free) and what its file holds too (swap areas are host-wide: the file holds pages of any process the kernel paged there, and
+ * switching it off brings all of them back; one released a tick while that would not fit
+ * brought a partition to OOM here), one at a time host-wide (not while another running VM's file
+ * is being switched off), or when it stops. Updates each state.
  * Returns 0, or -EINVAL on NULL arguments (n > 0 with NULL arrays, a NULL state). */
 int paging_plan(const struct tide_config *cfg, const struct paging_host *host, const struct paging_vm *vms, size_t n,
                 uint64_t now_usec, struct paging_action *out, struct paging_summary *summary);

@@ -164,16 +164,21 @@ Test(paging, released_once_the_guest_has_come_down_limits_first_then_the_file) {
         sample(MIB(1024), MIB(250));
         cr_assert_eq(manager_tick(m, SEC(111)), 0);
         cr_expect_eq(off_calls, 0, "still holding its startup: not down yet");
-        /* Ballooned down to 300 MiB: fits its 250 of RAM plus the 100 free. */
+        /* Ballooned down to 300 MiB: fits its RAM plus the free memory, but its file holds 201 MiB
+         * (fake /proc/swaps) and only 100 are free: switching it off would not fit. */
         sample(MIB(300), MIB(250));
         cr_assert_eq(manager_tick(m, SEC(112)), 0);
+        cr_expect_eq(off_calls, 0, "what the file holds must fit too");
+        free_mib = 300;
+        sample(MIB(300), MIB(250));
+        cr_assert_eq(manager_tick(m, SEC(113)), 0);
         cr_expect_eq(fake.memtune[0].hard_limit_kib, HV_MEMTUNE_UNLIMITED, "limits lifted as they were");
         for (int t = 0; t < 500 && access(path, F_OK) == 0; t++)
                 usleep(1000); /* the worker thread */
         cr_expect_eq(off_calls, 1);
         cr_expect_neq(access(path, F_OK), 0, "file removed");
         sample(MIB(300), MIB(250));
-        cr_assert_eq(manager_tick(m, SEC(113)), 0);
+        cr_assert_eq(manager_tick(m, SEC(114)), 0);
         const struct snapshot *s = manager_snapshot(m);
         cr_expect_str_eq(s->domains[0].paging, "none");
         cr_expect_neq(strcmp(s->domains[0].status, "paging"), 0);

@@ -268,10 +268,42 @@ Test(plan, released_when_the_host_can_hold_what_it_has_even_above_its_grant) {
         vm[0] = (struct paging_vm){ .state = &st[0], .active = true, .managed = true, .dynamic = true, .reporting = true,
                                     .startup_kib = MIB(384), .minimum_kib = MIB(128), .assigned_kib = MIB(300),
                                     .held_kib = MIB(224) };
-        plan(1, 50, SEC(60)); /* 300 > 224 + 50 */
+        plan(1, 50, SEC(60)); /* 76 of its 300 are not resident: more than the 50 free */
         cr_expect_not(act[0].release);
-        plan(1, 80, SEC(61)); /* 300 <= 224 + 80: the host holds it all */
+        plan(1, 80, SEC(61)); /* 76 <= 80: the host takes it all back */
         cr_expect(act[0].release);
+}
+
+Test(plan, a_file_is_switched_off_only_when_what_it_holds_fits) {
+        restarting(0, 160);
+        plan(1, 64, SEC(10)); /* grant 224 */
+        vm[0] = (struct paging_vm){ .state = &st[0], .active = true, .managed = true, .dynamic = true, .reporting = true,
+                                    .startup_kib = MIB(384), .minimum_kib = MIB(128), .assigned_kib = MIB(200),
+                                    .held_kib = MIB(224), .file_used_kib = MIB(300) };
+        /* Fits its grant, but its file holds 300 MiB (others' pages too: swap is host-wide). */
+        plan(1, 250, SEC(60));
+        cr_expect_not(act[0].release);
+        plan(1, 300, SEC(61));
+        cr_expect(act[0].release);
+
+        /* Two in one tick: the second waits for room the first did not take. */
+        setup();
+        restarting(0, 160);
+        restarting(1, 160);
+        plan(2, 0, SEC(10));
+        for (int i = 0; i < 2; i++)
+                vm[i] = (struct paging_vm){ .state = &st[i], .active = true, .managed = true, .dynamic = true,
+                                            .reporting = true, .startup_kib = MIB(384), .minimum_kib = MIB(128),
+                                            .assigned_kib = MIB(128), .held_kib = MIB(160),
+                                            .file_used_kib = MIB(200) };
+        plan(2, 1000, SEC(60));
+        cr_expect(act[0].release);
+        cr_expect_not(act[1].release, "one file is switched off at a time");
+        plan(2, 1000, SEC(61));
+        cr_expect_not(act[1].release, "the first is still being switched off");
+        paging_released(&st[0], true, 0, SEC(62));
+        plan(2, 1000, SEC(63));
+        cr_expect(act[1].release);
 }
 
 Test(plan, a_stopped_vm_only_has_its_file_removed) {
@@ -356,9 +388,10 @@ Test(plan, an_adopted_file_is_released_once_the_vm_fits_and_its_limit_is_left_al
         running(0, 300);
         paging_adopt(&st[0], MIB(256), 0, SEC(5));
         cr_expect(paging_in_use(&st[0]));
+        vm[0].file_used_kib = MIB(250);
         plan(1, 200, SEC(6));
         cr_expect_not(act[0].raise, "grant unknown: no limit is invented");
-        cr_expect_not(act[0].release, "300 MiB held, 200 free");
+        cr_expect_not(act[0].release, "its file holds 250 MiB, 200 free");
         plan(1, 300, SEC(7));
         cr_expect(act[0].release);
         cr_expect(act[0].lift_limits);
