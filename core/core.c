@@ -407,10 +407,11 @@ static struct paging_vm paging_input(const struct core_vm_obs *o) {
                 .active = d->active,
                 .managed = managed,
                 .dynamic = o->policy.dynamic,
-                .start = !managed                        ? PAGING_START_NONE
-                         : o->start == CORE_START_REBOOT ? PAGING_START_RESTART
-                         : o->start == CORE_START_BOOT   ? PAGING_START_COLD
-                                                         : PAGING_START_NONE,
+                /* A stop seen with a start in one tick is a new QEMU: a cold start. */
+                .start = !managed                                     ? PAGING_START_NONE
+                         : o->start == CORE_START_REBOOT && !o->stopped ? PAGING_START_RESTART
+                         : o->start != CORE_START_NONE                  ? PAGING_START_COLD
+                                                                        : PAGING_START_NONE,
                 .booting = s->booting,
                 .reporting = s->stats_ok && s->stats_advanced,
                 .startup_kib = o->policy.startup_kib,

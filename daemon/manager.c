@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <numa.h>
 #include <stdio.h>
@@ -387,7 +388,10 @@ static int lift_limits(struct manager *m, struct dom *d) {
 void manager_stop_paging(struct manager *m) {
         for (size_t i = 0; m->hv->ops && i < m->n_doms; i++) {
                 struct dom *d = &m->doms[i];
-                if (d->core.paging.phase == PAGING_ACTIVE && d->info.active && lift_limits(m, d) >= 0)
+                bool limited = d->core.paging.phase == PAGING_ACTIVE ||
+                               (d->core.paging.phase == PAGING_RELEASING && !d->core.paging.lifted &&
+                                d->core.paging.retry_usec);
+                if (limited && d->info.active && lift_limits(m, d) >= 0)
                         log_info("%s: paging limits lifted as tided stops; its file stays on for the next tided",
                                  d->info.name);
         }
@@ -415,6 +419,13 @@ int manager_enable_paging(struct manager *m, const char *swaps_root, const struc
                 log_warning("Smart Paging directory %s is on the root filesystem: a boot storm can fill it; "
                             "set paging_dir to another filesystem",
                             m->cfg.paging_dir);
+        /* /proc/swaps names files by their resolved path: the directory is kept resolved, or
+         * a symlink in it would hide every file's use and its adoption after a restart. */
+        char real[PATH_MAX];
+        if (!realpath(m->cfg.paging_dir, real) || strlen(real) >= sizeof(m->cfg.paging_dir))
+                return log_error_errno(-errno ? -errno : -ENAMETOOLONG,
+                                       "Smart Paging is unavailable: cannot resolve %s: %m", m->cfg.paging_dir);
+        snprintf(m->cfg.paging_dir, sizeof(m->cfg.paging_dir), "%s", real);
         m->paging_on = true;
         m->paging_adopted = false;
         return 0;

@@ -143,7 +143,8 @@ static void follow(const struct tide_config *cfg, const struct paging_vm *v, uin
                    uint64_t now_usec, struct paging_action *a) {
         struct paging_vm_state *s = v->state;
 
-        if (!v->active) {
+        /* Stopped (or stopped and started again between two ticks: a new QEMU, its limits gone). */
+        if (!v->active || v->start == PAGING_START_COLD) {
                 /* Stopped: its limits went with its QEMU; only the file is left to remove. */
                 s->phase = PAGING_RELEASING;
                 s->release_usec = now_usec;
@@ -214,8 +215,12 @@ int paging_plan(const struct tide_config *cfg, const struct paging_host *host, c
                         continue;
                 if (s->phase == PAGING_ACTIVE && s->grant_kib)
                         promised += sat_sub_u64(s->grant_kib + cfg->qemu_overhead_kib, v->held_kib);
-                else if (v->booting && s->phase == PAGING_NONE)
+                else if (v->booting && (s->phase == PAGING_NONE || s->phase == PAGING_FAILED))
+                        /* A boot unpaging or unpaged fills its whole startup. */
                         promised += sat_sub_u64(v->startup_kib + cfg->qemu_overhead_kib, v->held_kib);
+                else if (s->phase == PAGING_RELEASING)
+                        /* What its file holds comes back as it is switched off. */
+                        promised += v->file_used_kib;
         }
         struct paging_host h = *host;
         h.free_kib = sat_sub_u64(host->free_kib, promised);
@@ -236,7 +241,10 @@ int paging_plan(const struct tide_config *cfg, const struct paging_host *host, c
                 if (s->phase == PAGING_ACTIVE && !out[i].start)
                         follow(cfg, &vms[i], &free_left, &may_release, now_usec, &out[i]);
                 else if (s->phase == PAGING_RELEASING && !out[i].release && s->retry_usec &&
-                         now_usec >= s->retry_usec) {
+                         now_usec >= s->retry_usec && may_release && vms[i].file_used_kib <= free_left) {
+                        /* A retry waits for its turn and for room like a first release. */
+                        may_release = false;
+                        free_left -= vms[i].file_used_kib;
                         s->retry_usec = 0;
                         out[i].release = true;
                         out[i].lift_limits = !s->lifted && vms[i].active;
@@ -245,8 +253,12 @@ int paging_plan(const struct tide_config *cfg, const struct paging_host *host, c
                         sum.files++;
                         sum.file_kib += s->file_kib;
                         if (s->phase == PAGING_ACTIVE && s->grant_kib && vms[i].active)
-                                sum.on_disk_kib += sat_sub_u64(vms[i].booting ? s->startup_kib : vms[i].assigned_kib,
-                                                               s->grant_kib);
+                                /* No more than its file holds: a paging VM grown past its startup
+                                 * must not make room for itself on a disk it does not have. */
+                                sum.on_disk_kib += min_u64(sat_sub_u64(vms[i].booting ? s->startup_kib
+                                                                                      : vms[i].assigned_kib,
+                                                                       s->grant_kib),
+                                                           s->file_kib);
                 } else if (s->phase == PAGING_FAILED)
                         sum.unfunded_kib += s->file_kib;
         }

@@ -331,10 +331,74 @@ Test(plan, freed_memory_raises_the_grant_in_steps_worth_a_call) {
         cr_expect_eq(st[0].grant_kib, MIB(160), "only a raise carried out moves the grant");
         paging_started(&st[0], &act[0], 0);
         cr_expect_eq(st[0].grant_kib, MIB(260));
-        /* The last 124 MiB come whole even below the step: the limit then covers its startup. */
-        plan(1, 500, SEC(13));
+        vm[0].held_kib = MIB(260); /* it filled its grant */
+        plan(1, 100, SEC(13));
+        cr_assert(act[0].raise);
+        paging_started(&st[0], &act[0], 0);
+        cr_expect_eq(st[0].grant_kib, MIB(360));
+        /* The last 24 MiB come whole even below the step: the limit then covers its startup. */
+        vm[0].held_kib = MIB(360);
+        plan(1, 24, SEC(14));
         cr_expect(act[0].raise);
         cr_expect_eq(act[0].grant_kib, MIB(384));
+}
+
+Test(plan, what_counts_as_on_disk_is_at_most_the_file) {
+        restarting(0, 160);
+        plan(1, 64, SEC(10)); /* grant 224, file 160 + 32 */
+        cr_expect_eq(sum.on_disk_kib, MIB(160), "booting: startup beyond the grant");
+        vm[0].start = PAGING_START_NONE;
+        vm[0].booting = false;
+        vm[0].reporting = true;
+        vm[0].assigned_kib = MIB(600); /* grown past its startup */
+        vm[0].held_kib = MIB(224);
+        plan(1, 0, SEC(40));
+        cr_expect_eq(sum.on_disk_kib, MIB(192), "no more than its file");
+}
+
+Test(plan, a_paging_vm_stopped_and_started_between_ticks_gives_its_file_up) {
+        restarting(0, 160);
+        plan(1, 64, SEC(10));
+        vm[0].start = PAGING_START_COLD; /* a new QEMU: the old limits are gone */
+        plan(1, 64, SEC(20));
+        cr_expect(act[0].release);
+        cr_expect_not(act[0].lift_limits);
+}
+
+Test(plan, a_retried_release_waits_its_turn_and_for_room) {
+        for (int i = 0; i < 2; i++)
+                restarting(i, 160);
+        plan(2, 0, SEC(10));
+        for (int i = 0; i < 2; i++)
+                vm[i] = (struct paging_vm){ .state = &st[i], .active = true, .managed = true, .dynamic = true,
+                                            .reporting = true, .startup_kib = MIB(384), .minimum_kib = MIB(128),
+                                            .assigned_kib = MIB(128), .held_kib = MIB(160), .file_used_kib = MIB(50) };
+        plan(2, 1000, SEC(60));
+        cr_assert(act[0].release);
+        paging_released(&st[0], true, -ENOMEM, SEC(61)); /* swapoff failed: retry in 30 s */
+        plan(2, 1000, SEC(62));
+        cr_assert(act[1].release, "the failed one no longer holds the turn");
+        plan(2, 1000, SEC(61) + PAGING_RETRY_USEC);
+        cr_expect_not(act[0].release, "the second is being switched off: the retry waits");
+        paging_released(&st[1], true, 0, SEC(100));
+        vm[0].file_used_kib = MIB(2000);
+        plan(2, 1000, SEC(101));
+        cr_expect_not(act[0].release, "its file holds more than is free");
+        vm[0].file_used_kib = MIB(50);
+        plan(2, 1000, SEC(102));
+        cr_expect(act[0].release);
+}
+
+Test(plan, a_failed_boot_still_takes_its_startup) {
+        restarting(0, 160);
+        plan(1, 0, SEC(10));
+        paging_started(&st[0], &act[0], -ENOSPC);
+        vm[0].start = PAGING_START_NONE;
+        restarting(1, 160);
+        vm[0].start = PAGING_START_NONE;
+        plan(2, 300, SEC(11)); /* 300 free, but 224 of them the failed boot fills: 76 left */
+        cr_expect(act[1].start);
+        cr_expect_eq(act[1].shortfall_kib, MIB(148));
 }
 
 Test(plan, a_failed_start_boots_unprotected_and_ends_with_its_boot) {
