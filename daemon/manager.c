@@ -422,10 +422,12 @@ int manager_enable_paging(struct manager *m, const char *swaps_root, const struc
         /* /proc/swaps names files by their resolved path: the directory is kept resolved, or
          * a symlink in it would hide every file's use and its adoption after a restart. */
         char real[PATH_MAX];
-        if (!realpath(m->cfg.paging_dir, real) || strlen(real) >= sizeof(m->cfg.paging_dir))
-                return log_error_errno(-errno ? -errno : -ENAMETOOLONG,
-                                       "Smart Paging is unavailable: cannot resolve %s: %m", m->cfg.paging_dir);
-        snprintf(m->cfg.paging_dir, sizeof(m->cfg.paging_dir), "%s", real);
+        if (!realpath(m->cfg.paging_dir, real))
+                return log_error_errno(-errno, "Smart Paging is unavailable: cannot resolve %s: %m", m->cfg.paging_dir);
+        if (strlen(real) >= sizeof(m->cfg.paging_dir))
+                return log_error_errno(-ENAMETOOLONG, "Smart Paging is unavailable: %s resolves to a path too long",
+                                       m->cfg.paging_dir);
+        memcpy(m->cfg.paging_dir, real, strlen(real) + 1); /* fits: checked above */
         m->paging_on = true;
         m->paging_adopted = false;
         return 0;
