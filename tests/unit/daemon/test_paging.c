@@ -113,17 +113,22 @@ static void sample(uint64_t actual, uint64_t rss) {
         fake.stats[0].last_update_sec++;
 }
 
-/* A managed 1 GiB guest (minimum 256 MiB) ballooned to 300 MiB (150 resident) on a host with
- * 100 MiB above its reserve, rebooted at 104 s. */
-static void reboot_on_a_short_host(void) {
+/* The running 1 GiB domain "web" (UUID), its balloon at `current`, no sample yet. */
+static void add_web(uint64_t current) {
         struct hv_domain d = { .active = true, .persistent = true, .id = 1, .max_kib = MIB(1024),
-                               .current_kib = MIB(300), .has_balloon = true, .numa_node = -1 };
+                               .current_kib = current, .has_balloon = true, .numa_node = -1 };
         snprintf(d.uuid, sizeof(d.uuid), "%s", UUID);
         snprintf(d.name, sizeof(d.name), "web");
         struct hv_mem_stats s;
         memset(&s, 0xff, sizeof(s));
         s.last_update_sec = 1000;
         cr_assert_geq(hv_fake_add(&fake, &d, &s), 0);
+}
+
+/* A managed 1 GiB guest (minimum 256 MiB) ballooned to 300 MiB (150 resident) on a host with
+ * 100 MiB above its reserve, rebooted at 104 s. */
+static void reboot_on_a_short_host(void) {
+        add_web(MIB(300));
         free_mib = 100;
         cr_assert_eq(manager_new(&hv, &cfg, host_tight, NULL, &m), 0);
         cr_assert_eq(manager_enable_paging(m, root, &files), 0);
@@ -217,14 +222,7 @@ Test(paging, limits_refused_take_the_file_back) {
 
 Test(paging, a_restarted_tided_adopts_a_file_left_on_and_removes_strays) {
         char path[PAGING_PATH_MAX], stray[PAGING_PATH_MAX], line[PAGING_PATH_MAX + 64];
-        struct hv_domain d = { .active = true, .persistent = true, .id = 1, .max_kib = MIB(1024),
-                               .current_kib = MIB(1024), .has_balloon = true, .numa_node = -1 };
-        snprintf(d.uuid, sizeof(d.uuid), "%s", UUID);
-        snprintf(d.name, sizeof(d.name), "web");
-        struct hv_mem_stats s;
-        memset(&s, 0xff, sizeof(s));
-        s.last_update_sec = 1000;
-        cr_assert_geq(hv_fake_add(&fake, &d, &s), 0);
+        add_web(MIB(1024));
         fake.memtune[0] = (struct hv_memtune){ MIB(250), MIB(1024) };
         cr_assert_eq(mkdir(dir, 0700), 0);
         cr_assert_eq(paging_file_path(dir, UUID, path, sizeof(path)), 0);
