@@ -186,7 +186,9 @@ bool paging_file_uuid(const char *dir, const char *path, char uuid[static 37]) {
         return true;
 }
 
-/* mkdir -p with 0700 for what it makes. */
+/* mkdir -p: the directory itself 0700 (its files are other processes' memory), the parents it
+ * makes 0755 as mkdir -p would (a parent such as /var/lib/tide may hold what others must reach:
+ * the test guests' images there are read by QEMU's own user). */
 static int make_dirs(const char *dir) {
         char buf[PAGING_PATH_MAX];
         if (snprintf(buf, sizeof(buf), "%s", dir) >= (int) sizeof(buf))
@@ -196,7 +198,7 @@ static int make_dirs(const char *dir) {
                         continue;
                 char c = *p;
                 *p = '\0';
-                if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+                if (mkdir(buf, c == '\0' ? 0700 : 0755) < 0 && errno != EEXIST)
                         return -errno;
                 *p = c;
                 if (c == '\0')

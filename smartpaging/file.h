@@ -43,7 +43,7 @@ int paging_file_path(const char *dir, const char *uuid, char *buf, size_t len);
  * tide's paging files. */
 bool paging_file_uuid(const char *dir, const char *path, char uuid[static 37]);
 
-/* Makes dir (and its parents, 0700) when missing and checks that tide can write there. Sets
+/* Makes dir (0700; the parents it makes 0755) when missing and checks that tide can write there. Sets
  * *ret_on_root when it is on the root filesystem (Hyper-V's analyzer warns of paging files on
  * the system disk: a full root filesystem takes the host down). Returns 0 or -errno (err says
  * what failed). */

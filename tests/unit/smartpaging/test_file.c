@@ -78,7 +78,7 @@ static void rmtree(void) {
         cr_expect_eq(system(cmd), 0);
 }
 
-Test(dir, is_made_with_its_parents_0700, .init = tmpdir, .fini = rmtree) {
+Test(dir, is_made_0700_and_its_parents_0755, .init = tmpdir, .fini = rmtree) {
         char sub[128], err[PAGING_ERR_MAX];
         struct stat st;
         bool on_root = true;
@@ -86,6 +86,9 @@ Test(dir, is_made_with_its_parents_0700, .init = tmpdir, .fini = rmtree) {
         cr_assert_eq(paging_dir_prepare(sub, &on_root, err, sizeof(err)), 0, "%s", err);
         cr_assert_eq(stat(sub, &st), 0);
         cr_expect_eq(st.st_mode & 0777, 0700);
+        snprintf(sub, sizeof(sub), "%s/a", dir);
+        cr_assert_eq(stat(sub, &st), 0);
+        cr_expect_eq(st.st_mode & 0777 & ~0022, 0755 & ~0022, "a parent others may need to reach");
         cr_expect_eq(paging_dir_prepare("relative/dir", &on_root, err, sizeof(err)), -EINVAL);
         snprintf(sub, sizeof(sub), "%s/file", dir);
         FILE *f = fopen(sub, "w");
