@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End to end on real guests: a boot storm on a short host, with and without Smart Paging.
 #   Six guests (startup 384 MiB, minimum 128 MiB) in a libvirt cgroup partition, each touching
-#   300 MiB while it boots and holding it a minute (tide.load, as guests that zero their memory at
+#   240 MiB while it boots and holding it a minute (tide.load, as guests that zero their memory at
 #   boot do). tided settles them at their minimum; the partition is then tightened to 128 MiB above
 #   what they use settled (QEMU's own memory under TCG varies by machine, so the limit is measured,
 #   not fixed), and every guest is reset at once.
@@ -11,11 +11,13 @@
 #      in the partition or any guest, and every paging file is released
 # Prints per storm: time until every guest's load was in, the paging peak, time to release.
 # Needs root, libvirt (tools/vm libvirt-up), cgroup v1 and the guest image.
-# NOT YET PART OF make test: it fails at step 2. Every QEMU survives and every paging file is
-# released (paged ~100 s), but each guest's boot load is OOM-killed inside the guest: after a
-# reset the new balloon driver inflates to the old target (128 MiB) and tided does not send the
-# boot target again (tidectl stats: balloon inactive). Step 1 passes: without paging no guest
-# gets its load in and 5 of 6 QEMUs die.
+# NOT YET PART OF make test: step 2 fails on its last check. Last run (11 min): without paging 3 of 6
+# boot loads got in and 4 of 6 QEMUs died; with paging all 6 got in, no QEMU and no guest load was
+# killed, but 4 of 6 files were still on 331 s after the reset holding 419 MiB of cold pages: the
+# partition (settled use + 128 MiB) never has room to take them back, and tide releases a file only
+# when what comes back fits. Whether to release by moving pages between files, or to size the test
+# so the host has that room, is the next step. (300 MiB did not fit in these 384 MiB guests even on
+# a first boot without tide: memload was OOM-killed in the guest.)
 set -euo pipefail
 bin=${1:-$(cd "$(dirname "$0")/../.." && pwd)/build/bin}
 name=tide-e2e-storm-$$-1
@@ -59,7 +61,7 @@ import json, sys
 d = json.load(sys.stdin)["domains"]
 print(sum(1 for x in d if x["assigned_kib"] and x["assigned_kib"] <= 140 * 1024))')" -eq $n ]
 }
-loads_in() { # guests whose boot load has allocated its 300 MiB since the reset ($1: count before, per guest)
+loads_in() { # guests whose boot load has allocated its 240 MiB since the reset ($1: count before, per guest)
   local k=0 i=0 c
   for g in "${guests[@]}"; do
     c=$(grep -c 'step 2/3' "$("$vm" console-log "$g")" || true)
@@ -103,10 +105,10 @@ storm() {
 
 "$vm" libvirt-up >/dev/null
 "$vm" partition-create "$part" 4GiB >/dev/null
-log "booting $n guests (384 MiB; each touches 300 MiB at boot and holds it a minute) in /machine/$part"
+log "booting $n guests (384 MiB; each touches 240 MiB at boot and holds it a minute) in /machine/$part"
 creates=()
 for g in "${guests[@]}"; do
-  "$vm" create "$g" --memory 384MiB --partition "/machine/$part" --cmdline "tide.load=alloc:300,hold:60,free" >/dev/null &
+  "$vm" create "$g" --memory 384MiB --partition "/machine/$part" --cmdline "tide.load=alloc:240,hold:60,free" >/dev/null &
   creates+=($!)
 done
 wait "${creates[@]}"
