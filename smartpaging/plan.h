@@ -6,7 +6,7 @@
  * the host can hold.
  *
  * Pure: no I/O, no clock (now_usec is passed in), no allocation. The controller core
- * (core/core.h) calls paging_plan() every tick after the engine; tided makes and removes the
+ * (core/core.h) calls paging_plan() every tick before the engine; tided makes and removes the
  * files and sets the memory limits (smartpaging/file.h, hv_ops memtune), the simulator models
  * them. The caller keeps a `struct paging_vm_state` per domain and reports back what it did. */
 #pragma once
