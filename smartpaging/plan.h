@@ -7,8 +7,8 @@
  *
  * Pure: no I/O, no clock (now_usec is passed in), no allocation. The controller core
  * (core/core.h) calls paging_plan() every tick before the engine; tided makes and removes the
- * files and sets the memory limits (smartpaging/file.h, hv_ops memtune), the simulator models
- * them. The caller keeps a `struct paging_vm_state` per domain and reports back what it did. */
+ * files and sets the memory limits (smartpaging/file.h, hv_ops memtune); the simulator does not
+ * model paging yet (it passes can_page = false). The caller keeps a `struct paging_vm_state` per domain and reports back what it did. */
 #pragma once
 
 #include <stdbool.h>
