@@ -138,35 +138,56 @@ static uint64_t fund_starts(const struct tide_config *cfg, const struct paging_h
         return min_u64(taken, host->free_kib);
 }
 
-/* A VM paging since before this tick: released, raised or left as it is. */
-static void follow(const struct tide_config *cfg, const struct paging_vm *v, uint64_t *free_left, bool *may_release,
-                   uint64_t now_usec, struct paging_action *a) {
+/* What the engine counts of a paging VM as kept on disk: what it holds beyond its grant (its
+ * startup while it boots), never more than its file. An adopted file's grant is not known: 0. */
+static uint64_t on_disk_kib(const struct paging_vm *v, const struct paging_vm_state *s) {
+        if (s->phase != PAGING_ACTIVE || !s->grant_kib || !v->active)
+                return 0;
+        return min_u64(sat_sub_u64(v->booting ? s->startup_kib : v->assigned_kib, s->grant_kib), s->file_kib);
+}
+
+/* What comes back into RAM when this VM's file goes: what the file holds (any process's pages:
+ * swap areas are host-wide), and at least what the engine counted on disk for it, which stops
+ * counting as capacity. QEMU's overhead is not counted again: what it holds resident is in the
+ * free memory already, and what it has on disk is in the file. */
+static uint64_t comes_back_kib(const struct paging_vm *v) {
+        return max_u64(on_disk_kib(v, v->state), v->file_used_kib);
+}
+
+/* The memory promised to a paging VM's grant and not yet taken: it is the VM's own room to come
+ * back into (plan.c: counted as promised, so not in free_left). */
+static uint64_t own_room_kib(const struct tide_config *cfg, const struct paging_vm *v) {
+        const struct paging_vm_state *s = v->state;
+        return s->grant_kib ? sat_sub_u64(s->grant_kib + cfg->qemu_overhead_kib, v->held_kib) : 0;
+}
+
+/* Down to what the host can hold: its balloon reports (the boot is over), and what comes back
+ * fits the free memory. */
+static bool may_release_now(const struct tide_config *cfg, const struct paging_vm *v, uint64_t free_left) {
+        return !v->booting && v->reporting && comes_back_kib(v) <= free_left + own_room_kib(cfg, v);
+}
+
+/* The paging VM whose file goes this tick: of those that fit, the one whose file holds least,
+ * so the most files are given back soonest. SIZE_MAX: none. */
+static size_t next_release(const struct tide_config *cfg, const struct paging_vm *vms, size_t n,
+                           const struct paging_action *out, uint64_t free_left) {
+        size_t best = SIZE_MAX;
+        for (size_t i = 0; i < n; i++) {
+                const struct paging_vm *v = &vms[i];
+                if (v->state->phase != PAGING_ACTIVE || out[i].start || !v->active ||
+                    v->start == PAGING_START_COLD || !may_release_now(cfg, v, free_left))
+                        continue;
+                if (best == SIZE_MAX || comes_back_kib(v) < comes_back_kib(&vms[best]))
+                        best = i;
+        }
+        return best;
+}
+
+/* A VM paging since before this tick and not released: raised or left as it is. */
+static void follow(const struct paging_vm *v, const struct tide_config *cfg, uint64_t *free_left, uint64_t now_usec,
+                   struct paging_action *a) {
         struct paging_vm_state *s = v->state;
 
-        /* Stopped (or stopped and started again between two ticks: a new QEMU, its limits gone). */
-        if (!v->active || v->start == PAGING_START_COLD) {
-                /* Stopped: its limits went with its QEMU; only the file is left to remove. */
-                s->phase = PAGING_RELEASING;
-                s->release_usec = now_usec;
-                s->lifted = true;
-                a->release = true;
-                return;
-        }
-        /* Down to what the host can hold: its balloon reports (the boot is over), and what would
-         * come back into RAM fits the free memory: once its limit is lifted, what it holds beyond
-         * its resident set (assigned + overhead - RSS); once its file is off, what the file
-         * holds (any process's pages: swap areas are host-wide). */
-        uint64_t own = s->grant_kib ? sat_sub_u64(s->grant_kib + cfg->qemu_overhead_kib, v->held_kib) : 0;
-        uint64_t room = *free_left + own;
-        uint64_t back = sat_sub_u64(v->assigned_kib + cfg->qemu_overhead_kib, v->held_kib);
-        if (*may_release && !v->booting && v->reporting && back <= room && v->file_used_kib <= room) {
-                *may_release = false;
-                *free_left = sat_sub_u64(room, max_u64(back, v->file_used_kib));
-                s->phase = PAGING_RELEASING;
-                s->release_usec = now_usec;
-                a->release = a->lift_limits = true;
-                return;
-        }
         /* Memory freed since it started goes to it, so less of it pages. An adopted file's grant
          * and startup are not known: its limit is left as found. */
         if (s->grant_kib && s->startup_kib > s->grant_kib) {
@@ -234,31 +255,52 @@ int paging_plan(const struct tide_config *cfg, const struct paging_host *host, c
          * to OOM here). */
         bool may_release = true;
         for (size_t i = 0; i < n; i++)
-                if (vms[i].state->phase == PAGING_RELEASING && !vms[i].state->retry_usec && vms[i].active)
+                if (vms[i].state->phase == PAGING_RELEASING && !vms[i].state->retry_usec)
                         may_release = false;
+
+        /* Stopped (or stopped and started again between two ticks: a new QEMU, its limits
+         * gone): its limits went with its QEMU; only the file is left to remove. Its file still
+         * holds other VMs' pages, so it waits for its turn and for room like any other. */
         for (size_t i = 0; i < n; i++) {
                 struct paging_vm_state *s = vms[i].state;
-                if (s->phase == PAGING_ACTIVE && !out[i].start)
-                        follow(cfg, &vms[i], &free_left, &may_release, now_usec, &out[i]);
-                else if (s->phase == PAGING_RELEASING && !out[i].release && s->retry_usec &&
-                         now_usec >= s->retry_usec && may_release && vms[i].file_used_kib <= free_left) {
-                        /* A retry waits for its turn and for room like a first release. */
+                if (s->phase == PAGING_ACTIVE && !out[i].start &&
+                    (!vms[i].active || vms[i].start == PAGING_START_COLD)) {
+                        s->phase = PAGING_RELEASING;
+                        s->release_usec = now_usec;
+                        s->lifted = true;
+                        s->retry_usec = max_u64(now_usec, 1); /* due now */
+                }
+        }
+        /* A retry (or a stopped VM's file) waits for its turn and for room like a first release. */
+        for (size_t i = 0; i < n && may_release; i++) {
+                struct paging_vm_state *s = vms[i].state;
+                if (s->phase == PAGING_RELEASING && !out[i].release && s->retry_usec && now_usec >= s->retry_usec &&
+                    vms[i].file_used_kib <= free_left) {
                         may_release = false;
                         free_left -= vms[i].file_used_kib;
                         s->retry_usec = 0;
                         out[i].release = true;
                         out[i].lift_limits = !s->lifted && vms[i].active;
                 }
+        }
+        size_t r = may_release ? next_release(cfg, vms, n, out, free_left) : SIZE_MAX;
+        if (r != SIZE_MAX) {
+                struct paging_vm_state *s = vms[r].state;
+                free_left = sat_sub_u64(free_left + own_room_kib(cfg, &vms[r]), comes_back_kib(&vms[r]));
+                s->phase = PAGING_RELEASING;
+                s->release_usec = now_usec;
+                out[r].release = out[r].lift_limits = true;
+        }
+        for (size_t i = 0; i < n; i++) {
+                struct paging_vm_state *s = vms[i].state;
+                if (s->phase == PAGING_ACTIVE && !out[i].start)
+                        follow(&vms[i], cfg, &free_left, now_usec, &out[i]);
                 if (paging_in_use(s)) {
                         sum.files++;
                         sum.file_kib += s->file_kib;
-                        if (s->phase == PAGING_ACTIVE && s->grant_kib && vms[i].active)
-                                /* No more than its file holds: a paging VM grown past its startup
-                                 * must not make room for itself on a disk it does not have. */
-                                sum.on_disk_kib += min_u64(sat_sub_u64(vms[i].booting ? s->startup_kib
-                                                                                      : vms[i].assigned_kib,
-                                                                       s->grant_kib),
-                                                           s->file_kib);
+                        /* No more than its file holds: a paging VM grown past its startup must
+                         * not make room for itself on a disk it does not have. */
+                        sum.on_disk_kib += on_disk_kib(&vms[i], s);
                 } else if (s->phase == PAGING_FAILED)
                         sum.unfunded_kib += s->file_kib;
         }
@@ -291,9 +333,13 @@ void paging_released(struct paging_vm_state *s, bool lifted, int error, uint64_t
         s->retry_usec = now_usec + PAGING_RETRY_USEC;
 }
 
-void paging_adopt(struct paging_vm_state *s, uint64_t file_kib, uint64_t grant_kib, uint64_t now_usec) {
+void paging_adopt(struct paging_vm_state *s, uint64_t file_kib, uint64_t grant_kib, uint64_t startup_kib,
+                  uint64_t now_usec) {
         if (!s)
                 return;
-        *s = (struct paging_vm_state){
-                .phase = PAGING_ACTIVE, .file_kib = file_kib, .grant_kib = grant_kib, .since_usec = now_usec };
+        *s = (struct paging_vm_state){ .phase = PAGING_ACTIVE,
+                                       .file_kib = file_kib,
+                                       .grant_kib = grant_kib,
+                                       .startup_kib = grant_kib ? startup_kib : 0,
+                                       .since_usec = now_usec };
 }

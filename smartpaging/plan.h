@@ -46,7 +46,8 @@ struct paging_vm_state {
         uint64_t file_kib;     /* its paging file's size */
         uint64_t since_usec;   /* when paging began (or was adopted) */
         uint64_t release_usec; /* when the release was asked */
-        uint64_t retry_usec;   /* a failed release is asked again from then */
+        uint64_t retry_usec;   /* a release waiting for its turn and for room (a failed one, a
+                                * stopped VM's file) is asked from then; 0: none waiting */
         bool lifted;           /* its limits are off (a retried release only switches the file off) */
         bool long_warned;      /* PAGING_LONG_USEC passed and was reported */
         int fail_errno;        /* PAGING_FAILED, or the last failed release: why (positive errno) */
@@ -127,12 +128,15 @@ struct paging_summary {
  * promised is not counted again: what booting VMs still lack of their startup, and paging VMs
  * of their grant (plus the overhead), beyond their resident sets. Its hard limit is what
  * it holds plus what it took (at least the overhead); the grant is that less the overhead. A VM
- * releasing its file when it starts again is not funded (its file is still being switched off). A paging VM is released once its balloon reports and it holds no more than
- * the host can take back what it holds beyond its resident set (assigned + overhead - RSS <=
- * free) and what its file holds too (swap areas are host-wide: the file holds pages of any process the kernel paged there, and
- * switching it off brings all of them back; one released a tick while that would not fit
- * brought a partition to OOM here), one at a time host-wide (not while another running VM's file
- * is being switched off), or when it stops. Updates each state.
+ * releasing its file when it starts again is not funded (its file is still being switched off).
+ * A paging VM is released once its balloon reports and what comes back fits the free memory
+ * (with what it was promised and has not taken): what its file holds, and at least what the
+ * engine counted on disk for it (summary.on_disk_kib), which stops counting as capacity. Swap
+ * areas are host-wide: a file holds pages of any process the kernel paged there, and switching
+ * it off brings all of them back (three released in one tick brought a partition to OOM here).
+ * So files go one at a time host-wide (none while another is being switched off), the one
+ * holding least first. A stopped VM's file goes too, in the same turn and only when what it
+ * holds fits. Updates each state.
  * Returns 0, or -EINVAL on NULL arguments (n > 0 with NULL arrays, a NULL state). */
 int paging_plan(const struct tide_config *cfg, const struct paging_host *host, const struct paging_vm *vms, size_t n,
                 uint64_t now_usec, struct paging_action *out, struct paging_summary *summary);
@@ -145,8 +149,11 @@ void paging_started(struct paging_vm_state *s, const struct paging_action *a, in
  * after PAGING_RETRY_USEC; lifted says whether the limits at least came off). */
 void paging_released(struct paging_vm_state *s, bool lifted, int error, uint64_t now_usec);
 /* A paging file found in use for this domain when tided started (/proc/swaps): paging resumes
- * from it, to be released as any other. grant_kib: the RAM its hard limit allows (0 unknown). */
-void paging_adopt(struct paging_vm_state *s, uint64_t file_kib, uint64_t grant_kib, uint64_t now_usec);
+ * from it, to be released as any other. grant_kib, startup_kib: from its record (0 unknown: its
+ * limit is then left as found, never raised). A domain that is not running has its file
+ * switched off in its turn, when what the file holds fits. */
+void paging_adopt(struct paging_vm_state *s, uint64_t file_kib, uint64_t grant_kib, uint64_t startup_kib,
+                  uint64_t now_usec);
 
 /* Whether the domain shows as paging (Hyper-V's status "Paging"). */
 bool paging_in_use(const struct paging_vm_state *s);

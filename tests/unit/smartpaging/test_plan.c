@@ -316,6 +316,83 @@ Test(plan, a_stopped_vm_only_has_its_file_removed) {
         cr_expect_not(act[0].lift_limits, "its limits went with its QEMU");
 }
 
+Test(plan, a_stopped_vms_file_waits_for_room_and_its_turn) {
+        restarting(0, 160);
+        restarting(1, 160);
+        plan(2, 0, SEC(10));
+        cr_assert(act[0].start && act[1].start);
+        /* VM 0 stops; its file still holds 300 MiB of other VMs' pages: 100 free is too little. */
+        vm[0].active = vm[0].managed = false;
+        vm[0].start = vm[1].start = PAGING_START_NONE;
+        vm[0].file_used_kib = MIB(300);
+        vm[1].booting = false;
+        vm[1].reporting = true;
+        vm[1].assigned_kib = MIB(128);
+        vm[1].file_used_kib = MIB(10);
+        plan(2, 100, SEC(20));
+        cr_expect_not(act[0].release, "300 MiB would come back into 100 free");
+        cr_expect_eq(st[0].phase, PAGING_RELEASING, "shown as releasing while it waits");
+        cr_expect(act[1].release, "the running VM whose file fits is not held up");
+        plan(2, 1000, SEC(21));
+        cr_expect_not(act[0].release, "VM 1's file is still being switched off");
+        paging_released(&st[1], true, 0, SEC(22));
+        plan(2, 1000, SEC(23));
+        cr_expect(act[0].release);
+        cr_expect_not(act[0].lift_limits);
+        plan(2, 1000, SEC(24));
+        cr_expect_not(act[0].release, "asked once");
+}
+
+Test(plan, the_file_holding_least_goes_first) {
+        restarting(0, 160);
+        restarting(1, 160);
+        plan(2, 0, SEC(10));
+        for (int i = 0; i < 2; i++) {
+                vm[i].start = PAGING_START_NONE;
+                vm[i].booting = false;
+                vm[i].reporting = true;
+                vm[i].assigned_kib = MIB(128);
+        }
+        vm[0].file_used_kib = MIB(200);
+        vm[1].file_used_kib = MIB(50);
+        plan(2, 1000, SEC(60));
+        cr_expect_not(act[0].release);
+        cr_expect(act[1].release);
+}
+
+Test(plan, qemus_overhead_is_not_counted_twice_in_what_comes_back) {
+        cfg.qemu_overhead_kib = MIB(256);
+        restarting(0, 160);
+        plan(1, 0, SEC(10));
+        cr_assert(act[0].start);
+        st[0].grant_kib = MIB(16); /* hard limit 272 MiB */
+        vm[0].start = PAGING_START_NONE;
+        vm[0].booting = false;
+        vm[0].reporting = true;
+        vm[0].assigned_kib = MIB(128);
+        vm[0].held_kib = MIB(150);
+        vm[0].file_used_kib = MIB(80);
+        /* On disk as the engine counts it: 128 - 16 = 112. Its room: 10 free + the 122 of its
+         * limit it has not taken. Assigned + overhead - RSS (234) would hold it for good though
+         * its QEMU holds its own memory resident already. */
+        plan(1, 10, SEC(60));
+        cr_expect(act[0].release);
+        /* With 112 on disk and 100 of room it stays. */
+        setup();
+        cfg.qemu_overhead_kib = MIB(256);
+        restarting(0, 160);
+        plan(1, 0, SEC(10));
+        st[0].grant_kib = MIB(16);
+        vm[0].start = PAGING_START_NONE;
+        vm[0].booting = false;
+        vm[0].reporting = true;
+        vm[0].assigned_kib = MIB(128);
+        vm[0].held_kib = MIB(172); /* room: 0 free + 100 */
+        vm[0].file_used_kib = MIB(80);
+        plan(1, 0, SEC(60));
+        cr_expect_not(act[0].release);
+}
+
 Test(plan, freed_memory_raises_the_grant_in_steps_worth_a_call) {
         restarting(0, 160);
         plan(1, 0, SEC(10)); /* grant 160, 224 paged */
@@ -450,7 +527,7 @@ Test(plan, paging_past_ten_minutes_is_reported_once) {
 
 Test(plan, an_adopted_file_is_released_once_the_vm_fits_and_its_limit_is_left_alone) {
         running(0, 300);
-        paging_adopt(&st[0], MIB(256), 0, SEC(5));
+        paging_adopt(&st[0], MIB(256), 0, 0, SEC(5));
         cr_expect(paging_in_use(&st[0]));
         vm[0].file_used_kib = MIB(250);
         plan(1, 200, SEC(6));
@@ -459,6 +536,30 @@ Test(plan, an_adopted_file_is_released_once_the_vm_fits_and_its_limit_is_left_al
         plan(1, 300, SEC(7));
         cr_expect(act[0].release);
         cr_expect(act[0].lift_limits);
+}
+
+Test(plan, an_adopted_file_with_its_record_is_raised_as_memory_frees) {
+        restarting(0, 160);
+        vm[0].start = PAGING_START_NONE; /* tided restarted mid-boot: no start seen */
+        paging_adopt(&st[0], MIB(256), MIB(200), MIB(384), SEC(5));
+        plan(1, 200, SEC(6));
+        /* 184 short of its startup; 200 free less the 40 of its grant it has not taken yet. */
+        cr_expect(act[0].raise);
+        cr_expect_eq(act[0].grant_kib, MIB(360));
+        /* Without a grant the startup is not kept: nothing to raise from. */
+        paging_adopt(&st[1], MIB(256), 0, MIB(384), SEC(5));
+        cr_expect_eq(st[1].startup_kib, 0);
+}
+
+Test(plan, an_adopted_file_of_a_stopped_domain_goes_when_it_fits) {
+        paging_adopt(&st[0], MIB(256), 0, 0, SEC(5));
+        vm[0].file_used_kib = MIB(250);
+        plan(1, 200, SEC(6));
+        cr_expect_not(act[0].release);
+        cr_expect_eq(st[0].phase, PAGING_RELEASING);
+        plan(1, 300, SEC(7));
+        cr_expect(act[0].release);
+        cr_expect_not(act[0].lift_limits, "no QEMU, no limits");
 }
 
 Test(plan, bad_arguments) {
