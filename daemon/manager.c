@@ -452,25 +452,44 @@ static void adopt_paging(struct manager *m, uint64_t now_usec) {
                 if (!sw[k].is_file || !paging_file_uuid(m->cfg.paging_dir, sw[k].path, uuid))
                         continue;
                 struct dom *d = find_dom(m, uuid);
-                if (!d || !d->info.active) {
+                if (!d) {
+                        /* Undefined since: no domain to wait for. */
                         struct pager_job *j = NULL;
-                        log_info("Switching off paging file %s: its domain is not running", sw[k].path);
+                        log_info("Switching off paging file %s: its domain is gone", sw[k].path);
                         if (pager_job_start(sw[k].path, m->files.off, &j) < 0)
                                 log_error("Cannot switch off %s, ignoring", sw[k].path);
                         pager_job_drop(j);
                         continue;
                 }
-                struct hv_memtune mt = { HV_MEMTUNE_UNLIMITED, HV_MEMTUNE_UNLIMITED };
-                if (m->hv->ops->get_memtune(m->hv->h, d->info.uuid, &mt, herr, sizeof(herr)) < 0)
-                        log_warning("%s: cannot read its memory limits: %s, ignoring", d->info.name, herr);
-                uint64_t grant = mt.hard_limit_kib != HV_MEMTUNE_UNLIMITED
-                                         ? sat_sub_u64(mt.hard_limit_kib, m->cfg.qemu_overhead_kib)
-                                         : 0;
-                paging_adopt(&d->core.paging, sw[k].size_kib, grant, now_usec);
-                d->paging_orig_known = false;
+                /* Its record has what libvirt cannot say: the limits before tide's, the startup
+                 * and the grant. Without one (a tided killed between the file and the record),
+                 * the grant is read from the limit, which is lifted to none on release. */
+                struct paging_record rec;
+                bool have = false;
+                if ((r = paging_record_read(sw[k].path, &rec, err, sizeof(err))) == 0)
+                        have = true;
+                else if (r != -ENOENT)
+                        log_warning("%s: %s, ignoring", d->info.name, err);
+                uint64_t grant = have ? rec.grant_kib : 0, startup = have ? rec.startup_kib : 0;
+                d->paging_orig_known = have;
+                if (have)
+                        d->paging_orig = (struct hv_memtune){ rec.orig_hard_limit_kib, rec.orig_swap_hard_limit_kib };
+                if (!have && d->info.active) {
+                        struct hv_memtune mt = { HV_MEMTUNE_UNLIMITED, HV_MEMTUNE_UNLIMITED };
+                        if (m->hv->ops->get_memtune(m->hv->h, d->info.uuid, &mt, herr, sizeof(herr)) < 0)
+                                log_warning("%s: cannot read its memory limits: %s, ignoring", d->info.name, herr);
+                        if (mt.hard_limit_kib != HV_MEMTUNE_UNLIMITED)
+                                grant = sat_sub_u64(mt.hard_limit_kib, m->cfg.qemu_overhead_kib);
+                }
+                paging_adopt(&d->core.paging, sw[k].size_kib, grant, startup, now_usec);
                 d->paging_used_kib = sw[k].used_kib;
-                log_info("%s: paging file %s found on (%s), released once the guest has come down", d->info.name,
-                         sw[k].path, size_format_human(sw[k].size_kib, a));
+                if (d->info.active)
+                        log_info("%s: paging file %s found on (%s), released once the guest has come down",
+                                 d->info.name, sw[k].path, size_format_human(sw[k].size_kib, a));
+                else
+                        log_info("%s: not running, paging file %s found on (%s): switched off when what it holds "
+                                 "fits",
+                                 d->info.name, sw[k].path, size_format_human(sw[k].size_kib, a));
         }
         r = paging_dir_sweep(m->cfg.paging_dir, sw, n);
         if (r > 0)
@@ -518,6 +537,22 @@ static void collect_paging(struct manager *m, uint64_t now_usec) {
         }
 }
 
+/* What a tided restarted after a crash needs to resume this file (smartpaging/file.h). Without
+ * it the file is still released, its limits lifted to none: worth a warning, not a failure. */
+static void write_record(struct manager *m, struct dom *d, const char *path, uint64_t grant_kib) {
+        char err[PAGING_ERR_MAX] = "";
+        struct paging_record rec = {
+                .orig_hard_limit_kib = d->paging_orig_known ? d->paging_orig.hard_limit_kib : PAGING_NO_LIMIT,
+                .orig_swap_hard_limit_kib = d->paging_orig_known ? d->paging_orig.swap_hard_limit_kib
+                                                                 : PAGING_NO_LIMIT,
+                .startup_kib = d->core.paging.startup_kib,
+                .grant_kib = grant_kib,
+        };
+        if (paging_record_write(path, &rec, err, sizeof(err)) < 0)
+                log_warning("%s: %s: a tided restarted before its release will not know its limits", d->info.name,
+                            err);
+}
+
 /* A start: the file on, then the limits (a limit below what the guest touches with no swap
  * to go to would hang or kill it). Anything failing undoes the rest: the guest boots anyway. */
 static int start_paging(struct manager *m, struct dom *d, const struct paging_action *a) {
@@ -540,6 +575,7 @@ static int start_paging(struct manager *m, struct dom *d, const struct paging_ac
                         log_error("%s: %s, ignoring", d->info.name, err);
                 return r;
         }
+        write_record(m, d, path, a->grant_kib);
         return 0;
 }
 
@@ -568,11 +604,15 @@ static void act_paging(struct manager *m, struct dom *d, const struct paging_act
                 struct hv_memtune lim = { a->hard_limit_kib, a->swap_hard_limit_kib };
                 r = m->hv->ops->set_memtune(m->hv->h, d->info.uuid, &lim, HV_LIVE, herr, sizeof(herr));
                 paging_started(&d->core.paging, a, r);
+                char path[PAGING_PATH_MAX];
                 if (r < 0)
                         log_error_errno(r, "%s: Failed to raise its paging limit: %s, ignoring", d->info.name, herr);
-                else
+                else {
                         log_info("%s: paging: RAM limit raised to %s", d->info.name,
                                  size_format_human(a->hard_limit_kib, x));
+                        if (paging_path(m, d, path, sizeof(path)) == 0)
+                                write_record(m, d, path, a->grant_kib);
+                }
         }
         if (a->release) {
                 /* Never switch the file off under a limit: the pages coming back would make the

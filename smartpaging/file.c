@@ -14,12 +14,17 @@
 #include <sys/swap.h>
 #include <unistd.h>
 
+#include <ini.h>
+
 #include "common/fileio.h"
 #include "common/macro.h"
+#include "common/units.h"
 
 /* /proc/swaps is a line per area: a host with more areas than this is not one tide serves. */
 #define SWAPS_MAX_BYTES (1024 * 1024)
 #define SWAP_SUFFIX ".swap"
+#define RECORD_SUFFIX ".state"
+#define RECORD_MAX_BYTES 4096
 #define UUID_LEN 36
 /* The kernel's swap header, version 1 (include/linux/swap.h, union swap_header): boot bits,
  * then version, last_page, nr_badpages, a UUID and a label; the magic ends the first page. */
@@ -161,6 +166,15 @@ static bool is_uuid(const char *s, size_t len) {
                         return false;
         }
         return true;
+}
+
+/* "<dir>/<uuid>.swap" -> "<dir>/<uuid>.state" */
+static int record_path(const char *path, char *buf, size_t len) {
+        size_t n = strlen(path), suffix = strlen(SWAP_SUFFIX);
+        if (n < suffix || !streq(path + n - suffix, SWAP_SUFFIX))
+                return -EINVAL;
+        int w = snprintf(buf, len, "%.*s" RECORD_SUFFIX, (int) (n - suffix), path);
+        return w < 0 || (size_t) w >= len ? -ENAMETOOLONG : 0;
 }
 
 int paging_file_path(const char *dir, const char *uuid, char *buf, size_t len) {
@@ -353,29 +367,170 @@ int paging_file_off(const char *path, char *err, size_t errlen) {
                 say(err, errlen, "cannot remove %s: %s", path, strerror(-r));
                 return r;
         }
+        /* The record goes after the file: a file left without one is released with limits lifted
+         * to none, a record left without a file is swept. */
+        char rec[PAGING_PATH_MAX];
+        if (record_path(path, rec, sizeof(rec)) == 0)
+                (void) unlink(rec);
         return 0;
 }
 
 int paging_dir_sweep(const char *dir, const struct paging_swap *swaps, size_t n) {
-        char path[PAGING_PATH_MAX], uuid[UUID_LEN + 1];
+        char path[PAGING_PATH_MAX], rec[PAGING_PATH_MAX], uuid[UUID_LEN + 1];
         int removed = 0;
         DIR *d = opendir(dir);
 
         if (!d)
                 return errno == ENOENT ? 0 : -errno;
         for (struct dirent *e; (e = readdir(d));) {
-                if (!is_uuid(e->d_name, strcspn(e->d_name, ".")) || !streq(e->d_name + UUID_LEN, SWAP_SUFFIX))
+                bool file = streq(e->d_name + strcspn(e->d_name, "."), SWAP_SUFFIX);
+                if (!is_uuid(e->d_name, strcspn(e->d_name, ".")) ||
+                    (!file && !streq(e->d_name + UUID_LEN, RECORD_SUFFIX)))
                         continue;
                 memcpy(uuid, e->d_name, UUID_LEN);
                 uuid[UUID_LEN] = '\0';
-                if (paging_file_path(dir, uuid, path, sizeof(path)) < 0)
+                if (paging_file_path(dir, uuid, path, sizeof(path)) < 0 || record_path(path, rec, sizeof(rec)) < 0)
                         continue;
                 bool on = false;
                 for (size_t k = 0; k < n && !on; k++)
                         on = streq(swaps[k].path, path);
-                if (!on && unlink(path) == 0)
+                if (on)
+                        continue;
+                if (unlink(file ? path : rec) == 0 && file)
                         removed++;
         }
         closedir(d);
         return removed;
+}
+
+/* ---- records ---- */
+
+static const char *const record_keys[] = { "hard_limit", "swap_hard_limit", "startup", "grant" };
+
+static uint64_t *record_field(struct paging_record *r, size_t k) {
+        uint64_t *f[] = { &r->orig_hard_limit_kib, &r->orig_swap_hard_limit_kib, &r->startup_kib, &r->grant_kib };
+        return f[k];
+}
+
+int paging_record_format(const struct paging_record *r, char *buf, size_t len) {
+        size_t o = 0;
+        if (!r || !buf)
+                return -EINVAL;
+        struct paging_record c = *r;
+        for (size_t k = 0; k < ELEMENTSOF(record_keys); k++) {
+                uint64_t v = *record_field(&c, k);
+                int w = k < 2 && v == PAGING_NO_LIMIT
+                                ? snprintf(buf + o, len - o, "%s = none\n", record_keys[k])
+                                : snprintf(buf + o, len - o, "%s = %" PRIu64 "KiB\n", record_keys[k], v);
+                if (w < 0 || (size_t) w >= len - o)
+                        return -ENOBUFS;
+                o += (size_t) w;
+        }
+        return (int) o;
+}
+
+struct record_parse {
+        struct paging_record *r;
+        unsigned seen;
+        char *err;
+        size_t errlen;
+};
+
+static int record_handler(void *user, const char *section, const char *name, const char *value) {
+        struct record_parse *p = user;
+        if (*section) {
+                say(p->err, p->errlen, "unexpected section [%s]", section);
+                return 0;
+        }
+        for (size_t k = 0; k < ELEMENTSOF(record_keys); k++) {
+                if (!streq(name, record_keys[k]))
+                        continue;
+                if (p->seen & (1u << k)) {
+                        say(p->err, p->errlen, "%s given twice", name);
+                        return 0;
+                }
+                p->seen |= 1u << k;
+                const char *why = NULL;
+                if (k < 2 && streq(value, "none"))
+                        *record_field(p->r, k) = PAGING_NO_LIMIT;
+                else if (size_parse(value, record_field(p->r, k), &why) < 0) {
+                        say(p->err, p->errlen, "%s = '%s': %s", name, value, why ? why : "not a size");
+                        return 0;
+                }
+                return 1;
+        }
+        say(p->err, p->errlen, "unknown key '%s'", name);
+        return 0;
+}
+
+int paging_record_parse(const char *text, struct paging_record *r, char *err, size_t errlen) {
+        char why[PAGING_ERR_MAX] = "";
+        struct paging_record out = { 0 };
+        struct record_parse p = { .r = &out, .err = why, .errlen = sizeof(why) };
+
+        if (!text || !r)
+                return -EINVAL;
+        int line = ini_parse_string(text, record_handler, &p);
+        if (line != 0) {
+                say(err, errlen, "line %d: %s", line, *why ? why : "not a key = value line");
+                return -EINVAL;
+        }
+        for (size_t k = 0; k < ELEMENTSOF(record_keys); k++)
+                if (!(p.seen & (1u << k))) {
+                        say(err, errlen, "missing key '%s'", record_keys[k]);
+                        return -EINVAL;
+                }
+        *r = out;
+        return 0;
+}
+
+int paging_record_write(const char *path, const struct paging_record *r, char *err, size_t errlen) {
+        char rec[PAGING_PATH_MAX], tmp[PAGING_PATH_MAX + 8], text[RECORD_MAX_BYTES];
+        int len, fd, r2;
+
+        if (!path || !r)
+                return -EINVAL;
+        if ((r2 = record_path(path, rec, sizeof(rec))) < 0 || (len = paging_record_format(r, text, sizeof(text))) < 0) {
+                say(err, errlen, "%s: no record name or text", path);
+                return r2 < 0 ? r2 : -ENOBUFS;
+        }
+        snprintf(tmp, sizeof(tmp), "%s.new", rec);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0) {
+                r2 = -errno;
+                say(err, errlen, "cannot create %s: %s", tmp, strerror(-r2));
+                return r2;
+        }
+        ssize_t w = write(fd, text, (size_t) len);
+        r2 = w == len ? 0 : w < 0 ? -errno : -EIO;
+        if (r2 == 0 && fsync(fd) < 0)
+                r2 = -errno;
+        if (close(fd) < 0 && r2 == 0)
+                r2 = -errno;
+        if (r2 == 0 && rename(tmp, rec) < 0)
+                r2 = -errno;
+        if (r2 < 0) {
+                say(err, errlen, "cannot write %s: %s", rec, strerror(-r2));
+                (void) unlink(tmp);
+        }
+        return r2;
+}
+
+int paging_record_read(const char *path, struct paging_record *r, char *err, size_t errlen) {
+        char rec[PAGING_PATH_MAX], why[PAGING_ERR_MAX] = "";
+        _cleanup_free_ char *text = NULL;
+        int r2;
+
+        if (!path || !r)
+                return -EINVAL;
+        if ((r2 = record_path(path, rec, sizeof(rec))) < 0)
+                return r2;
+        if ((r2 = read_file_at(NULL, rec, RECORD_MAX_BYTES, &text, NULL)) < 0) {
+                if (r2 != -ENOENT)
+                        say(err, errlen, "cannot read %s: %s", rec, strerror(-r2));
+                return r2;
+        }
+        if ((r2 = paging_record_parse(text, r, why, sizeof(why))) < 0)
+                say(err, errlen, "%s: %s", rec, why);
+        return r2;
 }

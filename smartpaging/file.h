@@ -62,12 +62,38 @@ int paging_file_make(const char *path, uint64_t kib, char *err, size_t errlen);
 int paging_file_on(const char *path, uint64_t kib, char *err, size_t errlen);
 
 /* Switches path off and removes it. May take as long as paging the file's pages back in.
- * -EINVAL from swapoff (it is not on) is not an error: it is only removed. The domain's memory
+ * -EINVAL from swapoff (it is not on) is not an error: it is only removed, with its record
+ * (paging_record_write()). The domain's memory
  * limits must be lifted first: a limited domain whose pages come back is OOM-killed. Returns 0
  * or -errno (the file is kept when swapoff fails). */
 int paging_file_off(const char *path, char *err, size_t errlen);
 
-/* Removes the paging files in dir that are not on (not in swaps[0..n)): what a tided killed
- * between making a file and switching it on, or while removing one, left. Returns how many, or
- * -errno when dir cannot be read (a missing dir: 0). */
+/* Removes the paging files in dir that are not on (not in swaps[0..n)), and the records of files
+ * that are not on: what a tided killed between making a file and switching it on, or while
+ * removing one, left. Returns how many paging files, or -errno when dir cannot be read (a
+ * missing dir: 0). */
 int paging_dir_sweep(const char *dir, const struct paging_swap *swaps, size_t n);
+
+/* What a tided started after a crash must know of a paging file it finds on, and cannot read
+ * back from libvirt: the domain's own limits before tide set its own (an operator's hard_limit
+ * is put back on release, not dropped), and the startup and RAM grant the plan paged it with
+ * (so the grant is still raised as memory frees). Kept next to the file as "<uuid>.state",
+ * 0600, written whole (a temporary file renamed over it), removed with the file. */
+struct paging_record {
+        uint64_t orig_hard_limit_kib;      /* PAGING_NO_LIMIT: none was set */
+        uint64_t orig_swap_hard_limit_kib; /* PAGING_NO_LIMIT: none was set */
+        uint64_t startup_kib, grant_kib;
+};
+#define PAGING_NO_LIMIT UINT64_MAX
+
+/* The record's text (INI: "key = <n>KiB" a line, "none" for no limit) into buf. Returns its
+ * length, or -ENOBUFS when it does not fit. */
+int paging_record_format(const struct paging_record *r, char *buf, size_t len);
+/* Parses a record's text: every key once, nothing else, sizes as size_parse() takes them.
+ * Returns 0, or -EINVAL naming the line and key in err. Pure. */
+int paging_record_parse(const char *text, struct paging_record *r, char *err, size_t errlen);
+/* The record for path (a paging file: "<dir>/<uuid>.swap") is "<dir>/<uuid>.state". */
+int paging_record_write(const char *path, const struct paging_record *r, char *err, size_t errlen);
+/* Returns 0, -ENOENT when there is none, -EINVAL for one that does not parse (err says why), or
+ * another -errno. */
+int paging_record_read(const char *path, struct paging_record *r, char *err, size_t errlen);

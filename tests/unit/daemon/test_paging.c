@@ -70,6 +70,10 @@ static int fake_off(const char *path, char *err, size_t errlen) {
                 off_under_limit = true;
         off_calls++;
         write_swaps("");
+        /* As paging_file_off(): the record goes with the file. */
+        char rec[PAGING_PATH_MAX];
+        snprintf(rec, sizeof(rec), "%.*s.state", (int) (strlen(path) - strlen(".swap")), path);
+        (void) unlink(rec);
         return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
 }
 
@@ -245,4 +249,52 @@ Test(paging, a_restarted_tided_adopts_a_file_left_on_and_removes_strays) {
         /* tided stops: no VM stays limited. */
         manager_stop_paging(m);
         cr_expect_eq(fake.memtune[0].hard_limit_kib, HV_MEMTUNE_UNLIMITED);
+}
+
+Test(paging, an_adopted_files_record_gives_back_the_operators_own_limit) {
+        char path[PAGING_PATH_MAX], line[PAGING_PATH_MAX + 64], err[PAGING_ERR_MAX] = "";
+        add_web(MIB(1024));
+        fake.memtune[0] = (struct hv_memtune){ MIB(250), HV_MEMTUNE_UNLIMITED }; /* tide's */
+        cr_assert_eq(mkdir(dir, 0700), 0);
+        cr_assert_eq(paging_file_path(dir, UUID, path, sizeof(path)), 0);
+        fclose(fopen(path, "w"));
+        struct paging_record rec = { MIB(2048), HV_MEMTUNE_UNLIMITED, MIB(1024), MIB(250) };
+        cr_assert_eq(paging_record_write(path, &rec, err, sizeof(err)), 0, "%s", err);
+        snprintf(line, sizeof(line), "%s file %" PRIu64 " 1024 -2\n", path, MIB(806));
+        write_swaps(line);
+
+        free_mib = 0;
+        cr_assert_eq(manager_new(&hv, &cfg, host_tight, NULL, &m), 0);
+        cr_assert_eq(manager_enable_paging(m, root, &files), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        cr_assert_eq(manager_tick(m, SEC(2)), 0);
+        cr_expect_str_eq(manager_snapshot(m)->domains[0].paging, "paging");
+        cr_expect_eq(access(path, F_OK), 0, "kept: it is on");
+        manager_stop_paging(m);
+        cr_expect_eq(fake.memtune[0].hard_limit_kib, MIB(2048), "the operator's limit, not none");
+}
+
+Test(paging, a_stopped_domains_file_found_on_waits_for_room) {
+        char path[PAGING_PATH_MAX], line[PAGING_PATH_MAX + 64];
+        add_web(MIB(1024));
+        fake.domains[0].active = false;
+        cr_assert_eq(mkdir(dir, 0700), 0);
+        cr_assert_eq(paging_file_path(dir, UUID, path, sizeof(path)), 0);
+        fclose(fopen(path, "w"));
+        /* It holds 500 MiB of other processes' pages; 100 MiB free. */
+        snprintf(line, sizeof(line), "%s file %" PRIu64 " %" PRIu64 " -2\n", path, MIB(806), MIB(500));
+        write_swaps(line);
+
+        free_mib = 100;
+        cr_assert_eq(manager_new(&hv, &cfg, host_tight, NULL, &m), 0);
+        cr_assert_eq(manager_enable_paging(m, root, &files), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        cr_assert_eq(manager_tick(m, SEC(2)), 0);
+        cr_assert_eq(manager_tick(m, SEC(7)), 0);
+        cr_expect_eq(off_calls, 0, "500 MiB would come back into 100 free");
+        free_mib = 1000;
+        cr_assert_eq(manager_tick(m, SEC(12)), 0);
+        for (int i = 0; i < 200 && off_calls == 0; i++)
+                usleep(10000);
+        cr_expect_eq(off_calls, 1);
 }

@@ -154,6 +154,71 @@ Test(file, off_removes_a_file_that_is_not_on, .init = tmpdir, .fini = rmtree) {
         cr_expect_eq(paging_file_off(path, err, sizeof(err)), 0, "already gone: nothing to do");
 }
 
+Test(record, round_trips_with_no_limit_as_none) {
+        char text[512], err[PAGING_ERR_MAX] = "";
+        struct paging_record r = { PAGING_NO_LIMIT, 2097152, 393216, 160000 }, back;
+        cr_assert_gt(paging_record_format(&r, text, sizeof(text)), 0);
+        cr_expect_str_eq(text, "hard_limit = none\nswap_hard_limit = 2097152KiB\nstartup = 393216KiB\n"
+                               "grant = 160000KiB\n");
+        cr_assert_eq(paging_record_parse(text, &back, err, sizeof(err)), 0, "%s", err);
+        cr_expect_eq(memcmp(&r, &back, sizeof(r)), 0);
+        cr_expect_eq(paging_record_format(&r, text, 20), -ENOBUFS);
+}
+
+Test(record, what_tide_did_not_write_is_refused_by_name) {
+        static const struct {
+                const char *text, *why;
+        } bad[] = {
+                { "hard_limit = none\nswap_hard_limit = none\nstartup = 1GiB\n", "missing key 'grant'" },
+                { "hard_limit = none\nswap_hard_limit = none\nstartup = 1GiB\ngrant = 1\n",
+                  "line 4: grant = '1': missing unit" },
+                { "hard_limit = none\nhard_limit = none\n", "line 2: hard_limit given twice" },
+                { "startup = none\n", "line 1: startup = 'none'" },
+                { "colour = blue\n", "line 1: unknown key 'colour'" },
+                { "[x]\ngrant = 1KiB\n", "line 2: unexpected section [x]" },
+                { "grant = 99999999999TiB\n", "line 1: grant = '99999999999TiB': too large" },
+                { "just words\n", "line 1: not a key = value line" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                char err[PAGING_ERR_MAX] = "";
+                struct paging_record r = { 1, 2, 3, 4 };
+                cr_expect_eq(paging_record_parse(bad[i].text, &r, err, sizeof(err)), -EINVAL, "%s", bad[i].text);
+                cr_expect(strncmp(err, bad[i].why, strlen(bad[i].why)) == 0, "%s: got '%s', want '%s'", bad[i].text,
+                          err, bad[i].why);
+                cr_expect_eq(r.grant_kib, 4, "left as it was");
+        }
+}
+
+Test(record, is_kept_0600_next_to_its_file_and_goes_with_it, .init = tmpdir, .fini = rmtree) {
+        char path[PAGING_PATH_MAX], rec[PAGING_PATH_MAX + 8], err[PAGING_ERR_MAX] = "";
+        struct paging_record r = { 1048576, PAGING_NO_LIMIT, 393216, 200000 }, back;
+        struct stat st;
+        cr_assert_eq(paging_file_path(dir, UUID1, path, sizeof(path)), 0);
+        snprintf(rec, sizeof(rec), "%s/%s.state", dir, UUID1);
+        cr_expect_eq(paging_record_read(path, &back, err, sizeof(err)), -ENOENT);
+        cr_assert_eq(paging_record_write(path, &r, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(stat(rec, &st), 0);
+        cr_expect_eq(st.st_mode & 0777, 0600);
+        cr_assert_eq(paging_record_read(path, &back, err, sizeof(err)), 0, "%s", err);
+        cr_expect_eq(memcmp(&r, &back, sizeof(r)), 0);
+        r.grant_kib = 300000; /* raised: written over */
+        cr_assert_eq(paging_record_write(path, &r, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(paging_record_read(path, &back, err, sizeof(err)), 0, "%s", err);
+        cr_expect_eq(back.grant_kib, 300000);
+
+        FILE *f = fopen(rec, "w");
+        fputs("grant = lots\n", f);
+        fclose(f);
+        cr_expect_eq(paging_record_read(path, &back, err, sizeof(err)), -EINVAL);
+        cr_expect(strstr(err, rec) && strstr(err, "grant"), "names the file and the key: %s", err);
+
+        if (geteuid() != 0)
+                cr_skip_test("swapoff(2) needs CAP_SYS_ADMIN even for a file that is not on");
+        cr_assert_eq(paging_file_make(path, 1024, err, sizeof(err)), 0);
+        cr_expect_eq(paging_file_off(path, err, sizeof(err)), 0, "%s", err);
+        cr_expect_neq(access(rec, F_OK), 0, "removed with its file");
+}
+
 Test(sweep, removes_files_that_are_not_on_and_nothing_else, .init = tmpdir, .fini = rmtree) {
         char on[PAGING_PATH_MAX], off[PAGING_PATH_MAX], other[PAGING_PATH_MAX], err[PAGING_ERR_MAX];
         cr_assert_eq(paging_file_path(dir, UUID1, on, sizeof(on)), 0);
@@ -170,4 +235,12 @@ Test(sweep, removes_files_that_are_not_on_and_nothing_else, .init = tmpdir, .fin
         cr_expect_neq(access(off, F_OK), 0, "an orphan: removed");
         cr_expect_eq(access(other, F_OK), 0, "not tide's: kept");
         cr_expect_eq(paging_dir_sweep("/nonexistent/tide", NULL, 0), 0);
+
+        /* Records: kept for a file that is on, removed for one that is not (and not counted). */
+        struct paging_record r = { PAGING_NO_LIMIT, PAGING_NO_LIMIT, 1024, 512 };
+        cr_assert_eq(paging_record_write(on, &r, err, sizeof(err)), 0);
+        cr_assert_eq(paging_record_write(off, &r, err, sizeof(err)), 0);
+        cr_expect_eq(paging_dir_sweep(dir, &sw, 1), 0);
+        cr_expect_eq(paging_record_read(on, &r, err, sizeof(err)), 0);
+        cr_expect_eq(paging_record_read(off, &r, err, sizeof(err)), -ENOENT);
 }
