@@ -24,6 +24,7 @@ static const struct meminfo_field {
         { "Cached", offsetof(struct meminfo, cached_kib), false },
         { "SwapTotal", offsetof(struct meminfo, swap_total_kib), false },
         { "SwapFree", offsetof(struct meminfo, swap_free_kib), false },
+        { "SwapCached", offsetof(struct meminfo, swap_cached_kib), false },
         { "Committed_AS", offsetof(struct meminfo, committed_as_kib), false },
 };
 
@@ -120,12 +121,14 @@ int meminfo_read_info(struct meminfo_info *info, struct meminfo *ret) {
         static enum meminfo_item items[] = {
                 MEMINFO_MEM_TOTAL,   MEMINFO_MEM_FREE,  MEMINFO_MEM_AVAILABLE, MEMINFO_MEM_BUFFERS,
                 MEMINFO_MEM_CACHED,  MEMINFO_SWAP_TOTAL, MEMINFO_SWAP_FREE,    MEMINFO_MEM_COMMITTED_AS,
+                MEMINFO_SWAP_CACHED,
         };
         static const size_t offsets[ELEMENTSOF(items)] = {
                 offsetof(struct meminfo, total_kib),      offsetof(struct meminfo, free_kib),
                 offsetof(struct meminfo, available_kib),  offsetof(struct meminfo, buffers_kib),
                 offsetof(struct meminfo, cached_kib),     offsetof(struct meminfo, swap_total_kib),
                 offsetof(struct meminfo, swap_free_kib),  offsetof(struct meminfo, committed_as_kib),
+                offsetof(struct meminfo, swap_cached_kib),
         };
         struct meminfo_stack *stack;
         struct meminfo m = { 0 };

@@ -11,6 +11,7 @@ struct meminfo {
         uint64_t cached_kib;       /* Cached */
         uint64_t swap_total_kib;   /* SwapTotal */
         uint64_t swap_free_kib;    /* SwapFree */
+        uint64_t swap_cached_kib;  /* SwapCached: in RAM and still in swap (free to switch off) */
         uint64_t committed_as_kib; /* Committed_AS */
 };
 

@@ -519,6 +519,8 @@ int core_tick(struct core *c, const struct tide_config *cfg, const struct core_h
                 .free_kib = sat_sub_u64(sat_sub_u64(host_out->host.usable_kib, host_out->host.reserve_kib),
                                         rss_sum + h->others_held_kib),
                 .can_page = h->can_page,
+                .swap_known = h->swap_known,
+                .swapped_kib = h->swapped_kib,
         };
         if ((r = paging_plan(cfg, &ph, c->paging, n, now_usec, c->paging_out, &host_out->paging)) < 0)
                 return r;

@@ -47,6 +47,10 @@ struct core_host_obs {
         /* The caller can page a start's shortfall (tided: its paging directory works). false:
          * a shortfall is only reported (core_host_out.paging.unfunded_kib). */
         bool can_page;
+        /* What is out in swap and not also in RAM, host-wide (/proc/meminfo SwapTotal - SwapFree -
+         * SwapCached), when swap_known: a paging file cannot bring back more than this. */
+        bool swap_known;
+        uint64_t swapped_kib;
 };
 
 /* How the domain (re)started since the previous tick; the last start wins. */

@@ -93,7 +93,11 @@ int manager_host_live(struct manager_host *ret, void *userdata) {
         int r = meminfo_read_live(&mi);
         if (r < 0)
                 return r;
-        *ret = (struct manager_host){ .total_kib = mi.total_kib, .available_kib = mi.available_kib };
+        *ret = (struct manager_host){ .total_kib = mi.total_kib,
+                                      .available_kib = mi.available_kib,
+                                      .swap_known = true,
+                                      .swapped_kib = sat_sub_u64(sat_sub_u64(mi.swap_total_kib, mi.swap_free_kib),
+                                                                 mi.swap_cached_kib) };
         /* libnuma: free memory per node, for VMs whose memory is bound to one node. */
         if (numa_available() >= 0) {
                 int max = numa_max_node();
@@ -1029,7 +1033,9 @@ static int read_host(struct manager *m, struct core_host_obs *ret) {
         *ret = (struct core_host_obs){ .total_kib = hm.total_kib,
                                        .available_kib = hm.available_kib,
                                        .n_nodes = (unsigned) min_u64(hm.n_nodes, CORE_NODE_MAX),
-                                       .can_page = m->paging_on };
+                                       .can_page = m->paging_on,
+                                       .swap_known = hm.swap_known,
+                                       .swapped_kib = hm.swapped_kib };
         memcpy(ret->node_free_kib, hm.node_free_kib, ret->n_nodes * sizeof(ret->node_free_kib[0]));
         if (m->cgroup_root[0] && m->partition[0]) {
                 r = cgroup_partition_memory_at(m->cgroup_root, m->partition, &ret->partition_limit_kib,

@@ -26,6 +26,10 @@ struct manager_host {
         uint64_t total_kib, available_kib; /* /proc/meminfo (libproc2) */
         unsigned n_nodes;                  /* NUMA nodes (libnuma); 0 when NUMA is not available */
         uint64_t node_free_kib[MANAGER_NODE_MAX];
+        /* What is out in swap and not also in RAM, host-wide (SwapTotal - SwapFree - SwapCached):
+         * the most that switching any swap area off can bring back. swap_known false: not read. */
+        bool swap_known;
+        uint64_t swapped_kib;
 };
 
 /* Reads host memory for the tick. Production passes manager_host_live; tests a fake. */

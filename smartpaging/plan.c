@@ -146,12 +146,19 @@ static uint64_t on_disk_kib(const struct paging_vm *v, const struct paging_vm_st
         return min_u64(sat_sub_u64(v->booting ? s->startup_kib : v->assigned_kib, s->grant_kib), s->file_kib);
 }
 
-/* What comes back into RAM when this VM's file goes: what the file holds (any process's pages:
- * swap areas are host-wide), and at least what the engine counted on disk for it, which stops
- * counting as capacity. QEMU's overhead is not counted again: what it holds resident is in the
- * free memory already, and what it has on disk is in the file. */
-static uint64_t comes_back_kib(const struct paging_vm *v) {
-        return max_u64(on_disk_kib(v, v->state), v->file_used_kib);
+/* What switching this VM's file off brings back into RAM: what the file holds (any process's
+ * pages: swap areas are host-wide), but no more than is out in swap host-wide and not in RAM
+ * already. */
+static uint64_t file_back_kib(const struct paging_host *h, const struct paging_vm *v) {
+        return h->swap_known ? min_u64(v->file_used_kib, h->swapped_kib) : v->file_used_kib;
+}
+
+/* What comes back when this VM is released: what its file brings back, and at least what the
+ * engine counted on disk for it, which stops counting as capacity. QEMU's overhead is not
+ * counted again: what it holds resident is in the free memory already, and what it has on disk
+ * is in the file. */
+static uint64_t comes_back_kib(const struct paging_host *h, const struct paging_vm *v) {
+        return max_u64(on_disk_kib(v, v->state), file_back_kib(h, v));
 }
 
 /* The memory promised to a paging VM's grant and not yet taken: it is the VM's own room to come
@@ -163,21 +170,22 @@ static uint64_t own_room_kib(const struct tide_config *cfg, const struct paging_
 
 /* Down to what the host can hold: its balloon reports (the boot is over), and what comes back
  * fits the free memory. */
-static bool may_release_now(const struct tide_config *cfg, const struct paging_vm *v, uint64_t free_left) {
-        return !v->booting && v->reporting && comes_back_kib(v) <= free_left + own_room_kib(cfg, v);
+static bool may_release_now(const struct tide_config *cfg, const struct paging_host *h, const struct paging_vm *v,
+                            uint64_t free_left) {
+        return !v->booting && v->reporting && comes_back_kib(h, v) <= free_left + own_room_kib(cfg, v);
 }
 
 /* The paging VM whose file goes this tick: of those that fit, the one whose file holds least,
  * so the most files are given back soonest. SIZE_MAX: none. */
-static size_t next_release(const struct tide_config *cfg, const struct paging_vm *vms, size_t n,
-                           const struct paging_action *out, uint64_t free_left) {
+static size_t next_release(const struct tide_config *cfg, const struct paging_host *h, const struct paging_vm *vms,
+                           size_t n, const struct paging_action *out, uint64_t free_left) {
         size_t best = SIZE_MAX;
         for (size_t i = 0; i < n; i++) {
                 const struct paging_vm *v = &vms[i];
                 if (v->state->phase != PAGING_ACTIVE || out[i].start || !v->active ||
-                    v->start == PAGING_START_COLD || !may_release_now(cfg, v, free_left))
+                    v->start == PAGING_START_COLD || !may_release_now(cfg, h, v, free_left))
                         continue;
-                if (best == SIZE_MAX || comes_back_kib(v) < comes_back_kib(&vms[best]))
+                if (best == SIZE_MAX || comes_back_kib(h, v) < comes_back_kib(h, &vms[best]))
                         best = i;
         }
         return best;
@@ -241,7 +249,7 @@ int paging_plan(const struct tide_config *cfg, const struct paging_host *host, c
                         promised += sat_sub_u64(v->startup_kib + cfg->qemu_overhead_kib, v->held_kib);
                 else if (s->phase == PAGING_RELEASING)
                         /* What its file holds comes back as it is switched off. */
-                        promised += v->file_used_kib;
+                        promised += file_back_kib(host, v);
         }
         struct paging_host h = *host;
         h.free_kib = sat_sub_u64(host->free_kib, promised);
@@ -275,18 +283,18 @@ int paging_plan(const struct tide_config *cfg, const struct paging_host *host, c
         for (size_t i = 0; i < n && may_release; i++) {
                 struct paging_vm_state *s = vms[i].state;
                 if (s->phase == PAGING_RELEASING && !out[i].release && s->retry_usec && now_usec >= s->retry_usec &&
-                    vms[i].file_used_kib <= free_left) {
+                    file_back_kib(host, &vms[i]) <= free_left) {
                         may_release = false;
-                        free_left -= vms[i].file_used_kib;
+                        free_left -= file_back_kib(host, &vms[i]);
                         s->retry_usec = 0;
                         out[i].release = true;
                         out[i].lift_limits = !s->lifted && vms[i].active;
                 }
         }
-        size_t r = may_release ? next_release(cfg, vms, n, out, free_left) : SIZE_MAX;
+        size_t r = may_release ? next_release(cfg, host, vms, n, out, free_left) : SIZE_MAX;
         if (r != SIZE_MAX) {
                 struct paging_vm_state *s = vms[r].state;
-                free_left = sat_sub_u64(free_left + own_room_kib(cfg, &vms[r]), comes_back_kib(&vms[r]));
+                free_left = sat_sub_u64(free_left + own_room_kib(cfg, &vms[r]), comes_back_kib(host, &vms[r]));
                 s->phase = PAGING_RELEASING;
                 s->release_usec = now_usec;
                 out[r].release = out[r].lift_limits = true;

@@ -84,6 +84,11 @@ struct paging_host {
         /* The caller can page (tided: its paging directory is usable). false: a shortfall is
          * unfunded, as with smart_paging = off. */
         bool can_page;
+        /* What is out in swap and not also in RAM, host-wide, when swap_known. A file's use in
+         * /proc/swaps counts pages swapped back in and still kept there (SwapCached: 56 of 240 MiB
+         * in a storm here); switching it off brings back no more than this. */
+        bool swap_known;
+        uint64_t swapped_kib;
 };
 
 /* What the caller does for one domain, in this order. */

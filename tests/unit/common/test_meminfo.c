@@ -33,6 +33,7 @@ Test(meminfo, reads_a_host_under_pressure) {
         cr_assert_eq(meminfo_read(FIXTURES "contended", &m), 0);
         cr_assert_eq(m.available_kib, 1493660);
         cr_assert_eq(m.swap_free_kib, 2127736);
+        cr_assert_eq(m.swap_cached_kib, 219340);
         cr_assert_eq(m.committed_as_kib, 79251844);
 }
 
@@ -47,6 +48,7 @@ Test(meminfo, defaults_optional_fields_to_zero_in_a_minimal_guest) {
         cr_assert_eq(m.cached_kib, 0);
         cr_assert_eq(m.swap_total_kib, 0);
         cr_assert_eq(m.swap_free_kib, 0);
+        cr_assert_eq(m.swap_cached_kib, 0);
         cr_assert_eq(m.committed_as_kib, 0);
 }
 

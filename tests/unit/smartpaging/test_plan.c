@@ -360,6 +360,34 @@ Test(plan, the_file_holding_least_goes_first) {
         cr_expect(act[1].release);
 }
 
+Test(plan, pages_already_back_in_ram_are_not_counted_twice) {
+        restarting(0, 160);
+        plan(1, 0, SEC(10));
+        cr_assert(act[0].start);
+        vm[0].start = PAGING_START_NONE;
+        vm[0].booting = false;
+        vm[0].reporting = true;
+        vm[0].assigned_kib = MIB(128);
+        vm[0].file_used_kib = MIB(240);
+        /* The storm here: its file shows 240 MiB used, 56 of them swapped back in and still kept
+         * there; 184 out, 234 free. */
+        struct paging_host h = { .free_kib = MIB(234), .can_page = true, .swap_known = true,
+                                 .swapped_kib = MIB(184) };
+        cr_assert_eq(paging_plan(&cfg, &h, vm, 1, SEC(60), act, &sum), 0);
+        cr_expect(act[0].release);
+        /* Not known: the file's use is all that counts. */
+        setup();
+        restarting(0, 160);
+        plan(1, 0, SEC(10));
+        vm[0].start = PAGING_START_NONE;
+        vm[0].booting = false;
+        vm[0].reporting = true;
+        vm[0].assigned_kib = MIB(128);
+        vm[0].file_used_kib = MIB(240);
+        plan(1, 234, SEC(60));
+        cr_expect_not(act[0].release);
+}
+
 Test(plan, qemus_overhead_is_not_counted_twice_in_what_comes_back) {
         cfg.qemu_overhead_kib = MIB(256);
         restarting(0, 160);
