@@ -149,6 +149,14 @@ static void track_lifecycle(const struct core_vm_obs *o, uint64_t now_usec) {
                         new_run(s, now_usec, true);
                 else if (o->start == CORE_START_RESUME)
                         new_run(s, now_usec, false);
+                else if (!s->known && s->paging.phase == PAGING_ACTIVE)
+                        /* Found running with a paging file on (tided restarted mid-storm,
+                         * paging_adopt()): its boot may not be over, and the balloon's actual
+                         * QEMU shows may be the one from before its reset (kept until the new
+                         * driver moves it). It boots, as far as tide knows, until the boot-end
+                         * rule says otherwise: its file is not released on that stale actual
+                         * (a kill -9 mid-storm here released four on it, and QEMUs died). */
+                        new_run(s, now_usec, true);
                 else if (!s->known)
                         /* Found running (tided started, or the domain came between two
                          * listings with no event): when it booted is unknown and may have been

@@ -277,6 +277,27 @@ Test(core, a_reboot_the_host_cannot_fund_or_page_is_reported_overcommitted) {
         cr_expect_neq(out.status, ENGINE_STATUS_PAGING);
 }
 
+/* tided restarted mid-storm: a domain found running with its paging file on boots as far as
+ * tide knows, so the stale actual QEMU shows after a reset (its minimum) does not release it. */
+Test(core, a_vm_found_running_with_an_adopted_file_boots_until_it_is_known_to_be_over) {
+        cfg.qemu_overhead_kib = 0;
+        host.can_page = true;
+        paging_adopt(&state.paging, MIB(700), MIB(400), MIB(1024), SEC(99));
+        sample(MIB(256), MIB(400), 50);
+        obs.paging_used_kib = MIB(100);
+        tick(SEC(100), false);
+        cr_expect(state.booting, "found running with a file on: a boot");
+        cr_expect_not(out.paging.release, "not on the actual of before its reset");
+        cr_expect(out.set_balloon);
+        cr_expect_eq(out.balloon_kib, MIB(1024), "its startup, as any boot");
+        /* Without a file it is found running, not booting. */
+        core_vm_init(&state, SEC(99));
+        state.paging = (struct paging_vm_state){ 0 };
+        sample(MIB(256), MIB(400), 60);
+        tick(SEC(110), false);
+        cr_expect_not(state.booting);
+}
+
 Test(core, a_start_in_a_partial_tick_is_taken_again_with_every_vm) {
         host.others_held_kib = MIB(100);
         obs.start = CORE_START_BOOT;
