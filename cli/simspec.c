@@ -16,7 +16,8 @@ void simspec_init(struct simspec *s) {
         *s = (struct simspec){ .trace = { .minimum_floor_kib = 256 * KIB_PER_MIB,
                                           .minimum_divisor = 16,
                                           .buffer_pct = POLICY_BUFFER_DEFAULT,
-                                          .weight = POLICY_WEIGHT_DEFAULT } };
+                                          .weight = POLICY_WEIGHT_DEFAULT },
+                               .smart_paging = -1 };
 }
 
 size_t simspec_vms(const struct simspec *s) {
@@ -389,7 +390,7 @@ static int parse_array(struct jsonin *c, json_object *a, const char *field, size
 }
 
 static int parse_root(struct jsonin *c, json_object *root, struct simspec *s) {
-        json_object *hosts = NULL, *groups = NULL, *events = NULL, *trace = NULL, *duration = NULL;
+        json_object *hosts = NULL, *groups = NULL, *events = NULL, *trace = NULL, *duration = NULL, *paging = NULL;
         int r;
 
         if ((r = jsonin_object(c, root, "(top level)")) < 0)
@@ -405,9 +406,17 @@ static int parse_root(struct jsonin *c, json_object *root, struct simspec *s) {
                         trace = val;
                 else if (streq(key, "duration"))
                         duration = val;
+                else if (streq(key, "smart_paging"))
+                        paging = val;
                 else
-                        return jsonin_fail(c, key, "unknown field (known: hosts, groups, events, trace, duration)");
+                        return jsonin_fail(c, key,
+                                           "unknown field (known: hosts, groups, events, trace, duration, smart_paging)");
         }
+        /* In enum config_paging's order. */
+        static const char *const paging_modes[] = { "restart", "always", "off" };
+        if (paging && (r = jsonin_choice(c, paging, "smart_paging", paging_modes, ELEMENTSOF(paging_modes),
+                                         &s->smart_paging)) < 0)
+                return r;
         if (hosts && (r = parse_array(c, hosts, "hosts", SIMSPEC_HOSTS_MAX, &s->n_hosts, s, parse_host)) < 0)
                 return r;
         if (groups && (r = parse_array(c, groups, "groups", SIMSPEC_GROUPS_MAX, &s->n_groups, s, parse_group)) < 0)

@@ -24,7 +24,7 @@ struct simspec_host {
         bool reserve_auto;
         uint64_t reserve_kib;
         unsigned cores;
-        uint64_t paging_kib_per_sec;  /* the paging disk's bandwidth (Smart Paging, not yet used) */
+        uint64_t paging_kib_per_sec;  /* the paging disk's bandwidth (Smart Paging); 0: no paging */
 };
 
 struct simspec_group {
@@ -62,6 +62,7 @@ struct simspec {
         struct simspec_event events[SIMSPEC_EVENTS_MAX];
         size_t n_events;
         uint64_t duration_usec;       /* 0: the trace's length, or one hour */
+        int smart_paging;             /* enum config_paging for tide's runs; -1: tided's default */
         struct simspec_trace_defaults trace;
 };
 

@@ -301,6 +301,7 @@ static void collect(struct result *res, struct sim *s, bool alive) {
         res->m.vm_usec += m->vm_usec;
         res->m.warning_vm_usec += m->warning_vm_usec;
         res->m.paging_kib_usec += m->paging_kib_usec;
+        res->m.paging_starts += m->paging_starts;
         res->wakes += s->wakes;
         res->full_ticks += s->full_ticks;
         res->replay_mismatches += s->replay_mismatches;
@@ -369,6 +370,9 @@ static int run(const struct world *w, int policy, uint64_t host_kib, const struc
                         return r;
                 }
                 sims[h].reserve_kib = config_reserve_kib(&cfg, mem);
+                sims[h].paging_kib_per_sec = hs->paging_kib_per_sec;
+                if (w->spec->smart_paging >= 0)
+                        sims[h].cfg.smart_paging = (enum config_paging) w->spec->smart_paging;
                 if (policy != POLICY_TIDE)
                         sim_use_peer(&sims[h], (enum peer_rule) policy);
                 else if (!w->full_loop && (r = sim_set_fast(&sims[h], true)) < 0) {
@@ -453,6 +457,7 @@ static int run(const struct world *w, int policy, uint64_t host_kib, const struc
                         row.warning += m->now_warning;
                         row.demand_kib += m->now_demand_kib;
                         row.assigned_kib += m->now_assigned_kib;
+                        row.paging_kib += m->now_paging_kib;
                 }
                 res->m.peak_assigned_kib = max_u64(res->m.peak_assigned_kib, row.assigned_kib);
                 if (recorded)
@@ -643,6 +648,7 @@ static void print_json(const struct world *w, const struct result *res, size_t n
                 json_object_object_add(p, "paging_gib_seconds",
                                        json_object_new_double(paging_gib_s(r)));
                 json_object_object_add(p, "paging_peak_kib", json_object_new_int64((int64_t) r->m.paging_peak_kib));
+                json_object_object_add(p, "paging_files", json_object_new_int64((int64_t) r->m.paging_starts));
                 json_object_object_add(p, "time_to_all_booted_s",
                                        r->storm && r->booted_usec >= 0
                                                ? json_object_new_double((double) r->booted_usec / 1e6)

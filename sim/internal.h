@@ -25,6 +25,9 @@ bool sim_agent_report(struct sim_vm *v, uint64_t need_kib, uint64_t at_usec, str
 /* Its agent's report at at_usec, received (a guest with an agent that speaks). */
 void sim_report(struct sim_vm *v, uint64_t at_usec);
 /* What tided observes of one VM at now_usec. */
+/* Smart Paging's side of the host tided would observe: whether it can page, and what is out
+ * on disk (measured at the last step). */
+void sim_paging_host(const struct sim *s, struct core_host_obs *host);
 void sim_observe_vm(struct sim_vm *v, uint64_t now_usec, struct core_vm_obs *o);
 /* The core's decision o for v applied, the tick's bookkeeping done (ho: the tick's host). */
 void sim_apply_vm(struct sim *s, struct sim_vm *v, const struct core_vm_out *o, const struct core_host_out *ho);

@@ -16,6 +16,9 @@ int sim_init(struct sim *s, const struct tide_config *cfg, uint64_t total_kib, u
                            .total_kib = total_kib,
                            .balloon_kib_per_sec = SIM_BALLOON_KIB_PER_SEC };
         s->metrics.all_booted_usec = -1;
+        /* A simulated VM's QEMU holds nothing of its own (its RSS is its guest memory), so Smart
+         * Paging wants no overhead resident beyond the startup memory. */
+        s->cfg.qemu_overhead_kib = 0;
         s->core = core_new();
         return s->core ? 0 : -ENOMEM;
 }
@@ -35,12 +38,25 @@ void sim_done(struct sim *s) {
         free(s->peer_vms);
         free(s->peer_targets);
         free(s->peer_index);
+        free(s->peer_pg);
+        free(s->peer_pg_out);
         core_frame_done(&s->frame);
         *s = (struct sim){ 0 };
 }
 
 uint64_t sim_vm_assigned_kib(const struct sim_vm *v) {
         return v->actual_kib + v->info.virtio_mem_current_kib;
+}
+
+uint64_t sim_vm_view_kib(const struct sim_vm *v) {
+        return v->actual_kib + v->pg.on_disk_kib;
+}
+
+void sim_paging_host(const struct sim *s, struct core_host_obs *host) {
+        host->can_page = s->paging_kib_per_sec > 0;
+        /* No swap cache here: every page on disk comes back when its file goes. */
+        host->swap_known = true;
+        host->swapped_kib = s->metrics.now_paging_kib;
 }
 
 uint64_t sim_trace_at(const struct sim_trace *tr, uint64_t t, size_t *pos) {
@@ -216,7 +232,7 @@ void sim_vm_meminfo(const struct sim_vm *v, uint64_t used_kib, uint64_t *ret_tot
 
 void sim_vm_stats_at(const struct sim_vm *v, uint64_t need_kib, uint64_t now_usec, struct hv_mem_stats *ret) {
         memset(ret, 0xff, sizeof(*ret));
-        ret->actual_kib = v->actual_kib;
+        ret->actual_kib = sim_vm_view_kib(v);
         /* A guest touched what it holds: QEMU's resident set. */
         ret->rss_kib = sim_vm_assigned_kib(v);
         /* Once its driver is up the guest refreshes its statistics every second; with
@@ -232,7 +248,7 @@ void sim_vm_stats(const struct sim *s, const struct sim_vm *v, struct hv_mem_sta
 
 void sim_observe_vm(struct sim_vm *v, uint64_t now_usec, struct core_vm_obs *o) {
         /* The qemu driver shows the balloon's actual as <currentMemory>. */
-        v->info.current_kib = v->actual_kib;
+        v->info.current_kib = sim_vm_view_kib(v);
         *o = (struct core_vm_obs){ .info = &v->info,
                                    .have_policy = v->spec.have_policy,
                                    .policy = v->spec.policy,
@@ -245,6 +261,7 @@ void sim_observe_vm(struct sim_vm *v, uint64_t now_usec, struct core_vm_obs *o) 
                                    .report = v->report,
                                    .report_usec = v->report_usec,
                                    .report_fresh = v->report_fresh,
+                                   .paging_used_kib = v->pg.on_disk_kib,
                                    .state = &v->state };
         sim_vm_stats_at(v, v->demand_kib, now_usec, &o->stats);
 }
@@ -267,12 +284,40 @@ int sim_observe(struct sim *s, struct core_host_obs *host) {
         *host = (struct core_host_obs){ .total_kib = s->total_kib,
                                         .available_kib = sat_sub_u64(s->total_kib, s->other_kib + held),
                                         .n_nodes = s->n_nodes };
+        sim_paging_host(s, host);
         for (unsigned k = 0; k < s->n_nodes && k < CORE_NODE_MAX; k++)
                 host->node_free_kib[k] = sat_sub_u64(s->node_total_kib[k], node_held[k]);
         return 0;
 }
 
+static void paging_done(struct sim *s, struct sim_vm *v) {
+        v->pg = (struct sim_paging){ 0 };
+        paging_released(&v->state.paging, true, 0, s->now_usec);
+}
+
+/* Smart Paging's action, carried out as tided's manager does, without its failures: the file
+ * is made and on, the limit set, raised, lifted; a release ends once its pages are back. */
+static void apply_paging(struct sim *s, struct sim_vm *v, const struct paging_action *a) {
+        struct sim_paging *pg = &v->pg;
+        if (a->start) {
+                *pg = (struct sim_paging){ .file_kib = a->file_kib, .grant_kib = a->grant_kib, .limited = true };
+                s->metrics.paging_starts++;
+                paging_started(&v->state.paging, a, 0);
+        }
+        if (a->raise) {
+                pg->grant_kib = a->grant_kib;
+                paging_started(&v->state.paging, a, 0);
+        }
+        if (a->release) {
+                pg->limited = false;
+                pg->releasing = true;
+                if (!v->running || !pg->on_disk_kib)
+                        paging_done(s, v);
+        }
+}
+
 static void apply(struct sim *s, struct sim_vm *v, const struct core_vm_out *o) {
+        apply_paging(s, v, &o->paging);
         if (o->release) {
                 v->info.virtio_mem_requested_kib = 0;
                 v->balloon_target_kib = v->info.max_kib;
@@ -288,7 +333,7 @@ static void apply(struct sim *s, struct sim_vm *v, const struct core_vm_out *o) 
         if (o->set_balloon) {
                 v->balloon_target_kib = o->balloon_kib;
                 s->balloon_ops++;
-                core_vm_applied(&v->state, o, false, true, v->actual_kib, s->now_usec);
+                core_vm_applied(&v->state, o, false, true, sim_vm_view_kib(v), s->now_usec);
         }
 }
 
@@ -304,6 +349,55 @@ void sim_apply(struct sim *s) {
         for (size_t i = 0; i < s->n_vms; i++)
                 sim_apply_vm(s, &s->vms[i], &s->frame.out[i], &s->host_out);
         s->ticks++;
+}
+
+/* Hyper-V's Smart Paging (../shared/PEERS.md): a restart the host cannot fund pages its
+ * shortfall, whatever the scenario sets for tide. The plan is the one tide's core runs
+ * (smartpaging/plan.c), on what Hyper-V sees; what the others give back within reclaim_time is
+ * counted at tide's shrink pace (Hyper-V does not publish its own). held: what the VMs hold. */
+static int peer_paging(struct sim *s, uint64_t held) {
+        if (!s->paging_kib_per_sec)
+                return 0;
+        if (s->peer_pg_cap < s->n_vms) {
+                size_t cap = s->n_vms + s->n_vms / 4 + 16;
+                if (realloc_array(&s->peer_pg, cap, sizeof(*s->peer_pg)) < 0 ||
+                    realloc_array(&s->peer_pg_out, cap, sizeof(*s->peer_pg_out)) < 0)
+                        return -ENOMEM;
+                s->peer_pg_cap = cap;
+        }
+        struct tide_config cfg = s->cfg;
+        cfg.smart_paging = CONFIG_PAGING_RESTART;
+        for (size_t i = 0; i < s->n_vms; i++) {
+                struct sim_vm *v = &s->vms[i];
+                bool managed = v->running && v->spec.have_policy;
+                s->peer_pg[i] = (struct paging_vm){
+                        .state = &v->state.paging,
+                        .active = v->running,
+                        .managed = managed,
+                        .dynamic = v->spec.policy.dynamic,
+                        .start = !managed || !v->start_pending ? PAGING_START_NONE
+                                 : v->start_reboot            ? PAGING_START_RESTART
+                                                              : PAGING_START_COLD,
+                        .booting = v->running && !sim_driver_up(v),
+                        .reporting = sim_driver_up(v),
+                        .startup_kib = sim_vm_startup_kib(v),
+                        .minimum_kib = v->spec.policy.minimum_kib,
+                        .weight = v->spec.policy.weight,
+                        .assigned_kib = sim_vm_view_kib(v) + v->info.virtio_mem_current_kib,
+                        .held_kib = sim_vm_assigned_kib(v),
+                        .file_used_kib = v->pg.on_disk_kib,
+                };
+        }
+        struct paging_host ph = { .free_kib = sat_sub_u64(s->total_kib, s->other_kib + s->reserve_kib + held),
+                                  .can_page = true,
+                                  .swap_known = true,
+                                  .swapped_kib = s->metrics.now_paging_kib };
+        int r = paging_plan(&cfg, &ph, s->peer_pg, s->n_vms, s->now_usec, s->peer_pg_out, NULL);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < s->n_vms; i++)
+                apply_paging(s, &s->vms[i], &s->peer_pg_out[i]);
+        return 0;
 }
 
 /* A peer's tick: what that system sees of each running VM, its rule, its targets applied as
@@ -382,6 +476,8 @@ static int peer_step(struct sim *s) {
                         v->info.virtio_mem_current_kib = sp.vmem_requested_kib;
                 }
         }
+        if (s->peer == PEER_HYPERV && (r = peer_paging(s, held)) < 0)
+                return r;
         for (size_t i = 0; i < s->n_vms; i++)
                 s->vms[i].start_pending = false;
         s->ticks++;
@@ -551,7 +647,9 @@ static void run_guest(struct sim *s, struct held *h, struct sim_vm *v, uint64_t 
         /* A boot goes at the pace of the memory it gets: a guest holding half of what it has
          * touched spends its time waiting on it (page reclaim, or a host paging for it). */
         if (!sim_driver_up(v)) {
-                double pace = v->demand_kib > assigned ? (double) assigned / (double) v->demand_kib : 1.0;
+                /* What its file took is touched too: it went there at the disk's pace. */
+                uint64_t have = assigned + v->pg.on_disk_kib;
+                double pace = v->demand_kib > have ? (double) have / (double) v->demand_kib : 1.0;
                 v->boot_progress_usec += (uint64_t) ((double) dt_usec * pace);
         }
 
@@ -572,9 +670,12 @@ static void run_guest(struct sim *s, struct held *h, struct sim_vm *v, uint64_t 
                 return;
         }
         v->warning_usec += dt_usec;
-        /* A booting guest short of what it touches waits for it (its boot slows, above). */
-        if (!sim_driver_up(v))
+        /* A booting guest short of what it touches waits for it (its boot slows, above); a
+         * paging one has the rest on disk: slow, not out of memory. */
+        if (!sim_driver_up(v) || v->demand_kib <= assigned + v->pg.on_disk_kib) {
+                v->in_oom = false;
                 return;
+        }
         if (v->info.balloon_deflate_on_oom && v->actual_kib < v->info.max_kib && room > 0) {
                 uint64_t took = min_u64(min_u64(v->info.max_kib - v->actual_kib, v->demand_kib - assigned), room);
                 v->actual_kib += took;
@@ -599,11 +700,27 @@ static uint64_t move_one(const struct sim *s, struct held *h, int node, uint64_t
         return next;
 }
 
+/* Where a paging VM's RAM goes this step for its balloon target (which counts what is on disk
+ * too): a balloon inflating takes the pages on disk first (a guest's free pages are its cold
+ * ones, the ones paged out), then RAM; a deflating one grows RAM, never past the grant while
+ * the limit is on. */
+static uint64_t paging_ram_target(const struct sim *s, struct sim_vm *v, uint64_t dt_usec) {
+        struct sim_paging *pg = &v->pg;
+        uint64_t view = sim_vm_view_kib(v), target = v->balloon_target_kib;
+        if (target < view && pg->on_disk_kib) {
+                uint64_t cut = min_u64(pg->on_disk_kib, view - move_toward(view, target, s->balloon_kib_per_sec, dt_usec));
+                pg->on_disk_kib -= cut;
+        }
+        uint64_t ram = sat_sub_u64(target, pg->on_disk_kib);
+        return pg->limited ? min_u64(ram, max_u64(pg->grant_kib, v->actual_kib)) : ram;
+}
+
 static void move_memory(struct sim *s, struct held *h, struct sim_vm *v, uint64_t dt_usec) {
         int node = v->info.numa_node >= 0 && v->info.numa_node < CORE_NODE_MAX ? v->info.numa_node : -1;
         uint64_t before = sim_vm_assigned_kib(v);
+        uint64_t target = v->pg.file_kib ? paging_ram_target(s, v, dt_usec) : v->balloon_target_kib;
 
-        v->actual_kib = move_one(s, h, node, v->actual_kib, v->balloon_target_kib, dt_usec);
+        v->actual_kib = move_one(s, h, node, v->actual_kib, target, dt_usec);
         uint64_t held_now = v->actual_kib + v->info.virtio_mem_current_kib;
         h->total = h->total - before + held_now;
         if (node >= 0)
@@ -638,6 +755,8 @@ static void boot(struct sim *s, struct held *h, struct sim_vm *v, bool reboot) {
         if (node >= 0)
                 h->node[node] += v->actual_kib;
         v->running = v->info.active = true;
+        /* A reboot overwrites what its last boot had on disk; a file it still has stays. */
+        v->pg.on_disk_kib = 0;
         v->boot_start_usec = s->now_usec;
         v->boot_progress_usec = 0;
         v->start_pending = true;
@@ -650,6 +769,34 @@ static void boot(struct sim *s, struct held *h, struct sim_vm *v, bool reboot) {
                 s->metrics.storm_usec = s->now_usec;
                 s->metrics.all_booted_usec = -1;
         }
+}
+
+/* Smart Paging's disk for one VM this step, bw_kib its share: a guest touching more than its
+ * RAM (a boot) has the rest go to its file as fast as the disk takes it; RAM it gains while it
+ * boots takes back what it touched there; a file being switched off brings its pages back as
+ * the host has room. */
+static void page_step(struct sim *s, struct held *h, struct sim_vm *v, uint64_t bw_kib) {
+        struct sim_paging *pg = &v->pg;
+        int node = v->info.numa_node >= 0 && v->info.numa_node < CORE_NODE_MAX ? v->info.numa_node : -1;
+
+        if (!pg->file_kib)
+                return;
+        if (pg->releasing) {
+                uint64_t back = min_u64(min_u64(pg->on_disk_kib, bw_kib), host_free(s, h, node));
+                pg->on_disk_kib -= back;
+                v->actual_kib += back;
+                h->total += back;
+                if (node >= 0)
+                        h->node[node] += back;
+                if (!pg->on_disk_kib)
+                        paging_done(s, v);
+                return;
+        }
+        uint64_t want = min_u64(sat_sub_u64(v->demand_kib, sim_vm_assigned_kib(v)), pg->file_kib);
+        if (want > pg->on_disk_kib)
+                pg->on_disk_kib += min_u64(want - pg->on_disk_kib, bw_kib);
+        else if (!sim_driver_up(v))
+                pg->on_disk_kib = want;
 }
 
 /* The VMs a step takes: vms[idx[k]] for k < n, or vms[k] when idx is NULL. */
@@ -674,7 +821,8 @@ static void run_events(struct sim *s, struct held *h, const size_t *idx, size_t 
  * they are (running, booted, holding what they hold, no less than their demand). */
 static void measure(struct sim *s, const size_t *idx, size_t n, uint64_t dt_usec) {
         struct sim_metrics *m = &s->metrics;
-        uint64_t sum = s->asleep_held_kib, demand = 0, running = s->n_asleep, booted = s->n_asleep, warning = 0;
+        uint64_t sum = s->asleep_held_kib, demand = 0, running = s->n_asleep, booted = s->n_asleep, warning = 0,
+                 on_disk = 0;
         bool all_up = true;
 
         m->vm_usec += s->n_asleep * dt_usec;
@@ -699,7 +847,11 @@ static void measure(struct sim *s, const size_t *idx, size_t n, uint64_t dt_usec
                 if (a < v->demand_kib)
                         m->warning_vm_usec += dt_usec;
                 all_up &= sim_driver_up(v);
+                on_disk += v->pg.on_disk_kib;
+                m->paging_kib_usec += (unsigned __int128) v->pg.on_disk_kib * dt_usec;
         }
+        m->paging_peak_kib = max_u64(m->paging_peak_kib, on_disk);
+        m->now_paging_kib = on_disk;
         m->peak_assigned_kib = max_u64(m->peak_assigned_kib, sum);
         m->now_running = running;
         m->now_booted = booted;
@@ -730,8 +882,10 @@ void sim_advance(struct sim *s, uint64_t dt_usec) {
 
         s->now_usec += dt_usec;
         struct held h = { .total = s->asleep_held_kib };
+        size_t paging = 0;
         for (size_t k = 0; k < n; k++) {
                 const struct sim_vm *v = nth(s, idx, k);
+                paging += v->pg.file_kib != 0;
                 h.total += sim_vm_assigned_kib(v);
                 if (v->info.numa_node >= 0 && v->info.numa_node < CORE_NODE_MAX)
                         h.node[v->info.numa_node] += sim_vm_assigned_kib(v);
@@ -752,6 +906,9 @@ void sim_advance(struct sim *s, uint64_t dt_usec) {
                                                    ? v->info.numa_node
                                                    : -1;
                                 uint64_t got = min_u64(v->shortfall_kib, host_free(s, &h, node));
+                                /* A paging guest's RAM stops at its grant: the rest is its file's. */
+                                if (v->pg.limited)
+                                        got = min_u64(got, sat_sub_u64(v->pg.grant_kib, v->actual_kib));
                                 v->actual_kib += got;
                                 v->shortfall_kib -= got;
                                 h.total += got;
@@ -777,6 +934,8 @@ void sim_advance(struct sim *s, uint64_t dt_usec) {
                         v->info.virtio_mem_current_kib = v->info.virtio_mem_requested_kib = want - v->actual_kib;
                         h.total = h.total - before + sim_vm_assigned_kib(v);
                 }
+                if (paging)
+                        page_step(s, &h, v, move_toward(0, UINT64_MAX, s->paging_kib_per_sec, dt_usec) / paging);
                 run_guest(s, &h, v, dt_usec);
                 sim_report(v, s->now_usec);
         }

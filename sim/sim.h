@@ -105,10 +105,23 @@ struct sim_vm_spec {
                                         * once tided has set a target (deflate-on-oom) */
 };
 
+/* Smart Paging as tided carries it out (smartpaging/plan.h), on a host whose paging disk moves
+ * sim.paging_kib_per_sec, shared by the VMs moving pages. The balloon's actual is then what the
+ * guest sees, RAM (sim_vm.actual_kib) plus what is on disk. */
+struct sim_paging {
+        uint64_t file_kib;    /* its file's size; 0: not paging */
+        uint64_t grant_kib;   /* while limited: the most RAM its guest memory may hold */
+        uint64_t on_disk_kib; /* its pages in the file */
+        bool limited;         /* its hard limit is on */
+        bool releasing;       /* the file is being switched off: its pages come back into RAM */
+};
+
 struct sim_vm {
         struct sim_vm_spec spec;
         struct hv_domain info;          /* as libvirt would describe it */
-        uint64_t actual_kib;            /* the balloon's actual */
+        uint64_t actual_kib;            /* the balloon's actual, in RAM (sim_vm_view_kib(): with
+                                         * what Smart Paging holds on disk) */
+        struct sim_paging pg;
         uint64_t balloon_target_kib;    /* where the host set it */
         uint64_t demand_kib;            /* what the guest uses now */
         uint64_t walk_state;            /* the random walk's (and a flooding agent's) generator */
@@ -161,13 +174,14 @@ struct sim_metrics {
         uint64_t warning_vm_usec;       /* VM-microseconds holding less than the demand */
         uint64_t oom_events;            /* guests out of memory (an episode counts once; as
                                          * sim_oom_events(), kept as they happen) */
-        unsigned __int128 paging_kib_usec; /* Smart Paging (none yet: the column is there) */
-        uint64_t paging_peak_kib;
+        unsigned __int128 paging_kib_usec; /* Smart Paging: what the VMs held on disk, over time */
+        uint64_t paging_peak_kib;       /* the most on disk at once */
+        uint64_t paging_starts;         /* paging files made (a start that paged) */
         uint64_t storm_usec;            /* when the last storm's first start began, 0 none */
         int64_t all_booted_usec;        /* from it until every VM that is to start has booted,
                                          * -1 not yet */
         /* This step's state, after time passed and before the next starts: */
-        uint64_t now_running, now_booted, now_warning, now_demand_kib, now_assigned_kib;
+        uint64_t now_running, now_booted, now_warning, now_demand_kib, now_assigned_kib, now_paging_kib;
         /* now_demand_kib leaves out the fast path's sleepers unless sim.demand_rows is set. */
 };
 
@@ -182,6 +196,9 @@ struct sim {
         size_t peer_cap;
         size_t peer_home_n;             /* peer_vms[i < this] hold VM i's policy and memo (every
                                          * VM running); vms[i].peer_memo is stale meanwhile */
+        struct paging_vm *peer_pg;      /* Hyper-V's Smart Paging: its plan's view of every VM */
+        struct paging_action *peer_pg_out;
+        size_t peer_pg_cap;
         /* What the host keeps for itself: no VM grows into it, whoever decides (tide's core
          * reads its own from cfg; the peers that keep one get this). 0 by default. */
         uint64_t reserve_kib;
@@ -192,6 +209,9 @@ struct sim {
         unsigned n_nodes;
         uint64_t node_total_kib[CORE_NODE_MAX];
         uint64_t balloon_kib_per_sec;   /* 0: a balloon reaches its target at once */
+        /* The paging disk's bandwidth, shared by the VMs moving pages to or from their files;
+         * 0: the host cannot page (a shortfall is only reported, as tided with no paging_dir). */
+        uint64_t paging_kib_per_sec;
         struct sim_vm *vms;
         size_t n_vms, cap;
         /* What the VMs hold, summed by sim_add_vm() over the VMs added at added_stamp. */
@@ -279,5 +299,7 @@ struct hv sim_hv(struct sim *s);
 /* Guest OOM episodes over all VMs so far. */
 uint64_t sim_oom_events(const struct sim *s);
 
-/* What a VM holds: balloon actual + plugged virtio-mem. */
+/* What a VM holds in RAM: balloon actual + plugged virtio-mem. */
 uint64_t sim_vm_assigned_kib(const struct sim_vm *v);
+/* The balloon's actual as the guest (and QEMU's statistics) see it: in RAM and on disk. */
+uint64_t sim_vm_view_kib(const struct sim_vm *v);

@@ -43,7 +43,7 @@ bool sim_sleep_candidate(const struct sim_vm *v) {
         const struct sim_vm_spec *sp = &v->spec;
         bool reads = sp->agent == SIM_AGENT_HONEST || (sp->agent == SIM_AGENT_NONE && sp->balloon_stats);
         return reads && sp->have_policy && sp->policy.dynamic && sp->psi_some_avg10 == 0 &&
-               (!sp->oom_at_start || v->oom_done) && sim_driver_up(v);
+               (!sp->oom_at_start || v->oom_done) && sim_driver_up(v) && !v->pg.file_kib;
 }
 
 /* Room for n VMs in the awake list, the merge scratch and the heap (a VM has at most one
@@ -271,6 +271,7 @@ int sim_sleep_tick(struct sim *s) {
                                       .available_kib = sat_sub_u64(s->total_kib, s->other_kib + held),
                                       .others_held_kib = s->asleep_held_kib,
                                       .others_desired_kib = s->asleep_desired_kib };
+        sim_paging_host(s, &host);
         r = core_tick(s->core, &s->cfg, &host, s->frame.obs, s->n_awake, s->now_usec, false, s->frame.out,
                       &s->host_out);
         if (r == -EAGAIN) {

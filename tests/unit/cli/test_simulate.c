@@ -113,7 +113,8 @@ Test(simulate, json_has_the_documented_fields) {
         cr_expect_float_eq(num(o, "simulated_seconds"), 1800, 1e-9);
         cr_expect(json_object_object_get(o, "wall_seconds"));
         const char *fields[] = { "memory_returned_pct", "peak_assigned_kib", "warning_vm_seconds", "warning_pct",
-                                 "oom_events", "paging_gib_seconds", "time_to_all_booted_s", "balloon_ops" };
+                                 "oom_events", "paging_gib_seconds", "paging_peak_kib", "paging_files",
+                                 "time_to_all_booted_s", "balloon_ops" };
         const char *names[] = { "tide", "hyperv", "mom", "proxmox", "static", "oracle" };
         for (size_t k = 0; k < ELEMENTSOF(names); k++)
                 for (size_t f = 0; f < ELEMENTSOF(fields); f++)
@@ -142,7 +143,8 @@ Test(simulate, runs_are_deterministic_for_a_seed) {
 
 /* No policy gives back more than the oracle, which holds exactly the demand. */
 Test(simulate, the_oracle_bounds_every_policy) {
-        const char *examples[] = { EXAMPLES "/storm.json", EXAMPLES "/staggered.json", EXAMPLES "/failover.json" };
+        const char *examples[] = { EXAMPLES "/storm.json", EXAMPLES "/staggered.json", EXAMPLES "/failover.json",
+                                   EXAMPLES "/paging.json" };
         const char *names[] = { "tide", "hyperv", "mom", "proxmox", "static" };
         for (size_t e = 0; e < ELEMENTSOF(examples); e++) {
                 json_object *o = run_json(examples[e], NULL, NULL, NULL);
@@ -153,6 +155,22 @@ Test(simulate, the_oracle_bounds_every_policy) {
                                       examples[e], names[k]);
                 json_object_put(o);
         }
+}
+
+/* Twenty guests that touch most of their startup while they boot restart on a host 8 GiB short:
+ * tide and Hyper-V page the shortfall to the paging disk, the others have none. */
+Test(simulate, a_restart_on_a_short_host_with_a_paging_disk_pages_under_tide_and_hyperv) {
+        json_object *o = run_json(EXAMPLES "/paging.json", NULL, NULL, NULL);
+        const char *paging[] = { "tide", "hyperv" }, *not[] = { "mom", "proxmox", "static", "oracle" };
+        for (size_t k = 0; k < ELEMENTSOF(paging); k++) {
+                cr_expect_gt(num(policy(o, paging[k]), "paging_gib_seconds"), 0, "%s", paging[k]);
+                cr_expect_gt(num(policy(o, paging[k]), "paging_files"), 0, "%s", paging[k]);
+                cr_expect_gt(num(policy(o, paging[k]), "paging_peak_kib"), 0, "%s", paging[k]);
+        }
+        for (size_t k = 0; k < ELEMENTSOF(not); k++)
+                cr_expect_eq(num(policy(o, not[k]), "paging_gib_seconds"), 0, "%s", not[k]);
+        cr_expect_lt(num(policy(o, "tide"), "time_to_all_booted_s"), num(policy(o, "mom"), "time_to_all_booted_s"));
+        json_object_put(o);
 }
 
 /* A host fails: its VMs start cold on the survivor, and the storm's end is measured. */
