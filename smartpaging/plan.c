@@ -168,22 +168,37 @@ static uint64_t own_room_kib(const struct tide_config *cfg, const struct paging_
         return s->grant_kib ? sat_sub_u64(s->grant_kib + cfg->qemu_overhead_kib, v->held_kib) : 0;
 }
 
-/* Down to what the host can hold: its balloon reports (the boot is over), and what comes back
- * fits the free memory. */
+/* What every paging file holds, and could bring back, as far as it is out in swap and not in RAM
+ * already. */
+static uint64_t all_back_kib(const struct paging_host *h, const struct paging_vm *vms, size_t n) {
+        uint64_t sum = 0;
+        for (size_t i = 0; i < n; i++)
+                if (paging_in_use(vms[i].state))
+                        sum += vms[i].file_used_kib;
+        return h->swap_known ? min_u64(sum, h->swapped_kib) : sum;
+}
+
+/* Down to what the host can hold: its balloon reports (the boot is over), what comes back fits
+ * the free memory, and so does everything every file holds. The last is what makes a release
+ * safe whatever the guests touch next: once its limit is lifted a VM takes back its pages from
+ * any file as it touches them, and the free memory shows that only as it happens (after a
+ * kill -9 mid-storm, files released one a second on free memory that had not yet seen the
+ * previous VM's pages come back brought a partition to OOM here). */
 static bool may_release_now(const struct tide_config *cfg, const struct paging_host *h, const struct paging_vm *v,
-                            uint64_t free_left) {
-        return !v->booting && v->reporting && comes_back_kib(h, v) <= free_left + own_room_kib(cfg, v);
+                            uint64_t all_back, uint64_t free_left) {
+        return !v->booting && v->reporting &&
+               max_u64(comes_back_kib(h, v), all_back) <= free_left + own_room_kib(cfg, v);
 }
 
 /* The paging VM whose file goes this tick: of those that fit, the one whose file holds least,
  * so the most files are given back soonest. SIZE_MAX: none. */
 static size_t next_release(const struct tide_config *cfg, const struct paging_host *h, const struct paging_vm *vms,
-                           size_t n, const struct paging_action *out, uint64_t free_left) {
+                           size_t n, const struct paging_action *out, uint64_t all_back, uint64_t free_left) {
         size_t best = SIZE_MAX;
         for (size_t i = 0; i < n; i++) {
                 const struct paging_vm *v = &vms[i];
                 if (v->state->phase != PAGING_ACTIVE || out[i].start || !v->active ||
-                    v->start == PAGING_START_COLD || !may_release_now(cfg, h, v, free_left))
+                    v->start == PAGING_START_COLD || !may_release_now(cfg, h, v, all_back, free_left))
                         continue;
                 if (best == SIZE_MAX || comes_back_kib(h, v) < comes_back_kib(h, &vms[best]))
                         best = i;
@@ -279,11 +294,12 @@ int paging_plan(const struct tide_config *cfg, const struct paging_host *host, c
                         s->retry_usec = max_u64(now_usec, 1); /* due now */
                 }
         }
+        uint64_t all_back = all_back_kib(host, vms, n);
         /* A retry (or a stopped VM's file) waits for its turn and for room like a first release. */
         for (size_t i = 0; i < n && may_release; i++) {
                 struct paging_vm_state *s = vms[i].state;
                 if (s->phase == PAGING_RELEASING && !out[i].release && s->retry_usec && now_usec >= s->retry_usec &&
-                    file_back_kib(host, &vms[i]) <= free_left) {
+                    all_back <= free_left) {
                         may_release = false;
                         free_left -= file_back_kib(host, &vms[i]);
                         s->retry_usec = 0;
@@ -291,7 +307,7 @@ int paging_plan(const struct tide_config *cfg, const struct paging_host *host, c
                         out[i].lift_limits = !s->lifted && vms[i].active;
                 }
         }
-        size_t r = may_release ? next_release(cfg, host, vms, n, out, free_left) : SIZE_MAX;
+        size_t r = may_release ? next_release(cfg, host, vms, n, out, all_back, free_left) : SIZE_MAX;
         if (r != SIZE_MAX) {
                 struct paging_vm_state *s = vms[r].state;
                 free_left = sat_sub_u64(free_left + own_room_kib(cfg, &vms[r]), comes_back_kib(host, &vms[r]));

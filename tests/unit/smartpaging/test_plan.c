@@ -332,15 +332,39 @@ Test(plan, a_stopped_vms_file_waits_for_room_and_its_turn) {
         plan(2, 100, SEC(20));
         cr_expect_not(act[0].release, "300 MiB would come back into 100 free");
         cr_expect_eq(st[0].phase, PAGING_RELEASING, "shown as releasing while it waits");
-        cr_expect(act[1].release, "the running VM whose file fits is not held up");
-        plan(2, 1000, SEC(21));
-        cr_expect_not(act[0].release, "VM 1's file is still being switched off");
-        paging_released(&st[1], true, 0, SEC(22));
-        plan(2, 1000, SEC(23));
-        cr_expect(act[0].release);
+        cr_expect_not(act[1].release, "VM 1's own file fits, but not all the files hold");
+        plan(2, 400, SEC(21));
+        cr_expect(act[0].release, "it waited longest");
         cr_expect_not(act[0].lift_limits);
-        plan(2, 1000, SEC(24));
+        cr_expect_not(act[1].release, "one at a time");
+        plan(2, 1000, SEC(22));
         cr_expect_not(act[0].release, "asked once");
+        cr_expect_not(act[1].release, "VM 0's file is still being switched off");
+        paging_released(&st[0], true, 0, SEC(23));
+        vm[0].file_used_kib = 0;
+        plan(2, 1000, SEC(24));
+        cr_expect(act[1].release);
+}
+
+Test(plan, a_release_waits_until_everything_the_files_hold_fits) {
+        restarting(0, 160);
+        restarting(1, 160);
+        plan(2, 0, SEC(10));
+        for (int i = 0; i < 2; i++) {
+                vm[i].start = PAGING_START_NONE;
+                vm[i].booting = false;
+                vm[i].reporting = true;
+                vm[i].assigned_kib = MIB(128);
+        }
+        /* VM 1 has come down and its file holds 20 MiB; VM 0's holds 300 (a guest still using
+         * them, pages it takes back from any file once its limit is lifted). */
+        vm[0].assigned_kib = MIB(384);
+        vm[0].file_used_kib = MIB(300);
+        vm[1].file_used_kib = MIB(20);
+        plan(2, 200, SEC(60));
+        cr_expect_not(act[1].release, "320 MiB out, 200 free");
+        plan(2, 320, SEC(61));
+        cr_expect(act[1].release);
 }
 
 Test(plan, the_file_holding_least_goes_first) {
