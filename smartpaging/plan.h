@@ -135,8 +135,9 @@ struct paging_summary {
  * it holds plus what it took (at least the overhead); the grant is that less the overhead. A VM
  * releasing its file when it starts again is not funded (its file is still being switched off).
  * A paging VM is released once its balloon reports and what comes back fits the free memory
- * (with what it was promised and has not taken): what its file holds, and at least what the
- * engine counted on disk for it (summary.on_disk_kib), which stops counting as capacity. Swap
+ * (with what it was promised and has not taken): what its file holds, at least what the engine
+ * counted on disk for it (summary.on_disk_kib), which stops counting as capacity, and all that
+ * every file holds (a lifted VM takes its pages back from any file as it touches them). Swap
  * areas are host-wide: a file holds pages of any process the kernel paged there, and switching
  * it off brings all of them back (three released in one tick brought a partition to OOM here).
  * So files go one at a time host-wide (none while another is being switched off), the one
