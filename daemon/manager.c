@@ -474,15 +474,22 @@ static void adopt_paging(struct manager *m, uint64_t now_usec) {
                         have = true;
                 else if (r != -ENOENT)
                         log_warning("%s: %s, ignoring", d->info.name, err);
-                uint64_t grant = have ? rec.grant_kib : 0, startup = have ? rec.startup_kib : 0;
+                uint64_t grant = 0, startup = 0;
                 d->paging_orig_known = have;
                 if (have)
                         d->paging_orig = (struct hv_memtune){ rec.orig_hard_limit_kib, rec.orig_swap_hard_limit_kib };
-                if (!have && d->info.active) {
+                if (d->info.active) {
+                        /* The record's grant holds only while tide's limit is still the one on: a
+                         * tided that stopped lifted it, one killed while releasing may have, and a
+                         * domain started again since has none. Then nothing is raised (a raise
+                         * would put a limit below what QEMU holds again). */
                         struct hv_memtune mt = { HV_MEMTUNE_UNLIMITED, HV_MEMTUNE_UNLIMITED };
                         if (m->hv->ops->get_memtune(m->hv->h, d->info.uuid, &mt, herr, sizeof(herr)) < 0)
                                 log_warning("%s: cannot read its memory limits: %s, ignoring", d->info.name, herr);
-                        if (mt.hard_limit_kib != HV_MEMTUNE_UNLIMITED)
+                        if (have && mt.hard_limit_kib == rec.grant_kib + m->cfg.qemu_overhead_kib) {
+                                grant = rec.grant_kib;
+                                startup = rec.startup_kib;
+                        } else if (!have && mt.hard_limit_kib != HV_MEMTUNE_UNLIMITED)
                                 grant = sat_sub_u64(mt.hard_limit_kib, m->cfg.qemu_overhead_kib);
                 }
                 paging_adopt(&d->core.paging, sw[k].size_kib, grant, startup, now_usec);

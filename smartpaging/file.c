@@ -384,9 +384,15 @@ int paging_dir_sweep(const char *dir, const struct paging_swap *swaps, size_t n)
                 return errno == ENOENT ? 0 : -errno;
         for (struct dirent *e; (e = readdir(d));) {
                 bool file = streq(e->d_name + strcspn(e->d_name, "."), SWAP_SUFFIX);
+                /* A record's temporary file is left only by a tided killed while writing it. */
+                bool tmp = streq(e->d_name + strcspn(e->d_name, "."), RECORD_SUFFIX ".new");
                 if (!is_uuid(e->d_name, strcspn(e->d_name, ".")) ||
-                    (!file && !streq(e->d_name + UUID_LEN, RECORD_SUFFIX)))
+                    (!file && !tmp && !streq(e->d_name + UUID_LEN, RECORD_SUFFIX)))
                         continue;
+                if (tmp) {
+                        (void) unlinkat(dirfd(d), e->d_name, 0);
+                        continue;
+                }
                 memcpy(uuid, e->d_name, UUID_LEN);
                 uuid[UUID_LEN] = '\0';
                 if (paging_file_path(dir, uuid, path, sizeof(path)) < 0 || record_path(path, rec, sizeof(rec)) < 0)
@@ -438,6 +444,9 @@ struct record_parse {
 
 static int record_handler(void *user, const char *section, const char *name, const char *value) {
         struct record_parse *p = user;
+        /* inih goes on after an error and returns the first one's line: keep its message. */
+        if (*p->err)
+                return 0;
         if (*section) {
                 say(p->err, p->errlen, "unexpected section [%s]", section);
                 return 0;
@@ -455,6 +464,10 @@ static int record_handler(void *user, const char *section, const char *name, con
                         *record_field(p->r, k) = PAGING_NO_LIMIT;
                 else if (size_parse(value, record_field(p->r, k), &why) < 0) {
                         say(p->err, p->errlen, "%s = '%s': %s", name, value, why ? why : "not a size");
+                        return 0;
+                } else if (k < 2 && *record_field(p->r, k) == 0) {
+                        /* No limit is "none": a limit of 0 would be put back on the domain. */
+                        say(p->err, p->errlen, "%s = '%s': a limit is at least 1KiB, or none", name, value);
                         return 0;
                 }
                 return 1;

@@ -207,13 +207,13 @@ static size_t next_release(const struct tide_config *cfg, const struct paging_ho
 }
 
 /* A VM paging since before this tick and not released: raised or left as it is. */
-static void follow(const struct paging_vm *v, const struct tide_config *cfg, uint64_t *free_left, uint64_t now_usec,
-                   struct paging_action *a) {
+static void follow(const struct paging_vm *v, const struct tide_config *cfg, bool may_raise, uint64_t *free_left,
+                   uint64_t now_usec, struct paging_action *a) {
         struct paging_vm_state *s = v->state;
 
         /* Memory freed since it started goes to it, so less of it pages. An adopted file's grant
          * and startup are not known: its limit is left as found. */
-        if (s->grant_kib && s->startup_kib > s->grant_kib) {
+        if (may_raise && s->grant_kib && s->startup_kib > s->grant_kib) {
                 uint64_t more = align_down(min_u64(s->startup_kib - s->grant_kib, *free_left));
                 if (more >= PAGING_RAISE_MIN_KIB || (more > 0 && s->grant_kib + more == s->startup_kib)) {
                         *free_left -= more;
@@ -262,8 +262,9 @@ int paging_plan(const struct tide_config *cfg, const struct paging_host *host, c
                 else if (v->booting && (s->phase == PAGING_NONE || s->phase == PAGING_FAILED))
                         /* A boot unpaging or unpaged fills its whole startup. */
                         promised += sat_sub_u64(v->startup_kib + cfg->qemu_overhead_kib, v->held_kib);
-                else if (s->phase == PAGING_RELEASING)
-                        /* What its file holds comes back as it is switched off. */
+                else if (s->phase == PAGING_RELEASING && !s->retry_usec)
+                        /* What its file holds comes back as it is switched off (a release
+                         * waiting for its turn is in all_back, below, instead). */
                         promised += file_back_kib(host, v);
         }
         struct paging_host h = *host;
@@ -280,6 +281,9 @@ int paging_plan(const struct tide_config *cfg, const struct paging_host *host, c
         for (size_t i = 0; i < n; i++)
                 if (vms[i].state->phase == PAGING_RELEASING && !vms[i].state->retry_usec)
                         may_release = false;
+        /* While a file is being switched off the free memory does not yet show what it brings
+         * back (nor what the VM let go takes back by touching it): no raise meanwhile. */
+        bool may_raise = may_release;
 
         /* Stopped (or stopped and started again between two ticks: a new QEMU, its limits
          * gone): its limits went with its QEMU; only the file is left to remove. Its file still
@@ -301,7 +305,7 @@ int paging_plan(const struct tide_config *cfg, const struct paging_host *host, c
                 if (s->phase == PAGING_RELEASING && !out[i].release && s->retry_usec && now_usec >= s->retry_usec &&
                     all_back <= free_left) {
                         may_release = false;
-                        free_left -= file_back_kib(host, &vms[i]);
+                        free_left -= all_back;
                         s->retry_usec = 0;
                         out[i].release = true;
                         out[i].lift_limits = !s->lifted && vms[i].active;
@@ -310,7 +314,9 @@ int paging_plan(const struct tide_config *cfg, const struct paging_host *host, c
         size_t r = may_release ? next_release(cfg, host, vms, n, out, all_back, free_left) : SIZE_MAX;
         if (r != SIZE_MAX) {
                 struct paging_vm_state *s = vms[r].state;
-                free_left = sat_sub_u64(free_left + own_room_kib(cfg, &vms[r]), comes_back_kib(host, &vms[r]));
+                /* What it was let go on is kept back, not handed to a raise this tick. */
+                free_left = sat_sub_u64(free_left + own_room_kib(cfg, &vms[r]),
+                                        max_u64(comes_back_kib(host, &vms[r]), all_back));
                 s->phase = PAGING_RELEASING;
                 s->release_usec = now_usec;
                 out[r].release = out[r].lift_limits = true;
@@ -318,7 +324,7 @@ int paging_plan(const struct tide_config *cfg, const struct paging_host *host, c
         for (size_t i = 0; i < n; i++) {
                 struct paging_vm_state *s = vms[i].state;
                 if (s->phase == PAGING_ACTIVE && !out[i].start)
-                        follow(&vms[i], cfg, &free_left, now_usec, &out[i]);
+                        follow(&vms[i], cfg, may_raise, &free_left, now_usec, &out[i]);
                 if (paging_in_use(s)) {
                         sum.files++;
                         sum.file_kib += s->file_kib;

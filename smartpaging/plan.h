@@ -7,8 +7,9 @@
  *
  * Pure: no I/O, no clock (now_usec is passed in), no allocation. The controller core
  * (core/core.h) calls paging_plan() every tick before the engine; tided makes and removes the
- * files and sets the memory limits (smartpaging/file.h, hv_ops memtune); the simulator does not
- * model paging yet (it passes can_page = false). The caller keeps a `struct paging_vm_state` per domain and reports back what it did. */
+ * files and sets the memory limits (smartpaging/file.h, hv_ops memtune); the simulator carries
+ * them out on its simulated host (sim/sim.c), and runs this plan for its Hyper-V too. The caller
+ * keeps a `struct paging_vm_state` per domain and reports back what it did. */
 #pragma once
 
 #include <stdbool.h>
@@ -140,9 +141,10 @@ struct paging_summary {
  * every file holds (a lifted VM takes its pages back from any file as it touches them). Swap
  * areas are host-wide: a file holds pages of any process the kernel paged there, and switching
  * it off brings all of them back (three released in one tick brought a partition to OOM here).
- * So files go one at a time host-wide (none while another is being switched off), the one
- * holding least first. A stopped VM's file goes too, in the same turn and only when what it
- * holds fits. Updates each state.
+ * So files go one at a time host-wide (none while another is being switched off, and no grant
+ * is raised meanwhile): a release waiting for its turn first (a failed one retried, a stopped
+ * VM's file), in the order given, then of the VMs that may go the one whose file holds least.
+ * Updates each state.
  * Returns 0, or -EINVAL on NULL arguments (n > 0 with NULL arrays, a NULL state). */
 int paging_plan(const struct tide_config *cfg, const struct paging_host *host, const struct paging_vm *vms, size_t n,
                 uint64_t now_usec, struct paging_action *out, struct paging_summary *summary);

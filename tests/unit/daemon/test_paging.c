@@ -274,6 +274,29 @@ Test(paging, an_adopted_files_record_gives_back_the_operators_own_limit) {
         cr_expect_eq(fake.memtune[0].hard_limit_kib, MIB(2048), "the operator's limit, not none");
 }
 
+/* tided stopped (limits lifted, file and record kept), then started again with memory free: the
+ * record's grant no longer holds, so no limit is put back on a guest that took its pages back. */
+Test(paging, a_record_whose_limit_is_gone_raises_nothing) {
+        char path[PAGING_PATH_MAX], line[PAGING_PATH_MAX + 64], err[PAGING_ERR_MAX] = "";
+        add_web(MIB(1024));
+        fake.memtune[0] = (struct hv_memtune){ HV_MEMTUNE_UNLIMITED, HV_MEMTUNE_UNLIMITED };
+        cr_assert_eq(mkdir(dir, 0700), 0);
+        cr_assert_eq(paging_file_path(dir, UUID, path, sizeof(path)), 0);
+        fclose(fopen(path, "w"));
+        struct paging_record rec = { HV_MEMTUNE_UNLIMITED, HV_MEMTUNE_UNLIMITED, MIB(1024), MIB(250) };
+        cr_assert_eq(paging_record_write(path, &rec, err, sizeof(err)), 0, "%s", err);
+        snprintf(line, sizeof(line), "%s file %" PRIu64 " 1024 -2\n", path, MIB(806));
+        write_swaps(line);
+
+        free_mib = 2000;
+        cr_assert_eq(manager_new(&hv, &cfg, host_tight, NULL, &m), 0);
+        cr_assert_eq(manager_enable_paging(m, root, &files), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        for (int t = 2; t < 6; t++)
+                cr_assert_eq(manager_tick(m, SEC(t)), 0);
+        cr_expect_eq(fake.memtune[0].hard_limit_kib, HV_MEMTUNE_UNLIMITED, "no limit put back");
+}
+
 Test(paging, a_stopped_domains_file_found_on_waits_for_room) {
         char path[PAGING_PATH_MAX], line[PAGING_PATH_MAX + 64];
         add_web(MIB(1024));

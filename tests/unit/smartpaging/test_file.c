@@ -178,6 +178,8 @@ Test(record, what_tide_did_not_write_is_refused_by_name) {
                 { "[x]\ngrant = 1KiB\n", "line 2: unexpected section [x]" },
                 { "grant = 99999999999TiB\n", "line 1: grant = '99999999999TiB': too large" },
                 { "just words\n", "line 1: not a key = value line" },
+                { "hard_limit = 0KiB\n", "line 1: hard_limit = '0KiB': a limit is at least 1KiB, or none" },
+                { "colour = blue\nshade = red\n", "line 1: unknown key 'colour'" },
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 char err[PAGING_ERR_MAX] = "";
@@ -240,7 +242,11 @@ Test(sweep, removes_files_that_are_not_on_and_nothing_else, .init = tmpdir, .fin
         struct paging_record r = { PAGING_NO_LIMIT, PAGING_NO_LIMIT, 1024, 512 };
         cr_assert_eq(paging_record_write(on, &r, err, sizeof(err)), 0);
         cr_assert_eq(paging_record_write(off, &r, err, sizeof(err)), 0);
+        char tmp[PAGING_PATH_MAX + 32];
+        snprintf(tmp, sizeof(tmp), "%s/%s.state.new", dir, UUID1);
+        fclose(fopen(tmp, "w")); /* a tided killed while writing a record */
         cr_expect_eq(paging_dir_sweep(dir, &sw, 1), 0);
         cr_expect_eq(paging_record_read(on, &r, err, sizeof(err)), 0);
         cr_expect_eq(paging_record_read(off, &r, err, sizeof(err)), -ENOENT);
+        cr_expect_neq(access(tmp, F_OK), 0, "a half-written record is removed");
 }

@@ -367,6 +367,29 @@ Test(plan, a_release_waits_until_everything_the_files_hold_fits) {
         cr_expect(act[1].release);
 }
 
+Test(plan, what_a_release_is_let_go_on_is_not_raised_away_in_the_same_tick) {
+        restarting(0, 160);
+        restarting(1, 160);
+        plan(2, 0, SEC(10)); /* both page, grant 160 */
+        /* VM 0 has come down (its file 50 MiB); VM 1 still boots, its file holding 300 (much of
+         * it VM 0's pages: the first file on takes most). 400 free. */
+        vm[0].start = vm[1].start = PAGING_START_NONE;
+        vm[0].booting = false;
+        vm[0].reporting = true;
+        vm[0].assigned_kib = MIB(128);
+        vm[0].file_used_kib = MIB(50);
+        vm[1].file_used_kib = MIB(300);
+        plan(2, 400, SEC(60));
+        cr_expect(act[0].release, "350 out, 400 free");
+        cr_expect_not(act[1].raise, "only 50 left once what is out is kept back");
+        /* While VM 0's file is being switched off, nothing is raised either. */
+        plan(2, 1000, SEC(61));
+        cr_expect_not(act[1].raise);
+        paging_released(&st[0], true, 0, SEC(62));
+        plan(2, 1000, SEC(63));
+        cr_expect(act[1].raise);
+}
+
 Test(plan, the_file_holding_least_goes_first) {
         restarting(0, 160);
         restarting(1, 160);
