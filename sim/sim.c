@@ -226,7 +226,8 @@ void sim_guest_meminfo(const struct hv_domain *d, uint64_t actual_kib, uint64_t 
 }
 
 void sim_vm_meminfo(const struct sim_vm *v, uint64_t used_kib, uint64_t *ret_total, uint64_t *ret_avail) {
-        sim_guest_meminfo(&v->info, v->actual_kib, v->spec.kernel_kib, sat_sub_u64(used_kib, v->spec.kernel_kib),
+        /* The guest sees its balloon's actual, what Smart Paging holds on disk included. */
+        sim_guest_meminfo(&v->info, sim_vm_view_kib(v), v->spec.kernel_kib, sat_sub_u64(used_kib, v->spec.kernel_kib),
                           ret_total, ret_avail);
 }
 
@@ -555,7 +556,8 @@ uint64_t sim_walk_step(const struct sim_demand *d, uint64_t *state, uint64_t kib
  * uses less than it needs by that share, for the same reason. */
 static bool agent_use(struct sim_vm *v, uint64_t need, uint64_t at_usec, uint64_t *ret_used_kib, double *ret_psi) {
         const struct sim_vm_spec *sp = &v->spec;
-        uint64_t held = sim_vm_assigned_kib(v);
+        /* What the guest has: on disk too (slow, not missing). */
+        uint64_t held = sim_vm_assigned_kib(v) + v->pg.on_disk_kib;
 
         switch (sp->agent) {
         case SIM_AGENT_HONEST:
@@ -707,11 +709,14 @@ static uint64_t move_one(const struct sim *s, struct held *h, int node, uint64_t
 static uint64_t paging_ram_target(const struct sim *s, struct sim_vm *v, uint64_t dt_usec) {
         struct sim_paging *pg = &v->pg;
         uint64_t view = sim_vm_view_kib(v), target = v->balloon_target_kib;
-        if (target < view && pg->on_disk_kib) {
-                uint64_t cut = min_u64(pg->on_disk_kib, view - move_toward(view, target, s->balloon_kib_per_sec, dt_usec));
-                pg->on_disk_kib -= cut;
-        }
         uint64_t ram = sat_sub_u64(target, pg->on_disk_kib);
+        if (target < view) {
+                /* This step's inflation, from disk first; RAM gives only what the disk did not. */
+                uint64_t step = view - move_toward(view, target, s->balloon_kib_per_sec, dt_usec);
+                uint64_t cut = min_u64(pg->on_disk_kib, step);
+                pg->on_disk_kib -= cut;
+                ram = max_u64(sat_sub_u64(target, pg->on_disk_kib), sat_sub_u64(v->actual_kib, step - cut));
+        }
         return pg->limited ? min_u64(ram, max_u64(pg->grant_kib, v->actual_kib)) : ram;
 }
 
@@ -771,6 +776,19 @@ static void boot(struct sim *s, struct held *h, struct sim_vm *v, bool reboot) {
         }
 }
 
+/* What a paging guest touches beyond its RAM, up to its file: no more than its balloon leaves
+ * it (a guest squeezed below its demand runs short, as without paging). */
+static uint64_t paging_want_kib(const struct sim_vm *v) {
+        uint64_t touchable = min_u64(v->demand_kib, v->balloon_target_kib + v->info.virtio_mem_current_kib);
+        return min_u64(sat_sub_u64(touchable, sim_vm_assigned_kib(v)), v->pg.file_kib);
+}
+
+/* Whether a VM moves pages to or from its file this step (the disk is shared by these). */
+static bool moves_pages(const struct sim_vm *v) {
+        const struct sim_paging *pg = &v->pg;
+        return pg->file_kib && (pg->releasing ? pg->on_disk_kib > 0 : paging_want_kib(v) > pg->on_disk_kib);
+}
+
 /* Smart Paging's disk for one VM this step, bw_kib its share: a guest touching more than its
  * RAM (a boot) has the rest go to its file as fast as the disk takes it; RAM it gains while it
  * boots takes back what it touched there; a file being switched off brings its pages back as
@@ -792,7 +810,7 @@ static void page_step(struct sim *s, struct held *h, struct sim_vm *v, uint64_t 
                         paging_done(s, v);
                 return;
         }
-        uint64_t want = min_u64(sat_sub_u64(v->demand_kib, sim_vm_assigned_kib(v)), pg->file_kib);
+        uint64_t want = paging_want_kib(v);
         if (want > pg->on_disk_kib)
                 pg->on_disk_kib += min_u64(want - pg->on_disk_kib, bw_kib);
         else if (!sim_driver_up(v))
@@ -885,7 +903,7 @@ void sim_advance(struct sim *s, uint64_t dt_usec) {
         size_t paging = 0;
         for (size_t k = 0; k < n; k++) {
                 const struct sim_vm *v = nth(s, idx, k);
-                paging += v->pg.file_kib != 0;
+                paging += moves_pages(v);
                 h.total += sim_vm_assigned_kib(v);
                 if (v->info.numa_node >= 0 && v->info.numa_node < CORE_NODE_MAX)
                         h.node[v->info.numa_node] += sim_vm_assigned_kib(v);
@@ -934,8 +952,9 @@ void sim_advance(struct sim *s, uint64_t dt_usec) {
                         v->info.virtio_mem_current_kib = v->info.virtio_mem_requested_kib = want - v->actual_kib;
                         h.total = h.total - before + sim_vm_assigned_kib(v);
                 }
-                if (paging)
-                        page_step(s, &h, v, move_toward(0, UINT64_MAX, s->paging_kib_per_sec, dt_usec) / paging);
+                if (v->pg.file_kib)
+                        page_step(s, &h, v,
+                                  move_toward(0, UINT64_MAX, s->paging_kib_per_sec, dt_usec) / max_u64(paging, 1));
                 run_guest(s, &h, v, dt_usec);
                 sim_report(v, s->now_usec);
         }
