@@ -165,7 +165,8 @@ static uint64_t comes_back_kib(const struct paging_host *h, const struct paging_
  * back into (plan.c: counted as promised, so not in free_left). */
 static uint64_t own_room_kib(const struct tide_config *cfg, const struct paging_vm *v) {
         const struct paging_vm_state *s = v->state;
-        return s->grant_kib ? sat_sub_u64(s->grant_kib + cfg->qemu_overhead_kib, v->held_kib) : 0;
+        /* Only a managed VM's was counted as promised. */
+        return v->managed && s->grant_kib ? sat_sub_u64(s->grant_kib + cfg->qemu_overhead_kib, v->held_kib) : 0;
 }
 
 /* What every paging file holds, and could bring back, as far as it is out in swap and not in RAM
@@ -186,7 +187,10 @@ static uint64_t all_back_kib(const struct paging_host *h, const struct paging_vm
  * previous VM's pages come back brought a partition to OOM here). */
 static bool may_release_now(const struct tide_config *cfg, const struct paging_host *h, const struct paging_vm *v,
                             uint64_t all_back, uint64_t free_left) {
-        return !v->booting && v->reporting &&
+        /* A VM no longer managed (its policy removed while it paged, or a file adopted for a
+         * domain without one) is never sampled again, so it would never be seen to have come
+         * down: it goes as soon as what the files hold fits, not limited for good. */
+        return (!v->managed || (!v->booting && v->reporting)) &&
                max_u64(comes_back_kib(h, v), all_back) <= free_left + own_room_kib(cfg, v);
 }
 

@@ -390,6 +390,21 @@ Test(plan, what_a_release_is_let_go_on_is_not_raised_away_in_the_same_tick) {
         cr_expect(act[1].raise);
 }
 
+Test(plan, a_vm_no_longer_managed_is_released_once_the_files_fit) {
+        restarting(0, 160);
+        plan(1, 0, SEC(10));
+        cr_assert(act[0].start);
+        /* Its policy is removed while it still boots: never sampled again. */
+        vm[0].start = PAGING_START_NONE;
+        vm[0].managed = false;
+        vm[0].file_used_kib = MIB(100);
+        plan(1, 50, SEC(20));
+        cr_expect_not(act[0].release, "100 MiB out, 50 free");
+        plan(1, 250, SEC(21)); /* and the 224 its file was counted to back */
+        cr_expect(act[0].release, "booting for good as far as tide knows, but not limited for good");
+        cr_expect(act[0].lift_limits);
+}
+
 Test(plan, the_file_holding_least_goes_first) {
         restarting(0, 160);
         restarting(1, 160);
