@@ -12,6 +12,25 @@
 
 static struct tide_config cfg;
 
+/* A 1 GiB guest (minimum 256 MiB, 300 MiB in use) that touches 900 MiB in the first 4.5 s of a
+ * boot, its drivers up 20 s after it began. */
+static void add_guest(struct sim *s, const char *name, struct sim_vm_spec g) {
+        g.boot_kib = MIB(1024);
+        g.node = -1;
+        g.have_policy = true;
+        g.agent = SIM_AGENT_HONEST;
+        g.balloon_stats = true;
+        g.boot_touch_kib = MIB(900);
+        g.boot_touch_kib_per_sec = MIB(200);
+        g.boot_usec = SEC(20);
+        g.demand = (struct sim_demand){ .kind = SIM_DEMAND_CONSTANT, .base_kib = MIB(300) };
+        snprintf(g.name, sizeof(g.name), "%s", name);
+        policy_init(&g.policy);
+        g.policy.startup_kib = g.policy.maximum_kib = MIB(1024);
+        g.policy.minimum_kib = MIB(256);
+        cr_assert_geq(sim_add_vm(s, &g), 0);
+}
+
 /* Host 4 GiB (auto reserve 640 MiB): 3.4 GiB for four guests that each touch 900 MiB in the
  * first 4.5 s of a boot at 120 s, drivers up 20 s after it began. */
 static void storm(struct sim *s, uint64_t disk_kib_per_sec, bool fast, int peer) {
@@ -23,19 +42,10 @@ static void storm(struct sim *s, uint64_t disk_kib_per_sec, bool fast, int peer)
                 sim_use_peer(s, (enum peer_rule) peer);
         else if (fast)
                 cr_assert_eq(sim_set_fast(s, true), 0);
-        for (int i = 0; i < N; i++) {
-                struct sim_vm_spec g = { .boot_kib = MIB(1024), .node = -1, .have_policy = true,
-                                         .agent = SIM_AGENT_HONEST, .balloon_stats = true, .uptime_usec = SEC(3600),
-                                         .assigned_kib = MIB(400), .restart_at_usec = SEC(120),
-                                         .boot_touch_kib = MIB(900), .boot_touch_kib_per_sec = MIB(200),
-                                         .boot_usec = SEC(20),
-                                         .demand = { .kind = SIM_DEMAND_CONSTANT, .base_kib = MIB(300) } };
-                snprintf(g.name, sizeof(g.name), "g%d", i);
-                policy_init(&g.policy);
-                g.policy.startup_kib = g.policy.maximum_kib = MIB(1024);
-                g.policy.minimum_kib = MIB(256);
-                cr_assert_geq(sim_add_vm(s, &g), 0);
-        }
+        for (int i = 0; i < N; i++)
+                add_guest(s, (const char *[]){ "g0", "g1", "g2", "g3" }[i],
+                          (struct sim_vm_spec){ .uptime_usec = SEC(3600), .assigned_kib = MIB(400),
+                                                .restart_at_usec = SEC(120) });
         for (uint64_t t = 0; t < SEC(900); t += cfg.interval_usec) {
                 cr_assert_eq(sim_tick(s), 0);
                 sim_advance(s, cfg.interval_usec);
@@ -112,18 +122,8 @@ Test(sim_paging, off_pages_nothing_and_always_pages_a_cold_start) {
         s.reserve_kib = config_reserve_kib(&cfg, MIB(2048));
         s.paging_kib_per_sec = MIB(200);
         s.cfg.smart_paging = CONFIG_PAGING_ALWAYS;
-        for (int i = 0; i < 2; i++) {
-                struct sim_vm_spec g = { .boot_kib = MIB(1024), .node = -1, .have_policy = true,
-                                         .agent = SIM_AGENT_HONEST, .balloon_stats = true, .stopped = true,
-                                         .start_at_usec = SEC(5), .boot_touch_kib = MIB(900),
-                                         .boot_touch_kib_per_sec = MIB(200), .boot_usec = SEC(20),
-                                         .demand = { .kind = SIM_DEMAND_CONSTANT, .base_kib = MIB(300) } };
-                snprintf(g.name, sizeof(g.name), "c%d", i);
-                policy_init(&g.policy);
-                g.policy.startup_kib = g.policy.maximum_kib = MIB(1024);
-                g.policy.minimum_kib = MIB(256);
-                cr_assert_geq(sim_add_vm(&s, &g), 0);
-        }
+        for (int i = 0; i < 2; i++)
+                add_guest(&s, i ? "c1" : "c0", (struct sim_vm_spec){ .stopped = true, .start_at_usec = SEC(5) });
         for (uint64_t t = 0; t < SEC(300); t += cfg.interval_usec) {
                 cr_assert_eq(sim_tick(&s), 0);
                 sim_advance(&s, cfg.interval_usec);
@@ -140,19 +140,10 @@ Test(sim_paging, smart_paging_off_pages_nothing) {
         cr_assert_eq(sim_init(&s, &cfg, MIB(4096), SEC(1000)), 0);
         s.reserve_kib = config_reserve_kib(&cfg, MIB(4096));
         s.paging_kib_per_sec = MIB(200);
-        for (int i = 0; i < N; i++) {
-                struct sim_vm_spec g = { .boot_kib = MIB(1024), .node = -1, .have_policy = true,
-                                         .agent = SIM_AGENT_HONEST, .balloon_stats = true, .uptime_usec = SEC(3600),
-                                         .assigned_kib = MIB(400), .restart_at_usec = SEC(60),
-                                         .boot_touch_kib = MIB(900), .boot_touch_kib_per_sec = MIB(200),
-                                         .boot_usec = SEC(20),
-                                         .demand = { .kind = SIM_DEMAND_CONSTANT, .base_kib = MIB(300) } };
-                snprintf(g.name, sizeof(g.name), "o%d", i);
-                policy_init(&g.policy);
-                g.policy.startup_kib = g.policy.maximum_kib = MIB(1024);
-                g.policy.minimum_kib = MIB(256);
-                cr_assert_geq(sim_add_vm(&s, &g), 0);
-        }
+        for (int i = 0; i < N; i++)
+                add_guest(&s, (const char *[]){ "o0", "o1", "o2", "o3" }[i],
+                          (struct sim_vm_spec){ .uptime_usec = SEC(3600), .assigned_kib = MIB(400),
+                                                .restart_at_usec = SEC(60) });
         for (uint64_t t = 0; t < SEC(200); t += cfg.interval_usec) {
                 cr_assert_eq(sim_tick(&s), 0);
                 sim_advance(&s, cfg.interval_usec);

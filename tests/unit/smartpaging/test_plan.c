@@ -34,6 +34,14 @@ static void restarting(size_t i, uint64_t held) {
         vm[i].reporting = false;
 }
 
+/* A paging VM whose boot is over: its balloon reports and it holds `assigned` MiB. */
+static void booted(size_t i, uint64_t assigned) {
+        vm[i].start = PAGING_START_NONE;
+        vm[i].booting = false;
+        vm[i].reporting = true;
+        vm[i].assigned_kib = MIB(assigned);
+}
+
 /* No QEMU overhead unless a test says so: the figures stay those of the guest memory. */
 static void setup(void) {
         config_init(&cfg);
@@ -351,10 +359,7 @@ Test(plan, a_release_waits_until_everything_the_files_hold_fits) {
         restarting(1, 160);
         plan(2, 0, SEC(10));
         for (int i = 0; i < 2; i++) {
-                vm[i].start = PAGING_START_NONE;
-                vm[i].booting = false;
-                vm[i].reporting = true;
-                vm[i].assigned_kib = MIB(128);
+                booted(i, 128);
         }
         /* VM 1 has come down and its file holds 20 MiB; VM 0's holds 300 (a guest still using
          * them, pages it takes back from any file once its limit is lifted). */
@@ -410,10 +415,7 @@ Test(plan, the_file_holding_least_goes_first) {
         restarting(1, 160);
         plan(2, 0, SEC(10));
         for (int i = 0; i < 2; i++) {
-                vm[i].start = PAGING_START_NONE;
-                vm[i].booting = false;
-                vm[i].reporting = true;
-                vm[i].assigned_kib = MIB(128);
+                booted(i, 128);
         }
         vm[0].file_used_kib = MIB(200);
         vm[1].file_used_kib = MIB(50);
@@ -426,10 +428,7 @@ Test(plan, pages_already_back_in_ram_are_not_counted_twice) {
         restarting(0, 160);
         plan(1, 0, SEC(10));
         cr_assert(act[0].start);
-        vm[0].start = PAGING_START_NONE;
-        vm[0].booting = false;
-        vm[0].reporting = true;
-        vm[0].assigned_kib = MIB(128);
+        booted(0, 128);
         vm[0].file_used_kib = MIB(240);
         /* The storm here: its file shows 240 MiB used, 56 of them swapped back in and still kept
          * there; 184 out, 234 free. */
@@ -441,10 +440,7 @@ Test(plan, pages_already_back_in_ram_are_not_counted_twice) {
         setup();
         restarting(0, 160);
         plan(1, 0, SEC(10));
-        vm[0].start = PAGING_START_NONE;
-        vm[0].booting = false;
-        vm[0].reporting = true;
-        vm[0].assigned_kib = MIB(128);
+        booted(0, 128);
         vm[0].file_used_kib = MIB(240);
         plan(1, 234, SEC(60));
         cr_expect_not(act[0].release);
@@ -456,10 +452,7 @@ Test(plan, qemus_overhead_is_not_counted_twice_in_what_comes_back) {
         plan(1, 0, SEC(10));
         cr_assert(act[0].start);
         st[0].grant_kib = MIB(16); /* hard limit 272 MiB */
-        vm[0].start = PAGING_START_NONE;
-        vm[0].booting = false;
-        vm[0].reporting = true;
-        vm[0].assigned_kib = MIB(128);
+        booted(0, 128);
         vm[0].held_kib = MIB(150);
         vm[0].file_used_kib = MIB(80);
         /* On disk as the engine counts it: 128 - 16 = 112. Its room: 10 free + the 122 of its
@@ -473,10 +466,7 @@ Test(plan, qemus_overhead_is_not_counted_twice_in_what_comes_back) {
         restarting(0, 160);
         plan(1, 0, SEC(10));
         st[0].grant_kib = MIB(16);
-        vm[0].start = PAGING_START_NONE;
-        vm[0].booting = false;
-        vm[0].reporting = true;
-        vm[0].assigned_kib = MIB(128);
+        booted(0, 128);
         vm[0].held_kib = MIB(172); /* room: 0 free + 100 */
         vm[0].file_used_kib = MIB(80);
         plan(1, 0, SEC(60));
@@ -588,10 +578,7 @@ Test(plan, a_failed_start_boots_unprotected_and_ends_with_its_boot) {
 Test(plan, a_failed_release_is_asked_again_later) {
         restarting(0, 160);
         plan(1, 64, SEC(10));
-        vm[0].start = PAGING_START_NONE;
-        vm[0].booting = false;
-        vm[0].reporting = true;
-        vm[0].assigned_kib = MIB(160);
+        booted(0, 160);
         plan(1, 0, SEC(40));
         cr_assert(act[0].release);
         paging_released(&st[0], true, -ENOMEM, SEC(41)); /* limits off, swapoff failed */
