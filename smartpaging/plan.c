@@ -165,8 +165,10 @@ static uint64_t comes_back_kib(const struct paging_host *h, const struct paging_
  * back into (plan.c: counted as promised, so not in free_left). */
 static uint64_t own_room_kib(const struct tide_config *cfg, const struct paging_vm *v) {
         const struct paging_vm_state *s = v->state;
-        /* Only a managed VM's was counted as promised. */
-        return v->managed && s->grant_kib ? sat_sub_u64(s->grant_kib + cfg->qemu_overhead_kib, v->held_kib) : 0;
+        /* Only a managed, booting VM's was counted as promised (above). */
+        return v->managed && v->booting && s->grant_kib
+                       ? sat_sub_u64(s->grant_kib + cfg->qemu_overhead_kib, v->held_kib)
+                       : 0;
 }
 
 /* What every paging file holds, and could bring back, as far as it is out in swap and not in RAM
@@ -261,7 +263,11 @@ int paging_plan(const struct tide_config *cfg, const struct paging_host *host, c
                 const struct paging_vm_state *s = v->state;
                 if (!v->managed || v->start != PAGING_START_NONE)
                         continue;
-                if (s->phase == PAGING_ACTIVE && s->grant_kib)
+                if (s->phase == PAGING_ACTIVE && s->grant_kib && v->booting)
+                        /* Once its boot is over it takes what it is assigned, which the engine
+                         * counts; its grant (with the configured overhead, more than QEMU
+                         * really holds) is no longer a promise: kept, six such grants held
+                         * every file of a storm here for good. */
                         promised += sat_sub_u64(s->grant_kib + cfg->qemu_overhead_kib, v->held_kib);
                 else if (v->booting && (s->phase == PAGING_NONE || s->phase == PAGING_FAILED))
                         /* A boot unpaging or unpaged fills its whole startup. */
