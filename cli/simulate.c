@@ -43,7 +43,8 @@ static const char *policy_name(int p) {
 }
 
 /* The order of the report: tide first, the bound last. */
-static const int policy_order[] = { POLICY_TIDE, PEER_HYPERV, PEER_MOM, PEER_PROXMOX, PEER_STATIC, PEER_ORACLE };
+static const int policy_order[] = { POLICY_TIDE,  PEER_HYPERV, PEER_SWAP_ANYTIME, PEER_MOM,
+                                     PEER_PROXMOX, PEER_STATIC, PEER_ORACLE };
 
 struct options {
         const char *scenario, *trace, *csv_dir, *plot;
@@ -606,7 +607,7 @@ static void print_table(const struct world *w, const struct result *res, size_t 
                 w->n, (double) w->duration_usec / 3600e6, wall, w->n_hosts, w->n_hosts == 1 ? "" : "s",
                 size_format_human(host_sum, a), size_format_human(w->startup_sum_kib, b),
                 stepped > 0 ? ticks / stepped / 1e6 : 0);
-        fprintf(out, "%-8s  %9s  %9s  %9s  %8s  %5s  %11s  %9s  %11s", "POLICY", "RETURNED", "PEAK", "WARNING", "WARN%",
+        fprintf(out, "%-12s  %9s  %9s  %9s  %8s  %5s  %11s  %9s  %11s", "POLICY", "RETURNED", "PEAK", "WARNING", "WARN%",
                 "OOM", "PAGING-GiBs", "BOOTED", "BALLOON-OPS");
         if (any_find)
                 fprintf(out, "  %11s", "HOST-NEEDED");
@@ -618,7 +619,7 @@ static void print_table(const struct world *w, const struct result *res, size_t 
                         snprintf(booted, sizeof(booted), "%.0f s", (double) r->booted_usec / 1e6);
                 else if (r->storm)
                         snprintf(booted, sizeof(booted), "never");
-                fprintf(out, "%-8s  %8.1f%%  %9s  %8.0fs  %7.3f%%  %5" PRIu64 "  %11.1f  %9s  %11" PRIu64,
+                fprintf(out, "%-12s  %8.1f%%  %9s  %8.0fs  %7.3f%%  %5" PRIu64 "  %11.1f  %9s  %11" PRIu64,
                         policy_name(r->policy), returned_pct(r), size_format_human(r->m.peak_assigned_kib, a),
                         warning_s(r), warning_pct(r), r->oom_events, paging_gib_s(r),
                         booted, r->balloon_ops);
@@ -775,8 +776,8 @@ static int parse_policies(const char *list, bool *ret, FILE *err) {
                 else if (peer_rule_from_string(p, &rule) == 0)
                         ret[rule] = true;
                 else {
-                        fprintf(err, "tidectl simulate: --policies: unknown policy '%s' (known: tide, hyperv, mom, "
-                                     "proxmox, static, oracle)\n",
+                        fprintf(err, "tidectl simulate: --policies: unknown policy '%s' (known: tide, hyperv, swap-anytime, "
+                                     "mom, proxmox, static, oracle)\n",
                                 p);
                         return -EINVAL;
                 }

@@ -20,16 +20,18 @@ enum peer_rule {
         PEER_PROXMOX, /* Proxmox VE AutoBalloon alg1: 10 s, 80 % host target, 100 MiB per VM per cycle, shares */
         PEER_STATIC,  /* every VM at its startup memory, always */
         PEER_ORACLE,  /* assigned = demand at every instant: the bound no policy can beat */
+        PEER_SWAP_ANYTIME, /* VMware ESXi-like: shares with an idle-memory tax, kept to minFree free;
+                            * the hypervisor swaps what the balloon cannot reclaim, boots too */
         PEER_RULES,
 };
 
-/* "hyperv", "mom", "proxmox", "static", "oracle"; NULL for an unknown rule. */
+/* "hyperv", "mom", "proxmox", "static", "oracle", "swap-anytime"; NULL for an unknown rule. */
 const char *peer_rule_to_string(enum peer_rule r);
 /* -EINVAL for an unknown name. */
 int peer_rule_from_string(const char *s, enum peer_rule *ret);
 
-/* How often a rule acts: 1 s for Hyper-V ("second by second"), 10 s for MOM and Proxmox, every
- * tick for static and the oracle. */
+/* How often a rule acts: 1 s for Hyper-V ("second by second") and swap-anytime, 10 s for MOM
+ * and Proxmox, every tick for static and the oracle. */
 uint64_t peer_rule_period_usec(enum peer_rule r);
 
 /* What a rule remembers of a VM between its ticks (MOM's moving averages, when it last acted,
@@ -46,6 +48,9 @@ struct peer_memo {
         bool seen;                                /* the rule has seen this VM before */
         bool done;                                /* Proxmox: a mark within one tick (compute_alg1's
                                                    * "done" set); meaningless between ticks */
+        double sa_shares, sa_active, sa_lo, sa_hi; /* swap-anytime: its shares, working set,
+                                                    * reservation and ceiling in KiB, worked
+                                                    * out once a tick; meaningless between */
 };
 
 /* One VM as the rule sees it this tick. */
@@ -60,7 +65,8 @@ struct peer_vm {
         uint64_t used_kib;         /* MemTotal - MemAvailable in the guest: what it really uses */
         uint64_t cache_kib;        /* page cache the guest could drop (0 in the simulator's
                                     * model [assumed]); MOM and Proxmox count it as used */
-        uint64_t committed_kib;    /* Committed_AS: Hyper-V's demand (plus hv_balloon's floor) */
+        uint64_t committed_kib;    /* Committed_AS: Hyper-V's demand (plus hv_balloon's floor);
+                                    * swap-anytime takes it as ESXi's working-set estimate */
         uint64_t demand_kib;       /* the truth, for the oracle only */
         struct peer_memo memo;     /* in: the last tick's; out: this tick's */
 };
@@ -72,11 +78,12 @@ struct peer_host {
 };
 
 /* Decides one tick at now_usec for vms[0..n): targets[i] is the balloon target in KiB (the
- * total the VM should hold), or PEER_NO_CHANGE when the rule leaves the VM alone this tick
+ * total the VM should hold; for swap-anytime also the most it may hold in RAM, the rest swapped
+ * by the simulated hypervisor), or PEER_NO_CHANGE when the rule leaves the VM alone this tick
  * (between its periods, no stats, a change it skips as too small). Every target is within
  * [minimum, reachable] except the oracle's (demand, within [1 MiB, reachable]); a VM whose
- * policy is not dynamic is left alone by Hyper-V, MOM and Proxmox (static and the oracle size
- * it anyway). Updates each vms[i].memo. Returns 0, or -EINVAL for an unknown rule, a NULL host
+ * policy is not dynamic is left alone by Hyper-V, MOM, Proxmox and swap-anytime (static and the
+ * oracle size it anyway). Updates each vms[i].memo. Returns 0, or -EINVAL for an unknown rule, a NULL host
  * or a host of 0 KiB, or NULL arrays with n > 0. */
 #define PEER_NO_CHANGE UINT64_MAX
 int peer_tick(enum peer_rule r, const struct peer_host *host, struct peer_vm *vms, size_t n, uint64_t now_usec,

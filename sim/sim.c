@@ -401,6 +401,24 @@ static int peer_paging(struct sim *s, uint64_t held) {
         return 0;
 }
 
+/* swap-anytime's hypervisor (ESXi, ../shared/PEERS.md): every dynamic VM has a swap file of its
+ * ceiling less its reservation (the policy's minimum) from its first tick, when the host has a
+ * paging disk; the rule's balloon target is also the most it may hold in RAM. What its balloon
+ * does not give back in time, or cannot (a guest still booting), page_step() swaps out. */
+static void swap_anytime_limit(struct sim *s, struct sim_vm *v, uint64_t balloon_kib) {
+        struct sim_paging *pg = &v->pg;
+        if (!s->paging_kib_per_sec || !v->spec.policy.dynamic)
+                return;
+        if (!pg->file_kib) {
+                uint64_t file = sat_sub_u64(v->info.max_kib, v->spec.policy.minimum_kib);
+                if (!file)
+                        return;
+                *pg = (struct sim_paging){ .file_kib = file, .limited = true, .anytime = true };
+                s->metrics.paging_starts++;
+        }
+        pg->grant_kib = balloon_kib;
+}
+
 /* A peer's tick: what that system sees of each running VM, its rule, its targets applied as
  * libvirt would (balloon up to the boot size, virtio-mem above). */
 static int peer_step(struct sim *s) {
@@ -471,6 +489,8 @@ static int peer_step(struct sim *s) {
                         v->info.virtio_mem_requested_kib = sp.vmem_requested_kib;
                         s->vmem_ops++;
                 }
+                if (s->peer == PEER_SWAP_ANYTIME)
+                        swap_anytime_limit(s, v, sp.balloon_kib);
                 /* The oracle is a bound, not a balloon: it holds the demand at once. */
                 if (s->peer == PEER_ORACLE) {
                         v->actual_kib = sp.balloon_kib;
@@ -777,15 +797,19 @@ static void boot(struct sim *s, struct held *h, struct sim_vm *v, bool reboot) {
 }
 
 /* What a paging guest touches beyond its RAM, up to its file: no more than its balloon leaves
- * it (a guest squeezed below its demand runs short, as without paging). */
+ * it (a guest squeezed below its demand runs short, as without paging); a guest still booting
+ * has no balloon driver, so all its memory. */
 static uint64_t paging_want_kib(const struct sim_vm *v) {
-        uint64_t touchable = min_u64(v->demand_kib, v->balloon_target_kib + v->info.virtio_mem_current_kib);
+        uint64_t balloon = sim_driver_up(v) ? v->balloon_target_kib : v->info.max_kib;
+        uint64_t touchable = min_u64(v->demand_kib, balloon + v->info.virtio_mem_current_kib);
         return min_u64(sat_sub_u64(touchable, sim_vm_assigned_kib(v)), v->pg.file_kib);
 }
 
 /* Whether a VM moves pages to or from its file this step (the disk is shared by these). */
 static bool moves_pages(const struct sim_vm *v) {
         const struct sim_paging *pg = &v->pg;
+        if (pg->anytime && (v->actual_kib > pg->grant_kib || (pg->on_disk_kib && v->actual_kib < pg->grant_kib)))
+                return true;
         return pg->file_kib && (pg->releasing ? pg->on_disk_kib > 0 : paging_want_kib(v) > pg->on_disk_kib);
 }
 
@@ -809,6 +833,27 @@ static void page_step(struct sim *s, struct held *h, struct sim_vm *v, uint64_t 
                 if (!pg->on_disk_kib)
                         paging_done(s, v);
                 return;
+        }
+        if (pg->anytime && v->actual_kib > pg->grant_kib) {
+                /* ESXi swaps RAM above the target out; what the guest uses of it is written,
+                 * pages it never touched are dropped [assumed: ESXi's zero-page detection]. */
+                uint64_t out = min_u64(v->actual_kib - pg->grant_kib, bw_kib);
+                v->actual_kib -= out;
+                h->total -= out;
+                if (node >= 0)
+                        h->node[node] -= out;
+                pg->on_disk_kib = max_u64(pg->on_disk_kib, min_u64(paging_want_kib(v), pg->on_disk_kib + out));
+                return;
+        }
+        if (pg->anytime && pg->on_disk_kib && v->actual_kib < pg->grant_kib) {
+                /* Pages the guest touches come back as its target and the host allow. */
+                uint64_t in = min_u64(min_u64(pg->on_disk_kib, pg->grant_kib - v->actual_kib),
+                                      min_u64(bw_kib, host_free(s, h, node)));
+                pg->on_disk_kib -= in;
+                v->actual_kib += in;
+                h->total += in;
+                if (node >= 0)
+                        h->node[node] += in;
         }
         uint64_t want = paging_want_kib(v);
         if (want > pg->on_disk_kib)

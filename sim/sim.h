@@ -114,6 +114,9 @@ struct sim_paging {
         uint64_t on_disk_kib; /* its pages in the file */
         bool limited;         /* its hard limit is on */
         bool releasing;       /* the file is being switched off: its pages come back into RAM */
+        bool anytime;         /* swap-anytime's file (ESXi's .vswp): made at power-on, kept for
+                               * the VM's life; grant_kib is the rule's target, and RAM above it
+                               * is swapped out at the disk's pace, as ESXi does */
 };
 
 struct sim_vm {

@@ -152,3 +152,63 @@ Test(sim_paging, smart_paging_off_pages_nothing) {
         cr_expect_eq(s.metrics.paging_peak_kib, 0);
         sim_done(&s);
 }
+
+/* swap-anytime (ESXi): a swap file per VM from its power-on, kept for its life; the hypervisor
+ * swaps what the balloon cannot reclaim, a booting guest too. The storm above: no guest runs out
+ * of memory, what went to disk comes back once the guests use their 300 MiB again, and without a
+ * disk the rule cannot swap at all. */
+Test(sim_paging, swap_anytime_swaps_the_storm_and_keeps_a_file_per_vm) {
+        struct sim with, without;
+        storm(&with, MIB(200), false, PEER_SWAP_ANYTIME);
+        storm(&without, 0, false, PEER_SWAP_ANYTIME);
+        cr_expect_eq(with.metrics.paging_starts, N, "a file per VM at its first tick");
+        cr_expect_gt(with.metrics.paging_peak_kib, 0);
+        cr_expect_eq(sim_oom_events(&with), 0);
+        cr_assert_geq(with.metrics.all_booted_usec, 0);
+        for (size_t i = 0; i < with.n_vms; i++) {
+                /* ceiling 1024 less reservation (minimum) 256 */
+                cr_expect_eq(with.vms[i].pg.file_kib, MIB(768), "%s", with.vms[i].spec.name);
+                cr_expect_eq(with.vms[i].pg.on_disk_kib, 0, "%s: back from disk", with.vms[i].spec.name);
+        }
+        cr_expect_eq(with.metrics.now_paging_kib, 0);
+        cr_expect_eq(without.metrics.paging_starts, 0);
+        cr_expect_eq(without.metrics.paging_kib_usec, 0);
+        sim_done(&with);
+        sim_done(&without);
+}
+
+/* Unlike Hyper-V's Smart Paging, a cold start on a full host swaps too: two 1 GiB guests hold
+ * reservations (minimums) of 900 MiB on a 3 GiB host, so a third that starts cold at 60 s and
+ * touches 900 MiB while it boots cannot be given it all. swap-anytime swaps the rest of its boot
+ * and no guest runs out of memory; Hyper-V pages restarts only. */
+Test(sim_paging, swap_anytime_swaps_a_cold_start_that_hyperv_does_not_page) {
+        struct sim sa, hv;
+        struct sim *sims[] = { &sa, &hv };
+        int rules[] = { PEER_SWAP_ANYTIME, PEER_HYPERV };
+        for (int k = 0; k < 2; k++) {
+                struct sim *s = sims[k];
+                config_init(&cfg);
+                cr_assert_eq(sim_init(s, &cfg, MIB(3072), SEC(1000)), 0);
+                s->reserve_kib = config_reserve_kib(&cfg, MIB(3072));
+                s->paging_kib_per_sec = MIB(200);
+                sim_use_peer(s, (enum peer_rule) rules[k]);
+                add_guest(s, "up0", (struct sim_vm_spec){ .uptime_usec = SEC(3600), .assigned_kib = MIB(1024) });
+                add_guest(s, "up1", (struct sim_vm_spec){ .uptime_usec = SEC(3600), .assigned_kib = MIB(1024) });
+                add_guest(s, "cold", (struct sim_vm_spec){ .stopped = true, .start_at_usec = SEC(60) });
+                s->vms[0].spec.policy.minimum_kib = s->vms[1].spec.policy.minimum_kib = MIB(900);
+                uint64_t peak_cold = 0;
+                for (uint64_t t = 0; t < SEC(400); t += cfg.interval_usec) {
+                        cr_assert_eq(sim_tick(s), 0);
+                        sim_advance(s, cfg.interval_usec);
+                        peak_cold = max_u64(peak_cold, s->vms[2].pg.on_disk_kib);
+                }
+                if (k == 0) {
+                        cr_expect_gt(peak_cold, 0, "swap-anytime swaps the cold start's boot");
+                        cr_expect_eq(sim_oom_events(s), 0);
+                } else
+                        cr_expect_eq(peak_cold, 0, "Hyper-V pages restarts only");
+                cr_assert_geq(s->metrics.all_booted_usec, 0, "%s", rules[k] == PEER_HYPERV ? "hyperv" : "swap-anytime");
+        }
+        sim_done(&sa);
+        sim_done(&hv);
+}

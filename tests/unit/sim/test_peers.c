@@ -42,6 +42,7 @@ Test(peers, rule_names_round_trip_and_unknown_names_are_rejected) {
         cr_assert_str_eq(peer_rule_to_string(PEER_PROXMOX), "proxmox");
         cr_assert_str_eq(peer_rule_to_string(PEER_STATIC), "static");
         cr_assert_str_eq(peer_rule_to_string(PEER_ORACLE), "oracle");
+        cr_assert_str_eq(peer_rule_to_string(PEER_SWAP_ANYTIME), "swap-anytime");
         cr_assert_null(peer_rule_to_string(PEER_RULES));
 
         enum peer_rule untouched = PEER_ORACLE;
@@ -54,6 +55,7 @@ Test(peers, rule_names_round_trip_and_unknown_names_are_rejected) {
 
 Test(peers, periods_are_a_second_for_hyperv_ten_for_mom_and_proxmox_every_tick_otherwise) {
         cr_assert_eq(peer_rule_period_usec(PEER_HYPERV), SEC(1));
+        cr_assert_eq(peer_rule_period_usec(PEER_SWAP_ANYTIME), SEC(1));
         cr_assert_eq(peer_rule_period_usec(PEER_MOM), SEC(10));
         cr_assert_eq(peer_rule_period_usec(PEER_PROXMOX), SEC(10));
         cr_assert_eq(peer_rule_period_usec(PEER_STATIC), 0);
@@ -507,4 +509,72 @@ Test(peers, oracle_holds_the_demand_every_tick_even_while_booting) {
         cr_assert_eq(t[0], MIB(300), "below the minimum: the bound ignores it");
         cr_assert_eq(t[1], MIB(1), "at least 1 MiB");
         cr_assert_eq(t[2], MIB(4096), "at most what it can reach");
+}
+
+/* ---- swap-anytime (ESXi's allocation) ---- */
+
+/* A 28 GiB host keeps minFree = 899 MiB free: 27773 MiB for the VMs (no reserve, nothing else). */
+static const struct peer_host esx28 = { .total_kib = MIB(28672), .free_kib = MIB(28672) };
+
+static void expect_near_mib(uint64_t got_kib, double want_mib, const char *what) {
+        double got = (double) got_kib / (double) KIB_PER_MIB;
+        cr_expect(got > want_mib - 1 && got < want_mib + 1, "%s: %.1f MiB, want %.1f", what, got, want_mib);
+}
+
+Test(peers, swap_anytime_gives_every_ceiling_when_they_fit_minus_min_free) {
+        /* 64 GiB: minFree = 899 MiB + 1 % of 36 GiB; two 4 GiB VMs fit, whatever they use. */
+        struct peer_host h = { .total_kib = MIB(65536), .free_kib = MIB(60000) };
+        struct peer_vm v[2] = { vm(512, 4096, 1024, 300), vm(512, 4096, 2048, 4000) };
+        uint64_t t[2];
+        cr_assert_eq(peer_tick(PEER_SWAP_ANYTIME, &h, v, 2, NOW, t), 0);
+        cr_expect_eq(t[0], MIB(4096));
+        cr_expect_eq(t[1], MIB(4096));
+}
+
+Test(peers, swap_anytime_taxes_idle_memory_four_times_an_active_page) {
+        /* Equal shares (same weight, same ceiling 20000), active 12000 and 2000 MiB. At level s
+         * pages per share-unit, each holds a + (s - a) / 4 (k = 1 / (1 - 0.75)): 10500 + s / 2 =
+         * 27773, s = 34546: 17636.5 and 10136.5 MiB. */
+        struct peer_vm v[2] = { vm(1024, 20000, 14000, 12000), vm(1024, 20000, 14000, 2000) };
+        uint64_t t[2];
+        cr_assert_eq(peer_tick(PEER_SWAP_ANYTIME, &esx28, v, 2, NOW, t), 0);
+        expect_near_mib(t[0], 17636.5, "active");
+        expect_near_mib(t[1], 10136.5, "idle");
+}
+
+Test(peers, swap_anytime_splits_by_shares_when_all_is_active) {
+        /* Fully active, weight 100 against 50: twice the shares, twice the pages:
+         * 27773 / 3 = 9257.7 and 18515.3 MiB. */
+        struct peer_vm v[2] = { vm(1024, 20000, 14000, 20000), vm(1024, 20000, 14000, 20000) };
+        v[0].policy.weight = 100;
+        uint64_t t[2];
+        cr_assert_eq(peer_tick(PEER_SWAP_ANYTIME, &esx28, v, 2, NOW, t), 0);
+        expect_near_mib(t[0], 18515.3, "weight 100");
+        expect_near_mib(t[1], 9257.7, "weight 50");
+}
+
+Test(peers, swap_anytime_holds_reservations_even_past_the_room) {
+        /* The minimums (reservations) alone exceed 27773 MiB: each VM gets its minimum. */
+        struct peer_vm v[2] = { vm(15000, 20000, 16000, 20000), vm(15000, 20000, 16000, 100) };
+        uint64_t t[2];
+        cr_assert_eq(peer_tick(PEER_SWAP_ANYTIME, &esx28, v, 2, NOW, t), 0);
+        cr_expect_eq(t[0], MIB(15000));
+        cr_expect_eq(t[1], MIB(15000));
+}
+
+Test(peers, swap_anytime_sizes_a_booting_vm_and_leaves_a_static_one_alone) {
+        /* A static VM holding 7773 MiB is left alone and leaves 20000 MiB; a booting one (no
+         * driver, uptime 0) is sized all the same, beside an idle one: equal shares, active 9000
+         * and 1000: 9000 + (s - 9000) / 4 + 1000 + (s - 1000) / 4 = 7500 + s / 2 = 20000,
+         * s = 25000: 13000 and 7000 MiB. */
+        struct peer_vm v[3] = { vm(1024, 20000, 7773, 7773), vm(1024, 20000, 14000, 9000),
+                                vm(1024, 20000, 5000, 1000) };
+        v[0].policy.dynamic = false;
+        v[1].reporting = false;
+        v[1].uptime_usec = 0;
+        uint64_t t[3];
+        cr_assert_eq(peer_tick(PEER_SWAP_ANYTIME, &esx28, v, 3, NOW, t), 0);
+        cr_expect_eq(t[0], PEER_NO_CHANGE);
+        expect_near_mib(t[1], 13000, "booting");
+        expect_near_mib(t[2], 7000, "idle");
 }
