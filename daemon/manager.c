@@ -78,6 +78,7 @@ struct manager {
         /* Smart Paging: on once manager_enable_paging() prepared the directory; where
          * /proc/swaps is read (tests: a fixture root); files found on adopted once. */
         bool paging_on, paging_adopted;
+        bool paging_adopt_waited; /* a file's domain could not be read yet: said once */
         char swaps_root[CGROUP_PATH_MAX];
         struct manager_paging_files files;
 
@@ -437,9 +438,11 @@ int manager_enable_paging(struct manager *m, const char *swaps_root, const struc
         return 0;
 }
 
-/* Once, after the first listing: paging files left on by an earlier tided resume (released as
- * any other, their domain's limits as found), those of domains that are gone are switched
- * off, and files that are not on are removed. */
+/* After the first listing: paging files left on by an earlier tided resume (released as any
+ * other, their domain's limits as found), those of domains that are gone are switched off, and
+ * files that are not on are removed. A file whose domain exists but could not be described is
+ * left as it is and looked at again next tick: switched off now, it could come back into a
+ * QEMU still under tide's limit, and the cgroup would OOM-kill it. */
 static void adopt_paging(struct manager *m, uint64_t now_usec) {
         char err[PAGING_ERR_MAX] = "", uuid[37], herr[HV_ERR_MAX] = "", a[SIZE_FORMAT_MAX];
         _cleanup_free_ struct paging_swap *sw = calloc(SWAPS_MAX, sizeof(*sw));
@@ -456,7 +459,21 @@ static void adopt_paging(struct manager *m, uint64_t now_usec) {
                 if (!sw[k].is_file || !paging_file_uuid(m->cfg.paging_dir, sw[k].path, uuid))
                         continue;
                 struct dom *d = find_dom(m, uuid);
+                if (d && paging_in_use(&d->core.paging))
+                        continue; /* adopted on an earlier pass */
                 if (!d) {
+                        struct hv_domain info;
+                        r = m->hv->ops->get_domain(m->hv->h, uuid, &info, herr, sizeof(herr));
+                        if (r != -ENOENT) {
+                                /* It exists (or libvirt could not say): wait for its description. */
+                                if (!m->paging_adopt_waited)
+                                        log_warning("Paging file %s is on but its domain cannot be read yet (%s); "
+                                                    "leaving it as it is until it can",
+                                                    sw[k].path, r < 0 ? herr : "not described in the listing");
+                                m->paging_adopt_waited = true;
+                                m->paging_adopted = false;
+                                continue;
+                        }
                         /* Undefined since: no domain to wait for. */
                         struct pager_job *j = NULL;
                         log_info("Switching off paging file %s: its domain is gone", sw[k].path);
