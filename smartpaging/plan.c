@@ -66,9 +66,12 @@ static uint64_t reclaimable_kib(const struct tide_config *cfg, const struct pagi
         return sum;
 }
 
+/* A (re)start to fund. One whose old file is still in use (a paging VM started cold: a new
+ * QEMU, its file to be switched off) is funded too, so what it takes is counted, but it cannot
+ * page: its file's name is taken. */
 static bool wants_funding(const struct paging_vm *v) {
         return v->managed && v->start != PAGING_START_NONE &&
-               (v->state->phase == PAGING_NONE || v->state->phase == PAGING_FAILED);
+               (!paging_in_use(v->state) || v->start == PAGING_START_COLD);
 }
 
 /* The next start to fund: the highest weight, then the first given. SIZE_MAX: none left. */
@@ -127,7 +130,8 @@ static uint64_t fund_starts(const struct tide_config *cfg, const struct paging_h
                 if (shortfall < PAGING_MIN_SHORTFALL_KIB)
                         continue;
                 a->shortfall_kib = shortfall;
-                if (!host->can_page || !mode_allows(cfg->smart_paging, v->start) || !can_come_down(v)) {
+                if (!host->can_page || !mode_allows(cfg->smart_paging, v->start) || !can_come_down(v) ||
+                    paging_in_use(v->state)) {
                         sum->unfunded_kib += shortfall;
                         continue;
                 }
@@ -269,10 +273,11 @@ int paging_plan(const struct tide_config *cfg, const struct paging_host *host, c
                          * really holds) is no longer a promise: kept, six such grants held
                          * every file of a storm here for good. */
                         promised += sat_sub_u64(s->grant_kib + cfg->qemu_overhead_kib, v->held_kib);
-                else if (v->booting && (s->phase == PAGING_NONE || s->phase == PAGING_FAILED))
-                        /* A boot unpaging or unpaged fills its whole startup. */
+                else if (v->booting && s->phase != PAGING_ACTIVE)
+                        /* A boot unpaging or unpaged fills its whole startup, also one whose old
+                         * file is still to be switched off (a new QEMU, no limit on it). */
                         promised += sat_sub_u64(v->startup_kib + cfg->qemu_overhead_kib, v->held_kib);
-                else if (s->phase == PAGING_RELEASING && !s->retry_usec)
+                if (s->phase == PAGING_RELEASING && !s->retry_usec)
                         /* What its file holds comes back as it is switched off (a release
                          * waiting for its turn is in all_back, below, instead). */
                         promised += file_back_kib(host, v);

@@ -354,6 +354,38 @@ Test(plan, a_stopped_vms_file_waits_for_room_and_its_turn) {
         cr_expect(act[1].release);
 }
 
+/* VM 0 stopped while its file waits for room, then starts again cold on a short host: it cannot
+ * page (its file's name is taken), so its shortfall shows as unfunded; while it boots, the
+ * startup it fills is promised, not raised away to VM 1, which pages. */
+Test(plan, a_cold_start_while_its_old_file_waits_is_counted_not_paged) {
+        restarting(0, 160);
+        restarting(1, 160);
+        plan(2, 0, SEC(10));
+        cr_assert(act[0].start && act[1].start);
+        vm[0].active = vm[0].managed = false;
+        vm[0].start = vm[1].start = PAGING_START_NONE;
+        vm[0].file_used_kib = MIB(300);
+        plan(2, 100, SEC(20));
+        cr_assert_eq(st[0].phase, PAGING_RELEASING, "waits: 300 MiB would come back into 100 free");
+
+        running(0, 0);
+        vm[0].start = PAGING_START_COLD;
+        vm[0].booting = true;
+        vm[0].reporting = false;
+        vm[0].file_used_kib = MIB(300);
+        cfg.smart_paging = CONFIG_PAGING_ALWAYS;
+        plan(2, 100, SEC(30));
+        cr_expect_not(act[0].start, "one file per VM: the old one is still on");
+        cr_expect_eq(sum.unfunded_kib, MIB(384 - 100), "its startup less the 100 MiB free");
+
+        /* Still booting next tick: its 384 MiB startup is promised, so 200 MiB free raise nothing. */
+        vm[0].start = PAGING_START_NONE;
+        vm[0].held_kib = MIB(100);
+        plan(2, 200, SEC(31));
+        cr_expect_not(act[1].raise, "the boot's startup is promised first");
+        cr_expect_not(act[0].release);
+}
+
 Test(plan, a_release_waits_until_everything_the_files_hold_fits) {
         restarting(0, 160);
         restarting(1, 160);
