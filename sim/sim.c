@@ -660,6 +660,12 @@ static uint64_t host_free(const struct sim *s, const struct held *h, int node) {
         return free_kib;
 }
 
+/* What more RAM a VM may take: none past its grant while a paging limit is on (the cgroup's
+ * hard limit holds whatever the guest does), else up to `want`. */
+static uint64_t ram_room(const struct sim_vm *v, uint64_t want) {
+        return v->pg.limited ? min_u64(want, sat_sub_u64(v->pg.grant_kib, v->actual_kib)) : want;
+}
+
 /* A guest left with less than it uses: with deflate-on-oom it takes pages back from its balloon
  * (Linux virtio_balloon's OOM notifier); without, or with no balloon left, it is out of memory. */
 static void run_guest(struct sim *s, struct held *h, struct sim_vm *v, uint64_t dt_usec) {
@@ -678,7 +684,7 @@ static void run_guest(struct sim *s, struct held *h, struct sim_vm *v, uint64_t 
         /* Pages the guest takes back from its balloon are the host's to find. */
         uint64_t room = host_free(s, h, node);
         if (v->spec.oom_at_start && !v->oom_done && v->state.set_balloon_kib && sim_driver_up(v)) {
-                uint64_t took = min_u64(min_u64(v->info.max_kib - v->actual_kib, assigned / 10), room);
+                uint64_t took = ram_room(v, min_u64(min_u64(v->info.max_kib - v->actual_kib, assigned / 10), room));
                 v->oom_done = true;
                 v->actual_kib += took;
                 h->total += took;
@@ -699,7 +705,8 @@ static void run_guest(struct sim *s, struct held *h, struct sim_vm *v, uint64_t 
                 return;
         }
         if (v->info.balloon_deflate_on_oom && v->actual_kib < v->info.max_kib && room > 0) {
-                uint64_t took = min_u64(min_u64(v->info.max_kib - v->actual_kib, v->demand_kib - assigned), room);
+                uint64_t took =
+                        ram_room(v, min_u64(min_u64(v->info.max_kib - v->actual_kib, v->demand_kib - assigned), room));
                 v->actual_kib += took;
                 h->total += took;
                 if (node >= 0)
@@ -773,7 +780,9 @@ static void boot(struct sim *s, struct held *h, struct sim_vm *v, bool reboot) {
         h->total -= before;
         if (node >= 0)
                 h->node[node] -= before;
-        v->actual_kib = min_u64(v->info.max_kib, host_free(s, h, node));
+        /* A file still on keeps its limit: RAM stops at the grant, the rest is a shortfall. */
+        v->actual_kib = 0;
+        v->actual_kib = ram_room(v, min_u64(v->info.max_kib, host_free(s, h, node)));
         v->shortfall_kib = v->info.max_kib - v->actual_kib;
         v->balloon_target_kib = v->info.max_kib;
         h->total += v->actual_kib;
@@ -968,10 +977,8 @@ void sim_advance(struct sim *s, uint64_t dt_usec) {
                                 int node = v->info.numa_node >= 0 && v->info.numa_node < CORE_NODE_MAX
                                                    ? v->info.numa_node
                                                    : -1;
-                                uint64_t got = min_u64(v->shortfall_kib, host_free(s, &h, node));
                                 /* A paging guest's RAM stops at its grant: the rest is its file's. */
-                                if (v->pg.limited)
-                                        got = min_u64(got, sat_sub_u64(v->pg.grant_kib, v->actual_kib));
+                                uint64_t got = ram_room(v, min_u64(v->shortfall_kib, host_free(s, &h, node)));
                                 v->actual_kib += got;
                                 v->shortfall_kib -= got;
                                 h.total += got;

@@ -2,6 +2,7 @@
  * what they touch while they boot. With a paging disk the shortfall goes to files at the disk's
  * pace and the storm ends sooner; every file is gone once the guests have come down. */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 
 #include "common/macro.h"
 #include "sim/sim.h"
@@ -211,4 +212,44 @@ Test(sim_paging, swap_anytime_swaps_a_cold_start_that_hyperv_does_not_page) {
         }
         sim_done(&sa);
         sim_done(&hv);
+}
+
+/* While a paging limit is on, RAM never passes the grant, even when the host has room: the
+ * cgroup's hard limit holds whatever the guest does. The storm above; once a guest pages, the
+ * host gains 2 GiB between a tick and the next step (before tide could raise the grant), and
+ * that guest reboots again in that step (its QEMU, and so its limit, stay): its new boot gets
+ * no more RAM than its grant, nor does it take more back from its balloon (deflate-on-oom), at
+ * any step until its file is released. */
+Test(sim_paging, a_paging_vms_ram_never_passes_its_grant) {
+        struct sim s;
+        config_init(&cfg);
+        cr_assert_eq(sim_init(&s, &cfg, MIB(4096), SEC(1000)), 0);
+        s.reserve_kib = config_reserve_kib(&cfg, MIB(4096));
+        s.paging_kib_per_sec = MIB(200);
+        for (int i = 0; i < N; i++)
+                add_guest(&s, (const char *[]){ "d0", "d1", "d2", "d3" }[i],
+                          (struct sim_vm_spec){ .uptime_usec = SEC(3600), .assigned_kib = MIB(400),
+                                                .restart_at_usec = SEC(60), .deflate_on_oom = true });
+        struct sim_vm *paged = NULL;
+        uint64_t limited_steps = 0;
+        for (uint64_t t = 0; t < SEC(600); t += cfg.interval_usec) {
+                cr_assert_eq(sim_tick(&s), 0);
+                for (size_t i = 0; i < s.n_vms && !paged; i++)
+                        if (s.vms[i].pg.limited) {
+                                paged = &s.vms[i];
+                                s.total_kib += MIB(2048);
+                                paged->restarted = false; /* reboots again at the end of this step */
+                                paged->spec.restart_at_usec = t;
+                        }
+                sim_advance(&s, cfg.interval_usec);
+                if (paged && paged->pg.limited) {
+                        limited_steps++;
+                        cr_assert_leq(paged->actual_kib, paged->pg.grant_kib,
+                                      "%s at %" PRIu64 " s: %" PRIu64 " KiB in RAM, grant %" PRIu64, paged->spec.name,
+                                      t / USEC_PER_SEC, paged->actual_kib, paged->pg.grant_kib);
+                }
+        }
+        cr_assert_not_null(paged, "the storm paged");
+        cr_expect_gt(limited_steps, 1);
+        sim_done(&s);
 }
