@@ -1,0 +1,116 @@
+#include "coreparking/idle.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fileio.h"
+#include "common/macro.h"
+
+/* Every file read here is one number or one short name. */
+#define SMALL_FILE 64
+
+static int read_u64(const char *root, const char *path, uint64_t *ret) {
+        _cleanup_free_ char *buf = NULL;
+        int r = read_file_at(root, path, SMALL_FILE, &buf, NULL);
+        if (r < 0)
+                return r;
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(buf, &end, 10);
+        if (errno || end == buf || buf[0] == '-' || (*end && *end != '\n'))
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+int parking_idle_read(const char *root, unsigned cpu, struct parking_idle *ret) {
+        char path[128];
+        struct parking_idle idle = { 0 };
+
+        if (!ret)
+                return -EINVAL;
+        for (unsigned k = 0;; k++) {
+                snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%u/cpuidle/state%u/name", cpu, k);
+                _cleanup_free_ char *name = NULL;
+                int r = read_file_at(root, path, SMALL_FILE, &name, NULL);
+                if (r == -ENOENT)
+                        break; /* past the last state, or no cpuidle at all */
+                if (r < 0)
+                        return r;
+                if (k >= PARKING_IDLE_STATES)
+                        return -ERANGE;
+                struct parking_idle_state *s = &idle.s[k];
+                name[strcspn(name, "\n")] = '\0';
+                snprintf(s->name, sizeof(s->name), "%s", name);
+                static const char *const files[] = { "latency", "time", "usage" };
+                uint64_t *into[] = { &s->latency_usec, &s->time_usec, &s->usage };
+                for (unsigned f = 0; f < ELEMENTSOF(files); f++) {
+                        snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%u/cpuidle/state%u/%s", cpu, k, files[f]);
+                        if ((r = read_u64(root, path, into[f])) < 0)
+                                return r;
+                }
+                idle.n = k + 1;
+        }
+        *ret = idle;
+        return 0;
+}
+
+bool parking_idle_residency(const struct parking_idle *before, const struct parking_idle *after,
+                            uint64_t elapsed_usec, double *ret_idle, double *ret_deep, uint64_t *ret_entries) {
+        if (!before || !after || !elapsed_usec || before->n != after->n || before->n == 0)
+                return false;
+        uint64_t idle = 0, deep = 0, entries = 0;
+        for (unsigned k = 0; k < after->n; k++) {
+                const struct parking_idle_state *a = &before->s[k], *b = &after->s[k];
+                if (strcmp(a->name, b->name) || b->time_usec < a->time_usec || b->usage < a->usage)
+                        return false;
+                idle += b->time_usec - a->time_usec;
+                entries += b->usage - a->usage;
+                if (b->latency_usec >= PARKING_DEEP_LATENCY_USEC)
+                        deep += b->time_usec - a->time_usec;
+        }
+        /* The counters and the clock are read a few microseconds apart: never more than all. */
+        if (ret_idle)
+                *ret_idle = idle >= elapsed_usec ? 1.0 : (double) idle / (double) elapsed_usec;
+        if (ret_deep)
+                *ret_deep = deep >= elapsed_usec ? 1.0 : (double) deep / (double) elapsed_usec;
+        if (ret_entries)
+                *ret_entries = entries;
+        return true;
+}
+
+int parking_rapl_read(const char *root, uint64_t *ret_uj, uint64_t *ret_range_uj, unsigned *ret_packages) {
+        char path[128];
+        uint64_t sum = 0, range = 0;
+        unsigned n = 0;
+
+        if (!ret_uj)
+                return -EINVAL;
+        /* intel-rapl:N is package N; its subzones (intel-rapl:N:M, core and uncore) are inside it. */
+        for (unsigned p = 0; p < 64; p++) {
+                uint64_t uj, max;
+                snprintf(path, sizeof(path), "/sys/class/powercap/intel-rapl:%u/energy_uj", p);
+                int r = read_u64(root, path, &uj);
+                if (r == -ENOENT)
+                        break;
+                if (r < 0)
+                        return r;
+                snprintf(path, sizeof(path), "/sys/class/powercap/intel-rapl:%u/max_energy_range_uj", p);
+                if ((r = read_u64(root, path, &max)) < 0)
+                        return r;
+                sum += uj;
+                range = range ? min_u64(range, max) : max;
+                n++;
+        }
+        if (!n)
+                return -ENOENT;
+        *ret_uj = sum;
+        if (ret_range_uj)
+                *ret_range_uj = range;
+        if (ret_packages)
+                *ret_packages = n;
+        return 0;
+}
