@@ -2,6 +2,9 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "common/macro.h"
 
@@ -9,10 +12,9 @@
  * they could do, not what is asked of them, so every core is unparked. */
 #define PARKING_SATURATED_PCT 95.0
 
-/* Hyper-V parks no faster than its decrease time allows (3 check intervals on Windows 11,
- * ../shared/PEERS.md); a core's idle states need seconds to show whether parking paid, so tide
- * never parks faster than one core per 10 s. */
-#define PARKING_DWELL_MIN_USEC (10 * USEC_PER_SEC)
+/* PARKING_DWELL_MIN_USEC: Hyper-V parks no faster than its decrease time allows (3 check
+ * intervals on Windows 11, ../shared/PEERS.md); a core's idle states need seconds to show
+ * whether parking paid, so tide never parks faster than one core per 10 s. */
 
 static const char *const mode_names[PARKING_MODES] = {
         [PARKING_OFF] = "off", [PARKING_PIN] = "pin", [PARKING_PARTITION] = "partition" };
@@ -51,7 +53,7 @@ void parking_config_init(struct parking_config *c) {
 
 static bool config_valid(const struct parking_config *c) {
         return (unsigned) c->mode < PARKING_MODES && c->min_per_node >= 1 && c->headroom_pct >= 0 &&
-               c->headroom_pct <= 95 && c->over_util_pct > 0 && c->over_util_pct <= 100 &&
+               c->headroom_pct <= PARKING_HEADROOM_MAX_PCT && c->over_util_pct > 0 && c->over_util_pct <= 100 &&
                c->dwell_usec >= PARKING_DWELL_MIN_USEC;
 }
 
@@ -255,4 +257,76 @@ enum parking_vm_action parking_vm_action(const struct parking_config *cfg, const
         if (!cfg || !d || !floats || latency_sensitive || cfg->mode != PARKING_PIN)
                 return floats && !latency_sensitive ? PARKING_VM_RESTORE : PARKING_VM_LEAVE;
         return hv_cpuset_count(&d->parked) ? PARKING_VM_CONFINE : PARKING_VM_RESTORE;
+}
+
+int parking_cpulist_parse(const char *s, struct hv_cpuset *ret, const char **err) {
+        struct hv_cpuset set = { 0 };
+        const char *why = NULL;
+
+        if (!s || !ret)
+                return -EINVAL;
+        if (*s && strcmp(s, "none") != 0)
+                for (const char *p = s;;) {
+                        char *end;
+                        if (*p < '0' || *p > '9') {
+                                why = "not a CPU list like 0-3,8";
+                                goto bad;
+                        }
+                        errno = 0;
+                        unsigned long a = strtoul(p, &end, 10), b = a;
+                        if (*end == '-') {
+                                p = end + 1;
+                                if (*p < '0' || *p > '9') {
+                                        why = "not a CPU list like 0-3,8";
+                                        goto bad;
+                                }
+                                b = strtoul(p, &end, 10);
+                        }
+                        if (errno || a >= HV_CPUSET_MAX || b >= HV_CPUSET_MAX) {
+                                why = "a CPU past the 1024 tide knows";
+                                goto bad;
+                        }
+                        if (b < a) {
+                                why = "a range that goes backwards";
+                                goto bad;
+                        }
+                        for (unsigned long c = a; c <= b; c++)
+                                hv_cpuset_set(&set, (unsigned) c);
+                        if (*end == '\0')
+                                break;
+                        if (*end != ',') {
+                                why = "not a CPU list like 0-3,8";
+                                goto bad;
+                        }
+                        p = end + 1;
+                }
+        *ret = set;
+        return 0;
+bad:
+        if (err)
+                *err = why;
+        return -EINVAL;
+}
+
+char *parking_cpulist_format(const struct hv_cpuset *s, char *buf, size_t len) {
+        size_t at = 0;
+        if (!s || !buf || !len)
+                return NULL;
+        buf[0] = '\0';
+        for (unsigned c = 0; c < HV_CPUSET_MAX; c++) {
+                if (!hv_cpuset_test(s, c))
+                        continue;
+                unsigned e = c;
+                while (e + 1 < HV_CPUSET_MAX && hv_cpuset_test(s, e + 1))
+                        e++;
+                int n = e == c ? snprintf(buf + at, len - at, "%s%u", at ? "," : "", c)
+                               : snprintf(buf + at, len - at, "%s%u-%u", at ? "," : "", c, e);
+                if (n < 0 || (size_t) n >= len - at)
+                        return NULL;
+                at += (size_t) n;
+                c = e;
+        }
+        if (!at && snprintf(buf, len, "none") >= (int) len)
+                return NULL;
+        return buf;
 }

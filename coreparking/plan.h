@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "balloon/hv.h"
+#include "common/macro.h"
 
 /* One core: its CPUs (SMT siblings), where it is and what kind it is. */
 struct parking_core {
@@ -67,6 +68,18 @@ struct parking_config {
 /* The defaults: pin, 1 core per node, headroom 50 %, over-utilisation 85 %, dwell 10 s,
  * reversal hold 10 min, nothing reserved. */
 void parking_config_init(struct parking_config *c);
+
+/* The fewest and most the config may set (parking_plan() refuses others). */
+#define PARKING_DWELL_MIN_USEC (10 * USEC_PER_SEC)
+#define PARKING_HEADROOM_MAX_PCT 95.0
+
+/* A CPU list as the kernel and libvirt write it ("0-3,8,10-11"; "none" or "" for no CPU) into
+ * *ret. Returns 0, or -EINVAL with *err (static text) naming what is wrong: not a list, a range
+ * backwards, a CPU past HV_CPUSET_MAX. */
+int parking_cpulist_parse(const char *s, struct hv_cpuset *ret, const char **err);
+/* The shortest list for s ("none" when empty) into buf; returns buf, or NULL when it does not
+ * fit in len. */
+char *parking_cpulist_format(const struct hv_cpuset *s, char *buf, size_t len);
 
 /* What the plan sees this tick. */
 struct parking_obs {

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <inttypes.h>
 #include <float.h>
 #include <ini.h>
 #include <stdarg.h>
@@ -27,6 +28,9 @@ enum key_type {
         KEY_PERCENT,  /* double in [pmin, pmax] */
         KEY_PAGING,   /* enum config_paging by name */
         KEY_DIR,      /* an absolute path, char[CONFIG_STR_MAX] */
+        KEY_PARKING,  /* enum parking_mode by name */
+        KEY_COUNT,    /* unsigned in [min, max] */
+        KEY_CPULIST,  /* struct hv_cpuset, "0-3,8" or "none" */
 };
 
 struct config_key {
@@ -95,9 +99,28 @@ static const struct config_key keys[] = {
          * part that pages; past 4 GiB the number is a mistake, not an overhead. */
         { .section = "paging", .name = "qemu_overhead", .type = KEY_SIZE, .offset = FIELD(qemu_overhead_kib),
           .min = 0, .max = 4 * KIB_PER_GIB },
+
+        { .section = "parking", .name = "mode", .type = KEY_PARKING, .offset = FIELD(parking.mode) },
+        /* Windows keeps at least one logical processor per NUMA node unparked: a node with none
+         * would send its memory's users across the interconnect. */
+        { .section = "parking", .name = "min_unparked_cores", .type = KEY_COUNT,
+          .offset = FIELD(parking.min_per_node), .min = 1, .max = PARKING_CORES_MAX },
+        /* Past 95 % no core could ever be parked: the key would mean "off" in a roundabout way. */
+        { .section = "parking", .name = "headroom", .type = KEY_PERCENT, .offset = FIELD(parking.headroom_pct),
+          .pmin = 0, .pmax = PARKING_HEADROOM_MAX_PCT },
+        /* Under 10 % an idle host's housekeeping alone would keep every core unparked. */
+        { .section = "parking", .name = "over_utilisation", .type = KEY_PERCENT,
+          .offset = FIELD(parking.over_util_pct), .pmin = 10, .pmax = 100 },
+        /* A core's idle states need seconds to show whether parking it paid; past an hour a
+         * host that went idle at night would still be parking at dawn. */
+        { .section = "parking", .name = "dwell", .type = KEY_DURATION, .offset = FIELD(parking.dwell_usec),
+          .min = PARKING_DWELL_MIN_USEC, .max = 3600 * USEC_PER_SEC },
+        { .section = "parking", .name = "reversal_hold", .type = KEY_DURATION,
+          .offset = FIELD(parking.reversal_hold_usec), .min = 0, .max = 24 * 3600 * USEC_PER_SEC },
+        { .section = "parking", .name = "reserved", .type = KEY_CPULIST, .offset = FIELD(parking.reserved) },
 };
 
-static const char *const sections[] = { "tided", "memory", "paging" };
+static const char *const sections[] = { "tided", "memory", "paging", "parking" };
 
 static const char *const paging_names[] = {
         [CONFIG_PAGING_RESTART] = "restart", [CONFIG_PAGING_ALWAYS] = "always", [CONFIG_PAGING_OFF] = "off" };
@@ -138,6 +161,7 @@ void config_init(struct tide_config *c) {
         snprintf(c->socket_path, sizeof(c->socket_path), "%s", CONFIG_SOCKET_DEFAULT);
         snprintf(c->metrics_address, sizeof(c->metrics_address), "%s", "127.0.0.1:9177");
         snprintf(c->paging_dir, sizeof(c->paging_dir), "%s", CONFIG_PAGING_DIR_DEFAULT);
+        parking_config_init(&c->parking);
 }
 
 uint64_t config_reserve_kib(const struct tide_config *c, uint64_t host_total_kib) {
@@ -426,6 +450,45 @@ static int parse_value(struct parser *p, const struct config_key *k, const char 
                 snprintf(field, CONFIG_STR_MAX, "%s", v);
                 return 0;
 
+        case KEY_PARKING: {
+                char said[72];
+                for (unsigned m = 0; m < PARKING_MODES; m++)
+                        if (strcmp(v, parking_mode_to_string((enum parking_mode) m)) == 0) {
+                                *(enum parking_mode *) field = (enum parking_mode) m;
+                                return 0;
+                        }
+                fail(p, p->line, "[%s] %s: '%s' is not off, pin or partition", k->section, k->name, shown(v, said));
+                return -EINVAL;
+        }
+
+        case KEY_COUNT: {
+                char said[72], *end;
+                errno = 0;
+                unsigned long n = strtoul(v, &end, 10);
+                if (!all_digits(v, strlen(v)) || errno || *end) {
+                        fail(p, p->line, "[%s] %s: '%s' is not a whole number", k->section, k->name, shown(v, said));
+                        return -EINVAL;
+                }
+                if (n < k->min || n > k->max) {
+                        fail(p, p->line, "[%s] %s: %lu is out of range %" PRIu64 "-%" PRIu64, k->section, k->name, n,
+                             k->min, k->max);
+                        return -EINVAL;
+                }
+                *(unsigned *) field = (unsigned) n;
+                return 0;
+        }
+
+        case KEY_CPULIST: {
+                char said[72];
+                const char *why = NULL;
+                if (parking_cpulist_parse(v, (struct hv_cpuset *) field, &why) < 0) {
+                        fail(p, p->line, "[%s] %s: '%s': %s", k->section, k->name, shown(v, said),
+                             why ? why : "not a CPU list");
+                        return -EINVAL;
+                }
+                return 0;
+        }
+
         case KEY_PERCENT: {
                 char c[PERCENT_TEXT_MAX];
                 double pct;
@@ -465,7 +528,8 @@ static int handler(void *user, const char *section, const char *name, const char
         if (p->failed)
                 return 1;
         if (section[0] == '\0') {
-                fail(p, p->line, "'%s' is outside any section (expected [tided], [memory] or [paging] above it)", shown(name, a));
+                fail(p, p->line, "'%s' is outside any section (expected [tided], [memory], [paging] or [parking] above it)",
+                     shown(name, a));
                 return 1;
         }
         if (!section_known(section)) {
@@ -669,7 +733,8 @@ int config_load_file(const char *path, struct tide_config *c, char *err, size_t 
 }
 
 void config_format(const struct tide_config *c, FILE *out) {
-        char buf[PERCENT_TEXT_MAX > SIZE_FORMAT_MAX ? PERCENT_TEXT_MAX : SIZE_FORMAT_MAX];
+        /* The longest CPU list: every other CPU of 1024, "0,2,4,...". */
+        char buf[4096];
         const char *section = NULL;
 
         fputs("# tided configuration in effect (defaults + file); every key is listed\n", out);
@@ -709,6 +774,15 @@ void config_format(const struct tide_config *c, FILE *out) {
                         break;
                 case KEY_PERCENT:
                         percent_text(*(const double *) field, buf);
+                        break;
+                case KEY_PARKING:
+                        v = parking_mode_to_string(*(const enum parking_mode *) field);
+                        break;
+                case KEY_COUNT:
+                        snprintf(buf, sizeof(buf), "%u", *(const unsigned *) field);
+                        break;
+                case KEY_CPULIST:
+                        v = parking_cpulist_format((const struct hv_cpuset *) field, buf, sizeof(buf));
                         break;
                 }
                 fprintf(out, "%s = %s\n", k->name, v);

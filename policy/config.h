@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "coreparking/plan.h"
+
 #define CONFIG_PATH_DEFAULT "/etc/tide/tided.conf"
 /* tided's control socket unless the config or --socket says otherwise; tidectl's default too. */
 #define CONFIG_SOCKET_DEFAULT "/run/tide/tided.sock"
@@ -46,6 +48,9 @@ struct tide_config {
         char paging_dir[CONFIG_STR_MAX]; /* absolute; one swap file per paging VM */
         uint64_t reclaim_usec;     /* what the others give back within this long funds a start */
         uint64_t qemu_overhead_kib; /* QEMU's own memory beyond guest RAM, above a paging VM's grant */
+
+        /* [parking] */
+        struct parking_config parking; /* coreparking/plan.h */
 };
 
 /* "restart", "always", "off"; NULL for a value out of range. */
@@ -81,7 +86,7 @@ int config_parse_string(const char *text, struct tide_config *c, int *ret_line, 
 int config_load_file(const char *path, struct tide_config *c, char *err, size_t errlen);
 
 /* Writes the effective configuration as INI that config_parse_string() reads back unchanged:
- * a one-line comment, then every key of [tided], [memory] and [paging] in a fixed order; sizes and
+ * a one-line comment, then every key of [tided], [memory], [paging] and [parking] in a fixed order; sizes and
  * durations in their exact canonical form ("128MiB", "45s"), percents as %g ("2", "0.5"; more
  * digits, never an exponent, when %g would not read back), reserve "auto", metrics "off" and
  * smart_paging's mode spelled out. Holds for any *c that config_init() and config_parse_string() produced. */

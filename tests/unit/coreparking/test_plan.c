@@ -286,3 +286,27 @@ Test(parking, names_and_bad_arguments) {
         obs.busy = NULL;
         cr_expect_eq(parking_plan(&cfg, &topo, &obs, &st, T(0), &d), -EINVAL);
 }
+
+Test(parking, cpu_lists_read_and_print_as_the_kernel_writes_them) {
+        struct hv_cpuset s;
+        const char *why = NULL;
+        char buf[64];
+        cr_assert_eq(parking_cpulist_parse("0-3,8,10-11", &s, &why), 0);
+        cr_expect_eq(hv_cpuset_count(&s), 7);
+        cr_expect_str_eq(parking_cpulist_format(&s, buf, sizeof(buf)), "0-3,8,10-11");
+        cr_assert_eq(parking_cpulist_parse("1023", &s, &why), 0);
+        cr_expect_str_eq(parking_cpulist_format(&s, buf, sizeof(buf)), "1023");
+        cr_assert_eq(parking_cpulist_parse("none", &s, &why), 0);
+        cr_expect_eq(hv_cpuset_count(&s), 0);
+        cr_expect_str_eq(parking_cpulist_format(&s, buf, sizeof(buf)), "none");
+        cr_assert_eq(parking_cpulist_parse("", &s, &why), 0);
+        cr_expect_eq(hv_cpuset_count(&s), 0);
+        const char *bad[] = { "1024", "3-1", "0,", ",0", "0-", "a", "0 1", "-1", "0-3,,4", "99999999999999999999" };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                why = NULL;
+                cr_expect_eq(parking_cpulist_parse(bad[i], &s, &why), -EINVAL, "'%s'", bad[i]);
+                cr_expect_not_null(why, "'%s' says why", bad[i]);
+        }
+        cr_assert_eq(parking_cpulist_parse("0-1023", &s, &why), 0);
+        cr_expect_null(parking_cpulist_format(&s, buf, 5), "does not fit");
+}
