@@ -33,9 +33,13 @@ int metadata_format(const struct vm_policy *p, char *buf, size_t len) {
                          "<buffer>%u</buffer>"
                          "<weight>%u</weight>"
                          "<dynamic>%s</dynamic>"
+                         "%s"
                          "</policy>",
                          p->startup_kib, p->minimum_kib, p->maximum_kib, p->buffer_pct, p->weight,
-                         p->dynamic ? "yes" : "no");
+                         p->dynamic ? "yes" : "no",
+                         /* Written only when set, so a policy without it still reads in a tided
+                          * from before core parking. */
+                         p->latency_sensitive ? "<latency_sensitive>yes</latency_sensitive>" : "");
         if (n < 0 || (size_t) n >= len)
                 return -ENOBUFS;
         return 0;
@@ -217,8 +221,9 @@ static int parse_yes_no(const xmlNode *e, const char *name, bool *ret, char *err
         return 0;
 }
 
-enum field { F_STARTUP, F_MINIMUM, F_MAXIMUM, F_BUFFER, F_WEIGHT, F_DYNAMIC, F_COUNT };
-static const char *const field_names[F_COUNT] = {"startup", "minimum", "maximum", "buffer", "weight", "dynamic"};
+enum field { F_STARTUP, F_MINIMUM, F_MAXIMUM, F_BUFFER, F_WEIGHT, F_DYNAMIC, F_LATENCY, F_COUNT };
+static const char *const field_names[F_COUNT] = {"startup", "minimum", "maximum", "buffer",
+                                                 "weight",  "dynamic", "latency_sensitive"};
 
 static int parse_policy(const xmlNode *root, struct vm_policy *p, char *err, size_t errlen) {
         char a[VALUE_MAX + 1], b[VALUE_MAX + 1];
@@ -267,7 +272,8 @@ static int parse_policy(const xmlNode *root, struct vm_policy *p, char *err, siz
                                 f = (enum field) i;
                 if (f == F_COUNT)
                         return fail(err, errlen,
-                                    "%s: unknown element (expected startup, minimum, maximum, buffer, weight or dynamic)",
+                                    "%s: unknown element (expected startup, minimum, maximum, buffer, weight, dynamic or "
+                                    "latency_sensitive)",
                                     printable(name, a, sizeof(a)));
                 /* Two values for one field: which one the writer meant is a guess we refuse. */
                 if (seen[f])
@@ -293,6 +299,9 @@ static int parse_policy(const xmlNode *root, struct vm_policy *p, char *err, siz
                         break;
                 case F_DYNAMIC:
                         r = parse_yes_no(c, name, &p->dynamic, err, errlen);
+                        break;
+                case F_LATENCY:
+                        r = parse_yes_no(c, name, &p->latency_sensitive, err, errlen);
                         break;
                 case F_COUNT:
                         break;

@@ -8,6 +8,8 @@
  *       <tide:buffer>20</tide:buffer>
  *       <tide:weight>50</tide:weight>
  *       <tide:dynamic>yes</tide:dynamic>
+ *       <tide:latency_sensitive>yes</tide:latency_sensitive>  (only when set: core parking
+ *                                                                never packs this VM)
  *     </tide:policy>
  *   </metadata>
  *
@@ -31,6 +33,6 @@ int metadata_format(const struct vm_policy *p, char *buf, size_t len);
 /* Parses what virDomainGetMetadata returns for tide's namespace. Accepts units KiB, MiB, GiB
  * (the `unit` attribute, default KiB) so a person can write it by hand with virsh. Unknown
  * elements are errors (a typo must not silently become a default); missing buffer, weight,
- * dynamic take their defaults. The policy is validated (policy_validate). Returns 0 and fills
+ * dynamic, latency_sensitive take their defaults. The policy is validated (policy_validate). Returns 0 and fills
  * *ret, or -EINVAL with a message naming the element in err. Input above 64 KiB is refused. */
 int metadata_parse(const char *xml, struct vm_policy *ret, char *err, size_t errlen);

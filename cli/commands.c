@@ -44,7 +44,7 @@ static const struct tidectl_command commands[] = {
           "  --plot FILE      draw FILE.svg or FILE.png (gnuplot): demand vs assigned, and the boot timeline\n" },
         { "policy", cmd_policy,
           "set DOMAIN [--startup S] [--minimum S] [--maximum S] [--buffer P] [--weight W] [--static|--dynamic]\n"
-          "                | show [DOMAIN] [--json] | clear DOMAIN",
+          "                [--latency-sensitive|--packable] | show [DOMAIN] [--json] | clear DOMAIN",
           "set, show or clear a VM's dynamic-memory policy (stored in the domain's libvirt metadata)",
           "  set DOMAIN       create or change a policy; options not given keep their value (a new policy\n"
           "                   starts from startup = the domain's memory, minimum = 512MiB or less,\n"
@@ -55,6 +55,7 @@ static const struct tidectl_command commands[] = {
           "    --buffer P     headroom over demand, percent (5-2000)\n"
           "    --weight W     share when the host is short (0-100; 0 is served last)\n"
           "    --static       keep the VM at startup; --dynamic: let tide move it\n"
+          "    --latency-sensitive  core parking never packs its vCPUs; --packable: it may (default)\n"
           "  show [DOMAIN]    list policies (--json for JSON)\n"
           "  clear DOMAIN     stop managing the VM; its balloon is released to its boot size\n"
           "  Changing policies needs root; reading them does not.\n" },

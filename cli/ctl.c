@@ -97,7 +97,8 @@ static int policy_set(int argc, char **argv, struct tidectl_globals *g, FILE *ou
                 { "startup", required_argument, NULL, 's' }, { "minimum", required_argument, NULL, 'm' },
                 { "maximum", required_argument, NULL, 'M' }, { "buffer", required_argument, NULL, 'b' },
                 { "weight", required_argument, NULL, 'w' },  { "static", no_argument, NULL, 'S' },
-                { "dynamic", no_argument, NULL, 'D' },       TIDECTL_GLOBAL_OPTIONS,
+                { "dynamic", no_argument, NULL, 'D' },       { "latency-sensitive", no_argument, NULL, 'L' },
+                { "packable", no_argument, NULL, 'P' },      TIDECTL_GLOBAL_OPTIONS,
                 { 0 },
         };
         json_object *req = new_request("policy-set", NULL), *reply = NULL;
@@ -128,6 +129,10 @@ static int policy_set(int argc, char **argv, struct tidectl_globals *g, FILE *ou
                 case 'D':
                         json_object_object_add(req, "dynamic", json_object_new_boolean(c == 'D'));
                         break;
+                case 'L':
+                case 'P':
+                        json_object_object_add(req, "latency_sensitive", json_object_new_boolean(c == 'L'));
+                        break;
                 default:
                         fprintf(err, "tidectl policy set: unknown or incomplete option '%s' (see 'tidectl help "
                                      "policy')\n",
@@ -155,8 +160,8 @@ static int policy_set(int argc, char **argv, struct tidectl_globals *g, FILE *ou
 
 static void print_policy_table(json_object *domains, FILE *out) {
         char a[SIZE_FORMAT_MAX], b[SIZE_FORMAT_MAX], c[SIZE_FORMAT_MAX];
-        fprintf(out, "%-20s  %-9s  %9s  %9s  %9s  %6s  %6s  %-7s  %s\n", "NAME", "MANAGED", "STARTUP", "MINIMUM",
-                "MAXIMUM", "BUFFER", "WEIGHT", "MEMORY", "PENDING");
+        fprintf(out, "%-20s  %-9s  %9s  %9s  %9s  %6s  %6s  %-7s  %-8s  %s\n", "NAME", "MANAGED", "STARTUP",
+                "MINIMUM", "MAXIMUM", "BUFFER", "WEIGHT", "MEMORY", "PARKING", "PENDING");
         for (size_t i = 0; i < json_object_array_length(domains); i++) {
                 json_object *d = json_object_array_get_idx(domains, i);
                 bool managed = json_object_get_boolean(json_object_object_get(d, "managed"));
@@ -164,10 +169,12 @@ static void print_policy_table(json_object *domains, FILE *out) {
                         fprintf(out, "%-20s  %-9s\n", str(d, "name"), "no");
                         continue;
                 }
-                fprintf(out, "%-20s  %-9s  %9s  %9s  %9s  %5" PRId64 "%%  %6" PRId64 "  %-7s  %s\n", str(d, "name"),
+                fprintf(out, "%-20s  %-9s  %9s  %9s  %9s  %5" PRId64 "%%  %6" PRId64 "  %-7s  %-8s  %s\n", str(d, "name"),
                         "yes", size_or_dash(d, "startup_kib", a), size_or_dash(d, "minimum_kib", b),
                         size_or_dash(d, "maximum_kib", c), num(d, "buffer_pct"), num(d, "weight"),
                         json_object_get_boolean(json_object_object_get(d, "dynamic")) ? "dynamic" : "static",
+                        /* A latency-sensitive VM is never packed onto fewer cores. */
+                        json_object_get_boolean(json_object_object_get(d, "latency_sensitive")) ? "never" : "packable",
                         str(d, "pending") && *str(d, "pending") ? str(d, "pending") : "-");
         }
 }
@@ -208,7 +215,7 @@ static int policy_show_clear(bool show, int argc, char **argv, struct tidectl_gl
         else if (json) {
                 json_object *arr = json_object_new_array(), *domains = json_object_object_get(reply, "domains");
                 static const char *keys[] = { "name", "uuid", "managed", "startup_kib", "minimum_kib", "maximum_kib",
-                                              "buffer_pct", "weight", "dynamic", "pending" };
+                                              "buffer_pct", "weight", "dynamic", "latency_sensitive", "pending" };
                 for (size_t i = 0; i < json_object_array_length(domains); i++) {
                         json_object *d = json_object_array_get_idx(domains, i), *o = json_object_new_object();
                         for (size_t k = 0; k < ELEMENTSOF(keys); k++)

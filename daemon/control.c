@@ -57,6 +57,7 @@ static json_object *stats_domain(const struct snapshot_domain *d) {
         json_object_object_add(o, "buffer_pct", d->managed ? json_object_new_int((int) d->buffer_pct) : NULL);
         json_object_object_add(o, "weight", d->managed ? json_object_new_int((int) d->weight) : NULL);
         json_object_object_add(o, "dynamic", d->managed ? json_object_new_boolean(d->dynamic) : NULL);
+        json_object_object_add(o, "latency_sensitive", d->managed ? json_object_new_boolean(d->latency_sensitive) : NULL);
         json_object_object_add(o, "agent", json_object_new_string(d->agent));
         json_object_object_add(o, "demand_source",
                                json_object_new_string(!d->has_demand ? "none" : d->agent_demand ? "agent" : "balloon"));
@@ -123,7 +124,7 @@ static int opt_uint(json_object *req, const char *key, unsigned max, unsigned *r
 
 static int parse_change(json_object *req, struct policy_change *c, char *err, size_t errlen) {
         static const char *known[] = { "cmd", "domain", "startup_kib", "minimum_kib", "maximum_kib",
-                                       "buffer", "weight", "dynamic" };
+                                       "buffer", "weight", "dynamic", "latency_sensitive" };
         int r;
 
         json_object_object_foreach(req, key, val) {
@@ -160,6 +161,14 @@ static int parse_change(json_object *req, struct policy_change *c, char *err, si
                 }
                 c->have_dynamic = true;
                 c->dynamic = json_object_get_boolean(v);
+        }
+        if (json_object_object_get_ex(req, "latency_sensitive", &v)) {
+                if (!json_object_is_type(v, json_type_boolean)) {
+                        snprintf(err, errlen, "latency_sensitive: expected true or false");
+                        return -EINVAL;
+                }
+                c->have_latency_sensitive = true;
+                c->latency_sensitive = json_object_get_boolean(v);
         }
         return 0;
 }

@@ -964,6 +964,7 @@ static void snapshot_set_policy(struct snapshot_domain *o, const struct dom *d) 
         o->status = d->have_policy ? "unknown" : "unmanaged";
         snprintf(o->pending, sizeof(o->pending), "%s", d->pending);
         o->dynamic = p->dynamic;
+        o->latency_sensitive = p->latency_sensitive;
         o->minimum_kib = p->minimum_kib;
         o->startup_kib = p->startup_kib;
         o->maximum_kib = p->maximum_kib;
@@ -1222,9 +1223,9 @@ int manager_policy_set(struct manager *m, const char *domain, const struct polic
                 snprintf(note, notelen, "applied live");
 
         log_info("%s: policy set: startup %" PRIu64 " KiB, minimum %" PRIu64 " KiB, maximum %" PRIu64
-                 " KiB, buffer %u%%, weight %u, %s",
+                 " KiB, buffer %u%%, weight %u, %s%s",
                  d->info.name, p.startup_kib, p.minimum_kib, p.maximum_kib, p.buffer_pct, p.weight,
-                 p.dynamic ? "dynamic" : "static");
+                 p.dynamic ? "dynamic" : "static", p.latency_sensitive ? ", latency-sensitive" : "");
         d->policy = p;
         d->have_policy = true; /* the core takes newly managed as a new baseline (core/core.h) */
         sync_channel(m, d);

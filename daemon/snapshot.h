@@ -17,6 +17,7 @@ struct snapshot_domain {
         bool managed;          /* has a tide policy */
         bool active;
         bool dynamic;
+        bool latency_sensitive;  /* core parking never packs it */
         uint64_t assigned_kib;
         bool has_demand;
         uint64_t demand_kib;

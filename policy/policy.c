@@ -94,6 +94,8 @@ struct vm_policy policy_apply_change(const struct vm_policy *cur, uint64_t boot_
                 p.weight = c->weight;
         if (c->have_dynamic)
                 p.dynamic = c->dynamic;
+        if (c->have_latency_sensitive)
+                p.latency_sensitive = c->latency_sensitive;
         if (!c->have_startup && !cur && p.startup_kib < p.minimum_kib)
                 p.startup_kib = p.minimum_kib;
         if (!c->have_maximum && !cur && p.maximum_kib < p.startup_kib)

@@ -26,10 +26,11 @@ struct vm_policy {
         unsigned buffer_pct;  /* headroom over demand, POLICY_BUFFER_MIN..MAX */
         unsigned weight;      /* share under contention, 0..POLICY_WEIGHT_MAX; 0 is served last */
         bool dynamic;         /* false: the VM stays at startup, as Hyper-V's static memory */
+        bool latency_sensitive; /* core parking never packs it: its vCPUs keep their own affinity */
 };
 
 /* Defaults for everything but the sizes (which have no sensible default): buffer 20 %,
- * weight 50, dynamic on. The sizes are 0 and must be filled in before validation. */
+ * weight 50, dynamic on, not latency-sensitive. The sizes are 0 and must be filled in before validation. */
 void policy_init(struct vm_policy *p);
 
 /* Checks the policy. Returns 0 when valid; otherwise -EINVAL and writes a message naming the
@@ -45,9 +46,10 @@ static inline uint64_t policy_align_down_kib(uint64_t kib) {
 /* An operator's change: the fields with their have_* flag set replace the current ones. */
 struct policy_change {
         bool have_startup, have_minimum, have_maximum, have_buffer, have_weight, have_dynamic;
+        bool have_latency_sensitive;
         uint64_t startup_kib, minimum_kib, maximum_kib;
         unsigned buffer_pct, weight;
-        bool dynamic;
+        bool dynamic, latency_sensitive;
 };
 
 /* The policy after change c: on cur, or for a domain without one (cur NULL) on the defaults

@@ -25,6 +25,7 @@ static struct vm_policy unusual(void) {
         p.buffer_pct = 35;
         p.weight = 0;
         p.dynamic = false;
+        p.latency_sensitive = true;
         return p;
 }
 
@@ -35,6 +36,7 @@ static void expect_equal(const struct vm_policy *a, const struct vm_policy *b) {
         cr_assert_eq(a->buffer_pct, b->buffer_pct);
         cr_assert_eq(a->weight, b->weight);
         cr_assert_eq(a->dynamic, b->dynamic);
+        cr_assert_eq(a->latency_sensitive, b->latency_sensitive);
 }
 
 static struct vm_policy parse_ok(const char *xml) {
@@ -94,6 +96,10 @@ Test(metadata, format_is_the_documented_element) {
         cr_assert_str_eq(xml, "<policy version=\"1\"><startup unit=\"KiB\">1048576</startup>"
                               "<minimum unit=\"KiB\">524288</minimum><maximum unit=\"KiB\">4194304</maximum>"
                               "<buffer>20</buffer><weight>50</weight><dynamic>yes</dynamic></policy>");
+        /* Latency-sensitive is written only when set, so the common policy reads in an older tided. */
+        p.latency_sensitive = true;
+        cr_assert_eq(metadata_format(&p, xml, sizeof(xml)), 0);
+        cr_assert(strstr(xml, "<dynamic>yes</dynamic><latency_sensitive>yes</latency_sensitive></policy>"), "%s", xml);
 }
 
 Test(metadata, format_fits_the_documented_maximum_and_refuses_a_short_buffer) {
@@ -118,6 +124,7 @@ Test(metadata, reads_what_libvirt_returns) {
                                       "  <buffer>35</buffer>\n"
                                       "  <weight>0</weight>\n"
                                       "  <dynamic>no</dynamic>\n"
+                                      "  <latency_sensitive>yes</latency_sensitive>\n"
                                       "</policy>\n");
         struct vm_policy want = unusual();
         expect_equal(&p, &want);
@@ -245,7 +252,7 @@ Test(metadata, refuses_unknown_units) {
  * into 1024 KiB. */
 Test(metadata, refuses_unknown_elements_and_attributes) {
         expect_error(with("<bufer>20</bufer>"),
-                     "bufer: unknown element (expected startup, minimum, maximum, buffer, weight or dynamic)");
+                     "bufer: unknown element (expected startup, minimum, maximum, buffer, weight, dynamic or latency_sensitive)");
         expect_error("<policy><startup units='MiB'>1024</startup></policy>", "startup: unknown attribute \"units\"");
         expect_error(with("<weight unit='KiB'>5</weight>"), "weight: unknown attribute \"unit\"");
         expect_error("<policy mode='fast'><startup>1048576</startup></policy>", "policy: unknown attribute \"mode\"");
