@@ -18,6 +18,9 @@ struct core {
                                 * of them, allocated on the first such tick) */
         struct paging_vm *paging; /* Smart Paging's view of every domain */
         struct paging_action *paging_out;
+        struct parking_core *cores; /* the host's topology; NULL: no parking */
+        size_t n_cores;
+        struct parking_state parking;
 };
 
 struct core *core_new(void) {
@@ -34,8 +37,49 @@ struct core *core_free(struct core *c) {
         free(c->saved);
         free(c->paging);
         free(c->paging_out);
+        free(c->cores);
         free(c);
         return NULL;
+}
+
+int core_set_topology(struct core *c, const struct parking_core *cores, size_t n) {
+        if (!c || (n && !cores) || n > PARKING_CORES_MAX)
+                return -EINVAL;
+        struct parking_core *copy = NULL;
+        if (n && !(copy = malloc(n * sizeof(*copy))))
+                return -ENOMEM;
+        if (n)
+                memcpy(copy, cores, n * sizeof(*copy));
+        free(c->cores);
+        c->cores = copy;
+        c->n_cores = n;
+        return 0;
+}
+
+const struct parking_state *core_parking_state(const struct core *c) {
+        return c ? &c->parking : NULL;
+}
+
+/* Core parking after memory: which cores are parked, and each running VM's affinity. The CPUs
+ * administrators pinned VMs to are never parked. */
+static int park(struct core *c, const struct tide_config *cfg, const struct core_host_obs *h,
+                const struct core_vm_obs *vms, size_t n, uint64_t now_usec, struct core_vm_out *out,
+                struct core_host_out *host_out) {
+        struct parking_obs po = { .busy = h->cpu_busy, .n_cpus = h->n_cpus, .load_known = h->cpu_load_known && h->cpu_busy };
+        for (size_t i = 0; i < n; i++)
+                if (vms[i].info->active && vms[i].pinned)
+                        for (unsigned w = 0; w < HV_CPUSET_WORDS; w++)
+                                po.pinned.bits[w] |= vms[i].pinned_cpus.bits[w];
+        struct parking_topology t = { c->cores, c->n_cores };
+        int r = parking_plan(&cfg->parking, &t, &po, &c->parking, now_usec, &host_out->parking);
+        if (r < 0)
+                return r;
+        host_out->parking_on = true;
+        for (size_t i = 0; i < n; i++)
+                if (vms[i].info->active)
+                        out[i].parking = parking_vm_action(&cfg->parking, &host_out->parking, !vms[i].pinned,
+                                                           vms[i].have_policy && vms[i].policy.latency_sensitive);
+        return 0;
 }
 
 /* Scratch grows by doubling, so a host that adds domains one by one reallocates log(n) times. */
@@ -65,8 +109,9 @@ static int ensure_capacity(struct core *c, size_t n) {
         free(c->saved);
         free(c->paging);
         free(c->paging_out);
+        /* What is not per VM stays: the topology and what is parked. */
         *c = (struct core){ .engine = e, .cap = cap, .vms = vms, .out = out, .vm_index = idx, .paging = pg,
-                            .paging_out = pa };
+                            .paging_out = pa, .cores = c->cores, .n_cores = c->n_cores, .parking = c->parking };
         return 0;
 }
 
@@ -572,6 +617,9 @@ int core_tick(struct core *c, const struct tide_config *cfg, const struct core_h
                 if (vms[i].info->active)
                         host_out->assigned_kib += out[i].assigned_kib;
         }
+        /* Early ticks are for memory a guest asked for; cores move on the regular ones. */
+        if (c->n_cores && !grow_only && (r = park(c, cfg, h, vms, n, now_usec, out, host_out)) < 0)
+                return r;
         return 0;
 }
 

@@ -25,6 +25,7 @@
 #include "policy/engine.h"
 #include "policy/policy.h"
 #include "smartpaging/plan.h"
+#include "coreparking/plan.h"
 
 #define CORE_NODE_MAX ENGINE_NODE_MAX
 
@@ -51,6 +52,12 @@ struct core_host_obs {
          * SwapCached), when swap_known: a paging file cannot bring back more than this. */
         bool swap_known;
         uint64_t swapped_kib;
+        /* Core parking (coreparking/plan.h): cpu_busy[cpu] for cpu < n_cpus, each CPU's busy
+         * share of the last interval (< 0: not measured); cpu_load_known false until two samples
+         * were taken. Nothing is parked without a topology (core_set_topology()). */
+        const double *cpu_busy;
+        unsigned n_cpus;
+        bool cpu_load_known;
 };
 
 /* How the domain (re)started since the previous tick; the last start wins. */
@@ -127,6 +134,11 @@ struct core_vm_obs {
         bool report_fresh;              /* it arrived since the previous tick */
         /* Smart Paging: how much of its paging file is in use now (/proc/swaps; 0 unknown). */
         uint64_t paging_used_kib;
+        /* Core parking: its affinity is its administrator's (some vCPU or its emulator pinned off
+         * a host CPU before tide touched it), on pinned_cpus; such a VM is never confined, and its
+         * CPUs are never parked. */
+        bool pinned;
+        struct hv_cpuset pinned_cpus;
         struct core_vm *state;
 };
 
@@ -166,6 +178,8 @@ struct core_vm_out {
         uint64_t oom_took_kib;
         /* Smart Paging: start, raise, release (in that order, before the balloon changes). */
         struct paging_action paging;
+        /* Core parking: its affinity this tick (only when core_host_out.parking_on). */
+        enum parking_vm_action parking;
 };
 
 struct core_host_out {
@@ -173,6 +187,9 @@ struct core_host_out {
         struct engine_summary summary;
         uint64_t assigned_kib;      /* sum over running domains */
         struct paging_summary paging; /* unfunded_kib > 0: the host is overcommitted */
+        /* Core parking decided this tick (a topology is set, not an early tick), and what. */
+        bool parking_on;
+        struct parking_decision parking;
 };
 
 /* The arrays a shell hands to core_tick(), one entry per domain, grown as domains come. */
@@ -192,6 +209,13 @@ void core_vm_init(struct core_vm *s, uint64_t found_usec);
 struct core;
 struct core *core_new(void);
 struct core *core_free(struct core *c); /* accepts NULL, returns NULL */
+
+/* The host's cores for core parking (coreparking/topology.h), copied; n = 0 turns parking off.
+ * A new topology (a CPU taken offline) keeps only the parked cores it still has whole. Returns 0,
+ * -EINVAL past PARKING_CORES_MAX, -ENOMEM. */
+int core_set_topology(struct core *c, const struct parking_core *cores, size_t n);
+/* What parking carries between ticks: what is parked, since when. */
+const struct parking_state *core_parking_state(const struct core *c);
 
 /* Decides one tick for vms[0..n) into out[0..n) and *host_out. grow_only: an early tick between
  * regular ones: only growth is acted on (shrinking keeps its pace of one bounded step per regular

@@ -337,3 +337,63 @@ Test(core, a_boot_ends_once_the_new_driver_has_taken_the_boot_target) {
         tick(SEC(200) + cfg.quiet_usec, false);
         cr_expect_not(state.booting);
 }
+
+/* Core parking through the core, on a 2-CPU host (two cores of one CPU): idle, CPU 1 is parked
+ * and a floating VM is confined to CPU 0; a latency-sensitive one and one its administrator
+ * pinned are left alone (the pinned one's CPUs never parked); load back: every VM restored;
+ * early ticks move no core. */
+static void two_cpu_host(void) {
+        static struct parking_core cores[2];
+        memset(cores, 0, sizeof(cores));
+        hv_cpuset_set(&cores[0].cpus, 0);
+        hv_cpuset_set(&cores[1].cpus, 1);
+        cr_assert_eq(core_set_topology(core, cores, 2), 0);
+}
+
+Test(core, parking_confines_a_floating_vm_and_leaves_pinned_and_latency_sensitive_ones) {
+        static double busy[2] = { 0.02, 0.02 };
+        two_cpu_host();
+        host.cpu_busy = busy;
+        host.n_cpus = 2;
+        host.cpu_load_known = true;
+        sample(MIB(1024), MIB(300), 100);
+        tick(SEC(2), true);
+        cr_expect_not(hout.parking_on, "an early tick moves no core");
+        tick(SEC(3), false);
+        cr_assert(hout.parking_on);
+        cr_expect(hv_cpuset_test(&hout.parking.parked, 1));
+        cr_expect_eq(out.parking, PARKING_VM_CONFINE);
+        cr_expect(hv_cpuset_test(&core_parking_state(core)->parked, 1));
+
+        obs.policy.latency_sensitive = true;
+        tick(SEC(4), false);
+        cr_expect_eq(out.parking, PARKING_VM_LEAVE, "latency-sensitive");
+        obs.policy.latency_sensitive = false;
+
+        busy[0] = 1.0;
+        tick(SEC(5), false);
+        cr_expect_eq(hout.parking.reason, PARKING_REASON_SATURATED);
+        cr_expect_eq(out.parking, PARKING_VM_RESTORE);
+
+        /* Pinned by its administrator to CPU 1: left alone, and CPU 1 is never parked. */
+        core_free(core);
+        core = core_new();
+        two_cpu_host();
+        busy[0] = busy[1] = 0.02;
+        obs.pinned = true;
+        hv_cpuset_set(&obs.pinned_cpus, 1);
+        tick(SEC(20), false);
+        cr_expect_eq(out.parking, PARKING_VM_LEAVE);
+        cr_expect_not(hv_cpuset_test(&hout.parking.parked, 1));
+        host.cpu_busy = NULL;
+        host.n_cpus = 0;
+        host.cpu_load_known = false;
+}
+
+Test(core, no_topology_no_parking) {
+        sample(MIB(1024), MIB(300), 100);
+        tick(SEC(2), false);
+        cr_expect_not(hout.parking_on);
+        cr_expect_eq(out.parking, PARKING_VM_LEAVE);
+        cr_expect_eq(core_set_topology(core, NULL, 3), -EINVAL);
+}
