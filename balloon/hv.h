@@ -19,6 +19,11 @@
  * forever: domains carry it across tided versions and hosts. Documented in docs/ARCHITECTURE.md. */
 #define HV_METADATA_URI "urn:x-tide:policy:1"
 #define HV_METADATA_PREFIX "tide"
+/* Core parking's record of a VM it confined (its own affinity, to restore), kept live only: it
+ * goes with the QEMU whose pins it describes. A namespace of its own, because libvirt keeps one
+ * element per namespace and a live write there would replace the live policy. */
+#define HV_METADATA_PARKING_URI "urn:x-tide:parking:1"
+#define HV_METADATA_PARKING_PREFIX "tidepark"
 
 struct hv_domain {
         char uuid[HV_UUID_MAX];
@@ -79,6 +84,8 @@ typedef void (*hv_event_cb)(enum hv_event_kind kind, const char *uuid, void *use
 /* Affect-flags for metadata and memory changes. */
 #define HV_LIVE (1u << 0)
 #define HV_CONFIG (1u << 1)
+/* get/set_metadata: core parking's element (HV_METADATA_PARKING_URI) instead of the policy. */
+#define HV_META_PARKING (1u << 2)
 
 /* ---- memory limits and CPU placement (Smart Paging, core parking) ---- */
 
@@ -317,6 +324,7 @@ struct hv_fake {
         struct hv_domain domains[HV_FAKE_MAX_DOMAINS];
         struct hv_mem_stats stats[HV_FAKE_MAX_DOMAINS];
         char *metadata[HV_FAKE_MAX_DOMAINS];
+        char *parking_metadata[HV_FAKE_MAX_DOMAINS]; /* HV_META_PARKING's element */
         /* hv_fake_add() sets: both limits unlimited, 1 vCPU, no pins, partition "/machine" (what
          * the qemu driver shows for a running domain). Tests change them directly. */
         struct hv_memtune memtune[HV_FAKE_MAX_DOMAINS];

@@ -162,9 +162,10 @@ static int fake_get_meta(void *h, const char *uuid, unsigned flags, char **ret, 
         int i = enter(f, "get_metadata", uuid, flags, err, errlen);
         if (i < 0)
                 return i;
-        if (!f->metadata[i])
+        char *have = flags & HV_META_PARKING ? f->parking_metadata[i] : f->metadata[i];
+        if (!have)
                 return -ENODATA;
-        *ret = strdup(f->metadata[i]);
+        *ret = strdup(have);
         return *ret ? 0 : -ENOMEM;
 }
 
@@ -176,8 +177,9 @@ static int fake_set_meta(void *h, const char *uuid, const char *xml, unsigned fl
         char *copy = NULL;
         if (xml && !(copy = strdup(xml)))
                 return -ENOMEM;
-        free(f->metadata[i]);
-        f->metadata[i] = copy;
+        char **slot = flags & HV_META_PARKING ? &f->parking_metadata[i] : &f->metadata[i];
+        free(*slot);
+        *slot = copy;
         return 0;
 }
 
@@ -415,6 +417,8 @@ void hv_fake_done(struct hv_fake *f) {
         for (size_t i = 0; i < HV_FAKE_MAX_DOMAINS; i++) {
                 free(f->metadata[i]);
                 f->metadata[i] = NULL;
+                free(f->parking_metadata[i]);
+                f->parking_metadata[i] = NULL;
         }
 }
 

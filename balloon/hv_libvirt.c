@@ -641,10 +641,12 @@ static int lv_get_metadata(void *hp, const char *uuid, unsigned flags, char **re
         _cleanup_(domain_freep) virDomainPtr dom = NULL;
         unsigned vflags;
         int r;
-        if ((r = affect_flags(flags, &vflags, err, errlen)) < 0 || (r = lookup(hp, uuid, &dom, err, errlen)) < 0)
+        if ((r = affect_flags(flags & ~HV_META_PARKING, &vflags, err, errlen)) < 0 ||
+            (r = lookup(hp, uuid, &dom, err, errlen)) < 0)
                 return r;
         /* Returns the element with tide's namespace stripped: <policy ...>, not <tide:policy>. */
-        char *xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, HV_METADATA_URI, vflags);
+        char *xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
+                                         flags & HV_META_PARKING ? HV_METADATA_PARKING_URI : HV_METADATA_URI, vflags);
         if (!xml)
                 return lv_error(err, errlen);
         *ret = xml;
@@ -655,11 +657,15 @@ static int lv_set_metadata(void *hp, const char *uuid, const char *xml, unsigned
         _cleanup_(domain_freep) virDomainPtr dom = NULL;
         unsigned vflags;
         int r;
-        if ((r = affect_flags(flags, &vflags, err, errlen)) < 0 || (r = lookup(hp, uuid, &dom, err, errlen)) < 0)
+        if ((r = affect_flags(flags & ~HV_META_PARKING, &vflags, err, errlen)) < 0 ||
+            (r = lookup(hp, uuid, &dom, err, errlen)) < 0)
                 return r;
         /* libvirt puts the element (and its children) into tide's namespace under the "tide"
          * prefix; xml NULL removes it, and removing an absent one succeeds. */
-        if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, xml, HV_METADATA_PREFIX, HV_METADATA_URI, vflags) < 0)
+        bool parking = flags & HV_META_PARKING;
+        if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, xml,
+                                 parking ? HV_METADATA_PARKING_PREFIX : HV_METADATA_PREFIX,
+                                 parking ? HV_METADATA_PARKING_URI : HV_METADATA_URI, vflags) < 0)
                 return lv_error(err, errlen);
         return 0;
 }

@@ -101,7 +101,8 @@ static int sh_get_metadata(void *h, const char *uuid, unsigned flags, char **ret
         char xml[METADATA_XML_MAX];
         if (!v)
                 return -ENOENT;
-        if (!v->spec.have_policy)
+        /* The simulated host pins nothing: no VM carries core parking's record. */
+        if (!v->spec.have_policy || (flags & HV_META_PARKING))
                 return -ENODATA;
         if (metadata_format(&v->spec.policy, xml, sizeof(xml)) < 0)
                 return -EINVAL;
@@ -114,6 +115,8 @@ static int sh_set_metadata(void *h, const char *uuid, const char *xml, unsigned 
         struct vm_policy p;
         if (!v)
                 return -ENOENT;
+        if (flags & HV_META_PARKING)
+                return -EOPNOTSUPP; /* the simulated host pins nothing (sim/sim.h) */
         if (!xml) {
                 v->spec.have_policy = false;
                 return 0;

@@ -301,6 +301,36 @@ Test(hv_libvirt, metadata_round_trips_live_and_config_separately) {
         hv_libvirt_close(&hv);
 }
 
+/* Core parking's record lives in a namespace of its own: written live next to a live policy, it
+ * leaves the policy as it was, and each reads back alone. */
+Test(hv_libvirt, parking_metadata_is_its_own_element_beside_the_policy) {
+        struct seen seen = {0};
+        struct hv hv = open_default(&seen);
+        char uuid[HV_UUID_MAX], err[HV_ERR_MAX] = "", xml[METADATA_XML_MAX];
+        struct vm_policy live;
+
+        uuid_of(&hv, "test", uuid);
+        policy_init(&live);
+        live.startup_kib = KIB_PER_GIB;
+        live.minimum_kib = 512 * KIB_PER_MIB;
+        live.maximum_kib = 4 * KIB_PER_GIB;
+        cr_assert_eq(metadata_format(&live, xml, sizeof(xml)), 0);
+        cr_assert_eq(hv.ops->set_metadata(hv.h, uuid, xml, HV_LIVE, err, sizeof(err)), 0, "%s", err);
+        expect_no_policy(&hv, uuid, HV_LIVE | HV_META_PARKING);
+
+        const char *rec = "<parking version=\"1\"><own>0-7</own></parking>";
+        cr_assert_eq(hv.ops->set_metadata(hv.h, uuid, rec, HV_LIVE | HV_META_PARKING, err, sizeof(err)), 0, "%s", err);
+        expect_policy(&hv, uuid, HV_LIVE, &live);
+        _cleanup_free_ char *got = NULL;
+        cr_assert_eq(hv.ops->get_metadata(hv.h, uuid, HV_LIVE | HV_META_PARKING, &got, err, sizeof(err)), 0, "%s", err);
+        cr_expect(strstr(got, "<own>0-7</own>"), "%s", got);
+        cr_assert_eq(hv.ops->set_metadata(hv.h, uuid, NULL, HV_LIVE | HV_META_PARKING, err, sizeof(err)), 0, "%s", err);
+        expect_no_policy(&hv, uuid, HV_LIVE | HV_META_PARKING);
+        expect_policy(&hv, uuid, HV_LIVE, &live);
+        cr_assert_eq(hv.ops->set_metadata(hv.h, uuid, NULL, HV_LIVE, err, sizeof(err)), 0, "%s", err);
+        hv_libvirt_close(&hv);
+}
+
 Test(hv_libvirt, metadata_refuses_bad_flags_and_xml) {
         struct seen seen = {0};
         struct hv hv = open_default(&seen);
