@@ -277,6 +277,12 @@ static void print_host_line(json_object *host, FILE *out) {
                 json_object_get_boolean(json_object_object_get(host, "overcommitted")) ? "; OVERCOMMITTED" : "",
                 json_object_get_boolean(json_object_object_get(host, "short")) ? "; short: shared by weight" : "",
                 paging);
+        json_object *p = json_object_object_get(host, "parking");
+        if (p)
+                fprintf(out, "parking: CPUs %s parked, %" PRId64 " unparked for a load of %.2f CPUs (%s)\n",
+                        str(p, "parked") ? str(p, "parked") : "none", num(p, "unparked_cpus"),
+                        json_object_get_double(json_object_object_get(p, "load_cpus")),
+                        str(p, "reason") ? str(p, "reason") : "");
 }
 
 static void print_stats_table(json_object *domains, FILE *out) {

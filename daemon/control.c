@@ -58,6 +58,7 @@ static json_object *stats_domain(const struct snapshot_domain *d) {
         json_object_object_add(o, "weight", d->managed ? json_object_new_int((int) d->weight) : NULL);
         json_object_object_add(o, "dynamic", d->managed ? json_object_new_boolean(d->dynamic) : NULL);
         json_object_object_add(o, "latency_sensitive", d->managed ? json_object_new_boolean(d->latency_sensitive) : NULL);
+        json_object_object_add(o, "parking", d->parking ? json_object_new_string(d->parking) : NULL);
         json_object_object_add(o, "agent", json_object_new_string(d->agent));
         json_object_object_add(o, "demand_source",
                                json_object_new_string(!d->has_demand ? "none" : d->agent_demand ? "agent" : "balloon"));
@@ -91,6 +92,18 @@ static json_object *stats_host(const struct snapshot_host *h) {
         json_object_object_add(o, "overcommitted", json_object_new_boolean(h->overcommitted));
         json_object_object_add(o, "paging_files", kib(h->paging_files));
         json_object_object_add(o, "unfunded_kib", kib(h->unfunded_kib));
+        if (h->parking_on) {
+                json_object *p = json_object_new_object();
+                json_object_object_add(p, "parked", json_object_new_string(h->parked));
+                json_object_object_add(p, "parked_cpus", kib(h->parked_cpus));
+                json_object_object_add(p, "unparked_cpus", kib(h->unparked_cpus));
+                json_object_object_add(p, "needed_cpus", kib(h->parking_needed_cpus));
+                json_object_object_add(p, "load_cpus", json_object_new_double(h->parking_load_cpus));
+                json_object_object_add(p, "reason", json_object_new_string(h->parking_reason ? h->parking_reason : ""));
+                json_object_object_add(p, "reversals", kib(h->parking_reversals));
+                json_object_object_add(o, "parking", p);
+        } else
+                json_object_object_add(o, "parking", NULL);
         json_object_object_add(o, "ticks", kib(h->ticks));
         json_object_object_add(o, "tick_usec", kib(h->tick_usec));
         return o;

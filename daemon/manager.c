@@ -14,6 +14,7 @@
 #include "common/macro.h"
 #include "common/meminfo.h"
 #include "common/units.h"
+#include "coreparking/load.h"
 #include "core/core.h"
 #include "daemon/channel.h"
 #include "daemon/manager.h"
@@ -49,6 +50,12 @@ struct dom {
         bool paging_orig_known;
         uint64_t paging_used_kib;
         struct pager_job *paging_job;
+        /* Core parking: its own affinity, read once per run (aff_read): its administrator's
+         * (aff_pinned: some vCPU or the emulator off a host CPU, on aff_cpus), or it floats.
+         * confined: tide pinned it to confined_to, its record (own: what to give back) in its
+         * live metadata; a record an earlier tided left counts, with confined_to empty. */
+        bool aff_read, aff_pinned, confined, parking_failed;
+        struct hv_cpuset aff_cpus, confined_to, own;
 };
 
 struct event_unknown {
@@ -81,6 +88,17 @@ struct manager {
         bool paging_adopt_waited; /* a file's domain could not be read yet: said once */
         char swaps_root[CGROUP_PATH_MAX];
         struct manager_paging_files files;
+        /* Core parking: on once manager_enable_parking() gave a topology; the host's CPUs (every
+         * core's), and each one's busy share this tick (read through load). */
+        bool parking_on;
+        struct hv_cpuset host_cpus;
+        manager_cpu_load_fn load;
+        void *load_userdata;
+        double *busy;
+        unsigned n_busy;
+        bool load_known;
+        struct parking_decision parking_last; /* the last regular tick's, for the snapshot */
+        bool parking_decided;
 
         struct core *core;
         struct core_frame frame;       /* observations in, decisions out, one per domain */
@@ -168,6 +186,7 @@ struct manager *manager_free(struct manager *m) {
                 m->doms[i].paging_job = pager_job_drop(m->doms[i].paging_job);
         }
         free(m->doms);
+        free(m->busy);
         free(m->index);
         core_free(m->core);
         core_frame_done(&m->frame);
@@ -273,6 +292,9 @@ static void note_event(struct manager *m, struct dom *d, enum hv_event_kind kind
                 /* The guest restarts with its balloon driver not loaded yet: it gets its
                  * startup memory (Hyper-V semantics), then the quiet period runs. */
                 d->start = kind == HV_EVENT_REBOOTED ? CORE_START_REBOOT : CORE_START_BOOT;
+                /* A new QEMU has no pins of tide's (a reboot keeps its QEMU, and them). */
+                if (kind == HV_EVENT_STARTED)
+                        d->aff_read = d->confined = d->parking_failed = false;
                 /* Running from now on, whatever the next listing says: a policy-clear before
                  * it must release, and a failed listing must not turn the start into a lost one. */
                 d->info.active = true;
@@ -285,6 +307,8 @@ static void note_event(struct manager *m, struct dom *d, enum hv_event_kind kind
                  * startup on arrival); the core starts a new run that is not a boot. */
                 d->start = CORE_START_RESUME;
                 d->info.active = true;
+                /* A new QEMU, with the live pins (and parking record) it came with: read again. */
+                d->aff_read = d->confined = d->parking_failed = false;
                 if (d->have_policy)
                         log_info("%s: started with its memory (migrated in, restored or woken up); not a boot",
                                  d->info.name);
@@ -294,6 +318,8 @@ static void note_event(struct manager *m, struct dom *d, enum hv_event_kind kind
                 d->stopped = true;
                 d->info.active = false;
                 drop_channel(m, d);
+                /* Its pins and their record went with its QEMU. */
+                d->aff_read = d->confined = d->parking_failed = false;
                 break;
         default:
                 break;
@@ -798,6 +824,219 @@ static void read_stats(struct manager *m, struct dom *d, struct core_vm_obs *o) 
 
 /* Collect: what one domain looks like now. An early tick reads only the domains whose agent
  * asked for it; the others' last sample stands. */
+/* ---- core parking: each VM's own affinity, and the pins the core's plan asks for ---- */
+
+/* vCPUs read or pinned at once; a VM with more is never touched (its affinity unread). */
+#define PARKING_VCPUS_MAX 256
+
+/* libvirt's "current": live on a running domain, and the one flag its test driver takes for
+ * vCPU pins (balloon/hv.h). */
+#define PIN_FLAGS 0
+
+static bool set_within(const struct hv_cpuset *a, const struct hv_cpuset *b) {
+        for (unsigned w = 0; w < HV_CPUSET_WORDS; w++)
+                if (a->bits[w] & ~b->bits[w])
+                        return false;
+        return true;
+}
+
+/* The record of a confined VM: what its vCPUs and emulator had (every host CPU, then). */
+static int parking_record_write(struct manager *m, struct dom *d, const struct hv_cpuset *own) {
+        char list[4096], xml[4200], herr[HV_ERR_MAX] = "";
+        if (!parking_cpulist_format(own, list, sizeof(list)))
+                return -ENOBUFS;
+        snprintf(xml, sizeof(xml), "<parking version=\"1\"><own>%s</own></parking>", list);
+        int r = m->hv->ops->set_metadata(m->hv->h, d->info.uuid, xml, HV_LIVE | HV_META_PARKING, herr, sizeof(herr));
+        if (r < 0 && !d->parking_failed)
+                log_error_errno(r, "%s: Failed to record its affinity before parking: %s; not confining it",
+                                d->info.name, herr);
+        d->parking_failed |= r < 0;
+        return r;
+}
+
+/* A record read back: the CPU list between <own> and </own> (tide's own writing; anything else
+ * is not trusted, and the VM is given every host CPU). */
+static void parking_record_parse(const char *xml, const struct hv_cpuset *host, struct hv_cpuset *ret) {
+        const char *a = xml ? strstr(xml, "<own>") : NULL, *b = a ? strstr(a, "</own>") : NULL;
+        char list[4096];
+        const char *why = NULL;
+        *ret = *host;
+        if (!a || !b || (size_t) (b - a - 5) >= sizeof(list))
+                return;
+        memcpy(list, a + 5, (size_t) (b - a - 5));
+        list[b - a - 5] = '\0';
+        struct hv_cpuset own;
+        if (parking_cpulist_parse(list, &own, &why) == 0 && hv_cpuset_count(&own))
+                *ret = own;
+}
+
+/* Reads a running VM's own affinity once per run: a record from an earlier tided (it was
+ * confined: it floats, and gets its own back), or its live pins. */
+static void read_affinity(struct manager *m, struct dom *d) {
+        char herr[HV_ERR_MAX] = "";
+        _cleanup_free_ char *xml = NULL;
+        int r = m->hv->ops->get_metadata(m->hv->h, d->info.uuid, HV_LIVE | HV_META_PARKING, &xml, herr, sizeof(herr));
+        if (r == 0) {
+                parking_record_parse(xml, &m->host_cpus, &d->own);
+                d->aff_read = d->confined = true;
+                d->aff_pinned = false;
+                d->confined_to = (struct hv_cpuset){ 0 };
+                log_info("%s: found confined by an earlier tided; its own CPUs come back when it is unparked",
+                         d->info.name);
+                return;
+        }
+        if (r != -ENODATA) {
+                log_debug("%s: cannot read its parking record: %s", d->info.name, herr);
+                return;
+        }
+        _cleanup_free_ struct hv_cpuset *pins = calloc(PARKING_VCPUS_MAX, sizeof(*pins));
+        unsigned n = 0;
+        struct hv_cpuset emu;
+        if (!pins ||
+            m->hv->ops->get_vcpu_pins(m->hv->h, d->info.uuid, pins, PARKING_VCPUS_MAX, &n, herr, sizeof(herr)) < 0 ||
+            m->hv->ops->get_emulator_pin(m->hv->h, d->info.uuid, &emu, herr, sizeof(herr)) < 0) {
+                log_debug("%s: cannot read its CPU affinity: %s", d->info.name, herr);
+                return;
+        }
+        /* It floats when every vCPU and its emulator may run on every host CPU (libvirt's answer
+         * for no pinning); otherwise the placement is its administrator's. */
+        /* The CPUs it is pinned to are those of the pins that restrict it: a pinned vCPU's, not
+         * an emulator left on every CPU. */
+        bool floats = set_within(&m->host_cpus, &emu);
+        d->aff_cpus = floats ? (struct hv_cpuset){ 0 } : emu;
+        for (unsigned v = 0; v < n; v++) {
+                if (set_within(&m->host_cpus, &pins[v]))
+                        continue;
+                floats = false;
+                for (unsigned w = 0; w < HV_CPUSET_WORDS; w++)
+                        d->aff_cpus.bits[w] |= pins[v].bits[w];
+        }
+        d->aff_read = true;
+        d->aff_pinned = !floats;
+        d->own = m->host_cpus;
+        if (!floats)
+                log_info("%s: pinned by its administrator: core parking leaves it and its CPUs alone", d->info.name);
+}
+
+/* Pins every vCPU and the emulator to cpus (live). Returns 0 or the first failure's -errno. */
+static int pin_all(struct manager *m, struct dom *d, const struct hv_cpuset *cpus, char *herr, size_t errlen) {
+        unsigned n = 0;
+        int r;
+        _cleanup_free_ struct hv_cpuset *pins = calloc(PARKING_VCPUS_MAX, sizeof(*pins));
+        if (!pins)
+                return -ENOMEM;
+        if ((r = m->hv->ops->get_vcpu_pins(m->hv->h, d->info.uuid, pins, PARKING_VCPUS_MAX, &n, herr, errlen)) < 0)
+                return r;
+        for (unsigned v = 0; v < n; v++)
+                if ((r = m->hv->ops->set_vcpu_pin(m->hv->h, d->info.uuid, v, cpus, PIN_FLAGS, herr, errlen)) < 0)
+                        return r;
+        return m->hv->ops->set_emulator_pin(m->hv->h, d->info.uuid, cpus, PIN_FLAGS, herr, errlen);
+}
+
+/* Its own affinity back, then its record removed (kept while a pin fails: tried again). */
+static int unconfine(struct manager *m, struct dom *d, const char *why) {
+        char herr[HV_ERR_MAX] = "";
+        int r = pin_all(m, d, &d->own, herr, sizeof(herr));
+        if (r < 0) {
+                if (!d->parking_failed)
+                        log_error_errno(r, "%s: Failed to give it its own CPUs back (%s): %s; retrying", d->info.name,
+                                        why, herr);
+                d->parking_failed = true;
+                return r;
+        }
+        (void) m->hv->ops->set_metadata(m->hv->h, d->info.uuid, NULL, HV_LIVE | HV_META_PARKING, herr, sizeof(herr));
+        log_info("%s: unparked (%s): its own CPUs back", d->info.name, why);
+        d->confined = d->parking_failed = false;
+        d->confined_to = (struct hv_cpuset){ 0 };
+        return 0;
+}
+
+static void confine(struct manager *m, struct dom *d, const struct hv_cpuset *to) {
+        char herr[HV_ERR_MAX] = "", list[4096];
+        if (!d->confined && parking_record_write(m, d, &d->own) < 0)
+                return;
+        d->confined = true; /* the record is there: whatever happens next, it is given back */
+        int r = pin_all(m, d, to, herr, sizeof(herr));
+        if (r < 0) {
+                if (!d->parking_failed)
+                        log_error_errno(r, "%s: Failed to confine it to the unparked CPUs: %s; retrying", d->info.name,
+                                        herr);
+                d->parking_failed = true;
+                return;
+        }
+        d->confined_to = *to;
+        d->parking_failed = false;
+        log_info("%s: confined to CPUs %s", d->info.name,
+                 parking_cpulist_format(to, list, sizeof(list)) ? list : "(many)");
+}
+
+static void act_parking(struct manager *m, struct dom *d, const struct core_vm_out *o) {
+        if (!m->parking_on || !m->host_out.parking_on || !d->info.active || !d->aff_read)
+                return;
+        switch (o->parking) {
+        case PARKING_VM_CONFINE:
+                if (!d->confined || !hv_cpuset_equal(&d->confined_to, &m->host_out.parking.unparked))
+                        confine(m, d, &m->host_out.parking.unparked);
+                break;
+        case PARKING_VM_RESTORE:
+        case PARKING_VM_LEAVE:
+                if (d->confined)
+                        (void) unconfine(m, d, o->parking == PARKING_VM_LEAVE ? "latency-sensitive" : "cores unparked");
+                break;
+        }
+}
+
+int manager_enable_parking(struct manager *m, const struct parking_core *cores, size_t n, manager_cpu_load_fn load,
+                           void *userdata) {
+        int r;
+        if (!m || !cores || !n || !load)
+                return -EINVAL;
+        if ((r = core_set_topology(m->core, cores, n)) < 0)
+                return log_error_errno(r, "Core parking is unavailable: %m");
+        struct hv_cpuset host = { 0 };
+        for (size_t i = 0; i < n; i++)
+                for (unsigned w = 0; w < HV_CPUSET_WORDS; w++)
+                        host.bits[w] |= cores[i].cpus.bits[w];
+        unsigned top = (unsigned) hv_cpuset_last(&host) + 1;
+        double *busy = calloc(top, sizeof(*busy));
+        if (!busy) {
+                (void) core_set_topology(m->core, NULL, 0);
+                return log_error_errno(-ENOMEM, "Core parking is unavailable: %m");
+        }
+        free(m->busy);
+        m->busy = busy;
+        m->n_busy = top;
+        m->host_cpus = host;
+        m->load = load;
+        m->load_userdata = userdata;
+        m->load_known = false;
+        m->parking_on = true;
+        char list[4096];
+        log_info("Core parking: %s, %zu cores (CPUs %s)", parking_mode_to_string(m->cfg.parking.mode), n,
+                 parking_cpulist_format(&host, list, sizeof(list)) ? list : "many");
+        return 0;
+}
+
+void manager_stop_parking(struct manager *m) {
+        for (size_t i = 0; m && m->parking_on && m->hv->ops && i < m->n_doms; i++)
+                if (m->doms[i].confined && m->doms[i].info.active)
+                        (void) unconfine(m, &m->doms[i], "tided stops");
+}
+
+/* The per-CPU load for this tick (a regular one: the plan moves cores on those only). */
+int manager_cpu_load_live(double *busy, unsigned n, bool *ret_known, void *userdata) {
+        int r = parking_load_read(userdata, busy, n, ret_known);
+        return r < 0 ? r : 0;
+}
+
+static void read_load(struct manager *m) {
+        bool known = false;
+        int r = m->load(m->busy, m->n_busy, &known, m->load_userdata);
+        m->load_known = r >= 0 && known;
+        if (r < 0)
+                log_debug("cannot read the CPUs' load: %s", strerror(-r));
+}
+
 static void gather(struct manager *m, struct dom *d, struct core_vm_obs *o, uint64_t now_usec, bool early) {
         *o = (struct core_vm_obs){ .info = &d->info,
                                    .have_policy = d->have_policy,
@@ -806,6 +1045,11 @@ static void gather(struct manager *m, struct dom *d, struct core_vm_obs *o, uint
                                    .stopped = d->stopped,
                                    .paging_used_kib = d->paging_used_kib,
                                    .state = &d->core };
+        if (m->parking_on && d->info.active && !early && !d->aff_read && m->hv->ops)
+                read_affinity(m, d);
+        /* Unread is left alone as if pinned, with no CPUs of its own known. */
+        o->pinned = !d->aff_read || d->aff_pinned;
+        o->pinned_cpus = d->aff_pinned ? d->aff_cpus : (struct hv_cpuset){ 0 };
         if (!d->info.active || !d->have_policy)
                 return;
         /* Connects and resumes the agent channel whether or not stats can be read. */
@@ -941,6 +1185,7 @@ static void apply(struct manager *m, struct dom *d, const struct core_vm_out *o,
                 core_reason_format(&d->core, d->reason, sizeof(d->reason));
         report(d, o, now_usec);
         act_paging(m, d, &o->paging, now_usec);
+        act_parking(m, d, o);
         if (o->release) {
                 (void) release(m, d, err, sizeof(err));
                 return;
@@ -972,7 +1217,7 @@ static void snapshot_set_policy(struct snapshot_domain *o, const struct dom *d) 
         o->weight = p->weight;
 }
 
-static void snapshot_row(const struct dom *d, const struct core_vm_out *c, uint64_t now_usec,
+static void snapshot_row(const struct dom *d, const struct core_vm_out *c, uint64_t now_usec, bool parking_shown,
                          struct snapshot_domain *o) {
         snprintf(o->uuid, sizeof(o->uuid), "%s", d->info.uuid);
         snprintf(o->name, sizeof(o->name), "%s", d->info.name);
@@ -985,6 +1230,11 @@ static void snapshot_row(const struct dom *d, const struct core_vm_out *c, uint6
         o->rss_kib = c->rss_kib;
         o->assigned_kib = c->assigned_kib;
         o->paging = paging_phase_to_string(d->core.paging.phase);
+        o->parking = !d->info.active || !parking_shown ? NULL
+                     : !d->aff_read                   ? "unknown"
+                     : d->aff_pinned                  ? "pinned"
+                     : d->confined                    ? "confined"
+                                                      : "own";
         o->paging_kib = paging_in_use(&d->core.paging) ? d->core.paging.file_kib : 0;
         o->paging_used_kib = o->paging_kib ? d->paging_used_kib : 0;
         if (c->has_demand) {
@@ -1044,7 +1294,23 @@ static int publish(struct manager *m, const struct core_host_obs *h, uint64_t no
                 .tick_usec = m->snap.host.tick_usec,
         };
         for (size_t i = 0; i < m->n_doms; i++)
-                snapshot_row(&m->doms[i], &m->frame.out[i], now_usec, &s.domains[i]);
+                snapshot_row(&m->doms[i], &m->frame.out[i], now_usec, m->parking_on, &s.domains[i]);
+        if (m->parking_on && c->parking_on) {
+                m->parking_last = c->parking;
+                m->parking_decided = true;
+        }
+        if (m->parking_on && m->parking_decided) {
+                const struct parking_decision *p = &m->parking_last;
+                s.host.parking_on = true;
+                if (!parking_cpulist_format(&p->parked, s.host.parked, sizeof(s.host.parked)))
+                        snprintf(s.host.parked, sizeof(s.host.parked), "(too many to list)");
+                s.host.parking_reason = parking_reason_to_string(p->reason);
+                s.host.parked_cpus = hv_cpuset_count(&p->parked);
+                s.host.unparked_cpus = p->unparked_cpus;
+                s.host.parking_needed_cpus = p->needed_cpus;
+                s.host.parking_load_cpus = p->load_cpus;
+                s.host.parking_reversals = core_parking_state(m->core)->reversals;
+        }
         snapshot_done(&m->snap);
         m->snap = s;
         return 0;
@@ -1105,6 +1371,12 @@ static int tick(struct manager *m, uint64_t now_usec, bool early) {
         collect_paging(m, now_usec);
         if ((r = read_host(m, &host)) < 0)
                 return log_error_errno(r, "Failed to read host memory: %m");
+        if (m->parking_on && !early) {
+                read_load(m);
+                host.cpu_busy = m->busy;
+                host.n_cpus = m->n_busy;
+                host.cpu_load_known = m->load_known;
+        }
         if ((r = core_frame_reserve(&m->frame, m->n_doms)) < 0)
                 return log_error_errno(r, "Out of memory for %zu domains", m->n_doms);
 

@@ -58,6 +58,22 @@ struct manager_paging_files {
 /* files: how paging files are switched on and off (NULL: smartpaging/file.h's paging_file_on()
  * and paging_file_off(); a unit test hands in functions that switch nothing on). */
 int manager_enable_paging(struct manager *m, const char *swaps_root, const struct manager_paging_files *files);
+/* Core parking (coreparking/plan.h, [parking] in the config): the per-CPU load for a tick into
+ * busy[0..n) (each CPU's busy share since the last call, < 0 unknown; *ret_known false on the
+ * first call). Production passes manager_cpu_load_live with a struct parking_load; tests a fake. */
+typedef int (*manager_cpu_load_fn)(double *busy, unsigned n, bool *ret_known, void *userdata);
+int manager_cpu_load_live(double *busy, unsigned n, bool *ret_known, void *userdata);
+/* Parks cores on the host's topology (cores[0..n), copied): every regular tick reads the load,
+ * the core decides, and each floating VM (no pinning of its own, not latency-sensitive) has its
+ * vCPUs and emulator pinned (live) to the unparked CPUs, or given its own CPUs back. Before the
+ * first pin a record of its own affinity goes into its live metadata (HV_META_PARKING), so a
+ * tided killed meanwhile gives it back at its next start; a VM pinned by its administrator is
+ * never touched. Returns 0 or -errno (logged: parking stays off). */
+int manager_enable_parking(struct manager *m, const struct parking_core *cores, size_t n, manager_cpu_load_fn load,
+                           void *userdata);
+/* Gives every confined VM its own CPUs back (tided stopping: no VM stays pinned). */
+void manager_stop_parking(struct manager *m);
+
 /* Lifts the memory limits of every paging domain (tided stopping: no VM is left limited; the
  * files stay on, for the next tided to adopt and release). */
 void manager_stop_paging(struct manager *m);

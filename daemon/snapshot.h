@@ -18,6 +18,9 @@ struct snapshot_domain {
         bool active;
         bool dynamic;
         bool latency_sensitive;  /* core parking never packs it */
+        const char *parking;     /* core parking: "confined", "own" (floats, not confined), "pinned" (its
+                                  * administrator's), "unknown" (not read yet); NULL: parking off or
+                                  * not running */
         uint64_t assigned_kib;
         bool has_demand;
         uint64_t demand_kib;
@@ -55,6 +58,12 @@ struct snapshot_host {
         uint64_t tick_usec;          /* how long the last tick took */
         uint64_t ticks;
         uint64_t uptime_usec;
+        /* Core parking, as the last regular tick decided (parking_on false: not running). */
+        bool parking_on;
+        char parked[256];            /* the parked CPUs as a list ("1-3"), "none" */
+        const char *parking_reason;  /* parking_reason_to_string() */
+        uint64_t parked_cpus, unparked_cpus, parking_needed_cpus, parking_reversals;
+        double parking_load_cpus;    /* the host's busy CPUs */
 };
 
 struct snapshot {

@@ -16,6 +16,8 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/macro.h"
+#include "coreparking/load.h"
+#include "coreparking/topology.h"
 #include "daemon/control.h"
 #include "daemon/manager.h"
 #include "daemon/metrics.h"
@@ -41,6 +43,7 @@ struct tided {
         struct hv hv;
         uint64_t last_connect_usec;
         struct manager *manager;
+        struct parking_load *load; /* per-CPU load for core parking, NULL when it is off */
         struct control *control;
         struct metrics_server *metrics;
         int timer;
@@ -152,6 +155,14 @@ static void reload(struct tided *t) {
                 hv_event_update_timer(t->timer, cfg.interval_usec);
         if (!streq(cfg.paging_dir, t->cfg.paging_dir) || cfg.smart_paging != t->cfg.smart_paging)
                 log_notice("smart_paging and paging_dir changes take effect at the next start of tided");
+        /* Turning parking off, or its knobs, act at once (the plan unparks); turning it on needs
+         * the topology read at start. */
+        if (cfg.parking.mode != PARKING_OFF && !t->load)
+                log_notice("[parking] mode: parking starts at the next start of tided");
+        if (cfg.parking.mode == PARKING_PARTITION && t->load) {
+                log_warning("[parking] mode = partition is not built yet; keeping pin");
+                cfg.parking.mode = PARKING_PIN;
+        }
         t->cfg = cfg;
         manager_set_config(t->manager, &cfg);
         log_info("Configuration reloaded from %s", t->config_path);
@@ -211,6 +222,31 @@ static void ready(struct tided *t, bool ok) {
         t->ready_fd = -1;
 }
 
+/* Core parking on this host's topology (hwloc) and load (/proc/stat); any failure is logged and
+ * leaves it off: tided runs on without it. */
+static void enable_parking(struct tided *t) {
+        char err[PARKING_TOPO_ERR_MAX];
+        _cleanup_free_ struct parking_core *cores = NULL;
+        int n, r;
+
+        if (t->cfg.parking.mode == PARKING_OFF)
+                return;
+        if (t->cfg.parking.mode == PARKING_PARTITION) {
+                log_warning("[parking] mode = partition is not built yet; core parking stays off");
+                return;
+        }
+        if ((n = parking_topology_load(NULL, &cores, err, sizeof(err))) < 0) {
+                log_warning("Core parking is unavailable: %s, ignoring", err);
+                return;
+        }
+        if ((r = parking_load_new(&t->load)) < 0) {
+                log_warning_errno(r, "Core parking is unavailable: cannot read /proc/stat: %m, ignoring");
+                return;
+        }
+        if (manager_enable_parking(t->manager, cores, (size_t) n, manager_cpu_load_live, t->load) < 0)
+                t->load = parking_load_free(t->load);
+}
+
 static int run(struct tided *t, const char *socket_override) {
         char err[512] = "";
         sigset_t mask;
@@ -241,6 +277,7 @@ static int run(struct tided *t, const char *socket_override) {
         manager_set_cgroup_root(t->manager, "/sys/fs/cgroup");
         /* A failure is logged and leaves paging off: tided runs on without it. */
         (void) manager_enable_paging(t->manager, NULL, NULL);
+        enable_parking(t);
         if ((r = manager_refresh(t->manager, clock_now_usec())) < 0)
                 return r;
 
@@ -350,9 +387,13 @@ int main(int argc, char *argv[]) {
         t.control = control_stop(t.control);
         /* No VM stays limited after tided: a paging VM's limits are lifted (its file stays on and
          * the next tided releases it). */
-        if (t.manager)
+        if (t.manager) {
                 manager_stop_paging(t.manager);
+                /* ... and no VM stays pinned: every confined one gets its own CPUs back. */
+                manager_stop_parking(t.manager);
+        }
         t.manager = manager_free(t.manager);
+        t.load = parking_load_free(t.load);
         if (t.timer >= 0)
                 hv_event_remove_timer(t.timer);
         if (t.sigwatch >= 0)

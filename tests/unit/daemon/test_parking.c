@@ -1,0 +1,160 @@
+/* tided's core parking against the recording fake: a 4-CPU host (four cores of one CPU, one
+ * node), a VM that floats and one its administrator pinned to CPU 3. Idle: cores 2, 1 and 0 are
+ * parked one per dwell (3 is the pinned VM's, and one core stays), the floating VM is confined
+ * with it to CPU 3 after its record is written; load: everything unparked at once and its own CPUs back, record gone; tided stopping
+ * or a tided that died: the same. The pinned VM is never touched. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#include "common/macro.h"
+#include "daemon/manager.h"
+
+#define SEC(x) ((uint64_t) (x) * USEC_PER_SEC)
+#define FLOAT "6f1c2a5e-0000-4000-8000-0000000000f1"
+#define PINNED "6f1c2a5e-0000-4000-8000-0000000000f2"
+
+static struct hv_fake fake;
+static struct hv hv;
+static struct tide_config cfg;
+static struct manager *m;
+static struct parking_core cores[4];
+static double load_now[4];
+static int load_calls;
+
+static int fake_load(double *busy, unsigned n, bool *ret_known, void *userdata) {
+        (void) userdata;
+        for (unsigned c = 0; c < n; c++)
+                busy[c] = c < 4 ? load_now[c] : -1;
+        *ret_known = load_calls++ > 0; /* as /proc/stat: nothing to compare the first read with */
+        return 0;
+}
+
+static int host_plenty(struct manager_host *h, void *userdata) {
+        (void) userdata;
+        h->total_kib = 16 * KIB_PER_GIB;
+        h->available_kib = 12 * KIB_PER_GIB;
+        return 0;
+}
+
+static void add(const char *uuid, const char *name) {
+        struct hv_domain d = { .active = true, .persistent = true, .id = 1, .max_kib = KIB_PER_GIB,
+                               .current_kib = KIB_PER_GIB, .has_balloon = true, .numa_node = -1 };
+        snprintf(d.uuid, sizeof(d.uuid), "%s", uuid);
+        snprintf(d.name, sizeof(d.name), "%s", name);
+        struct hv_mem_stats s;
+        memset(&s, 0xff, sizeof(s));
+        cr_assert_geq(hv_fake_add(&fake, &d, &s), 0);
+}
+
+static void setup(void) {
+        memset(&fake, 0, sizeof(fake));
+        hv = hv_fake_hv(&fake);
+        fake.host_cpus = 4;
+        config_init(&cfg);
+        load_calls = 0;
+        memset(load_now, 0, sizeof(load_now));
+        memset(cores, 0, sizeof(cores));
+        for (unsigned c = 0; c < 4; c++)
+                hv_cpuset_set(&cores[c].cpus, c);
+        add(FLOAT, "float");
+        add(PINNED, "pinned");
+        fake.vcpus[0] = fake.vcpus[1] = 2;
+        hv_cpuset_set(&fake.vcpu_pins[1][0], 3);
+        hv_cpuset_set(&fake.vcpu_pins[1][1], 3);
+        m = NULL;
+}
+
+static void start(void) {
+        cr_assert_eq(manager_new(&hv, &cfg, host_plenty, NULL, &m), 0);
+        cr_assert_eq(manager_enable_parking(m, cores, 4, fake_load, NULL), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+}
+
+static void teardown(void) {
+        m = manager_free(m);
+        hv_fake_done(&fake);
+}
+
+TestSuite(parking, .init = setup, .fini = teardown);
+
+static struct hv_cpuset cpus(const char *list) {
+        struct hv_cpuset s;
+        cr_assert_eq(parking_cpulist_parse(list, &s, NULL), 0);
+        return s;
+}
+
+/* Where the fake says a VM's vCPU v may run (an empty set is every host CPU). */
+static bool vcpu_on(int dom, unsigned v, const char *list) {
+        struct hv_cpuset want = cpus(list), have = fake.vcpu_pins[dom][v];
+        if (!hv_cpuset_count(&have))
+                have = cpus("0-3");
+        return hv_cpuset_equal(&have, &want);
+}
+
+static void confined_idle(void) {
+        start();
+        for (int t = 2; t <= 30; t++)
+                cr_assert_eq(manager_tick(m, SEC(t)), 0);
+}
+
+Test(parking, an_idle_host_confines_the_floating_vm_and_never_touches_the_pinned_one) {
+        confined_idle();
+        cr_expect(vcpu_on(0, 0, "3") && vcpu_on(0, 1, "3"), "both vCPUs on the unparked CPU");
+        struct hv_cpuset emu = fake.emulator_pin[0], three = cpus("3");
+        cr_expect(hv_cpuset_equal(&emu, &three), "the emulator too");
+        cr_assert_not_null(fake.parking_metadata[0], "its record, written before the pins");
+        cr_expect(strstr(fake.parking_metadata[0], "<own>0-3</own>"), "%s", fake.parking_metadata[0]);
+        cr_expect_eq(hv_fake_count(&fake, "set_vcpu_pin", PINNED), 0);
+        cr_expect_eq(hv_fake_count(&fake, "set_emulator_pin", PINNED), 0);
+        cr_expect(vcpu_on(1, 0, "3"), "the administrator's pin stands");
+        cr_expect_null(fake.parking_metadata[1]);
+        /* What stats show. */
+        const struct snapshot *snap = manager_snapshot(m);
+        cr_assert(snap->host.parking_on);
+        cr_expect_str_eq(snap->host.parked, "0-2");
+        cr_expect_eq(snap->host.unparked_cpus, 1);
+        cr_expect_str_eq(snap->domains[0].parking, "confined");
+        cr_expect_str_eq(snap->domains[1].parking, "pinned");
+}
+
+Test(parking, load_unparks_at_once_and_gives_the_vm_its_own_cpus_back) {
+        confined_idle();
+        load_now[3] = 1.0;
+        cr_assert_eq(manager_tick(m, SEC(31)), 0);
+        cr_expect(vcpu_on(0, 0, "0-3") && vcpu_on(0, 1, "0-3"));
+        cr_expect_null(fake.parking_metadata[0], "record removed once it is back");
+}
+
+Test(parking, tided_stopping_gives_every_confined_vm_its_own_cpus_back) {
+        confined_idle();
+        manager_stop_parking(m);
+        cr_expect(vcpu_on(0, 0, "0-3") && vcpu_on(0, 1, "0-3"));
+        cr_expect_null(fake.parking_metadata[0]);
+        cr_expect_eq(hv_fake_count(&fake, "set_vcpu_pin", PINNED), 0);
+}
+
+/* A tided killed while the VM was confined: the next one finds the record and gives the VM its
+ * own CPUs back on its first tick, before any load is known. */
+Test(parking, a_tided_that_died_is_undone_by_the_next) {
+        confined_idle();
+        m = manager_free(m); /* no stop: as after kill -9 */
+        cr_assert(vcpu_on(0, 0, "3"));
+        load_calls = 0;
+        start();
+        cr_assert_eq(manager_tick(m, SEC(40)), 0);
+        cr_expect(vcpu_on(0, 0, "0-3") && vcpu_on(0, 1, "0-3"), "given back");
+        cr_expect_null(fake.parking_metadata[0]);
+        cr_expect(vcpu_on(1, 0, "3"), "not the administrator's VM");
+}
+
+Test(parking, a_latency_sensitive_vm_is_never_confined) {
+        char note[256], err[256];
+        start();
+        struct policy_change c = { .have_latency_sensitive = true, .latency_sensitive = true };
+        cr_assert_eq(manager_policy_set(m, "float", &c, SEC(1), note, sizeof(note), err, sizeof(err)), 0, "%s", err);
+        for (int t = 2; t <= 30; t++)
+                cr_assert_eq(manager_tick(m, SEC(t)), 0);
+        cr_expect_eq(hv_fake_count(&fake, "set_vcpu_pin", FLOAT), 0);
+        cr_expect_null(fake.parking_metadata[0]);
+}
