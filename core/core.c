@@ -66,10 +66,12 @@ static int park(struct core *c, const struct tide_config *cfg, const struct core
                 const struct core_vm_obs *vms, size_t n, uint64_t now_usec, struct core_vm_out *out,
                 struct core_host_out *host_out) {
         struct parking_obs po = { .busy = h->cpu_busy, .n_cpus = h->n_cpus, .load_known = h->cpu_load_known && h->cpu_busy };
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
                 if (vms[i].info->active && vms[i].pinned)
                         for (unsigned w = 0; w < HV_CPUSET_WORDS; w++)
                                 po.pinned.bits[w] |= vms[i].pinned_cpus.bits[w];
+                po.affinity_unknown |= vms[i].info->active && vms[i].affinity_unknown;
+        }
         struct parking_topology t = { c->cores, c->n_cores };
         int r = parking_plan(&cfg->parking, &t, &po, &c->parking, now_usec, &host_out->parking);
         if (r < 0)

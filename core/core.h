@@ -139,6 +139,9 @@ struct core_vm_obs {
          * CPUs are never parked. */
         bool pinned;
         struct hv_cpuset pinned_cpus;
+        /* Its own affinity is not known yet (not read, or the read failed): it may be pinned to
+         * CPUs nobody knows, so no new core is parked while it is. */
+        bool affinity_unknown;
         struct core_vm *state;
 };
 

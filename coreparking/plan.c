@@ -34,6 +34,7 @@ static const char *const reason_names[PARKING_REASONS] = {
         [PARKING_REASON_NOTHING] = "idle, but no core may be parked",
         [PARKING_REASON_STEADY] = "the load fits the unparked cores",
         [PARKING_REASON_CLAIMED] = "a parked core was pinned to or reserved: unparked",
+        [PARKING_REASON_UNKNOWN_VM] = "idle, but a VM's own CPUs are not known yet",
 };
 
 const char *parking_reason_to_string(enum parking_reason r) {
@@ -180,9 +181,12 @@ int parking_plan(const struct parking_config *cfg, const struct parking_topology
         if (cfg->mode != PARKING_OFF && obs->load_known) {
                 struct hv_cpuset unparked = host;
                 set_minus(&unparked, &p);
-                unsigned n_measured = 0, n_unparked = hv_cpuset_count(&unparked);
+                unsigned n_unparked = 0;
                 double load = busy_of(obs, &host, NULL);
-                double u_busy = busy_of(obs, &unparked, &n_measured);
+                /* Capacity is what was measured: a CPU gone offline since the topology was read
+                 * holds no load, and counting it would park into an overload. */
+                double u_busy = busy_of(obs, &unparked, &n_unparked);
+                unsigned n_measured = n_unparked;
                 double u_pct = n_measured ? 100.0 * u_busy / n_measured : 0;
                 unsigned needed = (unsigned) ceil(load / (1.0 - cfg->headroom_pct / 100.0) - 1e-9);
                 needed = needed ? needed : 1;
@@ -215,6 +219,8 @@ int parking_plan(const struct parking_config *cfg, const struct parking_topology
                                 d.reason = n_unparked > needed ? PARKING_REASON_NOTHING : PARKING_REASON_STEADY;
                         else if (!fits || forced) /* no park in a tick that gave a core back */
                                 d.reason = PARKING_REASON_STEADY;
+                        else if (obs->affinity_unknown)
+                                d.reason = PARKING_REASON_UNKNOWN_VM;
                         else if (state->last_change_usec && now_usec - state->last_change_usec < cfg->dwell_usec)
                                 d.reason = PARKING_REASON_DWELL;
                         else if (state->last_unpark_usec &&

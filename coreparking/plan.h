@@ -19,7 +19,8 @@
  *     cores; of the others the most performant kind goes first (a hybrid part keeps its
  *     efficient cores for the light load), then the least busy, then the highest-numbered (CPU
  *     0, where the host's own housekeeping runs, stays);
- *   - unparking takes the most performant kind first, then the lowest-numbered.
+ *   - unparking takes the most performant kind first, then the lowest-numbered;
+ *   - capacity is the unparked CPUs measured this interval (an offline CPU holds no load).
  * Windows' own knobs (../shared/PEERS.md): headroom 50 %, over-utilisation 85 % (Balanced). */
 #pragma once
 
@@ -88,6 +89,8 @@ struct parking_obs {
         unsigned n_cpus;        /* entries in busy */
         bool load_known;        /* false until two samples of /proc/stat have been taken */
         struct hv_cpuset pinned; /* CPUs an administrator pinned some VM (vCPU or emulator) to */
+        bool affinity_unknown;   /* some running VM's own affinity is not known yet: it may be
+                                  * pinned anywhere, so nothing new is parked (unparking goes on) */
 };
 
 /* What it carries from tick to tick. Zero: nothing parked, no change yet. */
@@ -109,6 +112,7 @@ enum parking_reason {
         PARKING_REASON_NOTHING,    /* would park, but no core may be (pinned, reserved, minimum) */
         PARKING_REASON_STEADY,     /* the load fits the unparked cores as they are */
         PARKING_REASON_CLAIMED,    /* a parked core was since pinned to or reserved: given back */
+        PARKING_REASON_UNKNOWN_VM, /* would park, but a VM's own CPUs are not known yet */
         PARKING_REASONS,
 };
 /* A few words for each reason ("idle: one core parked"). */

@@ -52,10 +52,11 @@ struct dom {
         struct pager_job *paging_job;
         /* Core parking: its own affinity, read once per run (aff_read): its administrator's
          * (aff_pinned: some vCPU or the emulator off a host CPU, on aff_cpus), or it floats.
-         * confined: tide pinned it to confined_to, its record (own: what to give back) in its
-         * live metadata; a record an earlier tided left counts, with confined_to empty. */
+         * confined: tide pinned it to confined_to, its record in its live metadata (it floated:
+         * every host CPU is what it gets back); a record an earlier tided left counts, with
+         * confined_to empty. */
         bool aff_read, aff_pinned, confined, parking_failed;
-        struct hv_cpuset aff_cpus, confined_to, own;
+        struct hv_cpuset aff_cpus, confined_to;
 };
 
 struct event_unknown {
@@ -91,6 +92,8 @@ struct manager {
         /* Core parking: on once manager_enable_parking() gave a topology; the host's CPUs (every
          * core's), and each one's busy share this tick (read through load). */
         bool parking_on;
+        bool restore_only;              /* parking off, but records left by a tided that parked
+                                         * are still given back (manager_enable_parking) */
         struct hv_cpuset host_cpus;
         manager_cpu_load_fn load;
         void *load_userdata;
@@ -693,6 +696,10 @@ static void relist(struct manager *m, struct dom *d, const struct hv_domain *inf
                 note_event(m, d, HV_EVENT_STOPPED);
         else if (!d->info.active && info->active && d->start == CORE_START_NONE)
                 d->start = CORE_START_BOOT;
+        /* Another QEMU than the one tide knew (stopped and started while it was not looking, a
+         * libvirt outage): its pins and record are its own, read again. */
+        if (d->info.active && info->active && d->info.id != info->id)
+                d->aff_read = d->confined = d->parking_failed = false;
         d->info = *info;
         load_policy(m, d);
 }
@@ -826,8 +833,9 @@ static void read_stats(struct manager *m, struct dom *d, struct core_vm_obs *o) 
  * asked for it; the others' last sample stands. */
 /* ---- core parking: each VM's own affinity, and the pins the core's plan asks for ---- */
 
-/* vCPUs read or pinned at once; a VM with more is never touched (its affinity unread). */
-#define PARKING_VCPUS_MAX 256
+/* vCPUs read or pinned at once: as many as a CPU set holds (a VM with more is never touched,
+ * its affinity unread, and nothing new is parked meanwhile). */
+#define PARKING_VCPUS_MAX HV_CPUSET_MAX
 
 /* libvirt's "current": live on a running domain, and the one flag its test driver takes for
  * vCPU pins (balloon/hv.h). */
@@ -840,13 +848,14 @@ static bool set_within(const struct hv_cpuset *a, const struct hv_cpuset *b) {
         return true;
 }
 
-/* The record of a confined VM: what its vCPUs and emulator had (every host CPU, then). */
-static int parking_record_write(struct manager *m, struct dom *d, const struct hv_cpuset *own) {
-        char list[4096], xml[4200], herr[HV_ERR_MAX] = "";
-        if (!parking_cpulist_format(own, list, sizeof(list)))
-                return -ENOBUFS;
-        snprintf(xml, sizeof(xml), "<parking version=\"1\"><own>%s</own></parking>", list);
-        int r = m->hv->ops->set_metadata(m->hv->h, d->info.uuid, xml, HV_LIVE | HV_META_PARKING, herr, sizeof(herr));
+/* The record of a confined VM: it floated, so what it gets back is every CPU of the host it is
+ * on then (a migrated VM's, the destination's). */
+#define PARKING_RECORD "<parking version=\"1\"><own>all</own></parking>"
+
+static int parking_record_write(struct manager *m, struct dom *d) {
+        char herr[HV_ERR_MAX] = "";
+        int r = m->hv->ops->set_metadata(m->hv->h, d->info.uuid, PARKING_RECORD, HV_LIVE | HV_META_PARKING, herr,
+                                         sizeof(herr));
         if (r < 0 && !d->parking_failed)
                 log_error_errno(r, "%s: Failed to record its affinity before parking: %s; not confining it",
                                 d->info.name, herr);
@@ -854,89 +863,131 @@ static int parking_record_write(struct manager *m, struct dom *d, const struct h
         return r;
 }
 
-/* A record read back: the CPU list between <own> and </own> (tide's own writing; anything else
- * is not trusted, and the VM is given every host CPU). */
-static void parking_record_parse(const char *xml, const struct hv_cpuset *host, struct hv_cpuset *ret) {
-        const char *a = xml ? strstr(xml, "<own>") : NULL, *b = a ? strstr(a, "</own>") : NULL;
-        char list[4096];
-        const char *why = NULL;
-        *ret = *host;
-        if (!a || !b || (size_t) (b - a - 5) >= sizeof(list))
-                return;
-        memcpy(list, a + 5, (size_t) (b - a - 5));
-        list[b - a - 5] = '\0';
-        struct hv_cpuset own;
-        if (parking_cpulist_parse(list, &own, &why) == 0 && hv_cpuset_count(&own))
-                *ret = own;
-}
-
-/* Reads a running VM's own affinity once per run: a record from an earlier tided (it was
- * confined: it floats, and gets its own back), or its live pins. */
-static void read_affinity(struct manager *m, struct dom *d) {
-        char herr[HV_ERR_MAX] = "";
-        _cleanup_free_ char *xml = NULL;
-        int r = m->hv->ops->get_metadata(m->hv->h, d->info.uuid, HV_LIVE | HV_META_PARKING, &xml, herr, sizeof(herr));
-        if (r == 0) {
-                parking_record_parse(xml, &m->host_cpus, &d->own);
-                d->aff_read = d->confined = true;
-                d->aff_pinned = false;
-                d->confined_to = (struct hv_cpuset){ 0 };
-                log_info("%s: found confined by an earlier tided; its own CPUs come back when it is unparked",
-                         d->info.name);
-                return;
-        }
-        if (r != -ENODATA) {
-                log_debug("%s: cannot read its parking record: %s", d->info.name, herr);
-                return;
-        }
+/* Its live pins: every vCPU's and the emulator's; *ret_uniform: all on one set, *ret_set. */
+static int read_pins(struct manager *m, struct dom *d, struct hv_cpuset *ret_union, bool *ret_floats,
+                     bool *ret_uniform, struct hv_cpuset *ret_set, char *herr, size_t errlen) {
         _cleanup_free_ struct hv_cpuset *pins = calloc(PARKING_VCPUS_MAX, sizeof(*pins));
         unsigned n = 0;
         struct hv_cpuset emu;
-        if (!pins ||
-            m->hv->ops->get_vcpu_pins(m->hv->h, d->info.uuid, pins, PARKING_VCPUS_MAX, &n, herr, sizeof(herr)) < 0 ||
-            m->hv->ops->get_emulator_pin(m->hv->h, d->info.uuid, &emu, herr, sizeof(herr)) < 0) {
-                log_debug("%s: cannot read its CPU affinity: %s", d->info.name, herr);
-                return;
-        }
+        int r;
+        if (!pins)
+                return -ENOMEM;
+        if ((r = m->hv->ops->get_vcpu_pins(m->hv->h, d->info.uuid, pins, PARKING_VCPUS_MAX, &n, herr, errlen)) < 0 ||
+            (r = m->hv->ops->get_emulator_pin(m->hv->h, d->info.uuid, &emu, herr, errlen)) < 0)
+                return r;
         /* It floats when every vCPU and its emulator may run on every host CPU (libvirt's answer
-         * for no pinning); otherwise the placement is its administrator's. */
-        /* The CPUs it is pinned to are those of the pins that restrict it: a pinned vCPU's, not
-         * an emulator left on every CPU. */
-        bool floats = set_within(&m->host_cpus, &emu);
-        d->aff_cpus = floats ? (struct hv_cpuset){ 0 } : emu;
+         * for no pinning). The CPUs it is pinned to are those of the pins that restrict it: a
+         * pinned vCPU's, not an emulator left on every CPU. */
+        bool floats = set_within(&m->host_cpus, &emu), uniform = true;
+        *ret_union = floats ? (struct hv_cpuset){ 0 } : emu;
         for (unsigned v = 0; v < n; v++) {
+                uniform &= hv_cpuset_equal(&pins[v], &emu);
                 if (set_within(&m->host_cpus, &pins[v]))
                         continue;
                 floats = false;
                 for (unsigned w = 0; w < HV_CPUSET_WORDS; w++)
-                        d->aff_cpus.bits[w] |= pins[v].bits[w];
+                        ret_union->bits[w] |= pins[v].bits[w];
         }
+        *ret_floats = floats;
+        *ret_uniform = uniform;
+        *ret_set = emu;
+        return 0;
+}
+
+/* Its administrator's from now on: tide's record goes, its pins stay as they are. */
+static void hand_over(struct manager *m, struct dom *d, const struct hv_cpuset *cpus, const char *why) {
+        char herr[HV_ERR_MAX] = "";
+        if (d->confined)
+                (void) m->hv->ops->set_metadata(m->hv->h, d->info.uuid, NULL, HV_LIVE | HV_META_PARKING, herr,
+                                                sizeof(herr));
+        d->aff_read = d->aff_pinned = true;
+        d->aff_cpus = *cpus;
+        d->confined = d->parking_failed = false;
+        d->confined_to = (struct hv_cpuset){ 0 };
+        log_info("%s: %s: core parking leaves it and its CPUs alone", d->info.name, why);
+}
+
+static int unconfine(struct manager *m, struct dom *d, const char *why);
+
+/* Reads a running VM's own affinity once per run: a record from an earlier tided (confined
+ * then: it floats and gets every CPU back, unless its pins are no longer the one set tide put
+ * there, which makes them its administrator's), or its live pins. */
+static void read_affinity(struct manager *m, struct dom *d) {
+        char herr[HV_ERR_MAX] = "";
+        _cleanup_free_ char *xml = NULL;
+        struct hv_cpuset pinned, set;
+        bool floats, uniform;
+        int r = m->hv->ops->get_metadata(m->hv->h, d->info.uuid, HV_LIVE | HV_META_PARKING, &xml, herr, sizeof(herr));
+        if (r < 0 && r != -ENODATA) {
+                log_debug("%s: cannot read its parking record: %s", d->info.name, herr);
+                return;
+        }
+        if ((r = read_pins(m, d, &pinned, &floats, &uniform, &set, herr, sizeof(herr))) < 0) {
+                log_debug("%s: cannot read its CPU affinity: %s", d->info.name, herr);
+                return;
+        }
+        if (xml) {
+                d->confined = true;
+                if (!uniform) {
+                        hand_over(m, d, &pinned, "found with tide's record but pins of its administrator's");
+                        return;
+                }
+                d->aff_read = true;
+                d->aff_pinned = false;
+                d->confined_to = set;
+                log_info("%s: found confined by an earlier tided; its own CPUs come back when it is unparked",
+                         d->info.name);
+                if (!m->parking_on)
+                        (void) unconfine(m, d, "parking is off");
+                return;
+        }
+        if (!m->parking_on)
+                return; /* restore only: nothing to look after */
         d->aff_read = true;
         d->aff_pinned = !floats;
-        d->own = m->host_cpus;
+        d->aff_cpus = pinned;
         if (!floats)
                 log_info("%s: pinned by its administrator: core parking leaves it and its CPUs alone", d->info.name);
 }
 
-/* Pins every vCPU and the emulator to cpus (live). Returns 0 or the first failure's -errno. */
-static int pin_all(struct manager *m, struct dom *d, const struct hv_cpuset *cpus, char *herr, size_t errlen) {
-        unsigned n = 0;
-        int r;
-        _cleanup_free_ struct hv_cpuset *pins = calloc(PARKING_VCPUS_MAX, sizeof(*pins));
-        if (!pins)
-                return -ENOMEM;
-        if ((r = m->hv->ops->get_vcpu_pins(m->hv->h, d->info.uuid, pins, PARKING_VCPUS_MAX, &n, herr, errlen)) < 0)
-                return r;
-        for (unsigned v = 0; v < n; v++)
-                if ((r = m->hv->ops->set_vcpu_pin(m->hv->h, d->info.uuid, v, cpus, PIN_FLAGS, herr, errlen)) < 0)
-                        return r;
-        return m->hv->ops->set_emulator_pin(m->hv->h, d->info.uuid, cpus, PIN_FLAGS, herr, errlen);
+/* Whether its pins are still what tide left (confined: all on confined_to; else floating); if
+ * not, its administrator has pinned it since, and it is theirs. */
+static bool still_ours(struct manager *m, struct dom *d) {
+        char herr[HV_ERR_MAX] = "";
+        struct hv_cpuset pinned, set;
+        bool floats, uniform;
+        if (read_pins(m, d, &pinned, &floats, &uniform, &set, herr, sizeof(herr)) < 0)
+                return false; /* not now: tried again next tick */
+        bool ours = d->confined ? uniform && (!hv_cpuset_count(&d->confined_to) || hv_cpuset_equal(&set, &d->confined_to))
+                                : floats;
+        if (!ours)
+                hand_over(m, d, &pinned, "pinned by its administrator since");
+        return ours;
 }
 
-/* Its own affinity back, then its record removed (kept while a pin fails: tried again). */
+/* Pins every online vCPU and the emulator to cpus (live), each tried whatever the others do.
+ * Returns 0 or the first failure's -errno. */
+static int pin_all(struct manager *m, struct dom *d, const struct hv_cpuset *cpus, char *herr, size_t errlen) {
+        unsigned online = 0;
+        int r, first = 0;
+        if ((r = m->hv->ops->get_vcpu_count(m->hv->h, d->info.uuid, &online, herr, errlen)) < 0)
+                return r;
+        /* vCPUs past the online ones cannot be pinned live; hot-added later, they float. */
+        for (unsigned v = 0; v < online && v < PARKING_VCPUS_MAX; v++)
+                if ((r = m->hv->ops->set_vcpu_pin(m->hv->h, d->info.uuid, v, cpus, PIN_FLAGS, herr, errlen)) < 0 && !first)
+                        first = r;
+        if ((r = m->hv->ops->set_emulator_pin(m->hv->h, d->info.uuid, cpus, PIN_FLAGS, herr, errlen)) < 0 && !first)
+                first = r;
+        return first;
+}
+
+/* Every host CPU back, then its record removed (both tried again while either fails). */
 static int unconfine(struct manager *m, struct dom *d, const char *why) {
         char herr[HV_ERR_MAX] = "";
-        int r = pin_all(m, d, &d->own, herr, sizeof(herr));
+        int r = pin_all(m, d, &m->host_cpus, herr, sizeof(herr));
+        if (r >= 0)
+                r = m->hv->ops->set_metadata(m->hv->h, d->info.uuid, NULL, HV_LIVE | HV_META_PARKING, herr,
+                                             sizeof(herr));
         if (r < 0) {
                 if (!d->parking_failed)
                         log_error_errno(r, "%s: Failed to give it its own CPUs back (%s): %s; retrying", d->info.name,
@@ -944,7 +995,6 @@ static int unconfine(struct manager *m, struct dom *d, const char *why) {
                 d->parking_failed = true;
                 return r;
         }
-        (void) m->hv->ops->set_metadata(m->hv->h, d->info.uuid, NULL, HV_LIVE | HV_META_PARKING, herr, sizeof(herr));
         log_info("%s: unparked (%s): its own CPUs back", d->info.name, why);
         d->confined = d->parking_failed = false;
         d->confined_to = (struct hv_cpuset){ 0 };
@@ -953,7 +1003,7 @@ static int unconfine(struct manager *m, struct dom *d, const char *why) {
 
 static void confine(struct manager *m, struct dom *d, const struct hv_cpuset *to) {
         char herr[HV_ERR_MAX] = "", list[4096];
-        if (!d->confined && parking_record_write(m, d, &d->own) < 0)
+        if (!d->confined && parking_record_write(m, d) < 0)
                 return;
         d->confined = true; /* the record is there: whatever happens next, it is given back */
         int r = pin_all(m, d, to, herr, sizeof(herr));
@@ -973,14 +1023,17 @@ static void confine(struct manager *m, struct dom *d, const struct hv_cpuset *to
 static void act_parking(struct manager *m, struct dom *d, const struct core_vm_out *o) {
         if (!m->parking_on || !m->host_out.parking_on || !d->info.active || !d->aff_read)
                 return;
+        /* Before every change, its pins must still be what tide left: an administrator may have
+         * pinned it since (virsh vcpupin --live), and then it is theirs. */
         switch (o->parking) {
         case PARKING_VM_CONFINE:
-                if (!d->confined || !hv_cpuset_equal(&d->confined_to, &m->host_out.parking.unparked))
+                if ((!d->confined || !hv_cpuset_equal(&d->confined_to, &m->host_out.parking.unparked)) &&
+                    still_ours(m, d))
                         confine(m, d, &m->host_out.parking.unparked);
                 break;
         case PARKING_VM_RESTORE:
         case PARKING_VM_LEAVE:
-                if (d->confined)
+                if (d->confined && still_ours(m, d))
                         (void) unconfine(m, d, o->parking == PARKING_VM_LEAVE ? "latency-sensitive" : "cores unparked");
                 break;
         }
@@ -989,8 +1042,16 @@ static void act_parking(struct manager *m, struct dom *d, const struct core_vm_o
 int manager_enable_parking(struct manager *m, const struct parking_core *cores, size_t n, manager_cpu_load_fn load,
                            void *userdata) {
         int r;
-        if (!m || !cores || !n || !load)
+        if (!m || !cores || !n)
                 return -EINVAL;
+        if (!load) {
+                /* Parking off: only what an earlier tided left confined is given back. */
+                for (size_t i = 0; i < n; i++)
+                        for (unsigned w = 0; w < HV_CPUSET_WORDS; w++)
+                                m->host_cpus.bits[w] |= cores[i].cpus.bits[w];
+                m->restore_only = true;
+                return 0;
+        }
         if ((r = core_set_topology(m->core, cores, n)) < 0)
                 return log_error_errno(r, "Core parking is unavailable: %m");
         struct hv_cpuset host = { 0 };
@@ -1045,11 +1106,12 @@ static void gather(struct manager *m, struct dom *d, struct core_vm_obs *o, uint
                                    .stopped = d->stopped,
                                    .paging_used_kib = d->paging_used_kib,
                                    .state = &d->core };
-        if (m->parking_on && d->info.active && !early && !d->aff_read && m->hv->ops)
+        if ((m->parking_on || m->restore_only) && d->info.active && !early && !d->aff_read && m->hv->ops)
                 read_affinity(m, d);
-        /* Unread is left alone as if pinned, with no CPUs of its own known. */
+        /* Unread is left alone as if pinned, its CPUs unknown: nothing new is parked meanwhile. */
         o->pinned = !d->aff_read || d->aff_pinned;
         o->pinned_cpus = d->aff_pinned ? d->aff_cpus : (struct hv_cpuset){ 0 };
+        o->affinity_unknown = m->parking_on && d->info.active && !d->aff_read;
         if (!d->info.active || !d->have_policy)
                 return;
         /* Connects and resumes the agent channel whether or not stats can be read. */

@@ -67,8 +67,10 @@ int manager_cpu_load_live(double *busy, unsigned n, bool *ret_known, void *userd
  * the core decides, and each floating VM (no pinning of its own, not latency-sensitive) has its
  * vCPUs and emulator pinned (live) to the unparked CPUs, or given its own CPUs back. Before the
  * first pin a record of its own affinity goes into its live metadata (HV_META_PARKING), so a
- * tided killed meanwhile gives it back at its next start; a VM pinned by its administrator is
- * never touched. Returns 0 or -errno (logged: parking stays off). */
+ * tided killed meanwhile gives it back at its next start; a VM pinned by its administrator (also
+ * since: its pins are checked before each change) is never touched. load NULL: parking is off,
+ * and only VMs an earlier tided left confined (their record) get every host CPU back, at this
+ * start or when they migrate in. Returns 0 or -errno (logged: parking stays off). */
 int manager_enable_parking(struct manager *m, const struct parking_core *cores, size_t n, manager_cpu_load_fn load,
                            void *userdata);
 /* Gives every confined VM its own CPUs back (tided stopping: no VM stays pinned). */

@@ -223,24 +223,27 @@ static void ready(struct tided *t, bool ok) {
 }
 
 /* Core parking on this host's topology (hwloc) and load (/proc/stat); any failure is logged and
- * leaves it off: tided runs on without it. */
+ * leaves it off: tided runs on without it. Off (or unavailable), the VMs an earlier tided left
+ * confined still get every CPU back. */
 static void enable_parking(struct tided *t) {
         char err[PARKING_TOPO_ERR_MAX];
         _cleanup_free_ struct parking_core *cores = NULL;
         int n, r;
 
-        if (t->cfg.parking.mode == PARKING_OFF)
-                return;
-        if (t->cfg.parking.mode == PARKING_PARTITION) {
-                log_warning("[parking] mode = partition is not built yet; core parking stays off");
-                return;
-        }
         if ((n = parking_topology_load(NULL, &cores, err, sizeof(err))) < 0) {
-                log_warning("Core parking is unavailable: %s, ignoring", err);
+                log_warning("Core parking is unavailable: %s, ignoring; VMs an earlier tided confined keep their pins",
+                            err);
                 return;
         }
-        if ((r = parking_load_new(&t->load)) < 0) {
+        bool park = t->cfg.parking.mode == PARKING_PIN;
+        if (t->cfg.parking.mode == PARKING_PARTITION)
+                log_warning("[parking] mode = partition is not built yet; core parking stays off");
+        if (park && (r = parking_load_new(&t->load)) < 0) {
                 log_warning_errno(r, "Core parking is unavailable: cannot read /proc/stat: %m, ignoring");
+                park = false;
+        }
+        if (!park) {
+                (void) manager_enable_parking(t->manager, cores, (size_t) n, NULL, NULL);
                 return;
         }
         if (manager_enable_parking(t->manager, cores, (size_t) n, manager_cpu_load_live, t->load) < 0)

@@ -310,3 +310,35 @@ Test(parking, cpu_lists_read_and_print_as_the_kernel_writes_them) {
         cr_assert_eq(parking_cpulist_parse("0-1023", &s, &why), 0);
         cr_expect_null(parking_cpulist_format(&s, buf, 5), "does not fit");
 }
+
+Test(parking, nothing_new_is_parked_while_a_vms_own_cpus_are_unknown) {
+        vm_2cpu();
+        obs.affinity_unknown = true;
+        tick(T(0));
+        cr_expect_eq(d.reason, PARKING_REASON_UNKNOWN_VM, "%s", parking_reason_to_string(d.reason));
+        cr_expect_eq(hv_cpuset_count(&d.parked), 0);
+        obs.affinity_unknown = false;
+        tick(T(1));
+        cr_expect_eq(d.reason, PARKING_REASON_PARK);
+        /* Unparking never waits for it. */
+        obs.affinity_unknown = true;
+        busy[0] = 1.0;
+        tick(T(2));
+        cr_expect_eq(d.reason, PARKING_REASON_SATURATED);
+}
+
+Test(parking, an_offline_cpu_is_no_capacity) {
+        two_socket_smt();
+        /* CPUs 8-15 and 24-31 (node 1) went offline: 16 CPUs measured, 2.8 CPUs of load. With
+         * 50 % headroom 6 are needed; counting the offline ones, it would park down to 6 CPUs
+         * of which half are offline. */
+        all_busy(2.8 / 16);
+        for (unsigned c = 8; c < 16; c++)
+                busy[c] = busy[c + 16] = -1;
+        for (int t = 0; t < 20; t++)
+                tick(T(10 * t));
+        unsigned measured_unparked = 0;
+        for (unsigned c = 0; c < 32; c++)
+                measured_unparked += hv_cpuset_test(&d.unparked, c) && busy[c] >= 0;
+        cr_expect_geq(measured_unparked, 6, "%u measured CPUs unparked", measured_unparked);
+}

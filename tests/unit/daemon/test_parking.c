@@ -103,8 +103,21 @@ Test(parking, an_idle_host_confines_the_floating_vm_and_never_touches_the_pinned
         cr_expect(vcpu_on(0, 0, "3") && vcpu_on(0, 1, "3"), "both vCPUs on the unparked CPU");
         struct hv_cpuset emu = fake.emulator_pin[0], three = cpus("3");
         cr_expect(hv_cpuset_equal(&emu, &three), "the emulator too");
-        cr_assert_not_null(fake.parking_metadata[0], "its record, written before the pins");
-        cr_expect(strstr(fake.parking_metadata[0], "<own>0-3</own>"), "%s", fake.parking_metadata[0]);
+        cr_assert_not_null(fake.parking_metadata[0], "its record");
+        cr_expect(strstr(fake.parking_metadata[0], "<own>all</own>"), "%s", fake.parking_metadata[0]);
+        /* The record went in before the first pin: a tided killed in between still undoes it. */
+        size_t record_at = SIZE_MAX, pin_at = SIZE_MAX;
+        for (size_t i = 0; i < fake.n_calls; i++) {
+                const struct hv_fake_call *c = &fake.calls[i];
+                if (!streq(c->uuid, FLOAT))
+                        continue;
+                if (record_at == SIZE_MAX && streq(c->op, "set_metadata") && (c->value & HV_META_PARKING))
+                        record_at = i;
+                if (pin_at == SIZE_MAX && streq(c->op, "set_vcpu_pin"))
+                        pin_at = i;
+        }
+        cr_assert_neq(pin_at, SIZE_MAX);
+        cr_expect_lt(record_at, pin_at, "record at call %zu, first pin at %zu", record_at, pin_at);
         cr_expect_eq(hv_fake_count(&fake, "set_vcpu_pin", PINNED), 0);
         cr_expect_eq(hv_fake_count(&fake, "set_emulator_pin", PINNED), 0);
         cr_expect(vcpu_on(1, 0, "3"), "the administrator's pin stands");
@@ -157,4 +170,79 @@ Test(parking, a_latency_sensitive_vm_is_never_confined) {
                 cr_assert_eq(manager_tick(m, SEC(t)), 0);
         cr_expect_eq(hv_fake_count(&fake, "set_vcpu_pin", FLOAT), 0);
         cr_expect_null(fake.parking_metadata[0]);
+}
+
+/* Made latency-sensitive while confined: given its CPUs back on the next tick. */
+Test(parking, made_latency_sensitive_while_confined_it_gets_its_cpus_back) {
+        char note[256], err[256];
+        confined_idle();
+        cr_assert(vcpu_on(0, 0, "3"));
+        struct policy_change c = { .have_latency_sensitive = true, .latency_sensitive = true };
+        cr_assert_eq(manager_policy_set(m, "float", &c, SEC(31), note, sizeof(note), err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(manager_tick(m, SEC(32)), 0);
+        cr_expect(vcpu_on(0, 0, "0-3") && vcpu_on(0, 1, "0-3"));
+        cr_expect_null(fake.parking_metadata[0]);
+}
+
+/* An administrator pins the confined VM themselves (virsh vcpupin --live): at the next change
+ * tide sees pins it did not set, leaves them, drops its record and never touches the VM again. */
+Test(parking, an_administrator_pinning_a_confined_vm_takes_it_over) {
+        confined_idle();
+        fake.vcpu_pins[0][0] = cpus("1");
+        load_now[3] = 1.0;
+        cr_assert_eq(manager_tick(m, SEC(31)), 0);
+        cr_expect(vcpu_on(0, 0, "1"), "the administrator's pin stands");
+        cr_expect(vcpu_on(0, 1, "3"), "the rest as it was: theirs now");
+        cr_expect_null(fake.parking_metadata[0], "tide's record dropped");
+        cr_expect_str_eq(manager_snapshot(m)->domains[0].parking, "pinned");
+        size_t pins = hv_fake_count(&fake, "set_vcpu_pin", FLOAT);
+        load_now[3] = 0;
+        for (int t = 32; t < 80; t++)
+                cr_assert_eq(manager_tick(m, SEC(t)), 0);
+        cr_expect_eq(hv_fake_count(&fake, "set_vcpu_pin", FLOAT), pins, "never touched again");
+}
+
+/* A tided killed while confining, started again with parking off: it still gives the VM back. */
+Test(parking, a_tided_with_parking_off_still_undoes_a_dead_tideds_pins) {
+        confined_idle();
+        m = manager_free(m);
+        cr_assert_eq(manager_new(&hv, &cfg, host_plenty, NULL, &m), 0);
+        cr_assert_eq(manager_enable_parking(m, cores, 4, NULL, NULL), 0);
+        cr_assert_eq(manager_refresh(m, SEC(40)), 0);
+        cr_assert_eq(manager_tick(m, SEC(41)), 0);
+        cr_expect(vcpu_on(0, 0, "0-3") && vcpu_on(0, 1, "0-3"));
+        cr_expect_null(fake.parking_metadata[0]);
+        cr_expect(vcpu_on(1, 0, "3"));
+        cr_expect_null(manager_snapshot(m)->domains[0].parking, "parking off: not shown");
+}
+
+/* A pin libvirt refuses: the other vCPUs and the emulator are still tried, the record stays, and
+ * the next tick tries again until it is all given back. */
+Test(parking, a_refused_pin_is_retried_and_the_record_kept_until_it_is_back) {
+        confined_idle();
+        load_now[3] = 1.0;
+        fake.host_cpus = 3; /* libvirt now refuses CPU 3 in every pin: none can be given back */
+        cr_assert_eq(manager_tick(m, SEC(31)), 0);
+        cr_expect_gt(hv_fake_count(&fake, "set_emulator_pin", FLOAT), 1, "the emulator tried after the vCPUs failed");
+        cr_expect_not_null(fake.parking_metadata[0], "not back yet: the record stays");
+        fake.host_cpus = 4;
+        cr_assert_eq(manager_tick(m, SEC(32)), 0);
+        cr_expect(vcpu_on(0, 0, "0-3") && vcpu_on(0, 1, "0-3"));
+        cr_expect_null(fake.parking_metadata[0]);
+}
+
+/* Stopped and started while confined: the new QEMU has no pins of tide's; it is read again and
+ * confined again. */
+Test(parking, a_vm_started_again_is_read_again) {
+        confined_idle();
+        manager_on_event(m, HV_EVENT_STOPPED, FLOAT, SEC(31));
+        memset(fake.vcpu_pins[0], 0, sizeof(fake.vcpu_pins[0]));
+        memset(&fake.emulator_pin[0], 0, sizeof(fake.emulator_pin[0]));
+        free(fake.parking_metadata[0]);
+        fake.parking_metadata[0] = NULL;
+        manager_on_event(m, HV_EVENT_STARTED, FLOAT, SEC(32));
+        for (int t = 33; t < 36; t++)
+                cr_assert_eq(manager_tick(m, SEC(t)), 0);
+        cr_expect(vcpu_on(0, 0, "3"), "confined again");
+        cr_expect_not_null(fake.parking_metadata[0]);
 }
