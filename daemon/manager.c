@@ -922,6 +922,10 @@ static void read_affinity(struct manager *m, struct dom *d) {
                 log_debug("%s: cannot read its parking record: %s", d->info.name, herr);
                 return;
         }
+        if (!xml && !m->parking_on) {
+                d->aff_read = true; /* restore only, and nothing to restore: not asked again this run */
+                return;
+        }
         if ((r = read_pins(m, d, &pinned, &floats, &uniform, &set, herr, sizeof(herr))) < 0) {
                 log_debug("%s: cannot read its CPU affinity: %s", d->info.name, herr);
                 return;
@@ -941,8 +945,6 @@ static void read_affinity(struct manager *m, struct dom *d) {
                         (void) unconfine(m, d, "parking is off");
                 return;
         }
-        if (!m->parking_on)
-                return; /* restore only: nothing to look after */
         d->aff_read = true;
         d->aff_pinned = !floats;
         d->aff_cpus = pinned;

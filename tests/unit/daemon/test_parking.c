@@ -246,3 +246,19 @@ Test(parking, a_vm_started_again_is_read_again) {
         cr_expect(vcpu_on(0, 0, "3"), "confined again");
         cr_expect_not_null(fake.parking_metadata[0]);
 }
+
+/* Parking off and nothing to undo: each running VM is looked at once, not every tick. */
+Test(parking, parking_off_asks_libvirt_once_per_vm) {
+        cr_assert_eq(manager_new(&hv, &cfg, host_plenty, NULL, &m), 0);
+        cr_assert_eq(manager_enable_parking(m, cores, 4, NULL, NULL), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        for (int t = 2; t < 12; t++)
+                cr_assert_eq(manager_tick(m, SEC(t)), 0);
+        size_t records_read = 0;
+        for (size_t i = 0; i < fake.n_calls; i++)
+                records_read += streq(fake.calls[i].op, "get_metadata") && streq(fake.calls[i].uuid, FLOAT) &&
+                                (fake.calls[i].value & HV_META_PARKING);
+        cr_expect_eq(records_read, 1);
+        cr_expect_eq(hv_fake_count(&fake, "get_vcpu_pins", FLOAT), 0);
+        cr_expect_eq(hv_fake_count(&fake, "set_vcpu_pin", NULL), 0);
+}
