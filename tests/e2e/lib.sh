@@ -26,13 +26,16 @@ cleanup() {
 trap cleanup EXIT
 
 # The quiet period is shortened and shrink steps enlarged so a test takes minutes; the rules
-# are the ones tided runs with the defaults.
+# are the ones tided runs with the defaults. Core parking is off: each test proves one thing,
+# and parking.sh proves parking (turning it on there).
 cat > "$work/tided.conf" <<CONF
 [tided]
 metrics = off
 [memory]
 quiet_period = 5s
 shrink_step = 10
+[parking]
+mode = off
 CONF
 
 start_tided() {

@@ -63,6 +63,8 @@ shrink_step = 10
 [paging]
 smart_paging = $1
 paging_dir = $paging
+[parking]
+mode = off
 CONF
 }
 stats_json() { ctl stats --json; }

@@ -12,6 +12,8 @@
  * Script: steps separated by ',' ';' or newlines; a step is a command and an optional argument
  * separated by ':' '=' or blanks:
  *   sleep N | hold N   wait N seconds (decimal; suffix s, m or h allowed)
+ *   spin N             keep one CPU busy for N seconds (core parking's load); a new script from
+ *                      the host still replaces it within ~50 ms
  *   alloc N            malloc N MiB (suffix M, MiB, G or GiB allowed) in 1 MiB chunks, write
  *                      every page, keep them
  *   free               release everything held
@@ -70,11 +72,12 @@
 /* How long a reply waits for the host side to show up (see reply()). */
 #define REPLY_RETRY_SECS 3.0
 
-enum op { OP_SLEEP, OP_HOLD, OP_ALLOC, OP_FREE, OP_EVERY, OP_LOG, OP_LOOP, OP_EXIT };
+enum op { OP_SLEEP, OP_HOLD, OP_ALLOC, OP_FREE, OP_EVERY, OP_LOG, OP_LOOP, OP_EXIT, OP_SPIN };
 
 static const char *const op_names[] = {
     [OP_SLEEP] = "sleep", [OP_HOLD] = "hold", [OP_ALLOC] = "alloc", [OP_FREE] = "free",
     [OP_EVERY] = "every", [OP_LOG] = "log",   [OP_LOOP] = "loop",   [OP_EXIT] = "exit",
+    [OP_SPIN] = "spin",
 };
 
 struct step {
@@ -227,13 +230,14 @@ static int parse_step(char *tok, struct step *st, char *err, size_t errsz) {
   memset(st, 0, sizeof(*st));
   if (lookup_op(tok, &st->op) < 0) {
     snprintf(err, errsz,
-             "unknown command (known: sleep, hold, alloc, free, every, log, loop, exit)");
+             "unknown command (known: sleep, hold, spin, alloc, free, every, log, loop, exit)");
     return -EINVAL;
   }
   int r;
   switch (st->op) {
   case OP_SLEEP:
   case OP_HOLD:
+  case OP_SPIN:
   case OP_EVERY:
     r = parse_secs(arg, &st->secs);
     if (r < 0) {
@@ -303,7 +307,8 @@ static int parse_script(char *text, struct script *sc, char *why, size_t whysz) 
   if (sc->n > 0 && sc->steps[sc->n - 1].op == OP_LOOP) {
     bool waits = false;
     for (unsigned i = 0; i < sc->n; i++)
-      if ((sc->steps[i].op == OP_SLEEP || sc->steps[i].op == OP_HOLD) && sc->steps[i].secs > 0)
+      if ((sc->steps[i].op == OP_SLEEP || sc->steps[i].op == OP_HOLD || sc->steps[i].op == OP_SPIN) &&
+          sc->steps[i].secs > 0)
         waits = true;
     if (!waits) {
       snprintf(why, whysz, "loop without a sleep or hold of more than 0 s would spin the CPU");
@@ -680,6 +685,19 @@ static bool run_script(struct runner *r) {
         status(&r->h, line);
         break;
       }
+      case OP_SPIN: {
+        snprintf(line, sizeof(line), "step %u/%u spin %.1f s", i + 1, sc->n, st->secs);
+        status(&r->h, line);
+        double end = mono_secs() + st->secs;
+        while (!r->replaced && mono_secs() < end) {
+          /* ~10-50 ms of work, then a glance at the control port: busy, yet replaceable. */
+          double slice = mono_secs() + 0.01;
+          while (mono_secs() < slice)
+            ;
+          idle(r, 0.0005);
+        }
+        break;
+      }
       case OP_LOOP:
         status(&r->h, "loop");
         break;
@@ -794,7 +812,7 @@ int main(int argc, char **argv) {
       const struct step *st = &r.sc.steps[i];
       if (st->op == OP_ALLOC)
         printf("%u alloc %lu\n", i + 1, st->mib);
-      else if (st->op == OP_SLEEP || st->op == OP_HOLD || st->op == OP_EVERY)
+      else if (st->op == OP_SLEEP || st->op == OP_HOLD || st->op == OP_EVERY || st->op == OP_SPIN)
         printf("%u %s %g\n", i + 1, op_names[st->op], st->secs);
       else if (st->op == OP_LOG) {
         char t[MAX_LOG + 1];
