@@ -22,7 +22,8 @@
 #   4. a full paging directory (a 1 MiB tmpfs), one guest reset: tided logs why it could not
 #      page, shows the guest's paging failed and the host overcommitted; the guest boots
 # Prints per storm: time until every guest's load was in, the paging peak, time to release.
-# STORM_STEPS="2 3" runs some steps; STORM_TRACE=FILE records
+# STORM_STEPS="2 3" runs some steps; STORM_PARKING=pin runs tided with core parking on (off by
+# default: this test proves paging); STORM_TRACE=FILE records
 # each guest's cgroup (RSS, swap), balloon and tided's view every 10 s. Needs root, libvirt
 # (tools/vm libvirt-up), cgroup v1 and the guest image. ~12 min for all four.
 set -euo pipefail
@@ -64,7 +65,7 @@ shrink_step = 10
 smart_paging = $1
 paging_dir = $paging
 [parking]
-mode = off
+mode = ${STORM_PARKING:-off}
 CONF
 }
 stats_json() { ctl stats --json; }
