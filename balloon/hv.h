@@ -141,6 +141,27 @@ static inline bool hv_cpuset_equal(const struct hv_cpuset *a, const struct hv_cp
                         return false;
         return true;
 }
+/* a gets b's CPUs too; loses b's; whether every CPU of a is in b; whether they share one. */
+static inline void hv_cpuset_or(struct hv_cpuset *a, const struct hv_cpuset *b) {
+        for (unsigned w = 0; w < HV_CPUSET_WORDS; w++)
+                a->bits[w] |= b->bits[w];
+}
+static inline void hv_cpuset_minus(struct hv_cpuset *a, const struct hv_cpuset *b) {
+        for (unsigned w = 0; w < HV_CPUSET_WORDS; w++)
+                a->bits[w] &= ~b->bits[w];
+}
+static inline bool hv_cpuset_within(const struct hv_cpuset *a, const struct hv_cpuset *b) {
+        for (unsigned w = 0; w < HV_CPUSET_WORDS; w++)
+                if (a->bits[w] & ~b->bits[w])
+                        return false;
+        return true;
+}
+static inline bool hv_cpuset_meets(const struct hv_cpuset *a, const struct hv_cpuset *b) {
+        for (unsigned w = 0; w < HV_CPUSET_WORDS; w++)
+                if (a->bits[w] & b->bits[w])
+                        return true;
+        return false;
+}
 /* The highest CPU in the set, or -1 when it is empty: what "beyond the host" is checked on. */
 static inline int hv_cpuset_last(const struct hv_cpuset *s) {
         for (unsigned w = HV_CPUSET_WORDS; w > 0; w--)

@@ -68,8 +68,7 @@ static int park(struct core *c, const struct tide_config *cfg, const struct core
         struct parking_obs po = { .busy = h->cpu_busy, .n_cpus = h->n_cpus, .load_known = h->cpu_load_known && h->cpu_busy };
         for (size_t i = 0; i < n; i++) {
                 if (vms[i].info->active && vms[i].pinned)
-                        for (unsigned w = 0; w < HV_CPUSET_WORDS; w++)
-                                po.pinned.bits[w] |= vms[i].pinned_cpus.bits[w];
+                        hv_cpuset_or(&po.pinned, &vms[i].pinned_cpus);
                 po.affinity_unknown |= vms[i].info->active && vms[i].affinity_unknown;
         }
         struct parking_topology t = { c->cores, c->n_cores };

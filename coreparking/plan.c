@@ -58,30 +58,6 @@ static bool config_valid(const struct parking_config *c) {
                c->dwell_usec >= PARKING_DWELL_MIN_USEC;
 }
 
-static bool sets_meet(const struct hv_cpuset *a, const struct hv_cpuset *b) {
-        for (unsigned w = 0; w < HV_CPUSET_WORDS; w++)
-                if (a->bits[w] & b->bits[w])
-                        return true;
-        return false;
-}
-
-static bool set_within(const struct hv_cpuset *a, const struct hv_cpuset *b) {
-        for (unsigned w = 0; w < HV_CPUSET_WORDS; w++)
-                if (a->bits[w] & ~b->bits[w])
-                        return false;
-        return true;
-}
-
-static void set_or(struct hv_cpuset *a, const struct hv_cpuset *b) {
-        for (unsigned w = 0; w < HV_CPUSET_WORDS; w++)
-                a->bits[w] |= b->bits[w];
-}
-
-static void set_minus(struct hv_cpuset *a, const struct hv_cpuset *b) {
-        for (unsigned w = 0; w < HV_CPUSET_WORDS; w++)
-                a->bits[w] &= ~b->bits[w];
-}
-
 /* What the CPUs of s did over the last interval, and how many were measured. */
 static double busy_of(const struct parking_obs *o, const struct hv_cpuset *s, unsigned *ret_n) {
         double sum = 0;
@@ -97,7 +73,7 @@ static double busy_of(const struct parking_obs *o, const struct hv_cpuset *s, un
 }
 
 static bool parked(const struct hv_cpuset *p, const struct parking_core *k) {
-        return set_within(&k->cpus, p);
+        return hv_cpuset_within(&k->cpus, p);
 }
 
 /* Unparked cores on k's node (one node for the unknown ones). */
@@ -111,7 +87,7 @@ static unsigned unparked_on_node(const struct parking_topology *t, const struct 
 
 static bool may_park(const struct parking_config *cfg, const struct parking_topology *t, const struct parking_obs *o,
                      const struct hv_cpuset *p, const struct parking_core *k) {
-        return !parked(p, k) && !sets_meet(&k->cpus, &o->pinned) && !sets_meet(&k->cpus, &cfg->reserved) &&
+        return !parked(p, k) && !hv_cpuset_meets(&k->cpus, &o->pinned) && !hv_cpuset_meets(&k->cpus, &cfg->reserved) &&
                unparked_on_node(t, p, k->node) > cfg->min_per_node;
 }
 
@@ -153,11 +129,11 @@ int parking_plan(const struct parking_config *cfg, const struct parking_topology
 
         struct hv_cpuset host = { 0 }, p = { 0 }, before = state->parked;
         for (size_t i = 0; i < topo->n_cores; i++) {
-                set_or(&host, &topo->cores[i].cpus);
+                hv_cpuset_or(&host, &topo->cores[i].cpus);
                 /* Only whole cores of this topology stay parked: a set from another topology
                  * (a CPU taken offline since) is not trusted in part. */
                 if (parked(&state->parked, &topo->cores[i]))
-                        set_or(&p, &topo->cores[i].cpus);
+                        hv_cpuset_or(&p, &topo->cores[i].cpus);
         }
         struct parking_decision d = { 0 };
         bool forced = false;
@@ -170,8 +146,8 @@ int parking_plan(const struct parking_config *cfg, const struct parking_topology
                  * is given back at once, whatever the load. */
                 for (size_t i = 0; i < topo->n_cores; i++) {
                         const struct parking_core *k = &topo->cores[i];
-                        if (parked(&p, k) && (sets_meet(&k->cpus, &obs->pinned) || sets_meet(&k->cpus, &cfg->reserved))) {
-                                set_minus(&p, &k->cpus);
+                        if (parked(&p, k) && (hv_cpuset_meets(&k->cpus, &obs->pinned) || hv_cpuset_meets(&k->cpus, &cfg->reserved))) {
+                                hv_cpuset_minus(&p, &k->cpus);
                                 forced = true;
                         }
                 }
@@ -180,7 +156,7 @@ int parking_plan(const struct parking_config *cfg, const struct parking_topology
 
         if (cfg->mode != PARKING_OFF && obs->load_known) {
                 struct hv_cpuset unparked = host;
-                set_minus(&unparked, &p);
+                hv_cpuset_minus(&unparked, &p);
                 unsigned n_unparked = 0;
                 double load = busy_of(obs, &host, NULL);
                 /* Capacity is what was measured: a CPU gone offline since the topology was read
@@ -203,7 +179,7 @@ int parking_plan(const struct parking_config *cfg, const struct parking_topology
                         do {
                                 k = next_to_unpark(topo, &p);
                                 if (k) {
-                                        set_minus(&p, &k->cpus);
+                                        hv_cpuset_minus(&p, &k->cpus);
                                         n_unparked += hv_cpuset_count(&k->cpus);
                                 }
                         } while (k && n_unparked < needed);
@@ -227,7 +203,7 @@ int parking_plan(const struct parking_config *cfg, const struct parking_topology
                                  now_usec - state->last_unpark_usec < cfg->reversal_hold_usec)
                                 d.reason = PARKING_REASON_REVERSAL;
                         else {
-                                set_or(&p, &k->cpus);
+                                hv_cpuset_or(&p, &k->cpus);
                                 d.reason = PARKING_REASON_PARK;
                         }
                 }
@@ -238,7 +214,7 @@ int parking_plan(const struct parking_config *cfg, const struct parking_topology
 
         d.parked = p;
         d.unparked = host;
-        set_minus(&d.unparked, &p);
+        hv_cpuset_minus(&d.unparked, &p);
         d.unparked_cpus = hv_cpuset_count(&d.unparked);
         for (unsigned w = 0; w < HV_CPUSET_WORDS; w++)
                 d.changed.bits[w] = before.bits[w] ^ p.bits[w];
@@ -246,7 +222,7 @@ int parking_plan(const struct parking_config *cfg, const struct parking_topology
                 state->last_change_usec = now_usec;
                 /* An unpark undoes an earlier park: the anti-flap hold counts from it. */
                 struct hv_cpuset given = before;
-                set_minus(&given, &p);
+                hv_cpuset_minus(&given, &p);
                 if (hv_cpuset_count(&given)) {
                         state->last_unpark_usec = now_usec;
                         if (d.reason == PARKING_REASON_UNPARK || d.reason == PARKING_REASON_SATURATED)

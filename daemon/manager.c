@@ -841,12 +841,6 @@ static void read_stats(struct manager *m, struct dom *d, struct core_vm_obs *o) 
  * vCPU pins (balloon/hv.h). */
 #define PIN_FLAGS 0
 
-static bool set_within(const struct hv_cpuset *a, const struct hv_cpuset *b) {
-        for (unsigned w = 0; w < HV_CPUSET_WORDS; w++)
-                if (a->bits[w] & ~b->bits[w])
-                        return false;
-        return true;
-}
 
 /* The record of a confined VM: it floated, so what it gets back is every CPU of the host it is
  * on then (a migrated VM's, the destination's). */
@@ -878,15 +872,14 @@ static int read_pins(struct manager *m, struct dom *d, struct hv_cpuset *ret_uni
         /* It floats when every vCPU and its emulator may run on every host CPU (libvirt's answer
          * for no pinning). The CPUs it is pinned to are those of the pins that restrict it: a
          * pinned vCPU's, not an emulator left on every CPU. */
-        bool floats = set_within(&m->host_cpus, &emu), uniform = true;
+        bool floats = hv_cpuset_within(&m->host_cpus, &emu), uniform = true;
         *ret_union = floats ? (struct hv_cpuset){ 0 } : emu;
         for (unsigned v = 0; v < n; v++) {
                 uniform &= hv_cpuset_equal(&pins[v], &emu);
-                if (set_within(&m->host_cpus, &pins[v]))
+                if (hv_cpuset_within(&m->host_cpus, &pins[v]))
                         continue;
                 floats = false;
-                for (unsigned w = 0; w < HV_CPUSET_WORDS; w++)
-                        ret_union->bits[w] |= pins[v].bits[w];
+                hv_cpuset_or(ret_union, &pins[v]);
         }
         *ret_floats = floats;
         *ret_uniform = uniform;
@@ -1049,8 +1042,7 @@ int manager_enable_parking(struct manager *m, const struct parking_core *cores, 
         if (!load) {
                 /* Parking off: only what an earlier tided left confined is given back. */
                 for (size_t i = 0; i < n; i++)
-                        for (unsigned w = 0; w < HV_CPUSET_WORDS; w++)
-                                m->host_cpus.bits[w] |= cores[i].cpus.bits[w];
+                        hv_cpuset_or(&m->host_cpus, &cores[i].cpus);
                 m->restore_only = true;
                 return 0;
         }
@@ -1058,8 +1050,7 @@ int manager_enable_parking(struct manager *m, const struct parking_core *cores, 
                 return log_error_errno(r, "Core parking is unavailable: %m");
         struct hv_cpuset host = { 0 };
         for (size_t i = 0; i < n; i++)
-                for (unsigned w = 0; w < HV_CPUSET_WORDS; w++)
-                        host.bits[w] |= cores[i].cpus.bits[w];
+                hv_cpuset_or(&host, &cores[i].cpus);
         unsigned top = (unsigned) hv_cpuset_last(&host) + 1;
         double *busy = calloc(top, sizeof(*busy));
         if (!busy) {
