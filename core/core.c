@@ -575,6 +575,7 @@ int core_tick(struct core *c, const struct tide_config *cfg, const struct core_h
                 .can_page = h->can_page,
                 .swap_known = h->swap_known,
                 .swapped_kib = h->swapped_kib,
+                .swap_free_kib = h->swap_free_kib,
         };
         if ((r = paging_plan(cfg, &ph, c->paging, n, now_usec, c->paging_out, &host_out->paging)) < 0)
                 return r;

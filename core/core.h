@@ -49,9 +49,10 @@ struct core_host_obs {
          * a shortfall is only reported (core_host_out.paging.unfunded_kib). */
         bool can_page;
         /* What is out in swap and not also in RAM, host-wide (/proc/meminfo SwapTotal - SwapFree -
-         * SwapCached), when swap_known: a paging file cannot bring back more than this. */
+         * SwapCached), when swap_known: a paging file cannot bring back more than this. Free swap
+         * (SwapFree): where a limited VM's pages go when a file holding them is switched off. */
         bool swap_known;
-        uint64_t swapped_kib;
+        uint64_t swapped_kib, swap_free_kib;
         /* Core parking (coreparking/plan.h): cpu_busy[cpu] for cpu < n_cpus, each CPU's busy
          * share of the last interval (< 0: not measured); cpu_load_known false until two samples
          * were taken. Nothing is parked without a topology (core_set_topology()). */

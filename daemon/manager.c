@@ -119,7 +119,8 @@ int manager_host_live(struct manager_host *ret, void *userdata) {
                                       .available_kib = mi.available_kib,
                                       .swap_known = true,
                                       .swapped_kib = sat_sub_u64(sat_sub_u64(mi.swap_total_kib, mi.swap_free_kib),
-                                                                 mi.swap_cached_kib) };
+                                                                 mi.swap_cached_kib),
+                                      .swap_free_kib = mi.swap_free_kib };
         /* libnuma: free memory per node, for VMs whose memory is bound to one node. */
         if (numa_available() >= 0) {
                 int max = numa_max_node();
@@ -644,7 +645,7 @@ static void act_paging(struct manager *m, struct dom *d, const struct paging_act
                 /* libvirt is away: a start is a failed one (it boots short), the rest waits. */
                 if (a->start)
                         paging_started(&d->core.paging, a, -ENOTCONN);
-                if (a->release)
+                if (a->release || a->lift_limits)
                         paging_released(&d->core.paging, false, -ENOTCONN, now_usec);
                 return;
         }
@@ -670,6 +671,14 @@ static void act_paging(struct manager *m, struct dom *d, const struct paging_act
                         if (paging_path(m, d, path, sizeof(path)) == 0)
                                 write_record(m, d, path, a->grant_kib);
                 }
+        }
+        if (a->lift_limits && !a->release) {
+                r = lift_limits(m, d);
+                paging_lifted(&d->core.paging, r, now_usec);
+                if (r >= 0)
+                        log_info("%s: has come down: paging limits lifted; its file stays on until no other "
+                                 "guest under a paging limit needs the swap room",
+                                 d->info.name);
         }
         if (a->release) {
                 /* Never switch the file off under a limit: the pages coming back would make the
@@ -1381,7 +1390,8 @@ static int read_host(struct manager *m, struct core_host_obs *ret) {
                                        .n_nodes = (unsigned) min_u64(hm.n_nodes, CORE_NODE_MAX),
                                        .can_page = m->paging_on,
                                        .swap_known = hm.swap_known,
-                                       .swapped_kib = hm.swapped_kib };
+                                       .swapped_kib = hm.swapped_kib,
+                                       .swap_free_kib = hm.swap_free_kib };
         memcpy(ret->node_free_kib, hm.node_free_kib, ret->n_nodes * sizeof(ret->node_free_kib[0]));
         if (m->cgroup_root[0] && m->partition[0]) {
                 r = cgroup_partition_memory_at(m->cgroup_root, m->partition, &ret->partition_limit_kib,

@@ -30,6 +30,7 @@ struct manager_host {
          * the most that switching any swap area off can bring back. swap_known false: not read. */
         bool swap_known;
         uint64_t swapped_kib;
+        uint64_t swap_free_kib; /* SwapFree: room for pages a switched-off file held */
 };
 
 /* Reads host memory for the tick. Production passes manager_host_live; tests a fake. */

@@ -57,6 +57,11 @@ void sim_paging_host(const struct sim *s, struct core_host_obs *host) {
         /* No swap cache here: every page on disk comes back when its file goes. */
         host->swap_known = true;
         host->swapped_kib = s->metrics.now_paging_kib;
+        /* Every paging file's room: a file is as big as its VM's shortfall, and holds only
+         * that VM's pages here. */
+        host->swap_free_kib = 0;
+        for (size_t i = 0; i < s->n_vms; i++)
+                host->swap_free_kib += sat_sub_u64(s->vms[i].pg.file_kib, s->vms[i].pg.on_disk_kib);
 }
 
 uint64_t sim_trace_at(const struct sim_trace *tr, uint64_t t, size_t *pos) {
@@ -308,6 +313,10 @@ static void apply_paging(struct sim *s, struct sim_vm *v, const struct paging_ac
         if (a->raise) {
                 pg->grant_kib = a->grant_kib;
                 paging_started(&v->state.paging, a, 0);
+        }
+        if (a->lift_limits && !a->release) {
+                pg->limited = false;
+                paging_lifted(&v->state.paging, 0, s->now_usec);
         }
         if (a->release) {
                 pg->limited = false;

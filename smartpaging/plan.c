@@ -200,6 +200,28 @@ static bool may_release_now(const struct tide_config *cfg, const struct paging_h
                max_u64(comes_back_kib(h, v), all_back) <= free_left + own_room_kib(cfg, v);
 }
 
+/* Whether a VM other than vms[skip] runs under tide's memory limit: paging, or released with
+ * its lift failed (a release in flight or a lifted one waiting has its limits off). Its pages in
+ * a file come back only as far as its limit lets them. */
+static bool others_limited(const struct paging_vm *vms, size_t n, size_t skip) {
+        for (size_t i = 0; i < n; i++) {
+                const struct paging_vm_state *s = vms[i].state;
+                if (i != skip && vms[i].active &&
+                    (s->phase == PAGING_ACTIVE || (s->phase == PAGING_RELEASING && s->retry_usec && !s->lifted)))
+                        return true;
+        }
+        return false;
+}
+
+/* Whether vms[i]'s file may be switched off as far as swap room goes. Which of its pages are a
+ * limited VM's is not known (/proc/swaps has no owners), so all of them may have to go to the
+ * other swap areas: their free space, the host's free swap less this file's, must take what it
+ * holds; that is, the host's free swap must be at least its size. Not known: it waits for the
+ * limited VMs to come down. */
+static bool file_may_go(const struct paging_host *h, const struct paging_vm *vms, size_t n, size_t i) {
+        return !others_limited(vms, n, i) || (h->swap_known && h->swap_free_kib >= vms[i].state->file_kib);
+}
+
 /* The paging VM whose file goes this tick: of those that fit, the one whose file holds least,
  * so the most files are given back soonest. SIZE_MAX: none. */
 static size_t next_release(const struct tide_config *cfg, const struct paging_host *h, const struct paging_vm *vms,
@@ -318,7 +340,7 @@ int paging_plan(const struct tide_config *cfg, const struct paging_host *host, c
         for (size_t i = 0; i < n && may_release; i++) {
                 struct paging_vm_state *s = vms[i].state;
                 if (s->phase == PAGING_RELEASING && !out[i].release && s->retry_usec && now_usec >= s->retry_usec &&
-                    all_back <= free_left) {
+                    all_back <= free_left && file_may_go(host, vms, n, i)) {
                         may_release = false;
                         free_left -= all_back;
                         s->retry_usec = 0;
@@ -334,7 +356,11 @@ int paging_plan(const struct tide_config *cfg, const struct paging_host *host, c
                                         max_u64(comes_back_kib(host, &vms[r]), all_back));
                 s->phase = PAGING_RELEASING;
                 s->release_usec = now_usec;
-                out[r].release = out[r].lift_limits = true;
+                out[r].lift_limits = true;
+                if (file_may_go(host, vms, n, r))
+                        out[r].release = true;
+                else
+                        s->retry_usec = max_u64(now_usec, 1); /* lifted only: its file waits (due now) */
         }
         for (size_t i = 0; i < n; i++) {
                 struct paging_vm_state *s = vms[i].state;
@@ -376,6 +402,15 @@ void paging_released(struct paging_vm_state *s, bool lifted, int error, uint64_t
         s->lifted |= lifted;
         s->fail_errno = -error;
         s->retry_usec = now_usec + PAGING_RETRY_USEC;
+}
+
+void paging_lifted(struct paging_vm_state *s, int error, uint64_t now_usec) {
+        if (!s)
+                return;
+        if (error < 0)
+                paging_released(s, false, error, now_usec);
+        else
+                s->lifted = true;
 }
 
 void paging_adopt(struct paging_vm_state *s, uint64_t file_kib, uint64_t grant_kib, uint64_t startup_kib,

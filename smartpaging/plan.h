@@ -90,6 +90,10 @@ struct paging_host {
          * in a storm here); switching it off brings back no more than this. */
         bool swap_known;
         uint64_t swapped_kib;
+        /* Free swap space host-wide (/proc/meminfo SwapFree), when swap_known: where the pages
+         * a VM still under its limit has in a file must go again when that file is switched off
+         * (they cannot come back into its RAM). */
+        uint64_t swap_free_kib;
 };
 
 /* What the caller does for one domain, in this order. */
@@ -105,7 +109,9 @@ struct paging_action {
         bool raise;
         /* release: lift its limits (lift_limits: the domain still runs), switch the file off
          * (off the event loop: it can take minutes) and remove it; report with
-         * paging_released(). */
+         * paging_released(). lift_limits without release: lift its limits only, the file
+         * stays on until its turn and room (another VM still under its limit has pages in
+         * it); report with paging_lifted(). */
         bool release, lift_limits;
         bool warn_long;           /* paging for PAGING_LONG_USEC: say so, once */
         bool start_seen;          /* a start this tick whose startup memory was looked at */
@@ -143,7 +149,13 @@ struct paging_summary {
  * it off brings all of them back (three released in one tick brought a partition to OOM here).
  * So files go one at a time host-wide (none while another is being switched off, and no grant
  * is raised meanwhile): a release waiting for its turn first (a failed one retried, a stopped
- * VM's file), in the order given, then of the VMs that may go the one whose file holds least.
+ * VM's file, a lifted VM's), in the order given, then of the VMs that may go the one whose file
+ * holds least. While another VM runs under tide's limit (paging, or its lift failed), a file
+ * goes only if the host's free swap outside it can take everything it holds: that VM's pages
+ * in it cannot come back into its RAM and must be paged out again elsewhere (swapoff of a
+ * file holding them, with the last other file full, failed with ENOMEM and OOM-killed the
+ * limited QEMU here). A VM that may go but whose file may not yet has its limits lifted only;
+ * its file waits. The VMs under a limit only ever come down, so the files all go in the end.
  * Updates each state.
  * Returns 0, or -EINVAL on NULL arguments (n > 0 with NULL arrays, a NULL state). */
 int paging_plan(const struct tide_config *cfg, const struct paging_host *host, const struct paging_vm *vms, size_t n,
@@ -156,6 +168,10 @@ void paging_started(struct paging_vm_state *s, const struct paging_action *a, in
 /* The outcome of a release: 0 (the file is gone: not paging), or a negative errno (asked again
  * after PAGING_RETRY_USEC; lifted says whether the limits at least came off). */
 void paging_released(struct paging_vm_state *s, bool lifted, int error, uint64_t now_usec);
+/* The outcome of lifting the limits only (lift_limits without release): 0 (its file waits for
+ * its turn and room), or a negative errno (the whole release is asked again after
+ * PAGING_RETRY_USEC). */
+void paging_lifted(struct paging_vm_state *s, int error, uint64_t now_usec);
 /* A paging file found in use for this domain when tided started (/proc/swaps): paging resumes
  * from it, to be released as any other. grant_kib, startup_kib: from its record (0 unknown: its
  * limit is then left as found, never raised). A domain that is not running has its file

@@ -18,6 +18,9 @@ static struct paging_vm_state st[N];
 static struct paging_vm vm[N];
 static struct paging_action act[N];
 static struct paging_summary sum;
+/* The host's free swap (SwapFree): plenty unless a test says otherwise. */
+static uint64_t swap_free_mib;
+
 
 /* A running, booted, dynamic VM: startup 384 MiB, minimum 128 MiB, holding `held` MiB. */
 static void running(size_t i, uint64_t held) {
@@ -46,6 +49,7 @@ static void booted(size_t i, uint64_t assigned) {
 static void setup(void) {
         config_init(&cfg);
         cfg.qemu_overhead_kib = 0;
+        swap_free_mib = 100000;
         for (size_t i = 0; i < N; i++) {
                 st[i] = (struct paging_vm_state){ 0 };
                 running(i, 160);
@@ -54,7 +58,8 @@ static void setup(void) {
 }
 
 static void plan(size_t n, uint64_t free_mib, uint64_t now) {
-        struct paging_host h = { .free_kib = MIB(free_mib), .can_page = true };
+        struct paging_host h = { .free_kib = MIB(free_mib), .can_page = true, .swap_known = true,
+                                 .swapped_kib = UINT64_MAX, .swap_free_kib = MIB(swap_free_mib) };
         cr_assert_eq(paging_plan(&cfg, &h, vm, n, now, act, &sum), 0);
 }
 
@@ -490,7 +495,7 @@ Test(plan, pages_already_back_in_ram_are_not_counted_twice) {
                                  .swapped_kib = MIB(184) };
         cr_assert_eq(paging_plan(&cfg, &h, vm, 1, SEC(60), act, &sum), 0);
         cr_expect(act[0].release);
-        /* Not known: the file's use is all that counts. */
+        /* None of it back in RAM: the file's use is all that counts. */
         setup();
         restarting(0, 160);
         plan(1, 0, SEC(10));
@@ -498,6 +503,99 @@ Test(plan, pages_already_back_in_ram_are_not_counted_twice) {
         vm[0].file_used_kib = MIB(240);
         plan(1, 234, SEC(60));
         cr_expect_not(act[0].release);
+}
+
+/* The storm's step 3 here: files went one a tick while guest 3 still paged; switching off the
+ * fifth, the last other file full, failed with ENOMEM and guest 3's QEMU was OOM-killed: its
+ * pages in that file could not come back under its limit, nor go anywhere else. */
+Test(plan, a_file_waits_for_swap_room_while_another_vm_is_under_its_limit) {
+        restarting(0, 160);
+        restarting(1, 160);
+        plan(2, 0, SEC(10));
+        cr_assert(act[0].start && act[1].start);
+        uint64_t file0 = st[0].file_kib;
+        booted(0, 128);
+        vm[0].file_used_kib = MIB(100);
+        vm[1].booting = true; /* still booting: paging, under its limit */
+        vm[1].reporting = false;
+        swap_free_mib = file0 / KIB_PER_MIB - 1; /* the other file's room cannot take all of it */
+        plan(2, 1000, SEC(60));
+        cr_expect(act[0].lift_limits, "it has come down: its limits go");
+        cr_expect_not(act[0].release, "its file may hold the limited VM's pages, with nowhere to go");
+        cr_expect_eq(st[0].phase, PAGING_RELEASING);
+        paging_lifted(&st[0], 0, SEC(60));
+        cr_expect(st[0].lifted);
+        plan(2, 1000, SEC(61));
+        cr_expect_not(act[0].release || act[0].lift_limits, "still no room");
+        cr_expect_not(act[1].release || act[1].lift_limits, "the other is still booting");
+
+        /* Room enough for all the file holds: it goes, its limits already off. */
+        swap_free_mib = file0 / KIB_PER_MIB;
+        plan(2, 1000, SEC(62));
+        cr_expect(act[0].release);
+        cr_expect_not(act[0].lift_limits);
+        paging_released(&st[0], true, 0, SEC(63));
+        cr_expect_eq(st[0].phase, PAGING_NONE);
+}
+
+Test(plan, with_no_vm_left_under_a_limit_the_files_go_without_swap_room) {
+        restarting(0, 160);
+        restarting(1, 160);
+        plan(2, 0, SEC(10));
+        for (int i = 0; i < 2; i++) {
+                booted(i, 128);
+                vm[i].file_used_kib = MIB(100);
+        }
+        vm[1].booting = true;
+        vm[1].reporting = false;
+        swap_free_mib = 0;
+        plan(2, 1000, SEC(60));
+        cr_assert(act[0].lift_limits && !act[0].release);
+        paging_lifted(&st[0], 0, SEC(60));
+        /* The other comes down. The waiting file still may not go while it is limited; its
+         * own may: the only VM left under a limit is itself, lifted before its file goes. */
+        booted(1, 128);
+        plan(2, 1000, SEC(70));
+        cr_expect_not(act[0].release, "one file at a time, and the other still limited");
+        cr_expect(act[1].release && act[1].lift_limits);
+        paging_released(&st[1], true, 0, SEC(71));
+        plan(2, 1000, SEC(72));
+        cr_expect(act[0].release, "no VM under a limit: it goes without swap room");
+        cr_expect_not(act[0].lift_limits, "already lifted");
+}
+
+Test(plan, free_swap_not_known_waits_for_the_limited_vms) {
+        restarting(0, 160);
+        restarting(1, 160);
+        plan(2, 0, SEC(10));
+        booted(0, 128);
+        vm[0].file_used_kib = MIB(100);
+        struct paging_host h = { .free_kib = MIB(1000), .can_page = true };
+        cr_assert_eq(paging_plan(&cfg, &h, vm, 2, SEC(60), act, &sum), 0);
+        cr_expect(act[0].lift_limits);
+        cr_expect_not(act[0].release);
+}
+
+Test(plan, a_failed_lift_is_asked_again_as_a_whole_release) {
+        restarting(0, 160);
+        restarting(1, 160);
+        plan(2, 0, SEC(10));
+        booted(0, 128);
+        swap_free_mib = 0;
+        plan(2, 1000, SEC(60));
+        cr_assert(act[0].lift_limits && !act[0].release);
+        paging_lifted(&st[0], -EIO, SEC(60));
+        cr_expect_not(st[0].lifted);
+        cr_expect_eq(st[0].fail_errno, EIO);
+        booted(1, 128);
+        plan(2, 1000, SEC(61));
+        cr_expect_not(act[0].lift_limits || act[0].release, "asked again only after the retry time");
+        /* Its limit is still on: the other, come down, is lifted only. */
+        cr_assert(act[1].lift_limits && !act[1].release);
+        paging_lifted(&st[1], 0, SEC(61));
+        plan(2, 1000, SEC(60) + PAGING_RETRY_USEC);
+        cr_expect(act[0].release && act[0].lift_limits, "lifted, then switched off");
+        cr_expect_not(act[1].release, "one at a time");
 }
 
 Test(plan, qemus_overhead_is_not_counted_twice_in_what_comes_back) {
