@@ -40,10 +40,10 @@ const char *parking_verdict_to_string(enum parking_verdict v) {
         return (unsigned) v < ELEMENTSOF(verdict_names) ? verdict_names[v] : NULL;
 }
 
-/* The parked CPUs' estimated watts over a sample, at its average shares. */
-static double sample_watts(const struct parking_power_model *m, const struct parking_sample *s) {
-        double cs = s->seconds * s->cpus;
-        return s->cpus * parking_cpu_watts(m, s->busy_cpu_s / cs, s->idle_cpu_s / cs, s->deep_cpu_s / cs);
+/* What one CPU-second of idle costs at a sample's mix of shallow and deep idle. */
+static double idle_watts(const struct parking_power_model *m, const struct parking_sample *s) {
+        double deep = clamp01(s->deep_cpu_s / s->idle_cpu_s);
+        return (1 - deep) * m->shallow_w + deep * m->deep_w;
 }
 
 struct parking_judgement parking_judge(const struct parking_power_model *m, const struct parking_episode *e,
@@ -56,14 +56,84 @@ struct parking_judgement parking_judge(const struct parking_power_model *m, cons
                 return j;
         }
         const struct parking_sample *b = &e->before, *d = &e->during;
-        if (b->seconds < PARKING_JUDGE_MIN_S || d->seconds < PARKING_JUDGE_MIN_S || !b->cpus || !d->cpus)
+        if (b->seconds < PARKING_JUDGE_MIN_S || d->seconds < PARKING_JUDGE_MIN_S || !b->cpus || !d->cpus ||
+            b->idle_cpu_s <= 0 || d->idle_cpu_s <= 0)
                 return j;
-        j.deep_before = clamp01(b->deep_cpu_s / (b->seconds * b->cpus));
-        j.deep_during = clamp01(d->deep_cpu_s / (d->seconds * d->cpus));
-        j.watts_saved = sample_watts(m, b) - sample_watts(m, d);
+        j.deep_before = clamp01(b->deep_cpu_s / b->idle_cpu_s);
+        j.deep_during = clamp01(d->deep_cpu_s / d->idle_cpu_s);
+        /* The idle time the host had during the episode, priced at the mix before and at the
+         * mix during: what deeper idle saved, whatever the load did meanwhile. */
+        j.watts_saved = (idle_watts(m, b) - idle_watts(m, d)) * d->idle_cpu_s / d->seconds;
         if (b->rapl_joules >= 0 && d->rapl_joules >= 0)
                 j.rapl_watts_saved = b->rapl_joules / b->seconds - d->rapl_joules / d->seconds;
         j.verdict = j.deep_during > j.deep_before && j.watts_saved >= PARKING_PAID_MIN_W ? PARKING_PAID
                                                                                           : PARKING_DID_NOT_PAY;
         return j;
+}
+
+static void sample_add(struct parking_sample *to, const struct parking_sample *s) {
+        to->seconds += s->seconds;
+        to->busy_cpu_s += s->busy_cpu_s;
+        to->idle_cpu_s += s->idle_cpu_s;
+        to->deep_cpu_s += s->deep_cpu_s;
+        to->cpus = s->cpus; /* the latest count: CPUs may go offline */
+        /* One interval without RAPL and the sum is not a measurement. */
+        to->rapl_joules = to->rapl_joules < 0 || s->rapl_joules < 0 ? -1 : to->rapl_joules + s->rapl_joules;
+}
+
+static void sample_scale(struct parking_sample *s, double k) {
+        s->seconds *= k;
+        s->busy_cpu_s *= k;
+        s->idle_cpu_s *= k;
+        s->deep_cpu_s *= k;
+        if (s->rapl_joules > 0)
+                s->rapl_joules *= k;
+}
+
+void parking_meter_add(struct parking_meter *m, const struct parking_power_model *pm, const struct parking_sample *s,
+                       bool parked, bool has_deep) {
+        if (!m || !pm || !s)
+                return;
+        m->ended = false;
+        if (!(s->seconds > 0) || !s->cpus)
+                return;
+        if (parked) {
+                if (!m->in_episode) {
+                        m->in_episode = true;
+                        m->during = (struct parking_sample){ 0 };
+                }
+                sample_add(&m->during, s);
+                m->episode_seconds_total += s->seconds;
+                return;
+        }
+        if (m->in_episode) {
+                struct parking_episode e = { .before = m->baseline, .during = m->during };
+                m->last = parking_judge(pm, &e, has_deep);
+                m->last_seconds = m->during.seconds;
+                m->episodes[m->last.verdict]++;
+                if (m->last.verdict == PARKING_PAID || m->last.verdict == PARKING_DID_NOT_PAY)
+                        m->joules_saved += m->last.watts_saved * m->last_seconds;
+                m->in_episode = false;
+                m->ended = true;
+                /* The host after an episode is no baseline for the next: it starts again. */
+                m->baseline = (struct parking_sample){ 0 };
+        }
+        if (m->baseline.seconds + s->seconds > PARKING_BASELINE_S && m->baseline.seconds > 0)
+                sample_scale(&m->baseline, fmax(0, PARKING_BASELINE_S - s->seconds) / m->baseline.seconds);
+        sample_add(&m->baseline, s);
+}
+
+struct parking_judgement parking_meter_now(const struct parking_meter *m, const struct parking_power_model *pm,
+                                           bool has_deep) {
+        struct parking_judgement none = { .verdict = PARKING_UNKNOWN, .rapl_watts_saved = -1 };
+        if (!m || !m->in_episode)
+                return none;
+        struct parking_episode e = { .before = m->baseline, .during = m->during };
+        return parking_judge(pm, &e, has_deep);
+}
+
+bool parking_meter_never_pays(const struct parking_meter *m, bool has_deep) {
+        if (!has_deep)
+                return true;
+        return m && !m->episodes[PARKING_PAID] && m->episodes[PARKING_DID_NOT_PAY] >= PARKING_NEVER_PAID_EPISODES;
 }

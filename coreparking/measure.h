@@ -23,8 +23,10 @@ void parking_power_model_default(struct parking_power_model *m);
  * deep_w, the shares clamped to [0, 1] (busy + idle may pass 1 by a rounding: idle wins). */
 double parking_cpu_watts(const struct parking_power_model *m, double busy, double idle, double deep);
 
-/* What the parked CPUs did over one interval: summed over them, in CPU-seconds (a share of the
- * interval times its length), so intervals of different lengths add up. */
+/* What the host's CPUs did over one interval: summed over every CPU measured, in CPU-seconds (a
+ * share of the interval times its length), so intervals of different lengths add up. The whole
+ * host, not the parked CPUs alone: parking moves work onto the unparked CPUs, and whatever deep
+ * idle they lose counts against what the parked ones gain. */
 struct parking_sample {
         double seconds;      /* the interval's length */
         double busy_cpu_s;   /* sum over the CPUs of busy share x seconds */
@@ -34,8 +36,8 @@ struct parking_sample {
         double rapl_joules;  /* the host's energy over the interval (RAPL), < 0: none */
 };
 
-/* An episode: the same CPUs before they were parked (the baseline, the minutes before) and while
- * they were. */
+/* An episode: the host before anything was parked (the baseline, the minutes before) and while
+ * something was. */
 struct parking_episode {
         struct parking_sample before, during;
 };
@@ -54,13 +56,48 @@ const char *parking_verdict_to_string(enum parking_verdict v);
 
 struct parking_judgement {
         enum parking_verdict verdict;
-        double deep_before, deep_during; /* the parked CPUs' average deep-idle share, 0..1 */
-        double watts_saved;              /* estimated from the model on the parked CPUs (before -
-                                          * during, at the rates each side measured) */
+        double deep_before, deep_during; /* the share of the host's idle time spent in deep
+                                          * states, 0..1 */
+        double watts_saved;              /* estimated from the model: what the host's idle time
+                                          * during the episode cost at the idle-state mix before,
+                                          * less what it cost at the mix during. Busy time is not
+                                          * counted: work parking moves costs the same elsewhere */
         double rapl_watts_saved;         /* measured on the whole host, < 0 without RAPL (it also
-                                          * moves with the load elsewhere: shown, not judged on) */
+                                          * moves with the load: shown, not judged on) */
 };
 
-/* Judges one episode with model m; has_deep: the CPUs list a deep idle state at all. */
+/* Judges one episode with model m; has_deep: the CPUs list a deep idle state at all. Paid: the
+ * deep share of idle time rose and that is worth at least PARKING_PAID_MIN_W. */
 struct parking_judgement parking_judge(const struct parking_power_model *m, const struct parking_episode *e,
                                        bool has_deep);
+
+/* Episodes, interval by interval (pure). An episode runs from an interval with something parked
+ * to the first one with nothing parked; its baseline is the host while nothing was parked since
+ * the last episode, weighted to the last minutes: each interval scales what the baseline held
+ * down so that it keeps PARKING_BASELINE_S seconds (time t seconds back weighs ~e^(-t/300)). */
+#define PARKING_BASELINE_S 300.0
+/* Past this many episodes and none paid, the setting is reported as one that does not pay here. */
+#define PARKING_NEVER_PAID_EPISODES 3
+
+struct parking_meter {
+        struct parking_sample baseline, during;
+        bool in_episode;
+        double episode_seconds_total;      /* time with something parked */
+        double joules_saved;               /* estimated over the ended episodes (watts_saved x time) */
+        uint64_t episodes[PARKING_NO_DEEP_STATE + 1]; /* ended episodes by verdict */
+        struct parking_judgement last;     /* the last ended episode's */
+        double last_seconds;               /* ... and how long it ran */
+        bool ended;                        /* the last parking_meter_add() ended an episode */
+};
+
+/* Adds one interval s (the host's CPUs; rapl_joules < 0 when not measured) during which
+ * something was parked (parked) or not. An episode that ends with it is judged into m->last
+ * (m->ended). Intervals of no length or no CPU are ignored. */
+void parking_meter_add(struct parking_meter *m, const struct parking_power_model *pm, const struct parking_sample *s,
+                       bool parked, bool has_deep);
+/* The episode under way judged so far (PARKING_UNKNOWN when none, or too short yet). */
+struct parking_judgement parking_meter_now(const struct parking_meter *m, const struct parking_power_model *pm,
+                                           bool has_deep);
+/* Whether parking has not paid here: PARKING_NEVER_PAID_EPISODES or more judged, none paid, or
+ * the CPUs have no deep state at all. */
+bool parking_meter_never_pays(const struct parking_meter *m, bool has_deep);
