@@ -114,3 +114,85 @@ int parking_rapl_read(const char *root, uint64_t *ret_uj, uint64_t *ret_range_uj
                 *ret_packages = n;
         return 0;
 }
+
+int parking_idle_host_init(struct parking_idle_host *h, unsigned n) {
+        *h = (struct parking_idle_host){ .n = n };
+        h->prev = calloc(n ? n : 1, sizeof(*h->prev));
+        h->prev_ok = calloc(n ? n : 1, sizeof(*h->prev_ok));
+        h->idle = calloc(n ? n : 1, sizeof(*h->idle));
+        h->deep = calloc(n ? n : 1, sizeof(*h->deep));
+        if (!h->prev || !h->prev_ok || !h->idle || !h->deep) {
+                parking_idle_host_done(h);
+                return -ENOMEM;
+        }
+        for (unsigned c = 0; c < n; c++)
+                h->idle[c] = h->deep[c] = -1;
+        return 0;
+}
+
+void parking_idle_host_done(struct parking_idle_host *h) {
+        if (!h)
+                return;
+        free(h->prev);
+        free(h->prev_ok);
+        free(h->idle);
+        free(h->deep);
+        *h = (struct parking_idle_host){ 0 };
+}
+
+static bool lists_deep(const struct parking_idle *i) {
+        for (unsigned k = 0; k < i->n; k++)
+                if (i->s[k].latency_usec >= PARKING_DEEP_LATENCY_USEC)
+                        return true;
+        return false;
+}
+
+int parking_idle_host_read(struct parking_idle_host *h, const char *root, const struct hv_cpuset *cpus,
+                           const double *busy, uint64_t now_usec, struct parking_sample *ret) {
+        if (!h || !cpus || !ret)
+                return -EINVAL;
+        uint64_t elapsed = h->read_usec && now_usec > h->read_usec ? now_usec - h->read_usec : 0;
+        double secs = (double) elapsed / 1e6;
+        *ret = (struct parking_sample){ .seconds = secs, .rapl_joules = -1 };
+
+        for (unsigned c = 0; c < h->n; c++) {
+                struct parking_idle cur;
+                double idle, deep;
+                h->idle[c] = h->deep[c] = -1;
+                if (!hv_cpuset_test(cpus, c))
+                        continue;
+                if (parking_idle_read(root, c, &cur) < 0 || !cur.n) {
+                        h->prev_ok[c] = false;
+                        continue;
+                }
+                h->has_deep |= lists_deep(&cur);
+                if (h->prev_ok[c] && elapsed &&
+                    parking_idle_residency(&h->prev[c], &cur, elapsed, &idle, &deep, NULL)) {
+                        h->idle[c] = idle;
+                        h->deep[c] = deep;
+                        ret->idle_cpu_s += idle * secs;
+                        ret->deep_cpu_s += deep * secs;
+                        if (busy && busy[c] >= 0)
+                                ret->busy_cpu_s += busy[c] * secs;
+                        ret->cpus++;
+                }
+                h->prev[c] = cur;
+                h->prev_ok[c] = true;
+        }
+
+        uint64_t uj, range;
+        if (parking_rapl_read(root, &uj, &range, NULL) == 0) {
+                /* One package wrapped when the sum went back: once around its range (every
+                 * package's is the same on the parts seen; a smaller one counts short). */
+                if (h->rapl_ok && elapsed)
+                        ret->rapl_joules = (double) (uj >= h->rapl_prev_uj ? uj - h->rapl_prev_uj
+                                                                           : uj + h->rapl_range_uj - h->rapl_prev_uj) /
+                                           1e6;
+                h->rapl_prev_uj = uj;
+                h->rapl_range_uj = range;
+                h->rapl_ok = true;
+        } else
+                h->rapl_ok = false;
+        h->read_usec = now_usec;
+        return 0;
+}

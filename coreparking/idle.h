@@ -8,6 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "balloon/hv.h"
+#include "coreparking/measure.h"
+
 /* Idle states a CPU may have (intel_idle lists up to ~10; the kernel's CPUIDLE_STATE_MAX is 10). */
 #define PARKING_IDLE_STATES 10
 #define PARKING_IDLE_NAME_MAX 32
@@ -47,3 +50,29 @@ bool parking_idle_residency(const struct parking_idle *before, const struct park
  * that interval is not measured. -ENOENT: no RAPL (a VM, a part the kernel has no powercap driver
  * for): then tide estimates from its energy model. */
 int parking_rapl_read(const char *root, uint64_t *ret_uj, uint64_t *ret_range_uj, unsigned *ret_packages);
+
+/* The host's CPUs read interval after interval (tided, every regular tick): each CPU's last read,
+ * so the next gives the residency since. */
+struct parking_idle_host {
+        unsigned n;                 /* CPUs 0..n) */
+        struct parking_idle *prev;  /* each CPU's last read */
+        bool *prev_ok;              /* ... when it could be read */
+        double *idle, *deep;        /* each CPU's shares of the last interval, < 0: not measured */
+        uint64_t read_usec;         /* when they were read; 0: never */
+        bool rapl_ok;               /* RAPL read last time */
+        uint64_t rapl_prev_uj, rapl_range_uj;
+        bool has_deep;              /* some CPU read lists a deep state (PARKING_DEEP_LATENCY_USEC) */
+};
+
+/* For CPUs 0..n). Returns 0 or -ENOMEM. */
+int parking_idle_host_init(struct parking_idle_host *h, unsigned n);
+void parking_idle_host_done(struct parking_idle_host *h);
+
+/* Reads every CPU of cpus (those below h->n) and RAPL under root at now_usec into *ret: the host
+ * over the interval since the last call (seconds 0 on the first, or when the clock did not
+ * move: nothing to compare). busy[cpu] (0..h->n), each CPU's busy share from the load (< 0
+ * unknown: not counted), prices the busy time; NULL: none. A CPU that cannot be read this time is
+ * left out of this interval and the next. RAPL that wrapped is counted once around its range;
+ * without RAPL ret->rapl_joules is -1. Returns 0, or -EINVAL for NULL arguments. */
+int parking_idle_host_read(struct parking_idle_host *h, const char *root, const struct hv_cpuset *cpus,
+                           const double *busy, uint64_t now_usec, struct parking_sample *ret);

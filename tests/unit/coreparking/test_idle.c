@@ -2,6 +2,8 @@
  * in tests/fixtures/sys (their README), the residency over an interval, and this host. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "coreparking/idle.h"
@@ -72,4 +74,94 @@ Test(idle, this_host_reads_cpu_0) {
         /* This host may have no cpuidle at all; when it has, the states read back in order. */
         for (unsigned k = 1; k < i.n; k++)
                 cr_expect_geq(i.s[k].latency_usec, i.s[k - 1].latency_usec, "state %u", k);
+}
+
+/* ---- the host read interval after interval, on a copy of intel-skx whose counters move ---- */
+
+static char host_root[64];
+
+static void host_copy(void) {
+        char cmd[160];
+        snprintf(host_root, sizeof(host_root), "/tmp/tide-idle-host-XXXXXX");
+        cr_assert_not_null(mkdtemp(host_root));
+        snprintf(cmd, sizeof(cmd), "cp -r " FIX "intel-skx/sys %s/", host_root);
+        cr_assert_eq(system(cmd), 0);
+}
+
+static void host_rm(void) {
+        char cmd[96];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", host_root);
+        cr_expect_eq(system(cmd), 0);
+}
+
+/* Adds `by` to the number in root/path. */
+static void bump(const char *path, long long by) {
+        char full[256];
+        long long v = 0;
+        snprintf(full, sizeof(full), "%s%s", host_root, path);
+        FILE *f = fopen(full, "r");
+        cr_assert_not_null(f, "%s", full);
+        cr_assert_eq(fscanf(f, "%lld", &v), 1);
+        fclose(f);
+        cr_assert_not_null(f = fopen(full, "w"));
+        fprintf(f, "%lld\n", v + by);
+        fclose(f);
+}
+
+#define CPUIDLE(cpu, k) "/sys/devices/system/cpu/cpu" #cpu "/cpuidle/state" #k "/time"
+#define RAPL(p) "/sys/class/powercap/intel-rapl:" #p "/energy_uj"
+
+Test(idle, the_host_over_an_interval_sums_every_cpu_and_rapl, .init = host_copy, .fini = host_rm) {
+        struct parking_idle_host h;
+        struct parking_sample s;
+        struct hv_cpuset cpus = { 0 };
+        double busy[2] = { 0.3, 0.1 };
+        hv_cpuset_set(&cpus, 0);
+        hv_cpuset_set(&cpus, 1);
+        cr_assert_eq(parking_idle_host_init(&h, 2), 0);
+        cr_assert_eq(parking_idle_host_read(&h, host_root, &cpus, busy, 1000000, &s), 0);
+        cr_expect_eq(s.seconds, 0, "a first read has nothing to compare");
+        cr_expect_eq(s.cpus, 0);
+        cr_expect(h.has_deep, "C1E and C6 are deep");
+        /* 10 s: CPU 0 1 s in C1 and 6 s in C6, CPU 1 9 s in C1; package 0 used 50 J. */
+        bump(CPUIDLE(0, 1), 1000000);
+        bump(CPUIDLE(0, 3), 6000000);
+        bump(CPUIDLE(1, 1), 9000000);
+        bump(RAPL(0), 50000000);
+        cr_assert_eq(parking_idle_host_read(&h, host_root, &cpus, busy, 11000000, &s), 0);
+        cr_expect_float_eq(s.seconds, 10, 1e-9);
+        cr_expect_eq(s.cpus, 2);
+        cr_expect_float_eq(s.idle_cpu_s, 16, 1e-9);
+        cr_expect_float_eq(s.deep_cpu_s, 6, 1e-9);
+        cr_expect_float_eq(s.busy_cpu_s, 4, 1e-9, "3 + 1 CPU-seconds");
+        cr_expect_float_eq(s.rapl_joules, 50, 1e-9);
+        cr_expect_float_eq(h.idle[0], 0.7, 1e-9);
+        cr_expect_float_eq(h.deep[0], 0.6, 1e-9);
+        cr_expect_float_eq(h.deep[1], 0, 1e-9);
+
+        /* Package 0's counter wraps: 262143328850 - 123456789 - 50000000 + 1000000 µJ later. */
+        bump(RAPL(0), 1000000 - 123456789 - 50000000);
+        hv_cpuset_clear(&cpus, 1); /* CPU 1 not asked for: not measured */
+        cr_assert_eq(parking_idle_host_read(&h, host_root, &cpus, NULL, 21000000, &s), 0);
+        cr_expect_float_eq(s.rapl_joules, (262143328850.0 - 123456789 - 50000000 + 1000000) / 1e6, 1e-6);
+        cr_expect_eq(s.cpus, 1);
+        cr_expect_lt(h.idle[1], 0);
+        cr_expect_float_eq(s.busy_cpu_s, 0, 1e-9, "no load given");
+        parking_idle_host_done(&h);
+}
+
+Test(idle, the_host_without_deep_states_or_rapl_says_so) {
+        struct parking_idle_host h;
+        struct parking_sample s;
+        struct hv_cpuset cpus = { 0 };
+        hv_cpuset_set(&cpus, 0);
+        cr_assert_eq(parking_idle_host_init(&h, 1), 0);
+        cr_assert_eq(parking_idle_host_read(&h, FIX "haltpoll-vm", &cpus, NULL, 1000000, &s), 0);
+        cr_assert_eq(parking_idle_host_read(&h, FIX "haltpoll-vm", &cpus, NULL, 2000000, &s), 0);
+        cr_expect_not(h.has_deep, "haltpoll's 1 us halt is not deep");
+        cr_expect_lt(s.rapl_joules, 0);
+        cr_expect_eq(s.cpus, 1, "nothing moved, but measured");
+        cr_expect_float_eq(s.idle_cpu_s, 0, 1e-9);
+        cr_expect_eq(parking_idle_host_read(NULL, "/", &cpus, NULL, 0, &s), -EINVAL);
+        parking_idle_host_done(&h);
 }
