@@ -262,6 +262,55 @@ int cmd_policy(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE
 
 /* ---- stats and top ---- */
 
+/* A share 0..1 as "42%", "-" when not measured. */
+static const char *pct_or_dash(json_object *o, const char *key, char buf[static 16]) {
+        double v = dbl(o, key);
+        if (isnan(v))
+                return "-";
+        snprintf(buf, 16, "%.0f%%", 100 * v);
+        return buf;
+}
+
+/* What parking is worth (stats' host.parking.measured): the episode under way, the ended ones,
+ * each parked CPU and the unparked ones on average. */
+static void print_parking_measured(json_object *mz, FILE *out) {
+        json_object *e = json_object_object_get(mz, "episode"), *n = json_object_object_get(mz, "episodes"),
+                    *cpus = json_object_object_get(mz, "cpus");
+        char rapl[48] = "", b1[16], b2[16], b3[16];
+        if (!json_object_get_boolean(json_object_object_get(mz, "has_deep_state")))
+                fprintf(out, "  worth: nothing on this host: its CPUs have no deep idle state to reach\n");
+        else if (e) {
+                if (has(e, "rapl_watts_saved"))
+                        snprintf(rapl, sizeof(rapl), "; RAPL: host %.1f W less", dbl(e, "rapl_watts_saved"));
+                fprintf(out, "  worth, this episode: %s; deep idle %.0f%% of idle time before, %.0f%% now; estimated %.2f W saved%s\n",
+                        str(e, "verdict"), 100 * dbl(e, "deep_before"), 100 * dbl(e, "deep_during"),
+                        dbl(e, "watts_saved"), rapl);
+        }
+        fprintf(out, "  episodes: %" PRId64 " paid, %" PRId64 " did not pay, %" PRId64 " too short to say; %.0f J saved (estimated)%s\n",
+                num(n, "paid"), num(n, "did_not_pay"), num(n, "unknown"), dbl(mz, "joules_saved"),
+                json_object_get_boolean(json_object_object_get(mz, "never_pays")) ? "; parking does not pay here" : "");
+        double sum[3] = { 0 };
+        unsigned unparked = 0;
+        for (size_t i = 0; cpus && i < json_object_array_length(cpus); i++) {
+                json_object *c = json_object_array_get_idx(cpus, i);
+                if (json_object_get_boolean(json_object_object_get(c, "parked"))) {
+                        fprintf(out, "  cpu %" PRId64 " parked: busy %s, idle %s, deep idle %s\n", num(c, "cpu"),
+                                pct_or_dash(c, "busy", b1), pct_or_dash(c, "idle", b2), pct_or_dash(c, "deep", b3));
+                        continue;
+                }
+                if (isnan(dbl(c, "idle")))
+                        continue;
+                sum[0] += isnan(dbl(c, "busy")) ? 0 : dbl(c, "busy");
+                sum[1] += dbl(c, "idle");
+                sum[2] += dbl(c, "deep");
+                unparked++;
+        }
+        if (unparked)
+                fprintf(out, "  %u unparked CPU%s on average: busy %.0f%%, idle %.0f%%, deep idle %.0f%%\n", unparked,
+                        unparked == 1 ? "" : "s", 100 * sum[0] / unparked, 100 * sum[1] / unparked,
+                        100 * sum[2] / unparked);
+}
+
 static void print_host_line(json_object *host, FILE *out) {
         char a[SIZE_FORMAT_MAX], b[SIZE_FORMAT_MAX], c[SIZE_FORMAT_MAX], d[SIZE_FORMAT_MAX], e[SIZE_FORMAT_MAX],
                 f[SIZE_FORMAT_MAX], paging[96] = "";
@@ -283,6 +332,8 @@ static void print_host_line(json_object *host, FILE *out) {
                         str(p, "parked") ? str(p, "parked") : "none", num(p, "unparked_cpus"),
                         json_object_get_double(json_object_object_get(p, "load_cpus")),
                         str(p, "reason") ? str(p, "reason") : "");
+        if (p && has(p, "measured"))
+                print_parking_measured(json_object_object_get(p, "measured"), out);
 }
 
 static void print_stats_table(json_object *domains, FILE *out) {

@@ -48,7 +48,7 @@ static double idle_watts(const struct parking_power_model *m, const struct parki
 
 struct parking_judgement parking_judge(const struct parking_power_model *m, const struct parking_episode *e,
                                        bool has_deep) {
-        struct parking_judgement j = { .verdict = PARKING_UNKNOWN, .rapl_watts_saved = -1 };
+        struct parking_judgement j = { .verdict = PARKING_UNKNOWN };
         if (!m || !e)
                 return j;
         if (!has_deep) {
@@ -64,7 +64,8 @@ struct parking_judgement parking_judge(const struct parking_power_model *m, cons
         /* The idle time the host had during the episode, priced at the mix before and at the
          * mix during: what deeper idle saved, whatever the load did meanwhile. */
         j.watts_saved = (idle_watts(m, b) - idle_watts(m, d)) * d->idle_cpu_s / d->seconds;
-        if (b->rapl_joules >= 0 && d->rapl_joules >= 0)
+        j.rapl_known = b->rapl_joules >= 0 && d->rapl_joules >= 0;
+        if (j.rapl_known)
                 j.rapl_watts_saved = b->rapl_joules / b->seconds - d->rapl_joules / d->seconds;
         j.verdict = j.deep_during > j.deep_before && j.watts_saved >= PARKING_PAID_MIN_W ? PARKING_PAID
                                                                                           : PARKING_DID_NOT_PAY;
@@ -125,7 +126,7 @@ void parking_meter_add(struct parking_meter *m, const struct parking_power_model
 
 struct parking_judgement parking_meter_now(const struct parking_meter *m, const struct parking_power_model *pm,
                                            bool has_deep) {
-        struct parking_judgement none = { .verdict = PARKING_UNKNOWN, .rapl_watts_saved = -1 };
+        struct parking_judgement none = { .verdict = PARKING_UNKNOWN };
         if (!m || !m->in_episode)
                 return none;
         struct parking_episode e = { .before = m->baseline, .during = m->during };

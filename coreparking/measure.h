@@ -62,8 +62,9 @@ struct parking_judgement {
                                           * during the episode cost at the idle-state mix before,
                                           * less what it cost at the mix during. Busy time is not
                                           * counted: work parking moves costs the same elsewhere */
-        double rapl_watts_saved;         /* measured on the whole host, < 0 without RAPL (it also
-                                          * moves with the load: shown, not judged on) */
+        bool rapl_known;                 /* RAPL measured both sides */
+        double rapl_watts_saved;         /* then what the whole host drew less (negative: more; it
+                                          * also moves with the load: shown, not judged on) */
 };
 
 /* Judges one episode with model m; has_deep: the CPUs list a deep idle state at all. Paid: the

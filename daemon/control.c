@@ -79,7 +79,57 @@ static json_object *stats_domain(const struct snapshot_domain *d) {
         return o;
 }
 
-static json_object *stats_host(const struct snapshot_host *h) {
+/* A share 0..1, null when not measured (< 0). */
+static json_object *share(double v) {
+        return v >= 0 ? json_object_new_double(v) : NULL;
+}
+
+/* What parking is worth, and the host's CPUs (snapshot.h). */
+static json_object *stats_parking_measured(const struct snapshot *s) {
+        const struct snapshot_host *h = &s->host;
+        json_object *o = json_object_new_object(), *e = NULL, *last = NULL, *n = json_object_new_object(),
+                    *cpus = json_object_new_array();
+        json_object_object_add(o, "has_deep_state", json_object_new_boolean(h->parking_has_deep));
+        json_object_object_add(o, "never_pays", json_object_new_boolean(h->parking_never_pays));
+        if (h->parking_verdict) {
+                e = json_object_new_object();
+                json_object_object_add(e, "verdict", json_object_new_string(h->parking_verdict));
+                json_object_object_add(e, "deep_before", json_object_new_double(h->parking_deep_before));
+                json_object_object_add(e, "deep_during", json_object_new_double(h->parking_deep_during));
+                json_object_object_add(e, "watts_saved", json_object_new_double(h->parking_watts_saved));
+                json_object_object_add(e, "rapl_watts_saved",
+                                       h->parking_rapl_known ? json_object_new_double(h->parking_rapl_watts_saved)
+                                                             : NULL);
+        }
+        json_object_object_add(o, "episode", e);
+        json_object_object_add(n, "paid", kib(h->parking_episodes_paid));
+        json_object_object_add(n, "did_not_pay", kib(h->parking_episodes_not_paid));
+        json_object_object_add(n, "unknown", kib(h->parking_episodes_unknown));
+        json_object_object_add(o, "episodes", n);
+        json_object_object_add(o, "joules_saved", json_object_new_double(h->parking_joules_saved));
+        if (h->parking_last_verdict) {
+                last = json_object_new_object();
+                json_object_object_add(last, "verdict", json_object_new_string(h->parking_last_verdict));
+                json_object_object_add(last, "watts_saved", json_object_new_double(h->parking_last_watts_saved));
+                json_object_object_add(last, "seconds", json_object_new_double(h->parking_last_seconds));
+        }
+        json_object_object_add(o, "last_episode", last);
+        for (size_t i = 0; i < s->n_cpus; i++) {
+                const struct snapshot_cpu *c = &s->cpus[i];
+                json_object *j = json_object_new_object();
+                json_object_object_add(j, "cpu", json_object_new_int64(c->cpu));
+                json_object_object_add(j, "parked", json_object_new_boolean(c->parked));
+                json_object_object_add(j, "busy", share(c->busy));
+                json_object_object_add(j, "idle", share(c->idle));
+                json_object_object_add(j, "deep", share(c->deep));
+                json_object_array_add(cpus, j);
+        }
+        json_object_object_add(o, "cpus", cpus);
+        return o;
+}
+
+static json_object *stats_host(const struct snapshot *s) {
+        const struct snapshot_host *h = &s->host;
         json_object *o = json_object_new_object();
         json_object_object_add(o, "total_kib", kib(h->total_kib));
         json_object_object_add(o, "available_kib", kib(h->available_kib));
@@ -101,6 +151,7 @@ static json_object *stats_host(const struct snapshot_host *h) {
                 json_object_object_add(p, "load_cpus", json_object_new_double(h->parking_load_cpus));
                 json_object_object_add(p, "reason", json_object_new_string(h->parking_reason ? h->parking_reason : ""));
                 json_object_object_add(p, "reversals", kib(h->parking_reversals));
+                json_object_object_add(p, "measured", h->parking_measured ? stats_parking_measured(s) : NULL);
                 json_object_object_add(o, "parking", p);
         } else
                 json_object_object_add(o, "parking", NULL);
@@ -241,7 +292,7 @@ static int handle_stats(struct manager *m, const char *domain, json_object *repl
                 json_object_put(arr);
                 return -ENOENT;
         }
-        json_object_object_add(reply, "host", stats_host(&s->host));
+        json_object_object_add(reply, "host", stats_host(s));
         json_object_object_add(reply, "domains", arr);
         return 0;
 }

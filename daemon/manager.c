@@ -14,7 +14,9 @@
 #include "common/macro.h"
 #include "common/meminfo.h"
 #include "common/units.h"
+#include "coreparking/idle.h"
 #include "coreparking/load.h"
+#include "coreparking/measure.h"
 #include "core/core.h"
 #include "daemon/channel.h"
 #include "daemon/manager.h"
@@ -102,6 +104,14 @@ struct manager {
         bool load_known;
         struct parking_decision parking_last; /* the last regular tick's, for the snapshot */
         bool parking_decided;
+        /* What parking is worth (manager_measure_parking()): the CPUs' idle states and RAPL read
+         * every regular tick under sys_root, and each episode judged on them. */
+        bool measure_on;
+        char sys_root[CGROUP_PATH_MAX];
+        struct parking_idle_host idle_host;
+        struct parking_power_model model;
+        struct parking_meter meter;
+        bool never_pays_said; /* "parking does not pay here" logged */
 
         struct core *core;
         struct core_frame frame;       /* observations in, decisions out, one per domain */
@@ -191,6 +201,7 @@ struct manager *manager_free(struct manager *m) {
         }
         free(m->doms);
         free(m->busy);
+        parking_idle_host_done(&m->idle_host);
         free(m->index);
         core_free(m->core);
         core_frame_done(&m->frame);
@@ -1100,6 +1111,53 @@ static void read_load(struct manager *m) {
                 log_debug("cannot read the CPUs' load: %s", strerror(-r));
 }
 
+int manager_measure_parking(struct manager *m, const char *sys_root) {
+        if (!m || !m->parking_on)
+                return -EINVAL;
+        parking_idle_host_done(&m->idle_host);
+        int r = parking_idle_host_init(&m->idle_host, m->n_busy);
+        if (r < 0)
+                return log_error_errno(r, "Core parking will not be measured: %m");
+        snprintf(m->sys_root, sizeof(m->sys_root), "%s", sys_root && *sys_root ? sys_root : "/");
+        parking_power_model_default(&m->model);
+        m->meter = (struct parking_meter){ 0 };
+        m->measure_on = true;
+        return 0;
+}
+
+/* The interval since the last regular tick, with what the previous one parked: into the meter;
+ * an episode that ends is logged with what it was worth, and a host where parking does not pay
+ * is said to be one, once. */
+static void measure_parking(struct manager *m, uint64_t now_usec) {
+        struct parking_sample s;
+        if (parking_idle_host_read(&m->idle_host, m->sys_root, &m->host_cpus, m->load_known ? m->busy : NULL,
+                                   now_usec, &s) < 0 ||
+            !s.cpus)
+                return;
+        bool parked = m->parking_decided && hv_cpuset_count(&m->parking_last.parked) > 0;
+        bool deep = m->idle_host.has_deep;
+        parking_meter_add(&m->meter, &m->model, &s, parked, deep);
+        const struct parking_judgement *j = &m->meter.last;
+        if (m->meter.ended && j->verdict != PARKING_NO_DEEP_STATE)
+                log_info("Core parking: an episode of %.0f s is over: %s; deep idle %.0f%% of idle time before, "
+                         "%.0f%% during; estimated %.2f W saved%s",
+                         m->meter.last_seconds, parking_verdict_to_string(j->verdict), 100 * j->deep_before,
+                         100 * j->deep_during, j->watts_saved, j->rapl_known ? " (RAPL shown in stats)" : "");
+        if (!m->never_pays_said && parking_meter_never_pays(&m->meter, deep)) {
+                m->never_pays_said = true;
+                if (!deep)
+                        log_warning("Core parking cannot pay on this host: its CPUs list no idle state with an exit "
+                                    "latency of %d us or more (only polling or a halt, as a VM's cpuidle-haltpoll), "
+                                    "so a parked core sleeps no deeper than an idle one; [parking] mode = off "
+                                    "saves the pinning",
+                                    PARKING_DEEP_LATENCY_USEC);
+                else
+                        log_warning("Core parking has not paid in %" PRIu64 " episodes on this host (no deeper "
+                                    "idle worth %.1f W); [parking] mode = off saves the pinning",
+                                    m->meter.episodes[PARKING_DID_NOT_PAY], PARKING_PAID_MIN_W);
+        }
+}
+
 static void gather(struct manager *m, struct dom *d, struct core_vm_obs *o, uint64_t now_usec, bool early) {
         *o = (struct core_vm_obs){ .info = &d->info,
                                    .have_policy = d->have_policy,
@@ -1331,6 +1389,49 @@ static void snapshot_row(const struct dom *d, const struct core_vm_out *c, uint6
         }
 }
 
+/* What parking is worth, and each CPU as it is now, into s. */
+static int publish_measure(struct manager *m, struct snapshot *s) {
+        const struct parking_meter *mt = &m->meter;
+        struct snapshot_host *h = &s->host;
+        struct parking_judgement now = parking_meter_now(mt, &m->model, m->idle_host.has_deep);
+
+        h->parking_measured = true;
+        h->parking_has_deep = m->idle_host.has_deep;
+        h->parking_never_pays = parking_meter_never_pays(mt, m->idle_host.has_deep);
+        h->parking_verdict = mt->in_episode ? parking_verdict_to_string(now.verdict) : NULL;
+        h->parking_deep_before = now.deep_before;
+        h->parking_deep_during = now.deep_during;
+        h->parking_watts_saved = mt->in_episode ? now.watts_saved : 0;
+        h->parking_rapl_known = mt->in_episode && now.rapl_known;
+        h->parking_rapl_watts_saved = h->parking_rapl_known ? now.rapl_watts_saved : 0;
+        h->parking_joules_saved = mt->joules_saved;
+        h->parking_episodes_paid = mt->episodes[PARKING_PAID];
+        h->parking_episodes_not_paid = mt->episodes[PARKING_DID_NOT_PAY] + mt->episodes[PARKING_NO_DEEP_STATE];
+        h->parking_episodes_unknown = mt->episodes[PARKING_UNKNOWN];
+        bool any = false;
+        for (size_t k = 0; k < ELEMENTSOF(mt->episodes); k++)
+                any |= mt->episodes[k] > 0;
+        h->parking_last_verdict = any ? parking_verdict_to_string(mt->last.verdict) : NULL;
+        h->parking_last_watts_saved = any ? mt->last.watts_saved : 0;
+        h->parking_last_seconds = any ? mt->last_seconds : 0;
+
+        unsigned n = hv_cpuset_count(&m->host_cpus);
+        if (!(s->cpus = calloc(n ? n : 1, sizeof(*s->cpus))))
+                return -ENOMEM;
+        for (unsigned c = 0; c < m->n_busy && s->n_cpus < n; c++) {
+                if (!hv_cpuset_test(&m->host_cpus, c))
+                        continue;
+                s->cpus[s->n_cpus++] = (struct snapshot_cpu){
+                        .cpu = c,
+                        .parked = hv_cpuset_test(&m->parking_last.parked, c),
+                        .busy = m->load_known ? m->busy[c] : -1,
+                        .idle = c < m->idle_host.n ? m->idle_host.idle[c] : -1,
+                        .deep = c < m->idle_host.n ? m->idle_host.deep[c] : -1,
+                };
+        }
+        return 0;
+}
+
 /* Publish: the snapshot `stats` and /metrics show. The tick's duration is filled in afterwards
  * by manager_note_tick_duration(). */
 static int publish(struct manager *m, const struct core_host_obs *h, uint64_t now_usec) {
@@ -1374,6 +1475,10 @@ static int publish(struct manager *m, const struct core_host_obs *h, uint64_t no
                 s.host.parking_needed_cpus = p->needed_cpus;
                 s.host.parking_load_cpus = p->load_cpus;
                 s.host.parking_reversals = core_parking_state(m->core)->reversals;
+                if (m->measure_on && publish_measure(m, &s) < 0) {
+                        snapshot_done(&s);
+                        return -ENOMEM;
+                }
         }
         snapshot_done(&m->snap);
         m->snap = s;
@@ -1438,6 +1543,8 @@ static int tick(struct manager *m, uint64_t now_usec, bool early) {
                 return log_error_errno(r, "Failed to read host memory: %m");
         if (m->parking_on && !early) {
                 read_load(m);
+                if (m->measure_on)
+                        measure_parking(m, now_usec);
                 host.cpu_busy = m->busy;
                 host.n_cpus = m->n_busy;
                 host.cpu_load_known = m->load_known;

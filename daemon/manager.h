@@ -74,6 +74,12 @@ int manager_cpu_load_live(double *busy, unsigned n, bool *ret_known, void *userd
  * start or when they migrate in. Returns 0 or -errno (logged: parking stays off). */
 int manager_enable_parking(struct manager *m, const struct parking_core *cores, size_t n, manager_cpu_load_fn load,
                            void *userdata);
+/* Measures what parking is worth (after manager_enable_parking() with a load): every regular
+ * tick reads each CPU's cpuidle states and RAPL under sys_root (NULL or "": "/"), and judges each
+ * episode (coreparking/measure.h); an episode's end is logged, and so, once, is a host where
+ * parking does not pay. The snapshot then has the figures and each CPU. Returns 0, -EINVAL
+ * (parking not on) or -ENOMEM. */
+int manager_measure_parking(struct manager *m, const char *sys_root);
 /* Gives every confined VM its own CPUs back (tided stopping: no VM stays pinned). */
 void manager_stop_parking(struct manager *m);
 

@@ -365,6 +365,49 @@ static void put_host_family(FILE *f, const struct family *fam, const struct snap
         fputc('\n', f);
 }
 
+/* What core parking is worth, when tided measures it: each CPU's idle residency over the last
+ * interval (a share, 0..1, per state kind), the estimate for the episode under way, and the
+ * episodes so far by verdict. */
+static void put_parking_measured(FILE *f, const struct snapshot *s) {
+        const struct snapshot_host *h = &s->host;
+        if (!h->parking_on || !h->parking_measured)
+                return;
+        fputs("# HELP tide_cpu_idle_residency Share of the last interval the CPU spent idle (state=\"idle\") and in "
+              "deep idle states, exit latency >= 10 us (state=\"deep\").\n"
+              "# TYPE tide_cpu_idle_residency gauge\n",
+              f);
+        for (size_t i = 0; i < s->n_cpus; i++) {
+                const struct snapshot_cpu *c = &s->cpus[i];
+                if (c->idle < 0)
+                        continue;
+                fprintf(f, "tide_cpu_idle_residency{cpu=\"%u\",state=\"idle\"} ", c->cpu);
+                put_double(f, c->idle);
+                fprintf(f, "\ntide_cpu_idle_residency{cpu=\"%u\",state=\"deep\"} ", c->cpu);
+                put_double(f, c->deep);
+                fputc('\n', f);
+        }
+        fputs("# HELP tide_parking_watts_saved_estimate Power the parking episode under way saves by deeper idle, "
+              "estimated from the energy model (0: none under way).\n"
+              "# TYPE tide_parking_watts_saved_estimate gauge\ntide_parking_watts_saved_estimate ",
+              f);
+        put_double(f, h->parking_watts_saved);
+        fputs("\n# HELP tide_parking_joules_saved_estimate_total Energy the ended parking episodes saved, estimated.\n"
+              "# TYPE tide_parking_joules_saved_estimate_total counter\ntide_parking_joules_saved_estimate_total ",
+              f);
+        put_double(f, h->parking_joules_saved);
+        fprintf(f,
+                "\n# HELP tide_parking_episodes_total Ended parking episodes by whether they paid.\n"
+                "# TYPE tide_parking_episodes_total counter\n"
+                "tide_parking_episodes_total{verdict=\"paid\"} %" PRIu64 "\n"
+                "tide_parking_episodes_total{verdict=\"did_not_pay\"} %" PRIu64 "\n"
+                "tide_parking_episodes_total{verdict=\"unknown\"} %" PRIu64 "\n"
+                "# HELP tide_parking_pays 0 when parking cannot or does not pay on this host (no deep idle state, or "
+                "several episodes and none paid).\n"
+                "# TYPE tide_parking_pays gauge\ntide_parking_pays %d\n",
+                h->parking_episodes_paid, h->parking_episodes_not_paid, h->parking_episodes_unknown,
+                !h->parking_never_pays);
+}
+
 int metrics_render(const struct snapshot *s, char **ret, size_t *ret_len) {
         _cleanup_free_ char *buf = NULL;
         size_t len = 0;
@@ -391,6 +434,7 @@ int metrics_render(const struct snapshot *s, char **ret, size_t *ret_len) {
                 put_domain_family(f, &domain_families[i], s);
         for (size_t i = 0; i < ELEMENTSOF(host_families); i++)
                 put_host_family(f, &host_families[i], &s->host);
+        put_parking_measured(f, s);
 
         uselocale(old_locale);
         freelocale(c_locale);

@@ -11,4 +11,7 @@ void snapshot_done(struct snapshot *s) {
         free(s->domains);
         s->domains = NULL;
         s->n_domains = 0;
+        free(s->cpus);
+        s->cpus = NULL;
+        s->n_cpus = 0;
 }

@@ -64,12 +64,35 @@ struct snapshot_host {
         const char *parking_reason;  /* parking_reason_to_string() */
         uint64_t parked_cpus, unparked_cpus, parking_needed_cpus, parking_reversals;
         double parking_load_cpus;    /* the host's busy CPUs */
+        /* What parking is worth, measured (coreparking/measure.h; parking_measured false: the
+         * CPUs' idle states are not read). */
+        bool parking_measured;
+        bool parking_has_deep;       /* the CPUs list a deep idle state */
+        bool parking_never_pays;     /* no deep state, or several episodes and none paid */
+        const char *parking_verdict; /* the episode under way, judged so far; NULL: none */
+        double parking_deep_before, parking_deep_during; /* its deep share of idle time, 0..1 */
+        double parking_watts_saved;  /* its estimate (0: no episode) */
+        bool parking_rapl_known;     /* RAPL measured it: */
+        double parking_rapl_watts_saved; /* what the host drew less (negative: more) */
+        double parking_joules_saved; /* estimated over the ended episodes */
+        uint64_t parking_episodes_paid, parking_episodes_not_paid, parking_episodes_unknown;
+        const char *parking_last_verdict; /* the last ended episode's; NULL: none yet */
+        double parking_last_watts_saved, parking_last_seconds;
+};
+
+/* One CPU as core parking sees it (snapshot.cpus: parking on and measured). */
+struct snapshot_cpu {
+        unsigned cpu;
+        bool parked;
+        double busy, idle, deep; /* shares of the last interval, < 0: not measured */
 };
 
 struct snapshot {
         struct snapshot_host host;
         struct snapshot_domain *domains; /* owned */
         size_t n_domains;
+        struct snapshot_cpu *cpus;       /* owned; the host's CPUs while parking is measured */
+        size_t n_cpus;
 };
 
 void snapshot_done(struct snapshot *s);

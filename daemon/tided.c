@@ -248,6 +248,8 @@ static void enable_parking(struct tided *t) {
         }
         if (manager_enable_parking(t->manager, cores, (size_t) n, manager_cpu_load_live, t->load) < 0)
                 t->load = parking_load_free(t->load);
+        else
+                (void) manager_measure_parking(t->manager, NULL); /* logged; parking goes on unmeasured */
 }
 
 static int run(struct tided *t, const char *socket_override) {

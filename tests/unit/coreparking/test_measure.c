@@ -57,7 +57,7 @@ Test(measure, a_host_without_deep_states_can_never_pay_and_short_episodes_say_no
         cr_expect_eq(parking_judge(&m, &e, true).verdict, PARKING_UNKNOWN);
         e = quieter();
         e.before.rapl_joules = -1;
-        cr_expect_lt(parking_judge(&m, &e, true).rapl_watts_saved, 0, "no RAPL: not measured");
+        cr_expect_not(parking_judge(&m, &e, true).rapl_known, "no RAPL: not measured");
         for (int v = PARKING_UNKNOWN; v <= PARKING_NO_DEEP_STATE; v++)
                 cr_expect_not_null(parking_verdict_to_string((enum parking_verdict) v));
 }
@@ -90,6 +90,7 @@ Test(measure, an_episode_runs_from_the_first_park_to_the_last_unpark_and_is_judg
         cr_expect_not(mt.in_episode);
         cr_expect_eq(mt.last.verdict, PARKING_PAID);
         cr_expect_float_eq(mt.last.watts_saved, 2.044, 1e-9, "quieter()'s figures, in 10 s steps");
+        cr_expect(mt.last.rapl_known);
         cr_expect_float_eq(mt.last.rapl_watts_saved, 5.0, 1e-9);
         cr_expect_float_eq(mt.last_seconds, 60, 1e-9);
         cr_expect_float_eq(mt.joules_saved, 2.044 * 60, 1e-6);

@@ -5,10 +5,14 @@
  * or a tided that died: the same. The pinned VM is never touched. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/macro.h"
 #include "daemon/manager.h"
+#include "daemon/metrics.h"
 
 #define SEC(x) ((uint64_t) (x) * USEC_PER_SEC)
 #define FLOAT "6f1c2a5e-0000-4000-8000-0000000000f1"
@@ -261,4 +265,137 @@ Test(parking, parking_off_asks_libvirt_once_per_vm) {
         cr_expect_eq(records_read, 1);
         cr_expect_eq(hv_fake_count(&fake, "get_vcpu_pins", FLOAT), 0);
         cr_expect_eq(hv_fake_count(&fake, "set_vcpu_pin", NULL), 0);
+}
+
+/* ---- what parking is worth, measured: a sysfs tree whose idle counters the test moves ---- */
+
+static char sys_root[64];
+static uint64_t idle_time[4][2]; /* per CPU: µs in the shallow state (0) and the deep one (1) */
+
+/* Each CPU's cpuidle: a shallow state (latency 2 us) and, when deep, one of 100 us. */
+static void sys_write(bool deep) {
+        char path[256];
+        for (unsigned c = 0; c < 4; c++)
+                for (unsigned k = 0; k < (deep ? 2u : 1u); k++) {
+                        snprintf(path, sizeof(path), "%s/sys/devices/system/cpu/cpu%u/cpuidle/state%u", sys_root, c, k);
+                        char cmd[400];
+                        snprintf(cmd, sizeof(cmd), "mkdir -p %s", path);
+                        cr_assert_eq(system(cmd), 0);
+                        static const char *const names[] = { "name", "latency", "time", "usage" };
+                        for (size_t f = 0; f < ELEMENTSOF(names); f++) {
+                                char file[320];
+                                snprintf(file, sizeof(file), "%s/%s", path, names[f]);
+                                FILE *o = fopen(file, "w");
+                                cr_assert_not_null(o, "%s", file);
+                                if (f == 0)
+                                        fprintf(o, "%s\n", k ? "C6" : "C1");
+                                else if (f == 1)
+                                        fprintf(o, "%u\n", k ? 100u : 2u);
+                                else if (f == 2)
+                                        fprintf(o, "%llu\n", (unsigned long long) idle_time[c][k]);
+                                else
+                                        fprintf(o, "%llu\n", (unsigned long long) idle_time[c][k] / 1000);
+                                fclose(o);
+                        }
+                }
+}
+
+static void measured(bool deep) {
+        snprintf(sys_root, sizeof(sys_root), "/tmp/tide-park-sys-XXXXXX");
+        cr_assert_not_null(mkdtemp(sys_root));
+        memset(idle_time, 0, sizeof(idle_time));
+        sys_write(deep);
+        start();
+        cr_assert_eq(manager_measure_parking(m, sys_root), 0);
+}
+
+static void sys_rm(void) {
+        char cmd[96];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", sys_root);
+        cr_expect_eq(system(cmd), 0);
+}
+
+/* One second of the host: a parked CPU sleeps deep all of it, an unparked one idles in the
+ * shallow state for what its load leaves; then a tick. */
+static void second(uint64_t t, bool deep) {
+        const struct snapshot *s = manager_snapshot(m);
+        struct hv_cpuset parked = { 0 };
+        if (s->host.parking_on)
+                cr_assert_eq(parking_cpulist_parse(s->host.parked, &parked, NULL), 0);
+        for (unsigned c = 0; c < 4; c++) {
+                uint64_t idle = (uint64_t) ((1 - load_now[c]) * 1e6);
+                if (deep && hv_cpuset_test(&parked, c))
+                        idle_time[c][1] += idle;
+                else
+                        idle_time[c][0] += idle;
+        }
+        sys_write(deep);
+        cr_assert_eq(manager_tick(m, SEC(t)), 0);
+}
+
+Test(parking, each_episode_is_measured_and_judged_on_its_baseline, .fini = sys_rm) {
+        measured(true);
+        for (unsigned c = 0; c < 4; c++)
+                load_now[c] = 0.6; /* busy: nothing parked, the baseline fills */
+        for (int t = 2; t <= 30; t++)
+                second((uint64_t) t, true);
+        const struct snapshot *s = manager_snapshot(m);
+        cr_assert(s->host.parking_measured);
+        cr_expect_str_eq(s->host.parked, "none");
+        cr_expect_null(s->host.parking_verdict, "no episode yet");
+        cr_expect(s->host.parking_has_deep);
+        memset(load_now, 0, sizeof(load_now)); /* idle: cores parked one per dwell */
+        for (int t = 31; t <= 60; t++)
+                second((uint64_t) t, true);
+        s = manager_snapshot(m);
+        cr_expect_neq(strcmp(s->host.parked, "none"), 0);
+        cr_assert_not_null(s->host.parking_verdict, "an episode under way");
+        cr_expect_gt(s->host.parking_deep_during, s->host.parking_deep_before);
+        cr_expect_gt(s->host.parking_watts_saved, 0);
+        cr_assert_eq(s->n_cpus, 4);
+        bool deep_seen = false;
+        for (size_t i = 0; i < s->n_cpus; i++)
+                if (s->cpus[i].parked)
+                        deep_seen |= s->cpus[i].deep > 0.9;
+        cr_expect(deep_seen, "a parked CPU's last second was deep idle");
+
+        char *text = NULL;
+        size_t len = 0;
+        cr_assert_eq(metrics_render(s, &text, &len), 0);
+        cr_expect(strstr(text, "tide_cpu_idle_residency{cpu=\"0\",state=\"deep\"} 1\n"), "%s", text);
+        cr_expect(strstr(text, "tide_parking_watts_saved_estimate "));
+        cr_expect(strstr(text, "tide_parking_pays 1\n"));
+        free(text);
+
+        load_now[3] = 1.0; /* load: everything unparked, the episode is over */
+        second(61, true);
+        second(62, true);
+        s = manager_snapshot(m);
+        cr_expect_str_eq(s->host.parked, "none");
+        cr_expect_null(s->host.parking_verdict);
+        cr_expect_eq(s->host.parking_episodes_paid, 1);
+        cr_expect_str_eq(s->host.parking_last_verdict, "paid");
+        cr_expect_gt(s->host.parking_last_watts_saved, 0);
+        cr_expect_gt(s->host.parking_joules_saved, 0);
+}
+
+Test(parking, a_host_without_deep_idle_is_shown_as_one_where_parking_cannot_pay, .fini = sys_rm) {
+        measured(false);
+        for (int t = 2; t <= 40; t++)
+                second((uint64_t) t, false);
+        const struct snapshot *s = manager_snapshot(m);
+        cr_expect_neq(strcmp(s->host.parked, "none"), 0, "parking goes on: the operator chose it");
+        cr_expect_not(s->host.parking_has_deep);
+        cr_expect(s->host.parking_never_pays);
+        char *text = NULL;
+        size_t len = 0;
+        cr_assert_eq(metrics_render(s, &text, &len), 0);
+        cr_expect(strstr(text, "tide_parking_pays 0\n"), "%s", text);
+        free(text);
+}
+
+Test(parking, measuring_needs_parking_on) {
+        cr_assert_eq(manager_new(&hv, &cfg, host_plenty, NULL, &m), 0);
+        cr_expect_eq(manager_measure_parking(m, "/"), -EINVAL);
+        cr_expect_eq(manager_measure_parking(NULL, "/"), -EINVAL);
 }
