@@ -22,8 +22,11 @@ static const struct tidectl_command commands[] = {
           "  The scenario format is in docs/POLICY.md; examples in docs/examples/.\n" },
         { "simulate", cmd_simulate,
           "[SCENARIO.json] [--trace FILE.csv[.gz]] [--hours H] [--vms N] [--hold] [--policies LIST] [--json] [--csv DIR]\n"
-          "                [--plot FILE] [--find-host] [--seed N] [--full-loop]",
-          "boot storms and real traces: tide against Hyper-V, MOM, Proxmox, static sizing and the oracle",
+          "                [--plot FILE] [--find-host] [--seed N] [--full-loop]\n"
+          "       tidectl simulate --parking --trace FILE [--hours H] [--vms N] [--hold] [--seed N] [--json]\n"
+          "                [--cores N] [--smt N] [--nodes N]",
+          "boot storms and real traces: tide against Hyper-V, MOM, Proxmox, static sizing and the oracle;\n"
+          "                   with --parking, core parking: none, tide and an intel-lpmd-like rule",
           "  SCENARIO.json    hosts, VM groups (policy, boot and demand profiles), events (restart,\n"
           "                   staggered-start, host-failure), duration; format in docs/SIMULATOR.md\n"
           "  --trace FILE     VMs from a trace (vm,t_s,cores,cpu_pct,mem_provisioned_kib,mem_used_kib;\n"
@@ -41,7 +44,12 @@ static const struct tidectl_command commands[] = {
           "                   numbers are the same, this checks it and is slower)\n"
           "  --csv DIR        per policy, DIR/POLICY.csv: one row per tick (VMs running, booted, in\n"
           "                   warning; summed demand and assigned; paging)\n"
-          "  --plot FILE      draw FILE.svg or FILE.png (gnuplot): demand vs assigned, and the boot timeline\n" },
+          "  --plot FILE      draw FILE.svg or FILE.png (gnuplot): demand vs assigned, and the boot timeline\n"
+          "  --parking        core parking instead of memory: the trace's cores x cpu_pct as CPU demand,\n"
+          "                   second by second (--seed: its variation), on a host of --cores N cores\n"
+          "                   (default: a CPU per 4 vCPUs) of --smt N threads (default 2) on --nodes N\n"
+          "                   NUMA nodes (default: 32 cores each); energy, cores parked, demand above\n"
+          "                   the unparked CPUs, reversals (docs/SIMULATOR.md \"Core parking\")\n" },
         { "policy", cmd_policy,
           "set DOMAIN [--startup S] [--minimum S] [--maximum S] [--buffer P] [--weight W] [--static|--dynamic]\n"
           "                [--latency-sensitive|--packable] | show [DOMAIN] [--json] | clear DOMAIN",

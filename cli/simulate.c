@@ -20,9 +20,11 @@
 #include <zlib.h>
 
 #include "cli/commands.h"
+#include "cli/simparking.h"
 #include "cli/simspec.h"
 #include "common/macro.h"
 #include "common/units.h"
+#include "sim/cpu.h"
 #include "sim/sim.h"
 #include "sim/trace.h"
 
@@ -549,7 +551,7 @@ static int find_host(const struct world *w, int policy, const struct tide_config
         return 0;
 }
 
-static int load_trace(const char *path, double hours, struct sim_trace_set *t, FILE *err) {
+int simulate_load_trace(const char *path, double hours, struct sim_trace_set *t, FILE *err) {
         char line[512], msg[256];
         gzFile f = gzopen(path, "rb");
         int r = 0;
@@ -869,7 +871,7 @@ static int simulate_run(const struct options *o, FILE *out, FILE *err) {
                 fprintf(err, "tidectl: %s\n", msg);
                 return TIDECTL_EXIT_FAIL;
         }
-        if (o->trace && load_trace(o->trace, o->hours, &trace, err) < 0) {
+        if (o->trace && simulate_load_trace(o->trace, o->hours, &trace, err) < 0) {
                 sim_trace_set_done(&trace);
                 return TIDECTL_EXIT_FAIL;
         }
@@ -935,10 +937,14 @@ int cmd_simulate(int argc, char **argv, struct tidectl_globals *g, FILE *out, FI
                 { "hold", no_argument, NULL, 'o' },         { "csv", required_argument, NULL, 'c' },
                 { "plot", required_argument, NULL, 'P' },   { "full-loop", no_argument, NULL, 'F' },
                 { "vms", required_argument, NULL, 'V' },
+                { "parking", no_argument, NULL, 'k' },      { "cores", required_argument, NULL, 'C' },
+                { "smt", required_argument, NULL, 'T' },    { "nodes", required_argument, NULL, 'N' },
                 TIDECTL_GLOBAL_OPTIONS,
                 { 0 },
         };
         struct options o = { 0 };
+        struct simparking_options pk = { 0 };
+        bool parking = false, host_given = false, other_given = false;
         char *end;
         int c;
 
@@ -1001,6 +1007,25 @@ int cmd_simulate(int argc, char **argv, struct tidectl_globals *g, FILE *out, FI
                         o.plot = optarg;
                         break;
                 }
+                case 'k':
+                        parking = true;
+                        break;
+                case 'C':
+                case 'T':
+                case 'N': {
+                        static const unsigned max[] = { ['C'] = SIM_CPU_MAX_CPUS, ['T'] = 8, ['N'] = 64 };
+                        const char *name = c == 'C' ? "--cores" : c == 'T' ? "--smt" : "--nodes";
+                        errno = 0;
+                        unsigned long v = strtoul(optarg, &end, 10);
+                        if (errno || end == optarg || *end || optarg[0] == '-' || v == 0 || v > max[c]) {
+                                fprintf(err, "tidectl simulate: %s: '%s' is not a whole number from 1 to %u\n", name,
+                                        optarg, max[c]);
+                                return TIDECTL_EXIT_USAGE;
+                        }
+                        *(c == 'C' ? &pk.cores : c == 'T' ? &pk.smt : &pk.nodes) = (unsigned) v;
+                        host_given = true;
+                        break;
+                }
                 case 's':
                         errno = 0;
                         o.seed = strtoull(optarg, &end, 10);
@@ -1021,6 +1046,26 @@ int cmd_simulate(int argc, char **argv, struct tidectl_globals *g, FILE *out, FI
                 return TIDECTL_EXIT_USAGE;
         }
         o.scenario = argc - optind == 1 ? argv[optind] : NULL;
+        other_given = o.scenario || o.find_host || o.csv_dir || o.plot || o.full_loop;
+        if (host_given && !parking) {
+                fprintf(err, "tidectl simulate: --cores, --smt and --nodes describe the host of --parking\n");
+                return TIDECTL_EXIT_USAGE;
+        }
+        if (parking) {
+                if (other_given) {
+                        fprintf(err, "tidectl simulate: --parking takes a --trace, --hours, --vms, --seed, --hold, "
+                                     "--json and the host (--cores, --smt, --nodes), not a scenario, --find-host, "
+                                     "--csv, --plot or --full-loop\n");
+                        return TIDECTL_EXIT_USAGE;
+                }
+                pk.trace = o.trace;
+                pk.hours = o.hours;
+                pk.vms = o.trace_vms;
+                pk.seed = o.seed;
+                pk.hold = o.hold;
+                pk.json = o.json;
+                return simulate_parking(&pk, out, err);
+        }
         if (o.trace_vms && !o.trace) {
                 fprintf(err, "tidectl simulate: --vms takes VMs from a --trace\n");
                 return TIDECTL_EXIT_USAGE;

@@ -62,10 +62,15 @@ static bool config_valid(const struct parking_config *c) {
 static double busy_of(const struct parking_obs *o, const struct hv_cpuset *s, unsigned *ret_n) {
         double sum = 0;
         unsigned n = 0;
-        for (unsigned c = 0; c < o->n_cpus && c < HV_CPUSET_MAX; c++)
-                if (hv_cpuset_test(s, c) && o->busy[c] >= 0) {
-                        sum += fmin(o->busy[c], 1.0);
-                        n++;
+        /* The set's CPUs only, word by word: called per core, a walk over every CPU made the plan
+         * O(cores x CPUs) (half the simulator's time on a 246-CPU host). */
+        for (unsigned w = 0; w < HV_CPUSET_WORDS && w * 64 < o->n_cpus; w++)
+                for (uint64_t bits = s->bits[w]; bits; bits &= bits - 1) {
+                        unsigned c = w * 64 + (unsigned) __builtin_ctzll(bits);
+                        if (c < o->n_cpus && o->busy[c] >= 0) {
+                                sum += fmin(o->busy[c], 1.0);
+                                n++;
+                        }
                 }
         if (ret_n)
                 *ret_n = n;

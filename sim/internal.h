@@ -11,6 +11,8 @@
 /* The trace's value at t. *pos (may be NULL) is a cursor: the sample at or before the last t
  * asked, so a run that moves forward costs O(1) a step, not a search. */
 uint64_t sim_trace_at(const struct sim_trace *tr, uint64_t t, size_t *pos);
+/* The next number of a seeded generator (splitmix64) whose state is *x. */
+uint64_t sim_rng_next(uint64_t *x);
 /* A random walk's next value: one step of d from kib, the generator in *state. */
 uint64_t sim_walk_step(const struct sim_demand *d, uint64_t *state, uint64_t kib);
 /* Its balloon driver and agent are up (booted). */

@@ -119,7 +119,7 @@ uint64_t sim_demand_at(const struct sim_demand *d, uint64_t t_usec) {
         }
 }
 
-static uint64_t rng_next(uint64_t *x) {
+uint64_t sim_rng_next(uint64_t *x) {
         /* splitmix64: small, seedable, and the same sequence everywhere. */
         uint64_t z = (*x += UINT64_C(0x9e3779b97f4a7c15));
         z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
@@ -572,7 +572,7 @@ static void step_demand(struct sim *s, struct sim_vm *v, uint64_t from_usec) {
 }
 
 uint64_t sim_walk_step(const struct sim_demand *d, uint64_t *state, uint64_t kib) {
-        uint64_t x = rng_next(state);
+        uint64_t x = sim_rng_next(state);
         uint64_t step = d->step_kib ? x % (2 * d->step_kib + 1) : 0;
         uint64_t next = sat_sub_u64(kib + step, d->step_kib);
         return clamp_u64(next, d->min_kib, d->max_kib ? d->max_kib : UINT64_MAX);
@@ -616,7 +616,7 @@ static bool agent_use(struct sim_vm *v, uint64_t need, uint64_t at_usec, uint64_
         if (sp->agent == SIM_AGENT_LIAR)
                 used = (uint64_t) llround((double) used * sp->lie_factor);
         /* Of its many reports since the last tick, the last accepted one counts. */
-        if (sp->agent == SIM_AGENT_FLOOD && (rng_next(&v->walk_state) & 1))
+        if (sp->agent == SIM_AGENT_FLOOD && (sim_rng_next(&v->walk_state) & 1))
                 used *= 2;
         *ret_used_kib = used;
         *ret_psi = psi;
