@@ -1,9 +1,11 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/cgroup.h"
 #include "common/fileio.h"
@@ -103,4 +105,59 @@ int cgroup_partition_memory_at(const char *root, const char *partition, uint64_t
                         return 0;
                 }
         return -ENOENT;
+}
+
+int cgroup_partition_cpuset_dir(const char *root, const char *partition, char ret_dir[static CGROUP_PATH_MAX]) {
+        char plain[CGROUP_PATH_MAX], slice[CGROUP_PATH_MAX];
+        int r;
+
+        if ((r = partition_paths(partition, plain, slice)) < 0)
+                return r;
+        if (is_dir(root, "/cpuset"))
+                return -EOPNOTSUPP;
+        const char *names[] = { plain, slice };
+        for (size_t k = 0; k < ELEMENTSOF(names); k++) {
+                if (!is_dir(root, names[k]))
+                        continue;
+                char file[2 * CGROUP_PATH_MAX + 16];
+                struct stat st;
+                snprintf(file, sizeof(file), "%s%s/cpuset.cpus", root ? root : "", names[k]);
+                if (stat(file, &st) < 0)
+                        return -EOPNOTSUPP;
+                snprintf(ret_dir, CGROUP_PATH_MAX, "%s", names[k]);
+                return 0;
+        }
+        return -ENOENT;
+}
+
+int cgroup_cpuset_read(const char *root, const char *dir, char *buf, size_t len) {
+        _cleanup_free_ char *text = NULL;
+        char path[2 * CGROUP_PATH_MAX];
+        size_t n = 0;
+        int r;
+
+        snprintf(path, sizeof(path), "%s/cpuset.cpus", dir);
+        if ((r = read_file_at(root, path, 4096, &text, &n)) < 0)
+                return r;
+        while (n && (text[n - 1] == '\n' || text[n - 1] == ' '))
+                n--;
+        if (n >= len)
+                return -ENAMETOOLONG;
+        memcpy(buf, text, n);
+        buf[n] = '\0';
+        return 0;
+}
+
+int cgroup_cpuset_write(const char *root, const char *dir, const char *list) {
+        char path[3 * CGROUP_PATH_MAX];
+        snprintf(path, sizeof(path), "%s%s/cpuset.cpus", root ? root : "", dir);
+        int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY); /* O_TRUNC: as a shell's > */
+        if (fd < 0)
+                return -errno;
+        /* One write: the kernel takes the whole list or refuses it (-EINVAL, -EBUSY). */
+        size_t len = strlen(list);
+        ssize_t w = write(fd, len ? list : "\n", len ? len : 1);
+        int r = w < 0 ? -errno : 0;
+        close(fd);
+        return r;
 }

@@ -31,3 +31,17 @@ int cgroup_parse_bytes(const char *text, uint64_t *ret_kib);
  * value or a partition that is not an absolute path without "..". */
 int cgroup_partition_memory_at(const char *root, const char *partition, uint64_t *ret_limit_kib,
                                uint64_t *ret_usage_kib);
+
+/* The partition's cgroup for its cpuset (core parking's mode = partition), as a path under root
+ * into ret_dir. cgroup v2 only: there a cgroup's cpuset.cpus bounds every cgroup below it (their
+ * effective CPUs are what it allows), as intel-lpmd confines machine.slice. On v1 a parent's
+ * cpuset must hold each child's, and libvirt writes every host CPU into each new VM's cpuset
+ * cgroup: a narrowed partition would make VM starts fail, so v1 is refused. Returns 0;
+ * -EOPNOTSUPP for v1 (<root>/cpuset exists) or a v2 cgroup without the cpuset controller
+ * (no cpuset.cpus); -ENOENT when no cgroup for it exists; -EINVAL for a bad partition. */
+int cgroup_partition_cpuset_dir(const char *root, const char *partition, char ret_dir[static CGROUP_PATH_MAX]);
+/* dir's cpuset.cpus (a CPU list; "" when it takes its parent's) into buf, without the newline.
+ * Returns 0, -errno, or -ENAMETOOLONG when it does not fit. */
+int cgroup_cpuset_read(const char *root, const char *dir, char *buf, size_t len);
+/* Writes list ("" for its parent's) to dir's cpuset.cpus. Returns 0 or -errno. */
+int cgroup_cpuset_write(const char *root, const char *dir, const char *list);

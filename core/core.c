@@ -70,6 +70,7 @@ static int park(struct core *c, const struct tide_config *cfg, const struct core
                 if (vms[i].info->active && vms[i].pinned)
                         hv_cpuset_or(&po.pinned, &vms[i].pinned_cpus);
                 po.affinity_unknown |= vms[i].info->active && vms[i].affinity_unknown;
+                po.exempt_running |= vms[i].info->active && vms[i].have_policy && vms[i].policy.latency_sensitive;
         }
         struct parking_topology t = { c->cores, c->n_cores };
         int r = parking_plan(&cfg->parking, &t, &po, &c->parking, now_usec, &host_out->parking);

@@ -35,6 +35,7 @@ static const char *const reason_names[PARKING_REASONS] = {
         [PARKING_REASON_STEADY] = "the load fits the unparked cores",
         [PARKING_REASON_CLAIMED] = "a parked core was pinned to or reserved: unparked",
         [PARKING_REASON_UNKNOWN_VM] = "idle, but a VM's own CPUs are not known yet",
+        [PARKING_REASON_EXEMPT_VM] = "a latency-sensitive VM runs in the confined partition: nothing parked",
 };
 
 const char *parking_reason_to_string(enum parking_reason r) {
@@ -143,9 +144,10 @@ int parking_plan(const struct parking_config *cfg, const struct parking_topology
         struct parking_decision d = { 0 };
         bool forced = false;
 
-        if (cfg->mode == PARKING_OFF) {
+        bool none = cfg->mode == PARKING_OFF || (cfg->mode == PARKING_PARTITION && obs->exempt_running);
+        if (none) {
                 p = (struct hv_cpuset){ 0 };
-                d.reason = PARKING_REASON_OFF;
+                d.reason = cfg->mode == PARKING_OFF ? PARKING_REASON_OFF : PARKING_REASON_EXEMPT_VM;
         } else {
                 /* A core an administrator has since pinned a VM to, or since listed as reserved,
                  * is given back at once, whatever the load. */
@@ -159,7 +161,7 @@ int parking_plan(const struct parking_config *cfg, const struct parking_topology
                 d.reason = PARKING_REASON_NO_LOAD;
         }
 
-        if (cfg->mode != PARKING_OFF && obs->load_known) {
+        if (!none && obs->load_known) {
                 struct hv_cpuset unparked = host;
                 hv_cpuset_minus(&unparked, &p);
                 unsigned n_unparked = 0;

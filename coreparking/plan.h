@@ -91,6 +91,9 @@ struct parking_obs {
         struct hv_cpuset pinned; /* CPUs an administrator pinned some VM (vCPU or emulator) to */
         bool affinity_unknown;   /* some running VM's own affinity is not known yet: it may be
                                   * pinned anywhere, so nothing new is parked (unparking goes on) */
+        bool exempt_running;     /* mode partition: a VM that must not be packed (latency-sensitive)
+                                  * runs in the partition, which confines every VM in it: nothing
+                                  * is parked while it runs */
 };
 
 /* What it carries from tick to tick. Zero: nothing parked, no change yet. */
@@ -113,6 +116,7 @@ enum parking_reason {
         PARKING_REASON_STEADY,     /* the load fits the unparked cores as they are */
         PARKING_REASON_CLAIMED,    /* a parked core was since pinned to or reserved: given back */
         PARKING_REASON_UNKNOWN_VM, /* would park, but a VM's own CPUs are not known yet */
+        PARKING_REASON_EXEMPT_VM,  /* mode partition with a latency-sensitive VM running: none */
         PARKING_REASONS,
 };
 /* A few words for each reason ("idle: one core parked"). */

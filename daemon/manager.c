@@ -10,6 +10,7 @@
 #include "balloon/collect.h"
 #include "balloon/metadata.h"
 #include "common/cgroup.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/meminfo.h"
@@ -22,6 +23,9 @@
 #include "daemon/manager.h"
 #include "daemon/pager.h"
 #include "smartpaging/file.h"
+
+/* A partition's own CPU list, as cpuset.cpus holds it. */
+#define PARKING_PART_LIST_MAX 4096
 
 /* The domain list is re-read on every lifecycle event; this is the safety net for events lost
  * while libvirtd restarted. */
@@ -112,6 +116,14 @@ struct manager {
         struct parking_power_model model;
         struct parking_meter meter;
         bool never_pays_said; /* "parking does not pay here" logged */
+        /* mode = partition (manager_enable_partition_parking()): the partition's cgroup (v2)
+         * whose cpuset is confined to the unparked CPUs, its own list, and the record of that
+         * list kept while it is confined. */
+        bool part_on, part_confined;
+        char part_root[CGROUP_PATH_MAX], part_dir[CGROUP_PATH_MAX], part_record[CGROUP_PATH_MAX];
+        char part_orig[PARKING_PART_LIST_MAX];
+        struct hv_cpuset part_to;
+        int part_errno; /* the last failure logged, so a failing write is logged once */
 
         struct core *core;
         struct core_frame frame;       /* observations in, decisions out, one per domain */
@@ -1091,7 +1103,120 @@ int manager_enable_parking(struct manager *m, const struct parking_core *cores, 
         return 0;
 }
 
+/* ---- mode = partition: the partition's cpuset, and its record ---- */
+
+/* The partition's own list, kept before it is first confined: a tided that dies meanwhile gives
+ * it back at its next start. Written whole (a temporary file renamed over it). */
+static int part_record_write(struct manager *m) {
+        char tmp[CGROUP_PATH_MAX + 8];
+        snprintf(tmp, sizeof(tmp), "%s.new", m->part_record);
+        _cleanup_fclose_ FILE *f = fopen(tmp, "we");
+        if (!f)
+                return -errno;
+        fprintf(f, "# tided: %s's own cpuset.cpus, given back when no core is parked\ndir=%s\ncpus=%s\n",
+                m->part_dir, m->part_dir, m->part_orig);
+        if (fflush(f) != 0 || fsync(fileno(f)) < 0 || rename(tmp, m->part_record) < 0) {
+                int r = -errno;
+                (void) unlink(tmp);
+                return r;
+        }
+        return 0;
+}
+
+static void part_failed(struct manager *m, int r, const char *what) {
+        if (r != m->part_errno)
+                log_error_errno(r, "Core parking: cannot %s %s's cpuset: %m; retrying every tick", what, m->part_dir);
+        m->part_errno = r;
+}
+
+static void part_confine(struct manager *m, const struct hv_cpuset *to) {
+        char list[PARKING_PART_LIST_MAX];
+        int r;
+        if (!parking_cpulist_format(to, list, sizeof(list)))
+                return;
+        if (!m->part_confined) {
+                if ((r = cgroup_cpuset_read(m->part_root, m->part_dir, m->part_orig, sizeof(m->part_orig))) < 0 ||
+                    (r = part_record_write(m)) < 0)
+                        return part_failed(m, r, "record");
+        }
+        if ((r = cgroup_cpuset_write(m->part_root, m->part_dir, list)) < 0)
+                return part_failed(m, r, "confine");
+        if (!m->part_confined)
+                log_info("Core parking: the VMs of %s confined to CPUs %s (its own: %s)", m->part_dir, list,
+                         m->part_orig[0] ? m->part_orig : "its parent's");
+        m->part_confined = true;
+        m->part_to = *to;
+        m->part_errno = 0;
+}
+
+/* Its own list back, and the record gone. */
+static int part_restore(struct manager *m, const char *why) {
+        int r = cgroup_cpuset_write(m->part_root, m->part_dir, m->part_orig);
+        if (r < 0) {
+                part_failed(m, r, "give back");
+                return r;
+        }
+        if (unlink(m->part_record) < 0 && errno != ENOENT)
+                log_warning_errno(-errno, "Core parking: cannot remove %s: %m", m->part_record);
+        log_info("Core parking: %s has its own CPUs back (%s): %s", m->part_dir,
+                 m->part_orig[0] ? m->part_orig : "its parent's", why);
+        m->part_confined = false;
+        m->part_errno = 0;
+        return 0;
+}
+
+static void act_partition(struct manager *m) {
+        if (!m->part_on)
+                return;
+        if (m->cfg.parking.mode != PARKING_PARTITION || !m->host_out.parking_on) {
+                if (m->part_confined)
+                        (void) part_restore(m, "parking no longer confines the partition");
+                return;
+        }
+        const struct parking_decision *p = &m->host_out.parking;
+        if (hv_cpuset_count(&p->parked)) {
+                if (!m->part_confined || !hv_cpuset_equal(&m->part_to, &p->unparked))
+                        part_confine(m, &p->unparked);
+        } else if (m->part_confined)
+                (void) part_restore(m, parking_reason_to_string(p->reason));
+}
+
+int manager_enable_partition_parking(struct manager *m, const char *cgroup_root, const char *partition,
+                                     const char *record_path) {
+        if (!m || !partition || !record_path || strlen(record_path) >= sizeof(m->part_record))
+                return -EINVAL;
+        snprintf(m->part_root, sizeof(m->part_root), "%s", cgroup_root ? cgroup_root : "");
+        int r = cgroup_partition_cpuset_dir(m->part_root, partition, m->part_dir);
+        if (r < 0)
+                return r;
+        snprintf(m->part_record, sizeof(m->part_record), "%s", record_path);
+        /* A record left by a tided that died while it confined the partition: its list back. */
+        _cleanup_free_ char *text = NULL;
+        if ((r = read_file_at(NULL, record_path, 8192, &text, NULL)) == 0) {
+                const char *c = strstr(text, "\ncpus=");
+                struct hv_cpuset check;
+                size_t n = c ? strcspn(c + 6, "\n") : 0;
+                if (c && n < sizeof(m->part_orig)) {
+                        memcpy(m->part_orig, c + 6, n);
+                        m->part_orig[n] = '\0';
+                }
+                if (!c || n >= sizeof(m->part_orig) || parking_cpulist_parse(m->part_orig, &check, NULL) < 0) {
+                        log_error("Core parking: %s is not a record tided wrote; %s left as it is", record_path,
+                                  m->part_dir);
+                        return -EINVAL;
+                }
+                m->part_confined = true;
+                if ((r = part_restore(m, "a tided that parked had stopped without giving it back")) < 0)
+                        return r;
+        } else if (r != -ENOENT)
+                return log_error_errno(r, "Core parking: cannot read %s: %m", record_path);
+        m->part_on = true;
+        return 0;
+}
+
 void manager_stop_parking(struct manager *m) {
+        if (m && m->part_on && m->part_confined)
+                (void) part_restore(m, "tided stops");
         for (size_t i = 0; m && m->parking_on && m->hv->ops && i < m->n_doms; i++)
                 if (m->doms[i].confined && m->doms[i].info.active)
                         (void) unconfine(m, &m->doms[i], "tided stops");
@@ -1568,6 +1693,8 @@ static int tick(struct manager *m, uint64_t now_usec, bool early) {
                 if (d->chan)
                         d->chan->fresh = false;
         }
+        if (!early)
+                act_partition(m);
         m->ticks++;
         return publish(m, &host, now_usec);
 }

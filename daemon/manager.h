@@ -80,6 +80,15 @@ int manager_enable_parking(struct manager *m, const struct parking_core *cores, 
  * parking does not pay. The snapshot then has the figures and each CPU. Returns 0, -EINVAL
  * (parking not on) or -ENOMEM. */
 int manager_measure_parking(struct manager *m, const char *sys_root);
+/* mode = partition: instead of pinning each VM, the cgroup of libvirt's partition (e.g.
+ * "/machine", under cgroup_root; cgroup v2 only, common/cgroup.h) has its cpuset confined to the
+ * unparked CPUs while cores are parked. Its own list is written to record_path before the first
+ * change and given back (the record removed) when nothing is parked, when tided stops, and at the
+ * next start after a tided that died (this call). Returns 0; -EOPNOTSUPP on cgroup v1 or without
+ * the cpuset controller there (the caller pins instead), -ENOENT without such a cgroup, -EINVAL
+ * for a record tided did not write, or another -errno (logged). */
+int manager_enable_partition_parking(struct manager *m, const char *cgroup_root, const char *partition,
+                                     const char *record_path);
 /* Gives every confined VM its own CPUs back (tided stopping: no VM stays pinned). */
 void manager_stop_parking(struct manager *m);
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "balloon/hv.h"
+#include "common/cgroup.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/macro.h"
@@ -159,9 +160,10 @@ static void reload(struct tided *t) {
          * the topology read at start. */
         if (cfg.parking.mode != PARKING_OFF && !t->load)
                 log_notice("[parking] mode: parking starts at the next start of tided");
-        if (cfg.parking.mode == PARKING_PARTITION && t->load) {
-                log_warning("[parking] mode = partition is not built yet; keeping pin");
-                cfg.parking.mode = PARKING_PIN;
+        if (cfg.parking.mode == PARKING_PARTITION && t->cfg.parking.mode != PARKING_PARTITION && t->load) {
+                log_notice("[parking] mode = partition takes effect at the next start of tided; keeping %s",
+                           parking_mode_to_string(t->cfg.parking.mode));
+                cfg.parking.mode = t->cfg.parking.mode;
         }
         t->cfg = cfg;
         manager_set_config(t->manager, &cfg);
@@ -222,6 +224,30 @@ static void ready(struct tided *t, bool ok) {
         t->ready_fd = -1;
 }
 
+/* mode = partition confines libvirt's /machine partition (cgroup v2); its record lies beside the
+ * control socket. Where it cannot (cgroup v1, no cpuset controller) tided pins each VM instead.
+ * Whatever the mode, a record left by a tided that died is given back. */
+static void enable_partition(struct tided *t) {
+        char record[CGROUP_PATH_MAX];
+        const char *slash = strrchr(t->cfg.socket_path, '/');
+        snprintf(record, sizeof(record), "%.*s/parking-partition.state",
+                 slash ? (int) (slash - t->cfg.socket_path) : 1, slash ? t->cfg.socket_path : ".");
+        if (t->cfg.parking.mode != PARKING_PARTITION && access(record, F_OK) < 0)
+                return;
+        int r = manager_enable_partition_parking(t->manager, "/sys/fs/cgroup", "/machine", record);
+        if (r >= 0 || t->cfg.parking.mode != PARKING_PARTITION)
+                return;
+        if (r == -EOPNOTSUPP)
+                log_warning("[parking] mode = partition needs cgroup v2 with the cpuset controller on libvirt's "
+                            "/machine partition (on v1 libvirt writes every host CPU into each new VM's cpuset, "
+                            "which a confined partition refuses: VMs would fail to start); pinning each VM instead");
+        else
+                log_warning_errno(r, "[parking] mode = partition: cannot use libvirt's /machine partition: %m; "
+                                     "pinning each VM instead");
+        t->cfg.parking.mode = PARKING_PIN;
+        manager_set_config(t->manager, &t->cfg);
+}
+
 /* Core parking on this host's topology (hwloc) and load (/proc/stat); any failure is logged and
  * leaves it off: tided runs on without it. Off (or unavailable), the VMs an earlier tided left
  * confined still get every CPU back. */
@@ -235,9 +261,8 @@ static void enable_parking(struct tided *t) {
                             err);
                 return;
         }
-        bool park = t->cfg.parking.mode == PARKING_PIN;
-        if (t->cfg.parking.mode == PARKING_PARTITION)
-                log_warning("[parking] mode = partition is not built yet; core parking stays off");
+        bool park = t->cfg.parking.mode != PARKING_OFF;
+        enable_partition(t);
         if (park && (r = parking_load_new(&t->load)) < 0) {
                 log_warning_errno(r, "Core parking is unavailable: cannot read /proc/stat: %m, ignoring");
                 park = false;

@@ -342,3 +342,19 @@ Test(parking, an_offline_cpu_is_no_capacity) {
                 measured_unparked += hv_cpuset_test(&d.unparked, c) && busy[c] >= 0;
         cr_expect_geq(measured_unparked, 6, "%u measured CPUs unparked", measured_unparked);
 }
+
+Test(parking, a_latency_sensitive_vm_in_a_confined_partition_stops_parking_and_not_in_pin_mode) {
+        vm_2cpu();
+        cfg.mode = PARKING_PARTITION;
+        tick(T(0));
+        cr_assert_eq(d.reason, PARKING_REASON_PARK);
+        /* The partition confines every VM in it: one that must not be packed unparks all. */
+        obs.exempt_running = true;
+        tick(T(1));
+        cr_expect_eq(d.reason, PARKING_REASON_EXEMPT_VM, "%s", parking_reason_to_string(d.reason));
+        cr_expect_eq(hv_cpuset_count(&d.parked), 0);
+        /* pin mode leaves that VM alone and parks on. */
+        cfg.mode = PARKING_PIN;
+        tick(T(20 * 60));
+        cr_expect_eq(d.reason, PARKING_REASON_PARK, "%s", parking_reason_to_string(d.reason));
+}

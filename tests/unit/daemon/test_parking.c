@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/macro.h"
 #include "daemon/manager.h"
@@ -398,4 +399,119 @@ Test(parking, measuring_needs_parking_on) {
         cr_assert_eq(manager_new(&hv, &cfg, host_plenty, NULL, &m), 0);
         cr_expect_eq(manager_measure_parking(m, "/"), -EINVAL);
         cr_expect_eq(manager_measure_parking(NULL, "/"), -EINVAL);
+}
+
+/* ---- mode = partition: libvirt's /machine cgroup (v2) confined instead of each VM ---- */
+
+static char cg_root[64], record[128];
+
+static void cg_file(const char *rel, const char *text) {
+        char path[256];
+        snprintf(path, sizeof(path), "%s%s", cg_root, rel);
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f, "%s", path);
+        fputs(text, f);
+        fclose(f);
+}
+
+static char *cg_read(const char *rel) {
+        static char buf[256];
+        char path[256];
+        snprintf(path, sizeof(path), "%s%s", cg_root, rel);
+        FILE *f = fopen(path, "r");
+        cr_assert_not_null(f, "%s", path);
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        return buf;
+}
+
+/* A cgroup v2 tree: /machine with the cpuset controller, its list "" (its parent's). */
+static void cg_v2(void) {
+        char cmd[160];
+        snprintf(cg_root, sizeof(cg_root), "/tmp/tide-park-cg-XXXXXX");
+        cr_assert_not_null(mkdtemp(cg_root));
+        snprintf(cmd, sizeof(cmd), "mkdir -p %s/machine", cg_root);
+        cr_assert_eq(system(cmd), 0);
+        cg_file("/machine/cpuset.cpus", "\n");
+        snprintf(record, sizeof(record), "%s/parking-partition.state", cg_root);
+        cfg.parking.mode = PARKING_PARTITION;
+}
+
+static void cg_rm(void) {
+        char cmd[96];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", cg_root);
+        cr_expect_eq(system(cmd), 0);
+}
+
+Test(parking, partition_mode_confines_the_partition_and_gives_its_own_list_back, .fini = cg_rm) {
+        cg_v2();
+        start();
+        cr_assert_eq(manager_enable_partition_parking(m, cg_root, "/machine", record), 0);
+        for (int t = 2; t <= 30; t++)
+                cr_assert_eq(manager_tick(m, SEC(t)), 0);
+        cr_expect_str_eq(cg_read("/machine/cpuset.cpus"), "3", "the unparked CPU (the pinned VM's)");
+        cr_expect_eq(hv_fake_count(&fake, "set_vcpu_pin", FLOAT), 0, "no VM pinned one by one");
+        cr_expect_null(fake.parking_metadata[0]);
+        cr_expect_not_null(strstr(cg_read("/parking-partition.state"), "\ncpus=\n"), "its own list kept first");
+
+        load_now[3] = 1.0;
+        cr_assert_eq(manager_tick(m, SEC(31)), 0);
+        cr_expect_str_eq(cg_read("/machine/cpuset.cpus"), "\n", "its parent's again");
+        cr_expect_neq(access(record, F_OK), 0, "record removed");
+}
+
+Test(parking, partition_mode_a_dead_tideds_confinement_is_undone_at_start, .fini = cg_rm) {
+        cg_v2();
+        cg_file("/machine/cpuset.cpus", "3\n");
+        cg_file("/parking-partition.state", "# tided\ndir=/machine\ncpus=0-3\n");
+        start();
+        cr_assert_eq(manager_enable_partition_parking(m, cg_root, "/machine", record), 0);
+        cr_expect_str_eq(cg_read("/machine/cpuset.cpus"), "0-3");
+        cr_expect_neq(access(record, F_OK), 0);
+        /* A record that is not tided's is left alone, and so is the partition. */
+        cg_file("/machine/cpuset.cpus", "3\n");
+        cg_file("/parking-partition.state", "cpus=not a list\n");
+        cr_expect_eq(manager_enable_partition_parking(m, cg_root, "/machine", record), -EINVAL);
+        cr_expect_str_eq(cg_read("/machine/cpuset.cpus"), "3\n");
+}
+
+Test(parking, partition_mode_tided_stopping_and_a_latency_sensitive_vm_give_it_back, .fini = cg_rm) {
+        char note[256], err[256];
+        cg_v2();
+        cg_file("/machine/cpuset.cpus", "0-3\n");
+        start();
+        cr_assert_eq(manager_enable_partition_parking(m, cg_root, "/machine", record), 0);
+        for (int t = 2; t <= 30; t++)
+                cr_assert_eq(manager_tick(m, SEC(t)), 0);
+        cr_assert_str_eq(cg_read("/machine/cpuset.cpus"), "3");
+        /* It confines every VM in it: one that must not be packed unparks everything. */
+        struct policy_change c = { .have_latency_sensitive = true, .latency_sensitive = true };
+        cr_assert_eq(manager_policy_set(m, "float", &c, SEC(31), note, sizeof(note), err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(manager_tick(m, SEC(32)), 0);
+        cr_expect_str_eq(cg_read("/machine/cpuset.cpus"), "0-3");
+        cr_expect_str_eq(manager_snapshot(m)->host.parking_reason,
+                         "a latency-sensitive VM runs in the confined partition: nothing parked");
+        c.latency_sensitive = false;
+        cr_assert_eq(manager_policy_set(m, "float", &c, SEC(33), note, sizeof(note), err, sizeof(err)), 0, "%s", err);
+        for (int t = 34; t <= 34 + 11 * 60; t++)
+                cr_assert_eq(manager_tick(m, SEC(t)), 0);
+        cr_assert_str_eq(cg_read("/machine/cpuset.cpus"), "3", "parked again after the reversal hold");
+        manager_stop_parking(m);
+        cr_expect_str_eq(cg_read("/machine/cpuset.cpus"), "0-3");
+        cr_expect_neq(access(record, F_OK), 0);
+}
+
+Test(parking, partition_mode_needs_cgroup_v2s_cpuset, .fini = cg_rm) {
+        char cmd[200];
+        cg_v2();
+        start();
+        snprintf(cmd, sizeof(cmd), "mkdir -p %s/cpuset/machine", cg_root);
+        cr_assert_eq(system(cmd), 0);
+        cr_expect_eq(manager_enable_partition_parking(m, cg_root, "/machine", record), -EOPNOTSUPP, "cgroup v1");
+        snprintf(cmd, sizeof(cmd), "rm -rf %s/cpuset %s/machine/cpuset.cpus", cg_root, cg_root);
+        cr_assert_eq(system(cmd), 0);
+        cr_expect_eq(manager_enable_partition_parking(m, cg_root, "/machine", record), -EOPNOTSUPP,
+                     "no cpuset controller");
+        cr_expect_eq(manager_enable_partition_parking(m, cg_root, "/elsewhere", record), -ENOENT);
 }
