@@ -50,6 +50,7 @@ void parking_config_init(struct parking_config *c) {
                 .over_util_pct = 85,
                 .dwell_usec = PARKING_DWELL_MIN_USEC,
                 .reversal_hold_usec = 600 * USEC_PER_SEC,
+                .irqbalance = true,
         };
 }
 

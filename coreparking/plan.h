@@ -64,10 +64,12 @@ struct parking_config {
         uint64_t dwell_usec;        /* between two parks, >= 10 s */
         uint64_t reversal_hold_usec; /* no park this long after an unpark */
         struct hv_cpuset reserved;  /* never parked */
+        bool irqbalance;            /* tell a running irqbalance to keep interrupts off the parked
+                                     * CPUs (tided; coreparking/irq.h) */
 };
 
 /* The defaults: pin, 1 core per node, headroom 50 %, over-utilisation 85 %, dwell 10 s,
- * reversal hold 10 min, nothing reserved. */
+ * reversal hold 10 min, nothing reserved, irqbalance told. */
 void parking_config_init(struct parking_config *c);
 
 /* The fewest and most the config may set (parking_plan() refuses others). */

@@ -16,6 +16,7 @@
 #include "common/meminfo.h"
 #include "common/units.h"
 #include "coreparking/idle.h"
+#include "coreparking/irq.h"
 #include "coreparking/load.h"
 #include "coreparking/measure.h"
 #include "core/core.h"
@@ -124,6 +125,13 @@ struct manager {
         char part_orig[PARKING_PART_LIST_MAX];
         struct hv_cpuset part_to;
         int part_errno; /* the last failure logged, so a failing write is logged once */
+        /* irqbalance (manager_enable_irqbalance()): told to keep interrupts off the parked CPUs
+         * (irq_sent) while cores are parked; the record says a ban is out, so the next tided
+         * lifts one a tided that died left. */
+        bool irq_on, irq_banned;
+        char irq_dir[CGROUP_PATH_MAX], irq_record[CGROUP_PATH_MAX];
+        struct hv_cpuset irq_sent;
+        int irq_errno;
 
         struct core *core;
         struct core_frame frame;       /* observations in, decisions out, one per domain */
@@ -1105,20 +1113,101 @@ int manager_enable_parking(struct manager *m, const struct parking_core *cores, 
 
 /* ---- mode = partition: the partition's cpuset, and its record ---- */
 
-/* The partition's own list, kept before it is first confined: a tided that dies meanwhile gives
- * it back at its next start. Written whole (a temporary file renamed over it). */
-static int part_record_write(struct manager *m) {
+/* A record of what tided changed outside itself, written whole (a temporary file renamed over
+ * it): a tided that dies meanwhile has it undone at its next start. */
+static int record_write(const char *path, const char *text) {
         char tmp[CGROUP_PATH_MAX + 8];
-        snprintf(tmp, sizeof(tmp), "%s.new", m->part_record);
+        snprintf(tmp, sizeof(tmp), "%s.new", path);
         _cleanup_fclose_ FILE *f = fopen(tmp, "we");
         if (!f)
                 return -errno;
-        fprintf(f, "# tided: %s's own cpuset.cpus, given back when no core is parked\ndir=%s\ncpus=%s\n",
-                m->part_dir, m->part_dir, m->part_orig);
-        if (fflush(f) != 0 || fsync(fileno(f)) < 0 || rename(tmp, m->part_record) < 0) {
+        fputs(text, f);
+        if (fflush(f) != 0 || fsync(fileno(f)) < 0 || rename(tmp, path) < 0) {
                 int r = -errno;
                 (void) unlink(tmp);
                 return r;
+        }
+        return 0;
+}
+
+/* The partition's own list, kept before it is first confined. */
+static int part_record_write(struct manager *m) {
+        char text[2 * CGROUP_PATH_MAX + PARKING_PART_LIST_MAX + 128];
+        snprintf(text, sizeof(text), "# tided: %s's own cpuset.cpus, given back when no core is parked\ndir=%s\ncpus=%s\n",
+                 m->part_dir, m->part_dir, m->part_orig);
+        return record_write(m->part_record, text);
+}
+
+/* ---- irqbalance: the parked CPUs banned while cores are parked ---- */
+
+static void irq_failed(struct manager *m, int r, const char *what) {
+        if (r != m->irq_errno)
+                log_warning_errno(r, "Core parking: cannot %s irqbalance: %m", what);
+        m->irq_errno = r;
+}
+
+/* Sends banned (empty: none) to the irqbalance that runs now. -ENOENT: none runs. */
+static int irq_send(struct manager *m, const struct hv_cpuset *banned) {
+        char path[PARKING_IRQBALANCE_PATH_MAX];
+        int r = parking_irqbalance_find(m->irq_dir, path);
+        return r < 0 ? r : parking_irqbalance_ban(path, banned);
+}
+
+static void irq_lift(struct manager *m, const char *why) {
+        int r = irq_send(m, NULL);
+        if (r < 0 && r != -ENOENT && r != -ECONNREFUSED)
+                return irq_failed(m, r, "lift the ban of");
+        /* None runs (or it went): its ban went with it. */
+        if (unlink(m->irq_record) < 0 && errno != ENOENT)
+                log_warning_errno(-errno, "Core parking: cannot remove %s: %m", m->irq_record);
+        if (r == 0)
+                log_info("Core parking: irqbalance may use every CPU again (%s)", why);
+        m->irq_banned = false;
+        m->irq_errno = 0;
+}
+
+static void act_irqbalance(struct manager *m) {
+        if (!m->irq_on)
+                return;
+        const struct parking_decision *p = &m->host_out.parking;
+        bool want = m->cfg.parking.mode != PARKING_OFF && m->cfg.parking.irqbalance && m->host_out.parking_on &&
+                    hv_cpuset_count(&p->parked);
+        if (!want) {
+                if (m->irq_banned)
+                        irq_lift(m, m->host_out.parking_on ? parking_reason_to_string(p->reason) : "parking off");
+                return;
+        }
+        if (m->irq_banned && hv_cpuset_equal(&m->irq_sent, &p->parked))
+                return;
+        int r;
+        if (!m->irq_banned && (r = record_write(m->irq_record, "# tided: irqbalance was told the parked CPUs\n")) < 0)
+                return irq_failed(m, r, "record a ban for");
+        if ((r = irq_send(m, &p->parked)) < 0) {
+                if (r == -ENOENT || r == -ECONNREFUSED)
+                        (void) unlink(m->irq_record); /* none runs: nothing to tell, nothing to undo */
+                else
+                        irq_failed(m, r, "tell");
+                return;
+        }
+        char list[256];
+        log_info("Core parking: irqbalance keeps interrupts off CPUs %s",
+                 parking_cpulist_format(&p->parked, list, sizeof(list)) ? list : "(many)");
+        m->irq_banned = true;
+        m->irq_sent = p->parked;
+        m->irq_errno = 0;
+}
+
+int manager_enable_irqbalance(struct manager *m, const char *dir, const char *record_path) {
+        if (!m || !record_path || strlen(record_path) >= sizeof(m->irq_record) ||
+            (dir && strlen(dir) >= sizeof(m->irq_dir)))
+                return -EINVAL;
+        snprintf(m->irq_dir, sizeof(m->irq_dir), "%s", dir ? dir : PARKING_IRQBALANCE_DIR);
+        snprintf(m->irq_record, sizeof(m->irq_record), "%s", record_path);
+        m->irq_on = true;
+        /* A ban a tided that died left: lifted now. */
+        if (access(record_path, F_OK) == 0) {
+                m->irq_banned = true;
+                irq_lift(m, "a tided that parked had stopped without lifting it");
         }
         return 0;
 }
@@ -1217,6 +1306,8 @@ int manager_enable_partition_parking(struct manager *m, const char *cgroup_root,
 void manager_stop_parking(struct manager *m) {
         if (m && m->part_on && m->part_confined)
                 (void) part_restore(m, "tided stops");
+        if (m && m->irq_on && m->irq_banned)
+                irq_lift(m, "tided stops");
         for (size_t i = 0; m && m->parking_on && m->hv->ops && i < m->n_doms; i++)
                 if (m->doms[i].confined && m->doms[i].info.active)
                         (void) unconfine(m, &m->doms[i], "tided stops");
@@ -1693,8 +1784,10 @@ static int tick(struct manager *m, uint64_t now_usec, bool early) {
                 if (d->chan)
                         d->chan->fresh = false;
         }
-        if (!early)
+        if (!early) {
                 act_partition(m);
+                act_irqbalance(m);
+        }
         m->ticks++;
         return publish(m, &host, now_usec);
 }

@@ -89,6 +89,11 @@ int manager_measure_parking(struct manager *m, const char *sys_root);
  * for a record tided did not write, or another -errno (logged). */
 int manager_enable_partition_parking(struct manager *m, const char *cgroup_root, const char *partition,
                                      const char *record_path);
+/* Tells a running irqbalance (coreparking/irq.h; dir NULL: /run/irqbalance) to keep interrupts
+ * off the parked CPUs while cores are parked ([parking] irqbalance), and to use every CPU again
+ * when none is, when tided stops, and at the next start after a tided that died (record_path
+ * marks a ban that is out). Returns 0 or -EINVAL. */
+int manager_enable_irqbalance(struct manager *m, const char *dir, const char *record_path);
 /* Gives every confined VM its own CPUs back (tided stopping: no VM stays pinned). */
 void manager_stop_parking(struct manager *m);
 

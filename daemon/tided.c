@@ -227,11 +227,16 @@ static void ready(struct tided *t, bool ok) {
 /* mode = partition confines libvirt's /machine partition (cgroup v2); its record lies beside the
  * control socket. Where it cannot (cgroup v1, no cpuset controller) tided pins each VM instead.
  * Whatever the mode, a record left by a tided that died is given back. */
+/* A record of what core parking changed outside tided lies beside the control socket. */
+static void state_path(const struct tided *t, const char *name, char buf[static CGROUP_PATH_MAX]) {
+        const char *slash = strrchr(t->cfg.socket_path, '/');
+        snprintf(buf, CGROUP_PATH_MAX, "%.*s/%s", slash ? (int) (slash - t->cfg.socket_path) : 1,
+                 slash ? t->cfg.socket_path : ".", name);
+}
+
 static void enable_partition(struct tided *t) {
         char record[CGROUP_PATH_MAX];
-        const char *slash = strrchr(t->cfg.socket_path, '/');
-        snprintf(record, sizeof(record), "%.*s/parking-partition.state",
-                 slash ? (int) (slash - t->cfg.socket_path) : 1, slash ? t->cfg.socket_path : ".");
+        state_path(t, "parking-partition.state", record);
         if (t->cfg.parking.mode != PARKING_PARTITION && access(record, F_OK) < 0)
                 return;
         int r = manager_enable_partition_parking(t->manager, "/sys/fs/cgroup", "/machine", record);
@@ -256,6 +261,10 @@ static void enable_parking(struct tided *t) {
         _cleanup_free_ struct parking_core *cores = NULL;
         int n, r;
 
+        /* First: a ban a tided that died left is lifted whatever happens next. */
+        char irq_record[CGROUP_PATH_MAX];
+        state_path(t, "parking-irqbalance.state", irq_record);
+        (void) manager_enable_irqbalance(t->manager, NULL, irq_record);
         if ((n = parking_topology_load(NULL, &cores, err, sizeof(err))) < 0) {
                 log_warning("Core parking is unavailable: %s, ignoring; VMs an earlier tided confined keep their pins",
                             err);

@@ -31,6 +31,7 @@ enum key_type {
         KEY_PARKING,  /* enum parking_mode by name */
         KEY_COUNT,    /* unsigned in [min, max] */
         KEY_CPULIST,  /* struct hv_cpuset, "0-3,8" or "none" */
+        KEY_BOOL,     /* bool: yes/no, true/false, on/off, 1/0 */
 };
 
 struct config_key {
@@ -118,6 +119,7 @@ static const struct config_key keys[] = {
         { .section = "parking", .name = "reversal_hold", .type = KEY_DURATION,
           .offset = FIELD(parking.reversal_hold_usec), .min = 0, .max = 24 * 3600 * USEC_PER_SEC },
         { .section = "parking", .name = "reserved", .type = KEY_CPULIST, .offset = FIELD(parking.reserved) },
+        { .section = "parking", .name = "irqbalance", .type = KEY_BOOL, .offset = FIELD(parking.irqbalance) },
 };
 
 static const char *const sections[] = { "tided", "memory", "paging", "parking" };
@@ -478,6 +480,18 @@ static int parse_value(struct parser *p, const struct config_key *k, const char 
                 return 0;
         }
 
+        case KEY_BOOL: {
+                char said[72];
+                static const char *const yes[] = { "yes", "true", "on", "1" }, *const no[] = { "no", "false", "off", "0" };
+                for (size_t i = 0; i < ELEMENTSOF(yes); i++)
+                        if (strcmp(v, yes[i]) == 0 || strcmp(v, no[i]) == 0) {
+                                *(bool *) field = strcmp(v, yes[i]) == 0;
+                                return 0;
+                        }
+                fail(p, p->line, "[%s] %s: '%s' is not yes or no", k->section, k->name, shown(v, said));
+                return -EINVAL;
+        }
+
         case KEY_CPULIST: {
                 char said[72];
                 const char *why = NULL;
@@ -783,6 +797,9 @@ void config_format(const struct tide_config *c, FILE *out) {
                         break;
                 case KEY_CPULIST:
                         v = parking_cpulist_format((const struct hv_cpuset *) field, buf, sizeof(buf));
+                        break;
+                case KEY_BOOL:
+                        v = *(const bool *) field ? "yes" : "no";
                         break;
                 }
                 fprintf(out, "%s = %s\n", k->name, v);
