@@ -51,6 +51,10 @@ all_on() { # all_on CPUS GUEST...: libvirt and the kernel agree every thread of 
     [ "$(vcpu_pin "$g")" = "$cpus" ] && [ "$(emu_pin "$g")" = "$cpus" ] && [ "$(threads_on "$g")" = "$cpus" ] || return 1
   done
 }
+has_deep=0 # whether CPU 1 lists an idle state with an exit latency of 10 us or more
+for l in /sys/devices/system/cpu/cpu1/cpuidle/state*/latency; do
+  [ -r "$l" ] && [ "$(cat "$l")" -ge 10 ] && has_deep=1
+done
 idle_time() { # idle_time CPU: microseconds in any idle state since boot, and in deep ones (latency >= 10 us)
   local s t=0 deep=0 d=/sys/devices/system/cpu/cpu$1/cpuidle
   for s in "$d"/state*; do
@@ -84,6 +88,18 @@ span=$(( (tidle1 - tidle0) / 1000 ))
 log "1. idle: $a and $b confined to CPU 0 (vcpupin, emulatorpin, every QEMU thread); CPU 1 parked:" \
     "idle $(( (idle1[0] - idle0[0]) * 100 / span ))% of ${span}us, deep idle $(( (idle1[1] - idle0[1]) * 100 / span ))%" \
     "($(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo no cpuidle) driver)"
+# tided's own measure of the same CPU, and whether it knows this host can have deep idle at all.
+measured=$(ctl stats --json | python3 -c '
+import json, sys
+m = json.load(sys.stdin)["host"]["parking"]["measured"]
+c = [c for c in m["cpus"] if c["cpu"] == 1][0]
+if not c["parked"] or c["idle"] is None:
+    sys.exit("CPU 1 not shown parked and measured: %r" % c)
+print("1" if m["has_deep_state"] else "0", "%.0f%%" % (100 * c["idle"]), "%.0f%%" % (100 * c["deep"]),
+      "does not pay here" if m["never_pays"] else "may pay")') || fail "tided does not measure the parked CPU"
+read -r t_deep t_idle t_dp t_pays <<<"$measured"
+[ "$t_deep" = "$has_deep" ] || fail "tided says deep idle states exist: $t_deep; cpuidle says $has_deep"
+log "   tided measured CPU 1 over its last tick: idle $t_idle, deep idle $t_dp; parking $t_pays"
 passed=$((passed + 1))
 
 # 2. load: unparked.

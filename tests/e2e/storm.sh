@@ -24,7 +24,8 @@
 # Prints per storm: time until every guest's load was in, the paging peak, time to release.
 # STORM_STEPS="2 3" runs some steps; STORM_PARKING=pin runs tided with core parking on (off by
 # default: this test proves paging); STORM_TRACE=FILE records
-# each guest's cgroup (RSS, swap), balloon and tided's view every 10 s. Needs root, libvirt
+# each guest's cgroup (RSS, swap), balloon and tided's view every 10 s, and keeps tided's log as
+# FILE.tided.log. Needs root, libvirt
 # (tools/vm libvirt-up), cgroup v1 and the guest image. ~12 min for all four.
 set -euo pipefail
 bin=${1:-$(cd "$(dirname "$0")/../.." && pwd)/build/bin}
@@ -51,6 +52,8 @@ storm_cleanup() {
   rm -rf "$full"
   sleep 1
   "$vm" partition-remove "$part" >/dev/null 2>&1 || true
+  # With a trace, tided's log is kept beside it: what it decided, tick by tick.
+  [ -n "${STORM_TRACE:-}" ] && [ -f "$work/tided.log" ] && cp "$work/tided.log" "$STORM_TRACE.tided.log"
   rm -rf "$work"
 }
 trap storm_cleanup EXIT
