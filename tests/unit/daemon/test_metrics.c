@@ -449,6 +449,31 @@ Test(metrics_render, output_is_valid_exposition_syntax) {
         assert_valid_exposition(text);
 }
 
+Test(metrics_render, shows_what_parking_is_worth_per_cpu_only_while_it_is_measured) {
+        struct snapshot s = sample();
+        struct snapshot_cpu cpus[] = { { .cpu = 0, .busy = 0.25, .idle = 0.75, .deep = 0.5 },
+                                       { .cpu = 1, .parked = true, .busy = 0, .idle = 0.99, .deep = 0.97 },
+                                       { .cpu = 2, .busy = -1, .idle = -1, .deep = -1 } };
+        _cleanup_free_ char *off = render(&s);
+        cr_expect_null(strstr(off, "tide_cpu_idle_residency"), "not measured: not shown");
+        s.host.parking_on = s.host.parking_measured = true;
+        s.cpus = cpus;
+        s.n_cpus = ELEMENTSOF(cpus);
+        s.host.parking_watts_saved = 2.5;
+        s.host.parking_joules_saved = 900;
+        s.host.parking_episodes_paid = 2;
+        s.host.parking_episodes_not_paid = 1;
+        _cleanup_free_ char *text = render(&s);
+        assert_valid_exposition(text);
+        cr_expect_not_null(strstr(text, "tide_cpu_idle_residency{cpu=\"1\",state=\"deep\"} 0.97\n"), "%s", text);
+        cr_expect_not_null(strstr(text, "tide_cpu_idle_residency{cpu=\"0\",state=\"idle\"} 0.75\n"));
+        cr_expect_null(strstr(text, "cpu=\"2\""), "a CPU not measured has no sample");
+        cr_expect_not_null(strstr(text, "\ntide_parking_watts_saved_estimate 2.5\n"));
+        cr_expect_not_null(strstr(text, "\ntide_parking_joules_saved_estimate_total 900\n"));
+        cr_expect_not_null(strstr(text, "tide_parking_episodes_total{verdict=\"paid\"} 2\n"));
+        cr_expect_not_null(strstr(text, "\ntide_parking_pays 1\n"));
+}
+
 Test(metrics_render, shows_an_unmanaged_domain_by_assigned_managed_and_rss_only) {
         struct snapshot s = sample();
         _cleanup_free_ char *text = render(&s);
