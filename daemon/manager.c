@@ -673,11 +673,14 @@ static void act_paging(struct manager *m, struct dom *d, const struct paging_act
         int r;
 
         if (!m->hv->ops) {
-                /* libvirt is away: a start is a failed one (it boots short), the rest waits. */
+                /* libvirt is away: a start is a failed one (it boots short), a lift waits; a file
+                 * whose limits are off already needs no libvirt to be switched off. */
                 if (a->start)
                         paging_started(&d->core.paging, a, -ENOTCONN);
-                if (a->release || a->lift_limits)
+                if (a->lift_limits)
                         paging_released(&d->core.paging, false, -ENOTCONN, now_usec);
+                else if (a->release && (r = start_release(m, d)) < 0)
+                        paging_released(&d->core.paging, true, r, now_usec);
                 return;
         }
         if (a->start) {

@@ -398,10 +398,13 @@ static int peer_paging(struct sim *s, uint64_t held) {
                         .file_used_kib = v->pg.on_disk_kib,
                 };
         }
+        /* Hyper-V's Smart Paging files are the VM's own, not host-wide swap: no file ever holds
+         * another VM's pages, so none waits for swap room. */
         struct paging_host ph = { .free_kib = sat_sub_u64(s->total_kib, s->other_kib + s->reserve_kib + held),
                                   .can_page = true,
                                   .swap_known = true,
-                                  .swapped_kib = s->metrics.now_paging_kib };
+                                  .swapped_kib = s->metrics.now_paging_kib,
+                                  .swap_free_kib = UINT64_MAX };
         int r = paging_plan(&cfg, &ph, s->peer_pg, s->n_vms, s->now_usec, s->peer_pg_out, NULL);
         if (r < 0)
                 return r;

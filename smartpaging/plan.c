@@ -70,8 +70,11 @@ static uint64_t reclaimable_kib(const struct tide_config *cfg, const struct pagi
  * QEMU, its file to be switched off) is funded too, so what it takes is counted, but it cannot
  * page: its file's name is taken. */
 static bool wants_funding(const struct paging_vm *v) {
+        /* A lifted VM whose file waits for swap room is under no limit: a reboot of it fills its
+         * startup like any unpaged boot. */
         return v->managed && v->start != PAGING_START_NONE &&
-               (!paging_in_use(v->state) || v->start == PAGING_START_COLD);
+               (!paging_in_use(v->state) || v->start == PAGING_START_COLD ||
+                (v->state->phase == PAGING_RELEASING && v->state->lifted));
 }
 
 /* The next start to fund: the highest weight, then the first given. SIZE_MAX: none left. */
@@ -200,26 +203,30 @@ static bool may_release_now(const struct tide_config *cfg, const struct paging_h
                max_u64(comes_back_kib(h, v), all_back) <= free_left + own_room_kib(cfg, v);
 }
 
-/* Whether a VM other than vms[skip] runs under tide's memory limit: paging, or released with
- * its lift failed (a release in flight or a lifted one waiting has its limits off). Its pages in
- * a file come back only as far as its limit lets them. */
-static bool others_limited(const struct paging_vm *vms, size_t n, size_t skip) {
-        for (size_t i = 0; i < n; i++) {
-                const struct paging_vm_state *s = vms[i].state;
-                if (i != skip && vms[i].active &&
-                    (s->phase == PAGING_ACTIVE || (s->phase == PAGING_RELEASING && s->retry_usec && !s->lifted)))
-                        return true;
-        }
-        return false;
+/* Whether vms[i] runs under tide's memory limit: paging, or released with its lift failed (a
+ * release in flight or a lifted one waiting has its limits off). Its pages in a file come back
+ * only as far as its limit lets them. */
+static bool limited(const struct paging_vm *v) {
+        const struct paging_vm_state *s = v->state;
+        return v->active && (s->phase == PAGING_ACTIVE || (s->phase == PAGING_RELEASING && s->retry_usec && !s->lifted));
 }
 
-/* Whether vms[i]'s file may be switched off as far as swap room goes. Which of its pages are a
- * limited VM's is not known (/proc/swaps has no owners), so all of them may have to go to the
- * other swap areas: their free space, the host's free swap less this file's, must take what it
- * holds; that is, the host's free swap must be at least its size. Not known: it waits for the
- * limited VMs to come down. */
+/* Whether vms[i]'s file may be switched off as far as swap room goes, while other VMs are under
+ * their limits. Which of its pages are theirs is not known (/proc/swaps has no owners), so all
+ * of them may have to go to the other swap areas: their free space, the host's free swap less
+ * this file's, must take what it holds; that is, the host's free swap must be at least its size.
+ * And none of them may still be booting: a boot under its limit goes on paging out, into the
+ * room this counted on, for the minutes a switch-off takes. Not known: it waits for them. */
 static bool file_may_go(const struct paging_host *h, const struct paging_vm *vms, size_t n, size_t i) {
-        return !others_limited(vms, n, i) || (h->swap_known && h->swap_free_kib >= vms[i].state->file_kib);
+        bool others = false;
+        for (size_t k = 0; k < n; k++) {
+                if (k == i || !limited(&vms[k]))
+                        continue;
+                if (vms[k].booting)
+                        return false;
+                others = true;
+        }
+        return !others || (h->swap_known && h->swap_free_kib >= vms[i].state->file_kib);
 }
 
 /* The paging VM whose file goes this tick: of those that fit, the one whose file holds least,
@@ -333,19 +340,27 @@ int paging_plan(const struct tide_config *cfg, const struct paging_host *host, c
                         s->release_usec = now_usec;
                         s->lifted = true;
                         s->retry_usec = max_u64(now_usec, 1); /* due now */
-                }
+                } else if (s->phase == PAGING_RELEASING && !vms[i].active)
+                        s->lifted = true; /* a lift that failed: its limits went with its QEMU */
         }
         uint64_t all_back = all_back_kib(host, vms, n);
-        /* A retry (or a stopped VM's file) waits for its turn and for room like a first release. */
+        /* A retry (or a stopped VM's file, or a lifted one's) waits for its turn, for room and
+         * for swap room like a first release. One whose lift failed is lifted again as soon as
+         * there is room, file or not: two such VMs would otherwise wait on each other for good. */
         for (size_t i = 0; i < n && may_release; i++) {
                 struct paging_vm_state *s = vms[i].state;
-                if (s->phase == PAGING_RELEASING && !out[i].release && s->retry_usec && now_usec >= s->retry_usec &&
-                    all_back <= free_left && file_may_go(host, vms, n, i)) {
+                if (s->phase != PAGING_RELEASING || out[i].release || !s->retry_usec || now_usec < s->retry_usec ||
+                    all_back > free_left)
+                        continue;
+                if (file_may_go(host, vms, n, i)) {
                         may_release = false;
                         free_left -= all_back;
                         s->retry_usec = 0;
                         out[i].release = true;
                         out[i].lift_limits = !s->lifted && vms[i].active;
+                } else if (!s->lifted && vms[i].active && !out[i].lift_limits) {
+                        free_left -= all_back;
+                        out[i].lift_limits = true; /* lifted only: paging_lifted() */
                 }
         }
         size_t r = may_release ? next_release(cfg, host, vms, n, out, all_back, free_left) : SIZE_MAX;

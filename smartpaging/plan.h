@@ -35,7 +35,8 @@
 enum paging_phase {
         PAGING_NONE,      /* not paging */
         PAGING_ACTIVE,    /* its file is (being) switched on and its RAM capped at grant_kib */
-        PAGING_RELEASING, /* asked to end: limits lifted, file switched off and removed */
+        PAGING_RELEASING, /* asked to end: limits lifted, file switched off and removed; or
+                           * lifted only, its file waiting for its turn, room and swap room */
         PAGING_FAILED,    /* it should have paged and could not (fail_errno); ends with its boot */
 };
 
@@ -47,8 +48,9 @@ struct paging_vm_state {
         uint64_t file_kib;     /* its paging file's size */
         uint64_t since_usec;   /* when paging began (or was adopted) */
         uint64_t release_usec; /* when the release was asked */
-        uint64_t retry_usec;   /* a release waiting for its turn and for room (a failed one, a
-                                * stopped VM's file) is asked from then; 0: none waiting */
+        uint64_t retry_usec;   /* a release waiting for its turn, for room and for swap room (a
+                                * failed one, a stopped VM's file, a lifted VM's file) is asked
+                                * from then; 0: none waiting */
         bool lifted;           /* its limits are off (a retried release only switches the file off) */
         bool long_warned;      /* PAGING_LONG_USEC passed and was reported */
         int fail_errno;        /* PAGING_FAILED, or the last failed release: why (positive errno) */
@@ -175,7 +177,7 @@ void paging_lifted(struct paging_vm_state *s, int error, uint64_t now_usec);
 /* A paging file found in use for this domain when tided started (/proc/swaps): paging resumes
  * from it, to be released as any other. grant_kib, startup_kib: from its record (0 unknown: its
  * limit is then left as found, never raised). A domain that is not running has its file
- * switched off in its turn, when what the file holds fits. */
+ * switched off in its turn, when what the file holds fits and there is swap room for it. */
 void paging_adopt(struct paging_vm_state *s, uint64_t file_kib, uint64_t grant_kib, uint64_t startup_kib,
                   uint64_t now_usec);
 

@@ -373,3 +373,74 @@ Test(paging, a_file_whose_domain_cannot_be_read_yet_waits_for_it) {
         cr_assert_eq(manager_snapshot(m)->n_domains, 1);
         cr_expect_str_neq(manager_snapshot(m)->domains[0].paging, "none", "adopted");
 }
+
+/* Two guests page; "web" comes down while "db" is still under its limit, and the host's free
+ * swap is not known: web's limits are lifted at once, its file waits (it may hold db's pages,
+ * which could not come back under db's limit); once db has come down too, db's file goes, then
+ * web's. */
+#define UUID_DB "6f1c2a5e-0000-4000-8000-00000000000b"
+
+static void sample_at(size_t i, uint64_t actual, uint64_t rss) {
+        fake.stats[i].actual_kib = actual;
+        fake.stats[i].rss_kib = rss;
+        fake.stats[i].available_kib = actual - MIB(100);
+        fake.stats[i].usable_kib = actual - MIB(100);
+        fake.stats[i].last_update_sec++;
+}
+
+static void tick_both(uint64_t t, uint64_t web_actual, uint64_t db_actual) {
+        sample_at(0, web_actual, MIB(250));
+        sample_at(1, db_actual, MIB(250));
+        cr_assert_eq(manager_tick(m, SEC(t)), 0);
+}
+
+Test(paging, a_guest_come_down_while_another_is_limited_is_lifted_and_its_file_waits) {
+        char note[256], err[256];
+        add_web(MIB(300));
+        struct hv_domain d = { .active = true, .persistent = true, .id = 2, .max_kib = MIB(1024),
+                               .current_kib = MIB(300), .has_balloon = true, .numa_node = -1 };
+        snprintf(d.uuid, sizeof(d.uuid), "%s", UUID_DB);
+        snprintf(d.name, sizeof(d.name), "db");
+        struct hv_mem_stats st;
+        memset(&st, 0xff, sizeof(st));
+        st.last_update_sec = 1000;
+        cr_assert_geq(hv_fake_add(&fake, &d, &st), 0);
+        free_mib = 100;
+        cr_assert_eq(manager_new(&hv, &cfg, host_tight, NULL, &m), 0);
+        cr_assert_eq(manager_enable_paging(m, root, &files), 0);
+        cr_assert_eq(manager_refresh(m, SEC(1)), 0);
+        struct policy_change c = { .have_minimum = true, .minimum_kib = MIB(256) };
+        cr_assert_eq(manager_policy_set(m, "web", &c, SEC(100), note, sizeof(note), err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(manager_policy_set(m, "db", &c, SEC(100), note, sizeof(note), err, sizeof(err)), 0, "%s", err);
+        tick_both(101, MIB(300), MIB(300));
+        manager_on_event(m, HV_EVENT_REBOOTED, UUID, SEC(104));
+        manager_on_event(m, HV_EVENT_REBOOTED, UUID_DB, SEC(104));
+        tick_both(105, MIB(300), MIB(300));
+        cr_assert_eq(on_calls, 2, "both page");
+        tick_both(110, MIB(1024), MIB(1024));
+        tick_both(111, MIB(1024), MIB(1024));
+
+        /* web down to 300 MiB, db still holding its startup; room for web's pages. */
+        free_mib = 400;
+        tick_both(112, MIB(300), MIB(1024));
+        cr_expect_eq(fake.memtune[0].hard_limit_kib, HV_MEMTUNE_UNLIMITED, "web's limits lifted");
+        cr_expect_neq(fake.memtune[1].hard_limit_kib, HV_MEMTUNE_UNLIMITED, "db still limited");
+        cr_expect_eq(switch_offs_seen(), 0, "web's file waits: it may hold db's pages");
+        tick_both(113, MIB(300), MIB(1024));
+        cr_expect_eq(switch_offs_seen(), 0);
+        cr_expect_str_eq(manager_snapshot(m)->domains[0].paging, "releasing");
+
+        /* db comes down: its own file goes first (it is the only one limited: lifted, then off),
+         * then web's. */
+        free_mib = 1500;
+        tick_both(114, MIB(300), MIB(300));
+        cr_expect_eq(fake.memtune[1].hard_limit_kib, HV_MEMTUNE_UNLIMITED);
+        for (int t = 115; t < 130 && off_calls < 2; t++) {
+                usleep(20000); /* the switch-off's worker thread */
+                tick_both((uint64_t) t, MIB(300), MIB(300));
+        }
+        cr_expect_eq(off_calls, 2, "both files switched off, one at a time");
+        cr_expect_not(off_under_limit);
+        const struct snapshot *s = manager_snapshot(m);
+        cr_expect_eq(s->host.paging_files, 0);
+}

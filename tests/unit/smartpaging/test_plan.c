@@ -413,10 +413,12 @@ Test(plan, what_a_release_is_let_go_on_is_not_raised_away_in_the_same_tick) {
         restarting(0, 160);
         restarting(1, 160);
         plan(2, 0, SEC(10)); /* both page, grant 160 */
-        /* VM 0 has come down (its file 50 MiB); VM 1 still boots, its file holding 300 (much of
-         * it VM 0's pages: the first file on takes most). 400 free. */
+        /* VM 0 has come down (its file 50 MiB); VM 1's boot is over but its balloon has not
+         * reported since (so it is not released, and a boot still paging out would hold VM 0's
+         * file back), its file holding 300 (much of it VM 0's pages: the first file on takes
+         * most). 400 free. */
         vm[0].start = vm[1].start = PAGING_START_NONE;
-        vm[0].booting = false;
+        vm[0].booting = vm[1].booting = false;
         vm[0].reporting = true;
         vm[0].assigned_kib = MIB(128);
         vm[0].file_used_kib = MIB(50);
@@ -518,16 +520,19 @@ Test(plan, a_file_waits_for_swap_room_while_another_vm_is_under_its_limit) {
         vm[0].file_used_kib = MIB(100);
         vm[1].booting = true; /* still booting: paging, under its limit */
         vm[1].reporting = false;
-        swap_free_mib = file0 / KIB_PER_MIB - 1; /* the other file's room cannot take all of it */
         plan(2, 1000, SEC(60));
         cr_expect(act[0].lift_limits, "it has come down: its limits go");
-        cr_expect_not(act[0].release, "its file may hold the limited VM's pages, with nowhere to go");
+        cr_expect_not(act[0].release, "a boot under its limit still pages out, into any file's room");
         cr_expect_eq(st[0].phase, PAGING_RELEASING);
         paging_lifted(&st[0], 0, SEC(60));
         cr_expect(st[0].lifted);
+        /* Its boot over, its balloon not reporting yet: under its limit, not released. */
+        vm[1].booting = false;
+        swap_free_mib = file0 / KIB_PER_MIB - 1; /* the other file's room cannot take all of it */
         plan(2, 1000, SEC(61));
-        cr_expect_not(act[0].release || act[0].lift_limits, "still no room");
-        cr_expect_not(act[1].release || act[1].lift_limits, "the other is still booting");
+        cr_expect_not(act[0].release || act[0].lift_limits, "its file may hold the limited VM's pages, with "
+                                                            "nowhere to go");
+        cr_expect_not(act[1].release || act[1].lift_limits);
 
         /* Room enough for all the file holds: it goes, its limits already off. */
         swap_free_mib = file0 / KIB_PER_MIB;
@@ -596,6 +601,60 @@ Test(plan, a_failed_lift_is_asked_again_as_a_whole_release) {
         plan(2, 1000, SEC(60) + PAGING_RETRY_USEC);
         cr_expect(act[0].release && act[0].lift_limits, "lifted, then switched off");
         cr_expect_not(act[1].release, "one at a time");
+}
+
+/* Two lifts failed (libvirt away) while neither file could go: each counts the other as limited,
+ * so each is lifted again on its own as soon as it is due, not only with its file. */
+Test(plan, two_failed_lifts_do_not_wait_on_each_other) {
+        restarting(0, 160);
+        restarting(1, 160);
+        plan(2, 0, SEC(10));
+        booted(0, 128);
+        booted(1, 128);
+        swap_free_mib = 0;
+        plan(2, 1000, SEC(60));
+        size_t first = act[0].lift_limits ? 0 : 1;
+        cr_assert(act[first].lift_limits && !act[first].release);
+        paging_lifted(&st[first], -ENOTCONN, SEC(60));
+        plan(2, 1000, SEC(61));
+        size_t second = 1 - first;
+        cr_assert(act[second].lift_limits && !act[second].release, "the other still limited: lifted only");
+        paging_lifted(&st[second], -ENOTCONN, SEC(61));
+        /* Both due again: each lifted on its own, the files still held. */
+        plan(2, 1000, SEC(61) + PAGING_RETRY_USEC);
+        cr_expect(act[0].lift_limits && act[1].lift_limits);
+        cr_expect_not(act[0].release || act[1].release);
+        paging_lifted(&st[0], 0, SEC(92));
+        paging_lifted(&st[1], 0, SEC(92));
+        plan(2, 1000, SEC(93));
+        cr_expect(act[0].release != act[1].release, "nobody limited: one file goes, then the other");
+}
+
+Test(plan, a_lifted_vm_waiting_for_swap_room_that_reboots_is_funded_and_one_that_stops_is_unlimited) {
+        restarting(0, 160);
+        restarting(1, 160);
+        plan(2, 0, SEC(10));
+        booted(0, 128);
+        swap_free_mib = 0;
+        plan(2, 1000, SEC(60));
+        cr_assert(act[0].lift_limits && !act[0].release);
+        paging_lifted(&st[0], 0, SEC(60));
+        /* It reboots: under no limit, it fills its startup like an unpaged boot; its file, still
+         * waiting, keeps it from paging. */
+        restarting(0, 128);
+        plan(2, 100, SEC(70));
+        cr_expect(act[0].start_seen, "funded");
+        cr_expect_not(act[0].start);
+        cr_expect_gt(act[0].shortfall_kib, 0);
+        cr_expect_gt(sum.unfunded_kib, 0, "what no RAM covers shows as unfunded");
+        cr_expect_eq(st[0].phase, PAGING_RELEASING);
+        /* A VM whose lift failed and that stopped: its limits went with its QEMU. */
+        paging_released(&st[1], false, -EIO, SEC(70));
+        st[1].phase = PAGING_RELEASING;
+        vm[1].active = vm[1].managed = false;
+        vm[0].start = PAGING_START_NONE;
+        plan(2, 100, SEC(71));
+        cr_expect(st[1].lifted);
 }
 
 Test(plan, qemus_overhead_is_not_counted_twice_in_what_comes_back) {
