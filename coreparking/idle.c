@@ -147,37 +147,50 @@ static bool lists_deep(const struct parking_idle *i) {
         return false;
 }
 
-int parking_idle_host_read(struct parking_idle_host *h, const char *root, const struct hv_cpuset *cpus,
-                           const double *busy, uint64_t now_usec, struct parking_sample *ret) {
-        if (!h || !cpus || !ret)
+int parking_idle_host_read(struct parking_idle_host *h, const char *root, const struct parking_core *cores,
+                           size_t n_cores, const double *busy, uint64_t now_usec, struct parking_sample *ret) {
+        if (!h || (n_cores && !cores) || !ret)
                 return -EINVAL;
         uint64_t elapsed = h->read_usec && now_usec > h->read_usec ? now_usec - h->read_usec : 0;
         double secs = (double) elapsed / 1e6;
         *ret = (struct parking_sample){ .seconds = secs, .rapl_joules = -1 };
 
-        for (unsigned c = 0; c < h->n; c++) {
-                struct parking_idle cur;
-                double idle, deep;
-                h->idle[c] = h->deep[c] = -1;
-                if (!hv_cpuset_test(cpus, c))
-                        continue;
-                if (parking_idle_read(root, c, &cur) < 0 || !cur.n) {
-                        h->prev_ok[c] = false;
-                        continue;
+        for (size_t k = 0; k < n_cores; k++) {
+                double core_idle = 1, core_deep = 1, core_busy = 0;
+                bool whole = true;
+                unsigned siblings = 0;
+                for (unsigned c = 0; c < h->n; c++) {
+                        struct parking_idle cur;
+                        double idle, deep;
+                        if (!hv_cpuset_test(&cores[k].cpus, c))
+                                continue;
+                        siblings++;
+                        h->idle[c] = h->deep[c] = -1;
+                        if (parking_idle_read(root, c, &cur) < 0 || !cur.n) {
+                                h->prev_ok[c] = false;
+                                whole = false;
+                                continue;
+                        }
+                        h->has_deep |= lists_deep(&cur);
+                        if (h->prev_ok[c] && elapsed &&
+                            parking_idle_residency(&h->prev[c], &cur, elapsed, &idle, &deep, NULL)) {
+                                h->idle[c] = idle;
+                                h->deep[c] = deep;
+                                core_idle = idle < core_idle ? idle : core_idle;
+                                core_deep = deep < core_deep ? deep : core_deep;
+                                if (busy && busy[c] > core_busy)
+                                        core_busy = busy[c];
+                        } else
+                                whole = false;
+                        h->prev[c] = cur;
+                        h->prev_ok[c] = true;
                 }
-                h->has_deep |= lists_deep(&cur);
-                if (h->prev_ok[c] && elapsed &&
-                    parking_idle_residency(&h->prev[c], &cur, elapsed, &idle, &deep, NULL)) {
-                        h->idle[c] = idle;
-                        h->deep[c] = deep;
-                        ret->idle_cpu_s += idle * secs;
-                        ret->deep_cpu_s += deep * secs;
-                        if (busy && busy[c] >= 0)
-                                ret->busy_cpu_s += busy[c] * secs;
-                        ret->cpus++;
-                }
-                h->prev[c] = cur;
-                h->prev_ok[c] = true;
+                if (!whole || !siblings)
+                        continue;
+                ret->idle_cpu_s += core_idle * secs;
+                ret->deep_cpu_s += core_deep * secs;
+                ret->busy_cpu_s += core_busy * secs;
+                ret->cores++;
         }
 
         uint64_t uj, range;

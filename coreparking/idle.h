@@ -10,6 +10,7 @@
 
 #include "balloon/hv.h"
 #include "coreparking/measure.h"
+#include "coreparking/plan.h"
 
 /* Idle states a CPU may have (intel_idle lists up to ~10; the kernel's CPUIDLE_STATE_MAX is 10). */
 #define PARKING_IDLE_STATES 10
@@ -68,11 +69,14 @@ struct parking_idle_host {
 int parking_idle_host_init(struct parking_idle_host *h, unsigned n);
 void parking_idle_host_done(struct parking_idle_host *h);
 
-/* Reads every CPU of cpus (those below h->n) and RAPL under root at now_usec into *ret: the host
- * over the interval since the last call (seconds 0 on the first, or when the clock did not
- * move: nothing to compare). busy[cpu] (0..h->n), each CPU's busy share from the load (< 0
- * unknown: not counted), prices the busy time; NULL: none. A CPU that cannot be read this time is
- * left out of this interval and the next. RAPL that wrapped is counted once around its range;
- * without RAPL ret->rapl_joules is -1. Returns 0, or -EINVAL for NULL arguments. */
-int parking_idle_host_read(struct parking_idle_host *h, const char *root, const struct hv_cpuset *cpus,
-                           const double *busy, uint64_t now_usec, struct parking_sample *ret);
+/* Reads every CPU of cores[0..n_cores) (those below h->n) and RAPL under root at now_usec into
+ * *ret: the host over the interval since the last call (seconds 0 on the first, or when the clock
+ * did not move: nothing to compare), per core: a core is idle, and deep idle, no more than its
+ * busiest sibling lets it be (the least of their shares), and busy as its busiest sibling.
+ * busy[cpu] (0..h->n), each CPU's busy share from the load (< 0 unknown: not counted), prices
+ * the busy time; NULL: none. A core with a CPU that cannot be read this time is left out of this
+ * interval and the next (each CPU's own shares, h->idle and h->deep, are kept). RAPL that wrapped
+ * is counted once around its range; without RAPL ret->rapl_joules is -1. Returns 0, or -EINVAL
+ * for NULL arguments. */
+int parking_idle_host_read(struct parking_idle_host *h, const char *root, const struct parking_core *cores,
+                           size_t n_cores, const double *busy, uint64_t now_usec, struct parking_sample *ret);

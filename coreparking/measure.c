@@ -56,7 +56,7 @@ struct parking_judgement parking_judge(const struct parking_power_model *m, cons
                 return j;
         }
         const struct parking_sample *b = &e->before, *d = &e->during;
-        if (b->seconds < PARKING_JUDGE_MIN_S || d->seconds < PARKING_JUDGE_MIN_S || !b->cpus || !d->cpus ||
+        if (b->seconds < PARKING_JUDGE_MIN_S || d->seconds < PARKING_JUDGE_MIN_S || !b->cores || !d->cores ||
             b->idle_cpu_s <= 0 || d->idle_cpu_s <= 0)
                 return j;
         j.deep_before = clamp01(b->deep_cpu_s / b->idle_cpu_s);
@@ -77,7 +77,7 @@ static void sample_add(struct parking_sample *to, const struct parking_sample *s
         to->busy_cpu_s += s->busy_cpu_s;
         to->idle_cpu_s += s->idle_cpu_s;
         to->deep_cpu_s += s->deep_cpu_s;
-        to->cpus = s->cpus; /* the latest count: CPUs may go offline */
+        to->cores = s->cores; /* the latest count: CPUs may go offline */
         /* One interval without RAPL and the sum is not a measurement. */
         to->rapl_joules = to->rapl_joules < 0 || s->rapl_joules < 0 ? -1 : to->rapl_joules + s->rapl_joules;
 }
@@ -96,7 +96,7 @@ void parking_meter_add(struct parking_meter *m, const struct parking_power_model
         if (!m || !pm || !s)
                 return;
         m->ended = false;
-        if (!(s->seconds > 0) || !s->cpus)
+        if (!(s->seconds > 0) || !s->cores)
                 return;
         if (parked) {
                 if (!m->in_episode) {

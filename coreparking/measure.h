@@ -23,16 +23,18 @@ void parking_power_model_default(struct parking_power_model *m);
  * deep_w, the shares clamped to [0, 1] (busy + idle may pass 1 by a rounding: idle wins). */
 double parking_cpu_watts(const struct parking_power_model *m, double busy, double idle, double deep);
 
-/* What the host's CPUs did over one interval: summed over every CPU measured, in CPU-seconds (a
- * share of the interval times its length), so intervals of different lengths add up. The whole
- * host, not the parked CPUs alone: parking moves work onto the unparked CPUs, and whatever deep
- * idle they lose counts against what the parked ones gain. */
+/* What the host's cores did over one interval: summed over every core measured, in core-seconds
+ * (a share of the interval times its length), so intervals of different lengths add up. Per
+ * core, as the power model is: SMT siblings share one core's power, and the core reaches a deep
+ * state only when every sibling does (parking_idle_host_read()). The whole host, not the parked
+ * cores alone: parking moves work onto the unparked ones, and whatever deep idle they lose
+ * counts against what the parked ones gain. */
 struct parking_sample {
         double seconds;      /* the interval's length */
-        double busy_cpu_s;   /* sum over the CPUs of busy share x seconds */
+        double busy_cpu_s;   /* sum over the cores of busy share x seconds */
         double idle_cpu_s;   /* ... of idle residency */
         double deep_cpu_s;   /* ... of deep-idle residency */
-        unsigned cpus;       /* how many CPUs */
+        unsigned cores;      /* how many cores */
         double rapl_joules;  /* the host's energy over the interval (RAPL), < 0: none */
 };
 

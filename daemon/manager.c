@@ -112,6 +112,8 @@ struct manager {
         /* What parking is worth (manager_measure_parking()): the CPUs' idle states and RAPL read
          * every regular tick under sys_root, and each episode judged on them. */
         bool measure_on;
+        struct parking_core *cores;     /* the topology, measured per core */
+        size_t n_cores;
         char sys_root[CGROUP_PATH_MAX];
         struct parking_idle_host idle_host;
         struct parking_power_model model;
@@ -222,6 +224,7 @@ struct manager *manager_free(struct manager *m) {
         free(m->doms);
         free(m->busy);
         parking_idle_host_done(&m->idle_host);
+        free(m->cores);
         free(m->index);
         core_free(m->core);
         core_frame_done(&m->frame);
@@ -1100,6 +1103,16 @@ int manager_enable_parking(struct manager *m, const struct parking_core *cores, 
                 (void) core_set_topology(m->core, NULL, 0);
                 return log_error_errno(-ENOMEM, "Core parking is unavailable: %m");
         }
+        struct parking_core *copy = malloc(n * sizeof(*copy));
+        if (!copy) {
+                free(busy);
+                (void) core_set_topology(m->core, NULL, 0);
+                return log_error_errno(-ENOMEM, "Core parking is unavailable: %m");
+        }
+        memcpy(copy, cores, n * sizeof(*copy));
+        free(m->cores);
+        m->cores = copy;
+        m->n_cores = n;
         free(m->busy);
         m->busy = busy;
         m->n_busy = top;
@@ -1186,9 +1199,12 @@ static void act_irqbalance(struct manager *m) {
         if (!m->irq_banned && (r = record_write(m->irq_record, "# tided: irqbalance was told the parked CPUs\n")) < 0)
                 return irq_failed(m, r, "record a ban for");
         if ((r = irq_send(m, &p->parked)) < 0) {
-                if (r == -ENOENT || r == -ECONNREFUSED)
-                        (void) unlink(m->irq_record); /* none runs: nothing to tell, nothing to undo */
-                else
+                if (r == -ENOENT || r == -ECONNREFUSED) {
+                        /* None runs: nothing to tell, nothing to undo (a ban an earlier one had went
+                         * with it). */
+                        (void) unlink(m->irq_record);
+                        m->irq_banned = false;
+                } else
                         irq_failed(m, r, "tell");
                 return;
         }
@@ -1292,12 +1308,15 @@ int manager_enable_partition_parking(struct manager *m, const char *cgroup_root,
                         memcpy(m->part_orig, c + 6, n);
                         m->part_orig[n] = '\0';
                 }
-                if (!c || n >= sizeof(m->part_orig) || parking_cpulist_parse(m->part_orig, &check, NULL) < 0) {
+                if (!c || n >= sizeof(m->part_orig) || streq(m->part_orig, "none") ||
+                    parking_cpulist_parse(m->part_orig, &check, NULL) < 0) {
                         log_error("Core parking: %s is not a record tided wrote; %s left as it is", record_path,
                                   m->part_dir);
                         return -EINVAL;
                 }
+                /* Confined by it: given back now, or, if that fails, every tick until it is. */
                 m->part_confined = true;
+                m->part_on = true;
                 if ((r = part_restore(m, "a tided that parked had stopped without giving it back")) < 0)
                         return r;
         } else if (r != -ENOENT)
@@ -1349,9 +1368,9 @@ int manager_measure_parking(struct manager *m, const char *sys_root) {
  * is said to be one, once. */
 static void measure_parking(struct manager *m, uint64_t now_usec) {
         struct parking_sample s;
-        if (parking_idle_host_read(&m->idle_host, m->sys_root, &m->host_cpus, m->load_known ? m->busy : NULL,
+        if (parking_idle_host_read(&m->idle_host, m->sys_root, m->cores, m->n_cores, m->load_known ? m->busy : NULL,
                                    now_usec, &s) < 0 ||
-            !s.cpus)
+            !s.cores)
                 return;
         bool parked = m->parking_decided && hv_cpuset_count(&m->parking_last.parked) > 0;
         bool deep = m->idle_host.has_deep;

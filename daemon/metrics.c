@@ -391,8 +391,9 @@ static void put_parking_measured(FILE *f, const struct snapshot *s) {
               "# TYPE tide_parking_watts_saved_estimate gauge\ntide_parking_watts_saved_estimate ",
               f);
         put_double(f, h->parking_watts_saved);
-        fputs("\n# HELP tide_parking_joules_saved_estimate_total Energy the ended parking episodes saved, estimated.\n"
-              "# TYPE tide_parking_joules_saved_estimate_total counter\ntide_parking_joules_saved_estimate_total ",
+        fputs("\n# HELP tide_parking_joules_saved_estimate Energy the ended parking episodes saved, estimated "
+              "(negative: episodes that did not pay cost more than the others saved).\n"
+              "# TYPE tide_parking_joules_saved_estimate gauge\ntide_parking_joules_saved_estimate ",
               f);
         put_double(f, h->parking_joules_saved);
         fprintf(f,

@@ -224,9 +224,6 @@ static void ready(struct tided *t, bool ok) {
         t->ready_fd = -1;
 }
 
-/* mode = partition confines libvirt's /machine partition (cgroup v2); its record lies beside the
- * control socket. Where it cannot (cgroup v1, no cpuset controller) tided pins each VM instead.
- * Whatever the mode, a record left by a tided that died is given back. */
 /* A record of what core parking changed outside tided lies beside the control socket. */
 static void state_path(const struct tided *t, const char *name, char buf[static CGROUP_PATH_MAX]) {
         const char *slash = strrchr(t->cfg.socket_path, '/');
@@ -234,6 +231,9 @@ static void state_path(const struct tided *t, const char *name, char buf[static 
                  slash ? t->cfg.socket_path : ".", name);
 }
 
+/* mode = partition confines libvirt's /machine partition (cgroup v2); its record lies beside the
+ * control socket. Where it cannot (cgroup v1, no cpuset controller) tided pins each VM instead.
+ * Whatever the mode, a record left by a tided that died is given back. */
 static void enable_partition(struct tided *t) {
         char record[CGROUP_PATH_MAX];
         state_path(t, "parking-partition.state", record);
@@ -261,17 +261,17 @@ static void enable_parking(struct tided *t) {
         _cleanup_free_ struct parking_core *cores = NULL;
         int n, r;
 
-        /* First: a ban a tided that died left is lifted whatever happens next. */
+        /* First: what a tided that died left confined or banned is undone whatever happens next. */
         char irq_record[CGROUP_PATH_MAX];
         state_path(t, "parking-irqbalance.state", irq_record);
         (void) manager_enable_irqbalance(t->manager, NULL, irq_record);
+        enable_partition(t);
         if ((n = parking_topology_load(NULL, &cores, err, sizeof(err))) < 0) {
                 log_warning("Core parking is unavailable: %s, ignoring; VMs an earlier tided confined keep their pins",
                             err);
                 return;
         }
         bool park = t->cfg.parking.mode != PARKING_OFF;
-        enable_partition(t);
         if (park && (r = parking_load_new(&t->load)) < 0) {
                 log_warning_errno(r, "Core parking is unavailable: cannot read /proc/stat: %m, ignoring");
                 park = false;

@@ -114,23 +114,23 @@ static void bump(const char *path, long long by) {
 Test(idle, the_host_over_an_interval_sums_every_cpu_and_rapl, .init = host_copy, .fini = host_rm) {
         struct parking_idle_host h;
         struct parking_sample s;
-        struct hv_cpuset cpus = { 0 };
+        struct parking_core cores[2] = { 0 }; /* two cores of one CPU each */
         double busy[2] = { 0.3, 0.1 };
-        hv_cpuset_set(&cpus, 0);
-        hv_cpuset_set(&cpus, 1);
+        hv_cpuset_set(&cores[0].cpus, 0);
+        hv_cpuset_set(&cores[1].cpus, 1);
         cr_assert_eq(parking_idle_host_init(&h, 2), 0);
-        cr_assert_eq(parking_idle_host_read(&h, host_root, &cpus, busy, 1000000, &s), 0);
+        cr_assert_eq(parking_idle_host_read(&h, host_root, cores, 2, busy, 1000000, &s), 0);
         cr_expect_eq(s.seconds, 0, "a first read has nothing to compare");
-        cr_expect_eq(s.cpus, 0);
+        cr_expect_eq(s.cores, 0);
         cr_expect(h.has_deep, "C1E and C6 are deep");
         /* 10 s: CPU 0 1 s in C1 and 6 s in C6, CPU 1 9 s in C1; package 0 used 50 J. */
         bump(CPUIDLE(0, 1), 1000000);
         bump(CPUIDLE(0, 3), 6000000);
         bump(CPUIDLE(1, 1), 9000000);
         bump(RAPL(0), 50000000);
-        cr_assert_eq(parking_idle_host_read(&h, host_root, &cpus, busy, 11000000, &s), 0);
+        cr_assert_eq(parking_idle_host_read(&h, host_root, cores, 2, busy, 11000000, &s), 0);
         cr_expect_float_eq(s.seconds, 10, 1e-9);
-        cr_expect_eq(s.cpus, 2);
+        cr_expect_eq(s.cores, 2);
         cr_expect_float_eq(s.idle_cpu_s, 16, 1e-9);
         cr_expect_float_eq(s.deep_cpu_s, 6, 1e-9);
         cr_expect_float_eq(s.busy_cpu_s, 4, 1e-9, "3 + 1 CPU-seconds");
@@ -141,11 +141,11 @@ Test(idle, the_host_over_an_interval_sums_every_cpu_and_rapl, .init = host_copy,
 
         /* Package 0's counter wraps: 262143328850 - 123456789 - 50000000 + 1000000 µJ later. */
         bump(RAPL(0), 1000000 - 123456789 - 50000000);
-        hv_cpuset_clear(&cpus, 1); /* CPU 1 not asked for: not measured */
-        cr_assert_eq(parking_idle_host_read(&h, host_root, &cpus, NULL, 21000000, &s), 0);
+        /* Only core 0 asked for: CPU 1 not measured. */
+        cr_assert_eq(parking_idle_host_read(&h, host_root, cores, 1, NULL, 21000000, &s), 0);
         cr_expect_float_eq(s.rapl_joules, (262143328850.0 - 123456789 - 50000000 + 1000000) / 1e6, 1e-6);
-        cr_expect_eq(s.cpus, 1);
-        cr_expect_lt(h.idle[1], 0);
+        cr_expect_eq(s.cores, 1);
+        cr_expect_float_eq(h.idle[1], 0.9, 1e-9, "kept from the last time it was read");
         cr_expect_float_eq(s.busy_cpu_s, 0, 1e-9, "no load given");
         parking_idle_host_done(&h);
 }
@@ -153,15 +153,38 @@ Test(idle, the_host_over_an_interval_sums_every_cpu_and_rapl, .init = host_copy,
 Test(idle, the_host_without_deep_states_or_rapl_says_so) {
         struct parking_idle_host h;
         struct parking_sample s;
-        struct hv_cpuset cpus = { 0 };
-        hv_cpuset_set(&cpus, 0);
+        struct parking_core core = { 0 };
+        hv_cpuset_set(&core.cpus, 0);
         cr_assert_eq(parking_idle_host_init(&h, 1), 0);
-        cr_assert_eq(parking_idle_host_read(&h, FIX "haltpoll-vm", &cpus, NULL, 1000000, &s), 0);
-        cr_assert_eq(parking_idle_host_read(&h, FIX "haltpoll-vm", &cpus, NULL, 2000000, &s), 0);
+        cr_assert_eq(parking_idle_host_read(&h, FIX "haltpoll-vm", &core, 1, NULL, 1000000, &s), 0);
+        cr_assert_eq(parking_idle_host_read(&h, FIX "haltpoll-vm", &core, 1, NULL, 2000000, &s), 0);
         cr_expect_not(h.has_deep, "haltpoll's 1 us halt is not deep");
         cr_expect_lt(s.rapl_joules, 0);
-        cr_expect_eq(s.cpus, 1, "nothing moved, but measured");
+        cr_expect_eq(s.cores, 1, "nothing moved, but measured");
         cr_expect_float_eq(s.idle_cpu_s, 0, 1e-9);
-        cr_expect_eq(parking_idle_host_read(NULL, "/", &cpus, NULL, 0, &s), -EINVAL);
+        cr_expect_eq(parking_idle_host_read(NULL, "/", &core, 1, NULL, 0, &s), -EINVAL);
+        parking_idle_host_done(&h);
+}
+
+/* SMT: one core of CPUs 0 and 1. It is idle, and deep idle, only as far as its busier sibling
+ * lets it: CPU 0 idle 7 s (6 deep), CPU 1 idle 9 s (none deep): the core 0.7 idle, 0 deep. */
+Test(idle, siblings_make_one_core_as_idle_as_the_busier_one, .init = host_copy, .fini = host_rm) {
+        struct parking_idle_host h;
+        struct parking_sample s;
+        struct parking_core core = { 0 };
+        double busy[2] = { 0.3, 0.1 };
+        hv_cpuset_set(&core.cpus, 0);
+        hv_cpuset_set(&core.cpus, 1);
+        cr_assert_eq(parking_idle_host_init(&h, 2), 0);
+        cr_assert_eq(parking_idle_host_read(&h, host_root, &core, 1, busy, 1000000, &s), 0);
+        bump(CPUIDLE(0, 1), 1000000);
+        bump(CPUIDLE(0, 3), 6000000);
+        bump(CPUIDLE(1, 1), 9000000);
+        cr_assert_eq(parking_idle_host_read(&h, host_root, &core, 1, busy, 11000000, &s), 0);
+        cr_expect_eq(s.cores, 1);
+        cr_expect_float_eq(s.idle_cpu_s, 7, 1e-9);
+        cr_expect_float_eq(s.deep_cpu_s, 0, 1e-9, "CPU 1 never went deep: the core did not");
+        cr_expect_float_eq(s.busy_cpu_s, 3, 1e-9, "as busy as its busier sibling");
+        cr_expect_float_eq(h.deep[0], 0.6, 1e-9, "each CPU's own share is kept for stats");
         parking_idle_host_done(&h);
 }

@@ -21,9 +21,9 @@ Test(measure, a_cpus_watts_weigh_its_busy_shallow_and_deep_time) {
  * parking moves work, it does not remove it. */
 static struct parking_episode quieter(void) {
         return (struct parking_episode){
-                .before = { .seconds = 60, .cpus = 2, .busy_cpu_s = 12, .idle_cpu_s = 108, .deep_cpu_s = 24,
+                .before = { .seconds = 60, .cores = 2, .busy_cpu_s = 12, .idle_cpu_s = 108, .deep_cpu_s = 24,
                             .rapl_joules = 3000 },
-                .during = { .seconds = 60, .cpus = 2, .busy_cpu_s = 1.2, .idle_cpu_s = 118.8, .deep_cpu_s = 114,
+                .during = { .seconds = 60, .cores = 2, .busy_cpu_s = 1.2, .idle_cpu_s = 118.8, .deep_cpu_s = 114,
                             .rapl_joules = 2700 },
         };
 }
@@ -64,9 +64,9 @@ Test(measure, a_host_without_deep_states_can_never_pay_and_short_episodes_say_no
 
 /* Ten-second intervals of the 2-CPU host at the mixes of quieter(). */
 static struct parking_sample interval(bool deep) {
-        return deep ? (struct parking_sample){ .seconds = 10, .cpus = 2, .busy_cpu_s = 0.2, .idle_cpu_s = 19.8,
+        return deep ? (struct parking_sample){ .seconds = 10, .cores = 2, .busy_cpu_s = 0.2, .idle_cpu_s = 19.8,
                                                .deep_cpu_s = 19, .rapl_joules = 450 }
-                    : (struct parking_sample){ .seconds = 10, .cpus = 2, .busy_cpu_s = 2, .idle_cpu_s = 18,
+                    : (struct parking_sample){ .seconds = 10, .cores = 2, .busy_cpu_s = 2, .idle_cpu_s = 18,
                                                .deep_cpu_s = 4, .rapl_joules = 500 };
 }
 

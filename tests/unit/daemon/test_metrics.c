@@ -469,7 +469,7 @@ Test(metrics_render, shows_what_parking_is_worth_per_cpu_only_while_it_is_measur
         cr_expect_not_null(strstr(text, "tide_cpu_idle_residency{cpu=\"0\",state=\"idle\"} 0.75\n"));
         cr_expect_null(strstr(text, "cpu=\"2\""), "a CPU not measured has no sample");
         cr_expect_not_null(strstr(text, "\ntide_parking_watts_saved_estimate 2.5\n"));
-        cr_expect_not_null(strstr(text, "\ntide_parking_joules_saved_estimate_total 900\n"));
+        cr_expect_not_null(strstr(text, "\ntide_parking_joules_saved_estimate 900\n"));
         cr_expect_not_null(strstr(text, "tide_parking_episodes_total{verdict=\"paid\"} 2\n"));
         cr_expect_not_null(strstr(text, "\ntide_parking_pays 1\n"));
 }
