@@ -133,6 +133,7 @@ struct manager {
         bool irq_on, irq_banned;
         char irq_dir[CGROUP_PATH_MAX], irq_record[CGROUP_PATH_MAX];
         struct hv_cpuset irq_sent;
+        struct hv_cpuset irq_own;       /* what irqbalance banned of its own before tided's ban */
         int irq_errno;
 
         struct core *core;
@@ -1162,16 +1163,15 @@ static void irq_failed(struct manager *m, int r, const char *what) {
         m->irq_errno = r;
 }
 
-/* Sends banned (empty: none) to the irqbalance that runs now. -ENOENT: none runs. */
+/* Sends banned (NULL: irqbalance's own choice again) to the irqbalance that runs now. -ENOENT:
+ * none runs. */
 static int irq_send(struct manager *m, const struct hv_cpuset *banned) {
-        char path[PARKING_IRQBALANCE_PATH_MAX];
-        int r = parking_irqbalance_find(m->irq_dir, path);
-        return r < 0 ? r : parking_irqbalance_ban(path, banned);
+        return parking_irqbalance_ban(m->irq_dir, banned);
 }
 
 static void irq_lift(struct manager *m, const char *why) {
         int r = irq_send(m, NULL);
-        if (r < 0 && r != -ENOENT && r != -ECONNREFUSED)
+        if (r < 0 && r != -ENOENT)
                 return irq_failed(m, r, "lift the ban of");
         /* None runs (or it went): its ban went with it. */
         if (unlink(m->irq_record) < 0 && errno != ENOENT)
@@ -1196,10 +1196,19 @@ static void act_irqbalance(struct manager *m) {
         if (m->irq_banned && hv_cpuset_equal(&m->irq_sent, &p->parked))
                 return;
         int r;
+        /* The ban replaces irqbalance's own (isolated and nohz_full CPUs, its configured list):
+         * those are read first and kept in it. */
+        if (!m->irq_banned && (r = parking_irqbalance_banned(m->irq_dir, &m->irq_own)) < 0) {
+                if (r != -ENOENT)
+                        irq_failed(m, r, "read the CPUs banned by");
+                return;
+        }
         if (!m->irq_banned && (r = record_write(m->irq_record, "# tided: irqbalance was told the parked CPUs\n")) < 0)
                 return irq_failed(m, r, "record a ban for");
-        if ((r = irq_send(m, &p->parked)) < 0) {
-                if (r == -ENOENT || r == -ECONNREFUSED) {
+        struct hv_cpuset ban = p->parked;
+        hv_cpuset_or(&ban, &m->irq_own);
+        if ((r = irq_send(m, &ban)) < 0) {
+                if (r == -ENOENT) {
                         /* None runs: nothing to tell, nothing to undo (a ban an earlier one had went
                          * with it). */
                         (void) unlink(m->irq_record);
@@ -1209,8 +1218,8 @@ static void act_irqbalance(struct manager *m) {
                 return;
         }
         char list[256];
-        log_info("Core parking: irqbalance keeps interrupts off CPUs %s",
-                 parking_cpulist_format(&p->parked, list, sizeof(list)) ? list : "(many)");
+        log_info("Core parking: irqbalance keeps interrupts off CPUs %s (the parked ones and its own)",
+                 parking_cpulist_format(&ban, list, sizeof(list)) ? list : "(many)");
         m->irq_banned = true;
         m->irq_sent = p->parked;
         m->irq_errno = 0;

@@ -1,5 +1,5 @@
-/* irqbalance's socket found among what /run/irqbalance holds, and a ban to nobody refused (the
- * ban itself, sent to a listening fake irqbalance, is in tests/unit/daemon/test_parking.c). */
+/* irqbalance's socket: the live one found among stale ones and other files, its own ban read
+ * from its "setup" answer, a ban sent; none running is -ENOENT (tests/unit/fake_irqbalance.h). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
@@ -7,10 +7,10 @@
 #include <string.h>
 
 #include "coreparking/irq.h"
+#include "coreparking/plan.h"
+#include "../fake_irqbalance.h"
 
-static char dir[64];
-
-static void touch(const char *name) {
+static void touch(const char *dir, const char *name) {
         char path[128];
         snprintf(path, sizeof(path), "%s/%s", dir, name);
         FILE *f = fopen(path, "w");
@@ -18,40 +18,54 @@ static void touch(const char *name) {
         fclose(f);
 }
 
-static void mkdir_tmp(void) {
-        snprintf(dir, sizeof(dir), "/tmp/tide-irq-XXXXXX");
-        cr_assert_not_null(mkdtemp(dir));
+/* A socket bound and closed: what a dead irqbalance leaves. */
+static void stale(const char *dir, const char *name) {
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        snprintf(a.sun_path, sizeof(a.sun_path), "%s/%s", dir, name);
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        cr_assert_eq(bind(fd, (struct sockaddr *) &a, sizeof(a)), 0);
+        close(fd);
 }
 
-static void rm_tmp(void) {
-        char cmd[96];
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        cr_expect_eq(system(cmd), 0);
+static void up_none(void) {
+        fake_irqb_up("0");
 }
 
-Test(irq, finds_irqbalances_socket_and_nothing_else, .init = mkdir_tmp, .fini = rm_tmp) {
-        char path[PARKING_IRQBALANCE_PATH_MAX];
-        cr_expect_eq(parking_irqbalance_find(dir, path), -ENOENT, "empty");
-        touch("irqbalance.sock");
-        touch("irqbalance12.socket");
-        touch("irqbalance-1.sock");
-        touch("irqbalancex.sock");
-        cr_expect_eq(parking_irqbalance_find(dir, path), -ENOENT, "none of those is one");
-        touch("irqbalance4242.sock");
-        cr_assert_eq(parking_irqbalance_find(dir, path), 0);
-        char want[128];
-        snprintf(want, sizeof(want), "%s/irqbalance4242.sock", dir);
-        cr_expect_str_eq(path, want);
-        cr_expect_eq(parking_irqbalance_find("/nonexistent-tide-dir", path), -ENOENT);
-}
-
-Test(irq, a_ban_to_nobody_is_refused) {
+Test(irq, finds_the_live_irqbalance_among_stale_sockets_and_other_files, .init = up_none, .fini = fake_irqb_down) {
+        touch(fake_irqb.dir, "irqbalance.sock");
+        touch(fake_irqb.dir, "irqbalance12.socket");
+        touch(fake_irqb.dir, "irqbalance13.sock"); /* a plain file */
+        stale(fake_irqb.dir, "irqbalance1.sock");
         struct hv_cpuset s = { 0 };
         hv_cpuset_set(&s, 1);
-        cr_expect_eq(parking_irqbalance_ban("/nonexistent-tide-dir/irqbalance1.sock", &s), -ENOENT);
-        char longpath[200];
-        memset(longpath, 'a', sizeof(longpath) - 1);
-        longpath[sizeof(longpath) - 1] = '\0';
-        cr_expect_eq(parking_irqbalance_ban(longpath, &s), -EINVAL);
-        cr_expect_eq(parking_irqbalance_ban(NULL, &s), -EINVAL);
+        hv_cpuset_set(&s, 5);
+        hv_cpuset_set(&s, 6);
+        cr_assert_eq(parking_irqbalance_ban(fake_irqb.dir, &s), 0);
+        cr_expect_str_eq(fake_irqb_wait(1), "settings cpus 1,5-6");
+        cr_assert_eq(parking_irqbalance_ban(fake_irqb.dir, NULL), 0);
+        cr_expect_str_eq(fake_irqb_wait(2), "settings cpus NULL");
+        cr_expect_eq(fake_irqb.not_root, 0);
+}
+
+Test(irq, reads_its_own_ban_from_its_setup_answer, .fini = fake_irqb_down) {
+        fake_irqb_up("00000001,80000003");
+        struct hv_cpuset s;
+        cr_assert_eq(parking_irqbalance_banned(fake_irqb.dir, &s), 0);
+        char list[64];
+        cr_expect_str_eq(parking_cpulist_format(&s, list, sizeof(list)), "0-1,31-32");
+        snprintf(fake_irqb.own, sizeof(fake_irqb.own), "zz");
+        cr_expect_eq(parking_irqbalance_banned(fake_irqb.dir, &s), -EPROTO, "no mask it can read");
+}
+
+Test(irq, none_running_is_enoent) {
+        char dir[] = "/tmp/tide-irq-XXXXXX";
+        cr_assert_not_null(mkdtemp(dir));
+        stale(dir, "irqbalance77.sock");
+        struct hv_cpuset s = { 0 };
+        cr_expect_eq(parking_irqbalance_ban(dir, &s), -ENOENT, "only a dead one's socket");
+        cr_expect_eq(parking_irqbalance_banned(dir, &s), -ENOENT);
+        cr_expect_eq(parking_irqbalance_ban("/nonexistent-tide-dir", &s), -ENOENT);
+        char cmd[64];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        cr_expect_eq(system(cmd), 0);
 }

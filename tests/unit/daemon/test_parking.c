@@ -17,6 +17,7 @@
 #include "common/macro.h"
 #include "daemon/manager.h"
 #include "daemon/metrics.h"
+#include "../fake_irqbalance.h"
 
 #define SEC(x) ((uint64_t) (x) * USEC_PER_SEC)
 #define FLOAT "6f1c2a5e-0000-4000-8000-0000000000f1"
@@ -519,118 +520,65 @@ Test(parking, partition_mode_needs_cgroup_v2s_cpuset, .fini = cg_rm) {
         cr_expect_eq(manager_enable_partition_parking(m, cg_root, "/elsewhere", record), -ENOENT);
 }
 
-/* ---- irqbalance: a fake one listening as the real one does ---- */
+/* ---- irqbalance: a fake one listening as the real one does (tests/unit/fake_irqbalance.h) ---- */
 
-static char irq_dir[64], irq_rec[128];
-static int irq_fd = -1;
-static pthread_t irq_thread;
-static pthread_mutex_t irq_lock = PTHREAD_MUTEX_INITIALIZER;
-static char irq_last[256];
-static int irq_msgs, irq_uncredited;
-
-/* As irqbalance's sock_handle(): accept, one recvmsg, the sender's credentials required. */
-static void *irq_serve(void *arg) {
-        (void) arg;
-        for (;;) {
-                int c = accept(irq_fd, NULL, NULL);
-                if (c < 0)
-                        return NULL;
-                char buf[256] = "";
-                union {
-                        char b[CMSG_SPACE(sizeof(struct ucred))];
-                        struct cmsghdr a;
-                } ctl;
-                struct iovec iov = { buf, sizeof(buf) - 1 };
-                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b) };
-                ssize_t n = recvmsg(c, &mh, 0);
-                struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-                pthread_mutex_lock(&irq_lock);
-                if (n > 0) {
-                        buf[n] = '\0';
-                        snprintf(irq_last, sizeof(irq_last), "%s", buf);
-                        irq_msgs++;
-                        irq_uncredited += !cm || cm->cmsg_type != SCM_CREDENTIALS;
-                }
-                pthread_mutex_unlock(&irq_lock);
-                close(c);
-        }
-}
+static char irq_rec[128];
 
 static void irq_up(void) {
-        snprintf(irq_dir, sizeof(irq_dir), "/tmp/tide-irqb-XXXXXX");
-        cr_assert_not_null(mkdtemp(irq_dir));
-        snprintf(irq_rec, sizeof(irq_rec), "%s/parking-irqbalance.state", irq_dir);
-        struct sockaddr_un a = { .sun_family = AF_UNIX };
-        snprintf(a.sun_path, sizeof(a.sun_path), "%s/irqbalance4242.sock", irq_dir);
-        irq_fd = socket(AF_UNIX, SOCK_STREAM, 0);
-        int one = 1;
-        cr_assert_eq(setsockopt(irq_fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)), 0);
-        cr_assert_eq(bind(irq_fd, (struct sockaddr *) &a, sizeof(a)), 0);
-        cr_assert_eq(listen(irq_fd, 8), 0);
-        irq_msgs = irq_uncredited = 0;
-        irq_last[0] = '\0';
-        cr_assert_eq(pthread_create(&irq_thread, NULL, irq_serve, NULL), 0);
+        fake_irqb_up("00000000");
+        snprintf(irq_rec, sizeof(irq_rec), "%s/parking-irqbalance.state", fake_irqb.dir);
 }
 
-static void irq_down(void) {
-        shutdown(irq_fd, SHUT_RDWR);
-        close(irq_fd);
-        pthread_join(irq_thread, NULL);
-        char cmd[96];
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", irq_dir);
-        cr_expect_eq(system(cmd), 0);
+/* The host's own irqbalance setup keeps interrupts off CPU 3 (isolated, say). */
+static void irq_up_own(void) {
+        fake_irqb_up("00000000,00000008");
+        snprintf(irq_rec, sizeof(irq_rec), "%s/parking-irqbalance.state", fake_irqb.dir);
 }
 
-/* The last message, once `n` have come (the fake answers on its own thread). */
-static const char *irq_wait(int n) {
-        static char copy[256];
-        for (int i = 0; i < 500; i++) {
-                pthread_mutex_lock(&irq_lock);
-                bool got = irq_msgs >= n;
-                snprintf(copy, sizeof(copy), "%s", irq_last);
-                pthread_mutex_unlock(&irq_lock);
-                if (got)
-                        return copy;
-                usleep(2000);
-        }
-        return "(nothing came)";
-}
-
-Test(parking, irqbalance_keeps_interrupts_off_the_parked_cpus_while_they_are, .init = irq_up, .fini = irq_down) {
+Test(parking, irqbalance_keeps_interrupts_off_the_parked_cpus_while_they_are, .init = irq_up, .fini = fake_irqb_down) {
         start();
-        cr_assert_eq(manager_enable_irqbalance(m, irq_dir, irq_rec), 0);
+        cr_assert_eq(manager_enable_irqbalance(m, fake_irqb.dir, irq_rec), 0);
         for (int t = 2; t <= 12; t++)
                 cr_assert_eq(manager_tick(m, SEC(t)), 0);
-        cr_expect_str_eq(irq_wait(1), "settings cpus 2", "the first core parked");
+        cr_expect_str_eq(fake_irqb_wait(1), "settings cpus 2", "the first core parked");
+        cr_expect_eq(fake_irqb.setups, 1, "its own ban read first");
         cr_expect_eq(access(irq_rec, F_OK), 0, "a ban is out: recorded");
         for (int t = 13; t <= 30; t++)
                 cr_assert_eq(manager_tick(m, SEC(t)), 0);
-        cr_expect_str_eq(irq_wait(3), "settings cpus 0-2");
+        cr_expect_str_eq(fake_irqb_wait(3), "settings cpus 0-2");
         load_now[3] = 1.0;
         cr_assert_eq(manager_tick(m, SEC(31)), 0);
-        cr_expect_str_eq(irq_wait(4), "settings cpus NULL", "unparked: every CPU again");
+        cr_expect_str_eq(fake_irqb_wait(4), "settings cpus NULL", "unparked: its own choice again");
         cr_expect_neq(access(irq_rec, F_OK), 0);
-        cr_expect_eq(irq_uncredited, 0, "irqbalance acts only on credentials it is sent");
+        cr_expect_eq(fake_irqb.not_root, 0, "irqbalance acts only for root, on the credentials sent");
+}
+
+Test(parking, irqbalance_keeps_its_own_bans_in_ours, .init = irq_up_own, .fini = fake_irqb_down) {
+        start();
+        cr_assert_eq(manager_enable_irqbalance(m, fake_irqb.dir, irq_rec), 0);
+        for (int t = 2; t <= 12; t++)
+                cr_assert_eq(manager_tick(m, SEC(t)), 0);
+        cr_expect_str_eq(fake_irqb_wait(1), "settings cpus 2-3", "the parked CPU and its own (3)");
 }
 
 Test(parking, irqbalance_a_ban_left_by_a_dead_tided_is_lifted_and_stopping_lifts_ours, .init = irq_up,
-     .fini = irq_down) {
+     .fini = fake_irqb_down) {
         FILE *f = fopen(irq_rec, "w");
         cr_assert_not_null(f);
         fclose(f);
         start();
-        cr_assert_eq(manager_enable_irqbalance(m, irq_dir, irq_rec), 0);
-        cr_expect_str_eq(irq_wait(1), "settings cpus NULL");
+        cr_assert_eq(manager_enable_irqbalance(m, fake_irqb.dir, irq_rec), 0);
+        cr_expect_str_eq(fake_irqb_wait(1), "settings cpus NULL");
         cr_expect_neq(access(irq_rec, F_OK), 0);
         for (int t = 2; t <= 12; t++)
                 cr_assert_eq(manager_tick(m, SEC(t)), 0);
-        cr_expect_str_eq(irq_wait(2), "settings cpus 2");
+        cr_expect_str_eq(fake_irqb_wait(2), "settings cpus 2");
         manager_stop_parking(m);
-        cr_expect_str_eq(irq_wait(3), "settings cpus NULL");
+        cr_expect_str_eq(fake_irqb_wait(3), "settings cpus NULL");
         /* Switched off in the config: nothing is told. */
         cfg.parking.irqbalance = false;
         manager_set_config(m, &cfg);
         for (int t = 13; t <= 40; t++)
                 cr_assert_eq(manager_tick(m, SEC(t)), 0);
-        cr_expect_eq(irq_msgs, 3);
+        cr_expect_eq(fake_irqb.settings, 3);
 }
