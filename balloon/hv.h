@@ -213,7 +213,8 @@ struct hv_ops {
                            size_t errlen);
         /* vCPUs online now (virDomainGetVcpusFlags, live). -EINVAL when not running. */
         int (*get_vcpu_count)(void *h, const char *uuid, unsigned *ret, char *err, size_t errlen);
-        /* Where each vCPU may run, live: ret[v] for vCPU v, *ret_n of them. libvirt answers for
+        /* Where each vCPU may run, live (a stopped domain: as configured, where its next start
+         * will pin it): ret[v] for vCPU v, *ret_n of them. libvirt answers for
          * every vCPU up to the domain's maximum (offline ones too: their pinning holds when they
          * come online), so *ret_n can exceed get_vcpu_count. An unpinned vCPU reads as every host
          * CPU (libvirt's answer; the domain-wide <vcpu cpuset> when set). -ENOBUFS when the
@@ -225,8 +226,8 @@ struct hv_ops {
          * present, or not online for a live change: libvirt's message). */
         int (*set_vcpu_pin)(void *h, const char *uuid, unsigned vcpu, const struct hv_cpuset *cpus, unsigned flags,
                             char *err, size_t errlen);
-        /* Where QEMU's emulator threads (everything but the vCPUs and iothreads) may run, live;
-         * unpinned reads as every host CPU. */
+        /* Where QEMU's emulator threads (everything but the vCPUs and iothreads) may run, live (a
+         * stopped domain: as configured); unpinned reads as every host CPU. */
         int (*get_emulator_pin)(void *h, const char *uuid, struct hv_cpuset *ret, char *err, size_t errlen);
         /* Pins the emulator threads (flags and -EINVAL as set_vcpu_pin). */
         int (*set_emulator_pin)(void *h, const char *uuid, const struct hv_cpuset *cpus, unsigned flags, char *err,

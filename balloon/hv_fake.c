@@ -292,7 +292,7 @@ static int fake_get_vcpu_count(void *h, const char *uuid, unsigned *ret, char *e
 static int fake_get_vcpu_pins(void *h, const char *uuid, struct hv_cpuset *ret, unsigned max, unsigned *ret_n,
                               char *err, size_t errlen) {
         struct hv_fake *f = h;
-        int i = enter_running(f, "get_vcpu_pins", uuid, max, err, errlen);
+        int i = enter_domain(f, "get_vcpu_pins", uuid, max, err, errlen); /* stopped: as configured */
         if (i < 0)
                 return i;
         unsigned n = f->vcpus[i] < HV_FAKE_MAX_VCPUS ? f->vcpus[i] : HV_FAKE_MAX_VCPUS;
@@ -330,7 +330,7 @@ static int fake_set_vcpu_pin(void *h, const char *uuid, unsigned vcpu, const str
 
 static int fake_get_emulator_pin(void *h, const char *uuid, struct hv_cpuset *ret, char *err, size_t errlen) {
         struct hv_fake *f = h;
-        int i = enter_running(f, "get_emulator_pin", uuid, 0, err, errlen);
+        int i = enter_domain(f, "get_emulator_pin", uuid, 0, err, errlen); /* stopped: as configured */
         if (i < 0)
                 return i;
         *ret = pin_or_all(f, &f->emulator_pin[i]);

@@ -853,8 +853,9 @@ static int lv_get_vcpu_pins(void *hp, const char *uuid, struct hv_cpuset *ret, u
 
         if ((r = lookup(hp, uuid, &dom, err, errlen)) < 0 || (r = host_cpus(hp, &ncpus, err, errlen)) < 0)
                 return r;
-        /* libvirt answers for every vCPU up to the maximum, online or not. */
-        int nvcpus = virDomainGetVcpusFlags(dom, VIR_DOMAIN_AFFECT_LIVE | VIR_DOMAIN_VCPU_MAXIMUM);
+        /* libvirt answers for every vCPU up to the maximum, online or not; "current": live for a
+         * running domain, its configuration for a stopped one. */
+        int nvcpus = virDomainGetVcpusFlags(dom, VIR_DOMAIN_AFFECT_CURRENT | VIR_DOMAIN_VCPU_MAXIMUM);
         if (nvcpus < 0)
                 return lv_error(err, errlen);
         if ((unsigned) nvcpus > max) {
@@ -868,7 +869,7 @@ static int lv_get_vcpu_pins(void *hp, const char *uuid, struct hv_cpuset *ret, u
         }
         if (!(maps = calloc((size_t) nvcpus, (size_t) maplen)))
                 return -ENOMEM;
-        int n = virDomainGetVcpuPinInfo(dom, nvcpus, maps, maplen, VIR_DOMAIN_AFFECT_LIVE);
+        int n = virDomainGetVcpuPinInfo(dom, nvcpus, maps, maplen, VIR_DOMAIN_AFFECT_CURRENT);
         if (n < 0)
                 return lv_error(err, errlen);
         /* n <= nvcpus <= max: libvirt fills at most the maps it was given. */
@@ -916,7 +917,7 @@ static int lv_get_emulator_pin(void *hp, const char *uuid, struct hv_cpuset *ret
 
         if ((r = lookup(hp, uuid, &dom, err, errlen)) < 0 || (r = host_cpus(hp, &ncpus, err, errlen)) < 0)
                 return r;
-        r = virDomainGetEmulatorPinInfo(dom, map, VIR_CPU_MAPLEN(ncpus), VIR_DOMAIN_AFFECT_LIVE);
+        r = virDomainGetEmulatorPinInfo(dom, map, VIR_CPU_MAPLEN(ncpus), VIR_DOMAIN_AFFECT_CURRENT);
         if (r < 0)
                 return lv_error(err, errlen);
         /* 0 is libvirt's "no emulator threads are pinned": they may run anywhere, which is how

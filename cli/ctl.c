@@ -286,8 +286,13 @@ static void print_parking_measured(json_object *mz, FILE *out) {
                         str(e, "verdict"), 100 * dbl(e, "deep_before"), 100 * dbl(e, "deep_during"),
                         dbl(e, "watts_saved"), rapl);
         }
-        fprintf(out, "  episodes: %" PRId64 " paid, %" PRId64 " did not pay, %" PRId64 " too short to say; %.0f J saved (estimated)%s\n",
-                num(n, "paid"), num(n, "did_not_pay"), num(n, "unknown"), dbl(mz, "joules_saved"),
+        json_object *last = json_object_object_get(mz, "last_episode");
+        char lastbuf[96] = "";
+        if (last)
+                snprintf(lastbuf, sizeof(lastbuf), "; the last: %.0f s, %s, %.2f W", dbl(last, "seconds"),
+                         str(last, "verdict") ? str(last, "verdict") : "?", dbl(last, "watts_saved"));
+        fprintf(out, "  episodes: %" PRId64 " paid, %" PRId64 " did not pay, %" PRId64 " too short to say; %.0f J saved (estimated)%s%s\n",
+                num(n, "paid"), num(n, "did_not_pay"), num(n, "unknown"), dbl(mz, "joules_saved"), lastbuf,
                 json_object_get_boolean(json_object_object_get(mz, "never_pays")) ? "; parking does not pay here" : "");
         double sum[3] = { 0 };
         unsigned unparked = 0;

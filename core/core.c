@@ -66,8 +66,11 @@ static int park(struct core *c, const struct tide_config *cfg, const struct core
                 const struct core_vm_obs *vms, size_t n, uint64_t now_usec, struct core_vm_out *out,
                 struct core_host_out *host_out) {
         struct parking_obs po = { .busy = h->cpu_busy, .n_cpus = h->n_cpus, .load_known = h->cpu_load_known && h->cpu_busy };
+        /* mode = partition confines every VM the partition starts: a stopped VM's configured pins
+         * must stay unparked too, or its start would fail (pinned outside the partition's CPUs). */
+        bool stopped_too = cfg->parking.mode == PARKING_PARTITION;
         for (size_t i = 0; i < n; i++) {
-                if (vms[i].info->active && vms[i].pinned)
+                if ((vms[i].info->active || stopped_too) && vms[i].pinned)
                         hv_cpuset_or(&po.pinned, &vms[i].pinned_cpus);
                 po.affinity_unknown |= vms[i].info->active && vms[i].affinity_unknown;
                 po.exempt_running |= vms[i].info->active && vms[i].have_policy && vms[i].policy.latency_sensitive;

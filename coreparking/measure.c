@@ -62,7 +62,9 @@ struct parking_judgement parking_judge(const struct parking_power_model *m, cons
         j.deep_before = clamp01(b->deep_cpu_s / b->idle_cpu_s);
         j.deep_during = clamp01(d->deep_cpu_s / d->idle_cpu_s);
         /* The idle time the host had during the episode, priced at the mix before and at the
-         * mix during: what deeper idle saved, whatever the load did meanwhile. */
+         * mix during. What the load did meanwhile still weighs in: parking starts because the
+         * load fell, and a lighter load deepens idle by itself, so the estimate leans towards
+         * "paid" (docs/POLICY.md). */
         j.watts_saved = (idle_watts(m, b) - idle_watts(m, d)) * d->idle_cpu_s / d->seconds;
         j.rapl_known = b->rapl_joules >= 0 && d->rapl_joules >= 0;
         if (j.rapl_known)

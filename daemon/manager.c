@@ -747,6 +747,9 @@ static void relist(struct manager *m, struct dom *d, const struct hv_domain *inf
          * libvirt outage): its pins and record are its own, read again. */
         if (d->info.active && info->active && d->info.id != info->id)
                 d->aff_read = d->confined = d->parking_failed = false;
+        /* A stopped domain's configured pins may have changed since: read again. */
+        if (!info->active)
+                d->aff_read = false;
         d->info = *info;
         load_policy(m, d);
 }
@@ -952,6 +955,23 @@ static int unconfine(struct manager *m, struct dom *d, const char *why);
 /* Reads a running VM's own affinity once per run: a record from an earlier tided (confined
  * then: it floats and gets every CPU back, unless its pins are no longer the one set tide put
  * there, which makes them its administrator's), or its live pins. */
+/* mode = partition, a stopped domain: the CPUs its configuration pins it to. Its next start
+ * pins it there, and a pin entirely outside the confined partition's cpuset fails that start
+ * (sched_setaffinity: EINVAL), so they are never parked, as a running VM's own pins are not. Read
+ * again at each listing (relist()), so a pin configured since is seen within a refresh. */
+static void read_configured_pins(struct manager *m, struct dom *d) {
+        char herr[HV_ERR_MAX] = "";
+        struct hv_cpuset pinned, set;
+        bool floats, uniform;
+        if (read_pins(m, d, &pinned, &floats, &uniform, &set, herr, sizeof(herr)) < 0) {
+                log_debug("%s: cannot read the CPUs it is configured to run on: %s", d->info.name, herr);
+                return;
+        }
+        d->aff_read = true;
+        d->aff_pinned = !floats;
+        d->aff_cpus = pinned;
+}
+
 static void read_affinity(struct manager *m, struct dom *d) {
         char herr[HV_ERR_MAX] = "";
         _cleanup_free_ char *xml = NULL;
@@ -1415,6 +1435,9 @@ static void gather(struct manager *m, struct dom *d, struct core_vm_obs *o, uint
                                    .state = &d->core };
         if ((m->parking_on || m->restore_only) && d->info.active && !early && !d->aff_read && m->hv->ops)
                 read_affinity(m, d);
+        else if (m->parking_on && m->cfg.parking.mode == PARKING_PARTITION && !d->info.active && !early &&
+                 !d->aff_read && m->hv->ops)
+                read_configured_pins(m, d);
         /* Unread is left alone as if pinned, its CPUs unknown: nothing new is parked meanwhile. */
         o->pinned = !d->aff_read || d->aff_pinned;
         o->pinned_cpus = d->aff_pinned ? d->aff_cpus : (struct hv_cpuset){ 0 };

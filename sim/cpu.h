@@ -61,8 +61,10 @@ struct sim_cpu_result {
         double seconds;
         double joules;             /* the host's cores, estimated */
         double demand_cpu_s;       /* what the VMs asked for */
-        double wait_cpu_s;         /* ... above the unparked capacity: VMs waiting for a CPU */
-        double wait_seconds;       /* seconds in which some demand waited */
+        double wait_cpu_s;         /* CPU demand above the unparked CPUs, summed each second: the
+                                    * work that has to wait for a CPU (it runs later, as CPUs come
+                                    * free, and is counted once) */
+        double wait_seconds;       /* seconds in which the demand was above them */
         double parked_core_s;      /* cores parked, over time */
         unsigned max_parked_cores;
         double deep_core_s;        /* cores in deep idle, over time */

@@ -682,7 +682,12 @@ Test(hv_libvirt, vcpu_pins_cover_every_vcpu_up_to_the_maximum, .init = node_setu
 
         cr_assert_eq(hv.ops->get_vcpu_pins(hv.h, NODE_CPUS_UUID, pins, 3, &n, err, sizeof(err)), -ENOBUFS);
         cr_assert_str_eq(err, "the domain has 4 vCPUs, more than the 3 asked for");
-        cr_assert_eq(hv.ops->get_vcpu_pins(hv.h, NODE_OFF_UUID, pins, ELEMENTSOF(pins), &n, err, sizeof(err)), -EINVAL);
+        /* A stopped domain: where its next start will pin it (this one: nowhere in particular). */
+        cr_assert_eq(hv.ops->get_vcpu_pins(hv.h, NODE_OFF_UUID, pins, ELEMENTSOF(pins), &n, err, sizeof(err)), 0, "%s",
+                     err);
+        cr_assert_geq(n, 1);
+        want = all_host_cpus();
+        cr_assert(hv_cpuset_equal(&pins[0], &want), "unpinned");
         hv_libvirt_close(&hv);
 }
 
@@ -788,7 +793,9 @@ Test(hv_libvirt, emulator_pin_is_read_from_the_domain_xml, .init = node_setup, .
 
         cr_assert_eq(hv.ops->get_emulator_pin(hv.h, NODE_CPUS_UUID, &got, err, sizeof(err)), 0, "%s", err);
         cr_assert(hv_cpuset_equal(&got, &want), "<emulatorpin cpuset='5'/>");
-        cr_assert_eq(hv.ops->get_emulator_pin(hv.h, NODE_OFF_UUID, &got, err, sizeof(err)), -EINVAL, "not running");
+        want = all_host_cpus();
+        cr_assert_eq(hv.ops->get_emulator_pin(hv.h, NODE_OFF_UUID, &got, err, sizeof(err)), 0, "stopped: %s", err);
+        cr_assert(hv_cpuset_equal(&got, &want), "as configured: unpinned");
         hv_libvirt_close(&hv);
 }
 

@@ -465,6 +465,36 @@ Test(parking, partition_mode_confines_the_partition_and_gives_its_own_list_back,
         cr_expect_neq(access(record, F_OK), 0, "record removed");
 }
 
+/* A stopped VM configured to run on CPU 1: its start would fail were CPU 1 outside the confined
+ * partition, so CPU 1 is never parked. */
+Test(parking, partition_mode_never_parks_a_cpu_a_stopped_vm_is_configured_to_run_on, .fini = cg_rm) {
+        cg_v2();
+        struct hv_domain d = { .active = false, .persistent = true, .max_kib = KIB_PER_GIB, .current_kib = KIB_PER_GIB,
+                               .has_balloon = true, .numa_node = -1 };
+        snprintf(d.uuid, sizeof(d.uuid), "6f1c2a5e-0000-4000-8000-0000000000f3");
+        snprintf(d.name, sizeof(d.name), "stopped");
+        struct hv_mem_stats st;
+        memset(&st, 0xff, sizeof(st));
+        int i = hv_fake_add(&fake, &d, &st);
+        cr_assert_geq(i, 0);
+        fake.vcpus[i] = 1;
+        hv_cpuset_set(&fake.vcpu_pins[i][0], 1);
+        start();
+        cr_assert_eq(manager_enable_partition_parking(m, cg_root, "/machine", record), 0);
+        for (int t = 2; t <= 40; t++)
+                cr_assert_eq(manager_tick(m, SEC(t)), 0);
+        cr_expect_str_eq(cg_read("/machine/cpuset.cpus"), "1,3", "CPU 1 (the stopped VM's) and 3 (the pinned one's)");
+        /* pin mode confines VMs one by one: a stopped one's configuration is none of its business. */
+        cfg.parking.mode = PARKING_PIN;
+        manager_set_config(m, &cfg);
+        load_now[3] = 1.0;
+        cr_assert_eq(manager_tick(m, SEC(41)), 0);
+        load_now[3] = 0;
+        for (int t = 42 + 11 * 60; t <= 42 + 11 * 60 + 40; t++)
+                cr_assert_eq(manager_tick(m, SEC(t)), 0);
+        cr_expect(vcpu_on(0, 0, "3"), "CPU 1 parked in pin mode");
+}
+
 Test(parking, partition_mode_a_dead_tideds_confinement_is_undone_at_start, .fini = cg_rm) {
         cg_v2();
         cg_file("/machine/cpuset.cpus", "3\n");
