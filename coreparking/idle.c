@@ -101,6 +101,12 @@ int parking_rapl_read(const char *root, uint64_t *ret_uj, uint64_t *ret_range_uj
                 snprintf(path, sizeof(path), "/sys/class/powercap/intel-rapl:%u/max_energy_range_uj", p);
                 if ((r = read_u64(root, path, &max)) < 0)
                         return r;
+                /* A zone that is not a package (psys: the whole platform, on client parts) holds
+                 * the packages' energy too: counting it would count them twice. */
+                _cleanup_free_ char *name = NULL;
+                snprintf(path, sizeof(path), "/sys/class/powercap/intel-rapl:%u/name", p);
+                if (read_file_at(root, path, SMALL_FILE, &name, NULL) == 0 && strncmp(name, "package", 7) != 0)
+                        continue;
                 sum += uj;
                 range = range ? min_u64(range, max) : max;
                 n++;

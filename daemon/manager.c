@@ -1271,7 +1271,8 @@ static void part_confine(struct manager *m, const struct hv_cpuset *to) {
         int r;
         if (!parking_cpulist_format(to, list, sizeof(list)))
                 return;
-        if (!m->part_confined) {
+        /* Recorded once per confinement: a write that keeps failing does not rewrite it each tick. */
+        if (!m->part_confined && access(m->part_record, F_OK) < 0) {
                 if ((r = cgroup_cpuset_read(m->part_root, m->part_dir, m->part_orig, sizeof(m->part_orig))) < 0 ||
                     (r = part_record_write(m)) < 0)
                         return part_failed(m, r, "record");
@@ -1327,6 +1328,13 @@ int manager_enable_partition_parking(struct manager *m, const char *cgroup_root,
         if (r < 0)
                 return r;
         snprintf(m->part_record, sizeof(m->part_record), "%s", record_path);
+        /* It must be writable (a unit with ProtectControlGroups=yes mounts it read-only): its own
+         * list written back, which changes nothing. */
+        char now[PARKING_PART_LIST_MAX];
+        if (access(record_path, F_OK) < 0 &&
+            ((r = cgroup_cpuset_read(m->part_root, m->part_dir, now, sizeof(now))) < 0 ||
+             (r = cgroup_cpuset_write(m->part_root, m->part_dir, now)) < 0))
+                return log_error_errno(r, "Core parking: cannot write %s's cpuset: %m", m->part_dir);
         /* A record left by a tided that died while it confined the partition: its list back. */
         _cleanup_free_ char *text = NULL;
         if ((r = read_file_at(NULL, record_path, 8192, &text, NULL)) == 0) {

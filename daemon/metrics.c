@@ -372,8 +372,8 @@ static void put_parking_measured(FILE *f, const struct snapshot *s) {
         const struct snapshot_host *h = &s->host;
         if (!h->parking_on || !h->parking_measured)
                 return;
-        fputs("# HELP tide_cpu_idle_residency Share of the last interval the CPU spent idle (state=\"idle\") and in "
-              "deep idle states, exit latency >= 10 us (state=\"deep\").\n"
+        fputs("# HELP tide_cpu_idle_residency Share of the last interval the CPU spent idle (state=\"idle\") and, "
+              "part of that, in deep idle states, exit latency >= 10 us (state=\"deep\"): do not sum them.\n"
               "# TYPE tide_cpu_idle_residency gauge\n",
               f);
         for (size_t i = 0; i < s->n_cpus; i++) {

@@ -58,7 +58,7 @@ Test(idle, residency_is_the_share_of_the_interval_in_idle_and_deep_states) {
         cr_expect_not(parking_idle_residency(&a, &a, 0, &idle, &deep, NULL));
 }
 
-Test(idle, rapl_sums_the_packages_and_skips_their_subzones) {
+Test(idle, rapl_sums_the_packages_and_skips_their_subzones_and_psys) {
         uint64_t uj = 0, range = 0;
         unsigned packages = 0;
         cr_assert_eq(parking_rapl_read(FIX "intel-skx", &uj, &range, &packages), 0);
