@@ -146,6 +146,22 @@ void parking_idle_host_done(struct parking_idle_host *h) {
         *h = (struct parking_idle_host){ 0 };
 }
 
+/* The counters only (time, usage) of the states *io lists: a name or a latency does not change
+ * while the cpuidle driver stays, and a read is four files a state against two. */
+static int read_counters(const char *root, unsigned cpu, struct parking_idle *io) {
+        char path[128];
+        for (unsigned k = 0; k < io->n; k++) {
+                snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%u/cpuidle/state%u/time", cpu, k);
+                int r = read_u64(root, path, &io->s[k].time_usec);
+                if (r < 0)
+                        return r;
+                snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%u/cpuidle/state%u/usage", cpu, k);
+                if ((r = read_u64(root, path, &io->s[k].usage)) < 0)
+                        return r;
+        }
+        return io->n ? 0 : -ENOENT;
+}
+
 static bool lists_deep(const struct parking_idle *i) {
         for (unsigned k = 0; k < i->n; k++)
                 if (i->s[k].latency_usec >= PARKING_DEEP_LATENCY_USEC)
@@ -172,7 +188,14 @@ int parking_idle_host_read(struct parking_idle_host *h, const char *root, const 
                                 continue;
                         siblings++;
                         h->idle[c] = h->deep[c] = -1;
-                        if (parking_idle_read(root, c, &cur) < 0 || !cur.n) {
+                        /* The states themselves are read again now and then: a driver changed
+                         * since (cpuidle's sysfs switch) shows as other names, and is not compared. */
+                        bool counters = h->prev_ok[c] && h->reads % PARKING_IDLE_FULL_EVERY != 0;
+                        if (counters) {
+                                cur = h->prev[c];
+                                counters = read_counters(root, c, &cur) == 0;
+                        }
+                        if (!counters && (parking_idle_read(root, c, &cur) < 0 || !cur.n)) {
                                 h->prev_ok[c] = false;
                                 whole = false;
                                 continue;
@@ -213,5 +236,6 @@ int parking_idle_host_read(struct parking_idle_host *h, const char *root, const 
         } else
                 h->rapl_ok = false;
         h->read_usec = now_usec;
+        h->reads++;
         return 0;
 }

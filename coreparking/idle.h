@@ -63,7 +63,10 @@ struct parking_idle_host {
         bool rapl_ok;               /* RAPL read last time */
         uint64_t rapl_prev_uj, rapl_range_uj;
         bool has_deep;              /* some CPU read lists a deep state (PARKING_DEEP_LATENCY_USEC) */
+        uint64_t reads;             /* calls so far */
 };
+/* Between two reads of a CPU's whole state list, only its counters are read (time, usage). */
+#define PARKING_IDLE_FULL_EVERY 64
 
 /* For CPUs 0..n). Returns 0 or -ENOMEM. */
 int parking_idle_host_init(struct parking_idle_host *h, unsigned n);
