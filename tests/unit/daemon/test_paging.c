@@ -135,16 +135,21 @@ static void sample(uint64_t actual, uint64_t rss) {
         fake.stats[0].last_update_sec++;
 }
 
-/* The running 1 GiB domain "web" (UUID), its balloon at `current`, no sample yet. */
-static void add_web(uint64_t current) {
-        struct hv_domain d = { .active = true, .persistent = true, .id = 1, .max_kib = MIB(1024),
+/* A running 1 GiB domain, its balloon at `current`, no sample yet. */
+static void add_domain(const char *uuid, const char *name, int id, uint64_t current) {
+        struct hv_domain d = { .active = true, .persistent = true, .id = id, .max_kib = MIB(1024),
                                .current_kib = current, .has_balloon = true, .numa_node = -1 };
-        snprintf(d.uuid, sizeof(d.uuid), "%s", UUID);
-        snprintf(d.name, sizeof(d.name), "web");
+        snprintf(d.uuid, sizeof(d.uuid), "%s", uuid);
+        snprintf(d.name, sizeof(d.name), "%s", name);
         struct hv_mem_stats s;
         memset(&s, 0xff, sizeof(s));
         s.last_update_sec = 1000;
         cr_assert_geq(hv_fake_add(&fake, &d, &s), 0);
+}
+
+/* "web" (UUID). */
+static void add_web(uint64_t current) {
+        add_domain(UUID, "web", 1, current);
 }
 
 /* A managed 1 GiB guest (minimum 256 MiB) ballooned to 300 MiB (150 resident) on a host with
@@ -397,14 +402,7 @@ static void tick_both(uint64_t t, uint64_t web_actual, uint64_t db_actual) {
 Test(paging, a_guest_come_down_while_another_is_limited_is_lifted_and_its_file_waits) {
         char note[256], err[256];
         add_web(MIB(300));
-        struct hv_domain d = { .active = true, .persistent = true, .id = 2, .max_kib = MIB(1024),
-                               .current_kib = MIB(300), .has_balloon = true, .numa_node = -1 };
-        snprintf(d.uuid, sizeof(d.uuid), "%s", UUID_DB);
-        snprintf(d.name, sizeof(d.name), "db");
-        struct hv_mem_stats st;
-        memset(&st, 0xff, sizeof(st));
-        st.last_update_sec = 1000;
-        cr_assert_geq(hv_fake_add(&fake, &d, &st), 0);
+        add_domain(UUID_DB, "db", 2, MIB(300));
         free_mib = 100;
         cr_assert_eq(manager_new(&hv, &cfg, host_tight, NULL, &m), 0);
         cr_assert_eq(manager_enable_paging(m, root, &files), 0);

@@ -581,7 +581,9 @@ Test(plan, free_swap_not_known_waits_for_the_limited_vms) {
         cr_expect_not(act[0].release);
 }
 
-Test(plan, a_failed_lift_is_asked_again_as_a_whole_release) {
+/* Two VMs paging since 10 s, VM 0 come down at 60 s and lifted only (no swap room while VM 1
+ * is limited); the lift's outcome `lifted` (0 or -errno). */
+static void two_paging_first_lifted(int lifted) {
         restarting(0, 160);
         restarting(1, 160);
         plan(2, 0, SEC(10));
@@ -589,7 +591,11 @@ Test(plan, a_failed_lift_is_asked_again_as_a_whole_release) {
         swap_free_mib = 0;
         plan(2, 1000, SEC(60));
         cr_assert(act[0].lift_limits && !act[0].release);
-        paging_lifted(&st[0], -EIO, SEC(60));
+        paging_lifted(&st[0], lifted, SEC(60));
+}
+
+Test(plan, a_failed_lift_is_asked_again_as_a_whole_release) {
+        two_paging_first_lifted(-EIO);
         cr_expect_not(st[0].lifted);
         cr_expect_eq(st[0].fail_errno, EIO);
         booted(1, 128);
@@ -631,14 +637,7 @@ Test(plan, two_failed_lifts_do_not_wait_on_each_other) {
 }
 
 Test(plan, a_lifted_vm_waiting_for_swap_room_that_reboots_is_funded_and_one_that_stops_is_unlimited) {
-        restarting(0, 160);
-        restarting(1, 160);
-        plan(2, 0, SEC(10));
-        booted(0, 128);
-        swap_free_mib = 0;
-        plan(2, 1000, SEC(60));
-        cr_assert(act[0].lift_limits && !act[0].release);
-        paging_lifted(&st[0], 0, SEC(60));
+        two_paging_first_lifted(0);
         /* It reboots: under no limit, it fills its startup like an unpaged boot; its file, still
          * waiting, keeps it from paging. */
         restarting(0, 128);
