@@ -43,6 +43,7 @@ bench: all
 	$(BUILD)/bin/bench_core --vms 10000 --ticks 100 --short
 	$(BUILD)/bin/bench_manager --domains 1000 --ticks 100
 	$(BUILD)/bin/bench_channel --mib 32 --runs 7
+	$(BUILD)/bin/bench_parking --reads 200
 	bench/simulate-speed.sh 10000 24 3
 
 demo: deps
