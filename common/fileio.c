@@ -88,3 +88,24 @@ int read_file_at(const char *root, const char *path, size_t max_bytes, char **re
                 *ret_len = len;
         return 0;
 }
+
+int write_file_atomic(const char *path, const char *text, size_t len) {
+        char tmp[4096 + 8];
+        if (!path || (!text && len) || strlen(path) > 4096)
+                return -EINVAL;
+        snprintf(tmp, sizeof(tmp), "%s.new", path);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        ssize_t w = write(fd, text, len);
+        int r = w >= 0 && (size_t) w == len ? 0 : w < 0 ? -errno : -EIO;
+        if (r == 0 && fsync(fd) < 0)
+                r = -errno;
+        if (close(fd) < 0 && r == 0)
+                r = -errno;
+        if (r == 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0)
+                (void) unlink(tmp);
+        return r;
+}

@@ -10,3 +10,8 @@
  * are small; a huge one means we are reading the wrong thing). Returns 0 and fills *ret
  * (caller frees) and *ret_len (may be NULL) on success, -errno on failure. */
 int read_file_at(const char *root, const char *path, size_t max_bytes, char **ret, size_t *ret_len);
+
+/* Writes text[0..len) to path whole or not at all: into path + ".new" (0600, not through a
+ * symlink), synced, then renamed over path, so a crash leaves the old file or the new one, never
+ * half of one. Returns 0 or -errno (the temporary file removed). */
+int write_file_atomic(const char *path, const char *text, size_t len);

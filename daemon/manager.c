@@ -1153,18 +1153,7 @@ int manager_enable_parking(struct manager *m, const struct parking_core *cores, 
 /* A record of what tided changed outside itself, written whole (a temporary file renamed over
  * it): a tided that dies meanwhile has it undone at its next start. */
 static int record_write(const char *path, const char *text) {
-        char tmp[CGROUP_PATH_MAX + 8];
-        snprintf(tmp, sizeof(tmp), "%s.new", path);
-        _cleanup_fclose_ FILE *f = fopen(tmp, "we");
-        if (!f)
-                return -errno;
-        fputs(text, f);
-        if (fflush(f) != 0 || fsync(fileno(f)) < 0 || rename(tmp, path) < 0) {
-                int r = -errno;
-                (void) unlink(tmp);
-                return r;
-        }
-        return 0;
+        return write_file_atomic(path, text, strlen(text));
 }
 
 /* The partition's own list, kept before it is first confined. */

@@ -498,8 +498,8 @@ int paging_record_parse(const char *text, struct paging_record *r, char *err, si
 }
 
 int paging_record_write(const char *path, const struct paging_record *r, char *err, size_t errlen) {
-        char rec[PAGING_PATH_MAX], tmp[PAGING_PATH_MAX + 8], text[RECORD_MAX_BYTES];
-        int len, fd, r2;
+        char rec[PAGING_PATH_MAX], text[RECORD_MAX_BYTES];
+        int len, r2;
 
         if (!path || !r)
                 return -EINVAL;
@@ -507,25 +507,8 @@ int paging_record_write(const char *path, const struct paging_record *r, char *e
                 say(err, errlen, "%s: no record name or text", path);
                 return r2 < 0 ? r2 : -ENOBUFS;
         }
-        snprintf(tmp, sizeof(tmp), "%s.new", rec);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0) {
-                r2 = -errno;
-                say(err, errlen, "cannot create %s: %s", tmp, strerror(-r2));
-                return r2;
-        }
-        ssize_t w = write(fd, text, (size_t) len);
-        r2 = w == len ? 0 : w < 0 ? -errno : -EIO;
-        if (r2 == 0 && fsync(fd) < 0)
-                r2 = -errno;
-        if (close(fd) < 0 && r2 == 0)
-                r2 = -errno;
-        if (r2 == 0 && rename(tmp, rec) < 0)
-                r2 = -errno;
-        if (r2 < 0) {
+        if ((r2 = write_file_atomic(rec, text, (size_t) len)) < 0)
                 say(err, errlen, "cannot write %s: %s", rec, strerror(-r2));
-                (void) unlink(tmp);
-        }
         return r2;
 }
 
