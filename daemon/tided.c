@@ -45,6 +45,7 @@ struct tided {
         uint64_t last_connect_usec;
         struct manager *manager;
         struct parking_load *load; /* per-CPU load for core parking, NULL when it is off */
+        char socket_path[CONFIG_STR_MAX]; /* the control socket in use (a reload changes it next start) */
         struct control *control;
         struct metrics_server *metrics;
         int timer;
@@ -224,11 +225,11 @@ static void ready(struct tided *t, bool ok) {
         t->ready_fd = -1;
 }
 
-/* A record of what core parking changed outside tided lies beside the control socket. */
+/* A record of what core parking changed outside tided lies beside the control socket (the one
+ * --socket names, when it does). */
 static void state_path(const struct tided *t, const char *name, char buf[static CGROUP_PATH_MAX]) {
-        const char *slash = strrchr(t->cfg.socket_path, '/');
-        snprintf(buf, CGROUP_PATH_MAX, "%.*s/%s", slash ? (int) (slash - t->cfg.socket_path) : 1,
-                 slash ? t->cfg.socket_path : ".", name);
+        const char *sock = t->socket_path, *slash = strrchr(sock, '/');
+        snprintf(buf, CGROUP_PATH_MAX, "%.*s/%s", slash ? (int) (slash - sock) : 1, slash ? sock : ".", name);
 }
 
 /* mode = partition confines libvirt's /machine partition (cgroup v2); its record lies beside the
@@ -316,12 +317,12 @@ static int run(struct tided *t, const char *socket_override) {
         manager_set_cgroup_root(t->manager, "/sys/fs/cgroup");
         /* A failure is logged and leaves paging off: tided runs on without it. */
         (void) manager_enable_paging(t->manager, NULL, NULL);
+        snprintf(t->socket_path, sizeof(t->socket_path), "%s", socket_override ? socket_override : t->cfg.socket_path);
         enable_parking(t);
         if ((r = manager_refresh(t->manager, clock_now_usec())) < 0)
                 return r;
 
-        const char *sock = socket_override ? socket_override : t->cfg.socket_path;
-        if ((r = control_start(sock, t->manager, &t->control, err, sizeof(err))) < 0)
+        if ((r = control_start(t->socket_path, t->manager, &t->control, err, sizeof(err))) < 0)
                 return log_error_errno(r, "Failed to open the control socket: %s", err);
         if (t->cfg.metrics_address[0]) {
                 r = metrics_server_start(t->cfg.metrics_address, &t->metrics, err, sizeof(err));
@@ -336,7 +337,7 @@ static int run(struct tided *t, const char *socket_override) {
 
         /* A first tick now, so stats answer at once; it moves nothing (no stats have advanced). */
         on_tick(t->timer, t);
-        log_info("tided %s running: %s, socket %s, tick %llu ms", TIDE_VERSION, t->uri, sock,
+        log_info("tided %s running: %s, socket %s, tick %llu ms", TIDE_VERSION, t->uri, t->socket_path,
                  (unsigned long long) (t->cfg.interval_usec / 1000));
         ready(t, true);
         while (!t->quit) {
