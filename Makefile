@@ -6,7 +6,10 @@ BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure test test-plain test-asan fuzz bench demo clean
+BUILD_DEB  ?= build-deb
+PREFIX     ?= /usr/local
+
+.PHONY: all deps configure install deb test test-plain test-asan fuzz bench demo clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -16,6 +19,21 @@ configure:
 
 deps:
 	./scripts/install-deps
+
+# Into DESTDIR (staged) or the system, under PREFIX (cmake/TideInstall.cmake says what goes where;
+# /etc/tide/tided.conf is never overwritten). A tree configured with another prefix is
+# reconfigured.
+install: configure
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+	cmake --build $(BUILD) -j $(JOBS)
+	cmake --install $(BUILD)
+
+# The Debian package, built apart (build-deb/, prefix /usr, no tests): build-deb/tide_VERSION_ARCH.deb.
+deb: deps
+	cmake -S . -B $(BUILD_DEB) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr -DTIDE_TESTS=OFF -DTIDE_WERROR=ON
+	cmake --build $(BUILD_DEB) -j $(JOBS)
+	cd $(BUILD_DEB) && cpack -G DEB
+	@ls -1 $(BUILD_DEB)/tide_*.deb
 
 test: deps test-plain fuzz test-asan
 
@@ -50,4 +68,4 @@ demo: deps
 	./tools/demo
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_DEB)

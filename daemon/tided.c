@@ -2,7 +2,6 @@
  * domain events, signals (signalfd) and the control socket; the metrics endpoint runs in
  * libmicrohttpd's own thread and serves the last published snapshot. */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,6 +9,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "balloon/hv.h"
@@ -51,8 +51,10 @@ struct tided {
         int timer;
         int sigfd, sigwatch;
         bool quit;
-        int ready_fd; /* daemonized: tells the waiting parent we started */
-        uint64_t last_tick_usec;
+        uint64_t last_tick_usec;      /* the last tick's (regular or early) start */
+        uint64_t last_tick_done_usec; /* ... and its end: what the watchdog looks at */
+        uint64_t watchdog_usec;       /* systemd's WatchdogSec, 0 when it is not watching */
+        int watchdog_timer;
 };
 
 static void help(void) {
@@ -62,7 +64,8 @@ static void help(void) {
                "  -f, --config FILE        configuration file (default %s; missing default is fine)\n"
                "  -C, --connect URI        libvirt URI (default: libvirt_uri from the config)\n"
                "  -s, --socket PATH        control socket (default: socket from the config)\n"
-               "  -F, --foreground         stay in the foreground and log to stderr\n"
+               "  -F, --foreground         accepted for compatibility: tided always runs in the\n"
+               "                           foreground and logs to stderr (the journal under systemd)\n"
                "  -c, --check-config FILE  parse FILE, print the configuration in effect and exit\n"
                "                           (0: valid; 1: invalid, the first error on stderr)\n"
                "  -v, --verbose            log decisions at debug level too\n"
@@ -104,6 +107,15 @@ static int load_config(struct tided *t, struct tide_config *ret) {
         return 0;
 }
 
+/* systemd (Type=notify): READY=1 once the first tick has run and the control socket answers,
+ * RELOADING=1 ... READY=1 around a SIGHUP, STOPPING=1 on the way out. Without $NOTIFY_SOCKET
+ * (started by hand, by a test) sd_notify() does nothing. */
+static void notify(const char *state) {
+        int r = sd_notify(0, state);
+        if (r < 0)
+                log_warning_errno(r, "Failed to tell systemd '%s': %m, continuing", state);
+}
+
 static void on_hv_event(enum hv_event_kind kind, const char *uuid, void *userdata) {
         struct tided *t = userdata;
         if (t->manager)
@@ -134,12 +146,15 @@ static void on_tick(int id, void *userdata) {
                 hv_libvirt_close(&t->hv); /* zeroes it: hv.ops NULL means not connected */
         }
         if (!t->hv.ops) {
-                if (start - t->last_connect_usec < RECONNECT_USEC || connect_hv(t) < 0)
+                if (start - t->last_connect_usec < RECONNECT_USEC || connect_hv(t) < 0) {
+                        t->last_tick_done_usec = clock_now_usec(); /* waiting for libvirt is alive */
                         return;
+                }
                 (void) manager_refresh(t->manager, start);
         }
         (void) manager_tick(t->manager, start);
-        manager_note_tick_duration(t->manager, clock_now_usec() - start);
+        t->last_tick_done_usec = clock_now_usec();
+        manager_note_tick_duration(t->manager, t->last_tick_done_usec - start);
         if (t->metrics)
                 (void) metrics_publish(t->metrics, manager_snapshot(t->manager));
 }
@@ -176,53 +191,51 @@ static void on_signal(int id, int fd, int events, void *userdata) {
         struct signalfd_siginfo si;
 
         while (read(fd, &si, sizeof(si)) == (ssize_t) sizeof(si)) {
-                if (si.ssi_signo == SIGHUP)
+                if (si.ssi_signo == SIGHUP) {
+                        char state[64];
+                        /* systemd 253+ wants the monotonic time with RELOADING=1; older ones ignore it. */
+                        snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%llu",
+                                 (unsigned long long) clock_now_usec());
+                        notify(state);
                         reload(t);
-                else {
+                        notify("READY=1");
+                } else {
                         log_info("Received %s, exiting; VMs keep the memory they have", strsignal((int) si.ssi_signo));
+                        notify("STOPPING=1");
                         t->quit = true;
                 }
         }
 }
 
-/* Detaches from the terminal. The parent waits for the child to say it started, so a bad
- * configuration or an unreachable libvirt is still an exit code for whoever started us. */
-static int daemonize(struct tided *t) {
-        int p[2];
-        if (pipe2(p, O_CLOEXEC) < 0)
-                return -errno;
-        pid_t pid = fork();
-        if (pid < 0)
-                return -errno;
-        if (pid > 0) {
-                char c = 1;
-                close(p[1]);
-                ssize_t n = read(p[0], &c, 1);
-                _exit(n == 1 && c == 0 ? EXIT_SUCCESS : EXIT_CONFIG);
-        }
-        close(p[0]);
-        t->ready_fd = p[1];
-        if (setsid() < 0)
-                return -errno;
-        log_open_syslog("tided");
-        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (null >= 0) {
-                dup2(null, STDIN_FILENO);
-                dup2(null, STDOUT_FILENO);
-                dup2(null, STDERR_FILENO);
-                if (null > STDERR_FILENO)
-                        close(null);
-        }
-        return chdir("/") < 0 ? -errno : 0;
+/* The watchdog is pinged from the loop that runs the ticks, so a tick stuck in a libvirt call
+ * (a hung libvirtd, a wedged host) stops the pings with it, and systemd restarts tided after
+ * WatchdogSec. A loop that runs but whose ticks stopped coming (the timer lost) stops them too:
+ * the pings need a tick finished within one interval plus one watchdog period. Waiting for
+ * libvirt to come back counts as ticking. */
+static void on_watchdog(int id, void *userdata) {
+        struct tided *t = userdata;
+        if (clock_now_usec() - t->last_tick_done_usec <= t->cfg.interval_usec + t->watchdog_usec)
+                notify("WATCHDOG=1");
+        else
+                log_error("No tick has finished for %llu s; not pinging systemd's watchdog",
+                          (unsigned long long) ((clock_now_usec() - t->last_tick_done_usec) / USEC_PER_SEC));
 }
 
-static void ready(struct tided *t, bool ok) {
-        if (t->ready_fd < 0)
-                return;
-        char c = ok ? 0 : 1;
-        (void) !write(t->ready_fd, &c, 1);
-        close(t->ready_fd);
-        t->ready_fd = -1;
+/* Pings at half of WatchdogSec (what sd_watchdog_enabled(3) advises). */
+static int start_watchdog(struct tided *t) {
+        uint64_t usec = 0;
+        int r = sd_watchdog_enabled(0, &usec);
+        if (r < 0)
+                log_warning_errno(r, "Ignoring $WATCHDOG_USEC: %m");
+        if (r <= 0)
+                return 0;
+        t->watchdog_usec = usec;
+        t->watchdog_timer = hv_event_add_timer(usec / 2 > 0 ? usec / 2 : 1, on_watchdog, t);
+        if (t->watchdog_timer < 0)
+                return log_error_errno(t->watchdog_timer, "Failed to add the watchdog timer");
+        log_info("systemd's watchdog: pinged every %llu ms while ticks finish",
+                 (unsigned long long) (usec / 2 / USEC_PER_MSEC));
+        return 0;
 }
 
 /* A record of what core parking changed outside tided lies beside the control socket (the one
@@ -337,9 +350,14 @@ static int run(struct tided *t, const char *socket_override) {
 
         /* A first tick now, so stats answer at once; it moves nothing (no stats have advanced). */
         on_tick(t->timer, t);
+        if ((r = start_watchdog(t)) < 0)
+                return r;
         log_info("tided %s running: %s, socket %s, tick %llu ms", TIDE_VERSION, t->uri, t->socket_path,
                  (unsigned long long) (t->cfg.interval_usec / 1000));
-        ready(t, true);
+        char status[512];
+        snprintf(status, sizeof(status), "READY=1\nSTATUS=Ticking every %llu ms on %s",
+                 (unsigned long long) (t->cfg.interval_usec / USEC_PER_MSEC), t->uri);
+        notify(status);
         while (!t->quit) {
                 if (hv_event_run_once() < 0)
                         return log_error_errno(-EIO, "The event loop failed");
@@ -368,9 +386,8 @@ int main(int argc, char *argv[]) {
                 { NULL, 0, NULL, 0 },
         };
         struct tided t = { .config_path = CONFIG_PATH_DEFAULT, .timer = -1, .sigfd = -1, .sigwatch = -1,
-                           .ready_fd = -1 };
+                           .watchdog_timer = -1 };
         const char *check = NULL, *socket_override = NULL;
-        bool foreground = false;
         int c, r;
 
         while ((c = getopt_long(argc, argv, "f:C:s:Fc:vhV", options, NULL)) >= 0)
@@ -385,8 +402,7 @@ int main(int argc, char *argv[]) {
                 case 's':
                         socket_override = optarg;
                         break;
-                case 'F':
-                        foreground = true;
+                case 'F': /* always: readiness and supervision are systemd's (Type=notify) */
                         break;
                 case 'c':
                         check = optarg;
@@ -414,12 +430,12 @@ int main(int argc, char *argv[]) {
 
         if (load_config(&t, &t.cfg) < 0)
                 return EXIT_CONFIG;
-        if (!foreground && (r = daemonize(&t)) < 0) {
-                log_error_errno(r, "Failed to daemonize: %m");
-                return EXIT_CONFIG;
-        }
         r = run(&t, socket_override);
-        ready(&t, r >= 0);
+        if (r < 0) {
+                char status[64];
+                snprintf(status, sizeof(status), "STATUS=Failed to start\nERRNO=%d", -r);
+                notify(status);
+        }
 
         /* Leave every VM's memory where it is: a balloon left inflated is safe (deflate-on-oom
          * lets the guest take memory back if it must), and a restarted tided resumes from it. */
@@ -434,6 +450,8 @@ int main(int argc, char *argv[]) {
         }
         t.manager = manager_free(t.manager);
         t.load = parking_load_free(t.load);
+        if (t.watchdog_timer >= 0)
+                hv_event_remove_timer(t.watchdog_timer);
         if (t.timer >= 0)
                 hv_event_remove_timer(t.timer);
         if (t.sigwatch >= 0)

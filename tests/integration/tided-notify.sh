@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# tided under a stand-in for systemd (Type=notify), on libvirt's test driver: READY=1 only once
+# the control socket answers, WATCHDOG=1 at half of $WATCHDOG_USEC while ticks finish,
+# RELOADING=1 then READY=1 around SIGHUP, STOPPING=1 at SIGTERM; a start that fails says so and
+# never READY=1. (A tick that stalls stopping the pings is shown on a real libvirtd: e2e/watchdog.sh.)
+set -euo pipefail
+bin=${1:?usage: tided-notify.sh BINDIR}
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+sock=$work/tided.sock
+notes=$work/notify.log
+port=$((20000 + RANDOM % 20000))
+printf '[tided]\nmetrics = 127.0.0.1:%s\n[parking]\nmode = off\nirqbalance = no\n' "$port" > "$work/tided.conf"
+fail() { echo "FAIL: $*"; echo "--- notifications"; cat "$notes" || true; echo "--- tided"; cat "$work/tided.log" || true; exit 1; }
+cleanup() {
+  [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null
+  [ -n "${listener:-}" ] && kill "$listener" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+# Waits up to ~20 s for a line matching $1 in the notifications.
+wait_note() { for _ in $(seq 200); do grep -q -- "$1" "$notes" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+count() { grep -c -- "$1" "$notes" 2>/dev/null || true; }
+
+python3 "$here/notify-listen.py" "$work/notify.sock" "$notes" &
+listener=$!
+for _ in $(seq 50); do [ -S "$work/notify.sock" ] && break; sleep 0.1; done
+[ -S "$work/notify.sock" ] || fail "the stand-in notification socket did not appear"
+
+# 1. A start that fails (a control socket in a directory that does not exist): no READY=1.
+if NOTIFY_SOCKET=$work/notify.sock "$bin/tided" --connect test:///default --config "$work/tided.conf" \
+     --socket "$work/no/such/dir/tided.sock" >"$work/tided.log" 2>&1; then
+  fail "tided started with an impossible control socket"
+fi
+wait_note 'STATUS=Failed to start|ERRNO=' || fail "a failed start did not tell systemd why"
+[ "$(count 'READY=1')" -eq 0 ] || fail "a failed start said READY=1"
+echo "checked: a failed start sends '$(grep -o 'STATUS=Failed.*' "$notes")', no READY=1"
+: > "$notes"
+
+# 2. A good start, watched: WATCHDOG_USEC=1s means a ping every 0.5 s.
+NOTIFY_SOCKET=$work/notify.sock WATCHDOG_USEC=1000000 \
+  "$bin/tided" --connect test:///default --config "$work/tided.conf" --socket "$sock" \
+  >"$work/tided.log" 2>&1 &
+pid=$!
+wait_note 'READY=1' || fail "no READY=1"
+# READY=1 comes after the socket is listening: a client may connect as soon as systemd says started.
+[ -S "$sock" ] || fail "READY=1 before the control socket exists"
+"$bin/tidectl" stats --socket "$sock" >/dev/null || fail "the control socket does not answer after READY=1"
+grep -q 'READY=1|STATUS=Ticking every 1000 ms on test:///default' "$notes" || fail "READY=1 without its STATUS"
+echo "checked: READY=1 with '$(grep -o 'STATUS=Ticking[^|]*' "$notes")', the control socket answers by then"
+
+# Pings: at least 4 in the ~2.5 s after the fifth appears, i.e. one every ~0.5 s.
+for _ in $(seq 100); do [ "$(count 'WATCHDOG=1')" -ge 5 ] && break; sleep 0.1; done
+[ "$(count 'WATCHDOG=1')" -ge 5 ] || fail "fewer than 5 watchdog pings"
+gaps=$(grep 'WATCHDOG=1' "$notes" | awk 'NR > 1 { printf "%.2f\n", $1 - prev } { prev = $1 }' | sort -n)
+max_gap=$(tail -n 1 <<<"$gaps")
+awk -v g="$max_gap" 'BEGIN { exit !(g < 1.0) }' || fail "a gap of ${max_gap}s between pings, WatchdogSec is 1s"
+echo "checked: $(count 'WATCHDOG=1') watchdog pings, the longest gap ${max_gap}s (< WatchdogSec 1s)"
+
+# 3. SIGHUP: RELOADING=1 (with the monotonic time systemd 253+ wants), then READY=1 again.
+kill -HUP "$pid"
+wait_note 'RELOADING=1|MONOTONIC_USEC=[0-9]' || fail "no RELOADING=1 at SIGHUP"
+for _ in $(seq 100); do [ "$(count '^[0-9.]* READY=1$')" -ge 1 ] && break; sleep 0.1; done
+[ "$(count '^[0-9.]* READY=1$')" -ge 1 ] || fail "no READY=1 after the reload"
+awk '/RELOADING=1/ { r = NR } /^[0-9.]* READY=1$/ { if (r && NR > r) ok = 1 } END { exit !ok }' "$notes" ||
+  fail "READY=1 did not follow RELOADING=1"
+echo "checked: SIGHUP sends RELOADING=1 (with MONOTONIC_USEC), then READY=1"
+
+# 4. SIGTERM: STOPPING=1, and a clean exit.
+kill -TERM "$pid"
+rc=0; wait "$pid" || rc=$?
+pid=
+[ "$rc" -eq 0 ] || fail "tided exited $rc after SIGTERM"
+wait_note 'STOPPING=1' || fail "no STOPPING=1 at SIGTERM"
+echo "checked: SIGTERM sends STOPPING=1 and tided exits 0"
+
+# 5. Without $NOTIFY_SOCKET (by hand, from a shell) nothing is sent and nothing fails.
+: > "$notes"
+"$bin/tided" --connect test:///default --config "$work/tided.conf" --socket "$sock" >"$work/tided.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do "$bin/tidectl" stats --socket "$sock" >/dev/null 2>&1 && break; sleep 0.1; done
+"$bin/tidectl" stats --socket "$sock" >/dev/null || fail "tided without NOTIFY_SOCKET does not answer"
+kill -TERM "$pid"; wait "$pid"; pid=
+[ ! -s "$notes" ] || fail "notifications without NOTIFY_SOCKET"
+echo "checked: without \$NOTIFY_SOCKET tided runs in the foreground and sends nothing"
+echo "PASS"
