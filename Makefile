@@ -1,6 +1,7 @@
 # Thin wrapper over CMake. `make` builds into build/ (programs in build/bin/), `make test` installs
 # what is missing, builds with warnings as errors and runs the tests twice: normally, then under
-# AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/).
+# AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/). `make install` installs (DESTDIR,
+# PREFIX); `make deb` makes the Debian package.
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
@@ -37,8 +38,10 @@ deb: deps
 
 test: deps test-plain fuzz test-asan
 
+# The plain tree has the package's prefix (/usr), so its packaging_deb test packs and installs
+# what these very binaries are (make install reconfigures to PREFIX).
 test-plain:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTIDE_WERROR=ON $(CMAKE_FLAGS)
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTIDE_WERROR=ON -DCMAKE_INSTALL_PREFIX=/usr $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS)
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
