@@ -258,12 +258,15 @@ static void world_done(struct world *w) {
  * oVirt's scheduler would). */
 static int place(const struct world *w, const bool *alive, const uint64_t *promised, uint64_t host_kib) {
         int best = -1;
-        uint64_t best_room = 0;
+        int64_t best_room = 0;
         for (size_t h = 0; h < w->n_hosts; h++) {
                 if (!alive[h])
                         continue;
                 uint64_t mem = host_kib ? host_kib : w->hosts[h].memory_kib;
-                uint64_t room = sat_sub_u64(mem, promised[h]);
+                /* Signed: once every survivor is promised more than it has (a failover onto
+                 * overcommitted hosts), the least overcommitted still wins; a floor at 0 would
+                 * send every VM left to the first host. Sizes are bounded far below 2^63 KiB. */
+                int64_t room = (int64_t) mem - (int64_t) promised[h];
                 if (best < 0 || room > best_room) {
                         best = (int) h;
                         best_room = room;

@@ -182,6 +182,17 @@ Test(simulate, a_failed_hosts_vms_boot_on_the_survivor) {
         json_object_put(o);
 }
 
+/* Three hosts, one fails: its 18 VMs are spread over both survivors, though both are already
+ * promised more than they have. A placement that floored the room at 0 sent all 18 to the first
+ * survivor: 4938 VM-s in warning and 8652 GiB-s paged, against 412 and 3.9 spread. */
+Test(simulate, a_failed_hosts_vms_spread_over_overcommitted_survivors) {
+        json_object *o = run_json("tests/fixtures/simulate/three-host-failover.json", "--policies", "tide", NULL);
+        json_object *t = policy(o, "tide");
+        cr_expect_lt(num(t, "warning_vm_seconds"), 1000);
+        cr_expect_lt(num(t, "paging_gib_seconds"), 100);
+        json_object_put(o);
+}
+
 /* On a host sized from the VMs (every startup fits, with the reserve), static sizing holds all
  * its startup memory all the time, and the oracle exactly the demand. */
 Test(simulate, on_a_host_that_fits_static_returns_nothing_and_the_oracle_never_warns) {
