@@ -62,6 +62,7 @@ struct family {
 static const char *const status_values[] = { "ok", "low", "warning", "unknown", "paging", NULL };
 static const char *const balloon_values[] = { "ok", "inactive", "uncooperative", NULL };
 static const char *const agent_values[] = { "none", "disconnected", "waiting", "connected", "gone", NULL };
+static const char *const paging_values[] = { "none", "paging", "releasing", "failed", NULL };
 
 #define DOMAIN_FIELD(f) offsetof(struct snapshot_domain, f)
 #define HOST_FIELD(f) offsetof(struct snapshot_host, f)
@@ -97,6 +98,11 @@ static const struct family domain_families[] = {
         { "tide_domain_managed", "gauge",
           "1 when the domain has a tide policy, 0 when tide leaves it alone.",
           VALUE_BOOL, DOMAIN_FIELD(managed), SCOPE_ALL, NULL, NULL, NULL },
+        /* A managed domain that is shut off reads status "unknown" (its stats say "off"): this
+         * tells the two apart. */
+        { "tide_domain_active", "gauge",
+          "1 when the domain is running, 0 when it is shut off.",
+          VALUE_BOOL, DOMAIN_FIELD(active), SCOPE_ALL, NULL, NULL, NULL },
         { "tide_domain_balloon_actions_total", "counter",
           "Balloon and virtio-mem changes tided made since it started.",
           VALUE_COUNT, DOMAIN_FIELD(balloon_actions), SCOPE_MANAGED, NULL, NULL, NULL },
@@ -115,6 +121,11 @@ static const struct family domain_families[] = {
         { "tide_domain_paging_used_bytes", "gauge",
           "How much of the domain's Smart Paging file is in use (/proc/swaps).",
           VALUE_BYTES, DOMAIN_FIELD(paging_used_kib), SCOPE_MANAGED, NULL, NULL, NULL },
+        /* "failed" (it should have paged and could not: it boots short) shows in no status. */
+        { "tide_domain_paging_state", "gauge",
+          "Smart Paging: 1 for the current phase (releasing: its file is being switched off or waits "
+          "its turn; failed: it should have paged and could not), 0 for the others.",
+          VALUE_ENUM, DOMAIN_FIELD(paging), SCOPE_MANAGED, "state", paging_values, NULL },
         { "tide_domain_agent_state", "gauge",
           "tide-agent channel: 1 for the current state, 0 for the others.",
           VALUE_ENUM, DOMAIN_FIELD(agent), SCOPE_MANAGED, "state", agent_values, NULL },

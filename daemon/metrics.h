@@ -23,14 +23,22 @@
  * Per managed domain: assigned, demand (only when has_demand), target, minimum, maximum,
  * startup (all _bytes), pressure_percent and available_buffer_percent (only when has_demand:
  * both derive from demand, and a 0 would read as "idle guest"), status (one series per value
- * ok|low|warning|unknown, 1 for the current one; a status outside that set counts as
- * unknown), managed (1), balloon_actions_total (counter), balloon_state (one series per
- * value ok|inactive|uncooperative; left out when the balloon state is NULL or not one of
- * them), rss_bytes.
- * Per unmanaged domain: assigned_bytes, managed (0), rss_bytes only.
+ * ok|low|warning|unknown|paging, 1 for the current one; a status outside that set, "off"
+ * included, counts as unknown), managed (1), active, balloon_actions_total and
+ * guest_oom_deflates_total (counters), balloon_state (one series per value
+ * ok|inactive|uncooperative; left out when the balloon state is NULL or not one of them),
+ * rss_bytes, paging_bytes, paging_used_bytes, paging_state (one series per phase
+ * none|paging|releasing|failed; left out when NULL or not one of them), agent_state (one series
+ * per value none|disconnected|waiting|connected|gone; left out likewise),
+ * agent_rejected_total and agent_rate_dropped_total (counters), demand_from_agent (only when
+ * has_demand).
+ * Per unmanaged domain: assigned_bytes, managed (0), active, rss_bytes only.
  * Host: memory_total/available, capacity, reserve, assigned, target (_bytes), short and
- * overcommitted (0/1), tide_tick_duration_seconds (the last tick), tide_ticks_total,
- * tide_uptime_seconds.
+ * overcommitted (0/1), tide_paging_files, tide_cpu_parked, tide_parking_reversals_total,
+ * tide_host_unfunded_bytes, tide_tick_duration_seconds (the last tick), tide_ticks_total,
+ * tide_uptime_seconds; while parking is on and measured, tide_cpu_idle_residency{cpu,state},
+ * tide_parking_watts_saved_estimate, tide_parking_joules_saved_estimate,
+ * tide_parking_episodes_total{verdict} and tide_parking_pays.
  * Doubles are printed in the shortest form that reads back exactly, with '.' whatever the
  * program's locale; NaN and infinities as NaN, +Inf, -Inf.
  *

@@ -54,6 +54,7 @@ static struct snapshot sample(void) {
         domains[0].rss_kib = 2150000;
         domains[0].paging_kib = 524288;
         domains[0].paging_used_kib = 102400;
+        domains[0].paging = "releasing";
 
         strcpy(domains[1].uuid, UUID1);
         strcpy(domains[1].name, "legacy\nbox");
@@ -65,6 +66,7 @@ static struct snapshot sample(void) {
         domains[1].balloon = "ok";
         domains[1].balloon_actions = 3; /* not shown: tide does not act on unmanaged domains */
         domains[1].rss_kib = 1100000;
+        domains[1].paging = "none"; /* not shown: Smart Paging is for managed domains */
 
         s.host.total_kib = 16 * KIB_PER_GIB;
         s.host.available_kib = 8 * KIB_PER_GIB;
@@ -127,6 +129,10 @@ static const char expected_sample[] =
         "# TYPE tide_domain_managed gauge\n"
         "tide_domain_managed{" L0 "} 1\n"
         "tide_domain_managed{" L1 "} 0\n"
+        "# HELP tide_domain_active 1 when the domain is running, 0 when it is shut off.\n"
+        "# TYPE tide_domain_active gauge\n"
+        "tide_domain_active{" L0 "} 1\n"
+        "tide_domain_active{" L1 "} 1\n"
         "# HELP tide_domain_balloon_actions_total Balloon and virtio-mem changes tided made since it started.\n"
         "# TYPE tide_domain_balloon_actions_total counter\n"
         "tide_domain_balloon_actions_total{" L0 "} 7\n"
@@ -148,6 +154,13 @@ static const char expected_sample[] =
         "# HELP tide_domain_paging_used_bytes How much of the domain's Smart Paging file is in use (/proc/swaps).\n"
         "# TYPE tide_domain_paging_used_bytes gauge\n"
         "tide_domain_paging_used_bytes{" L0 "} 104857600\n"
+        "# HELP tide_domain_paging_state Smart Paging: 1 for the current phase (releasing: its file is being "
+        "switched off or waits its turn; failed: it should have paged and could not), 0 for the others.\n"
+        "# TYPE tide_domain_paging_state gauge\n"
+        "tide_domain_paging_state{" L0 ",state=\"none\"} 0\n"
+        "tide_domain_paging_state{" L0 ",state=\"paging\"} 0\n"
+        "tide_domain_paging_state{" L0 ",state=\"releasing\"} 1\n"
+        "tide_domain_paging_state{" L0 ",state=\"failed\"} 0\n"
         "# HELP tide_domain_agent_state tide-agent channel: 1 for the current state, 0 for the others.\n"
         "# TYPE tide_domain_agent_state gauge\n"
         "tide_domain_agent_state{" L0 ",state=\"none\"} 0\n"
@@ -265,7 +278,7 @@ static bool is_float(const char *p, size_t n) {
 }
 
 #define MAX_FAMILIES 64
-#define MAX_SERIES 256
+#define MAX_SERIES 1024
 
 /* NULL when `text` is valid, else a static description of the first problem (line number in
  * *ret_line). Checks the line syntax, that HELP then TYPE open each family once, that samples
@@ -474,16 +487,17 @@ Test(metrics_render, shows_what_parking_is_worth_per_cpu_only_while_it_is_measur
         cr_expect_not_null(strstr(text, "\ntide_parking_pays 1\n"));
 }
 
-Test(metrics_render, shows_an_unmanaged_domain_by_assigned_managed_and_rss_only) {
+Test(metrics_render, shows_an_unmanaged_domain_by_assigned_managed_active_and_rss_only) {
         struct snapshot s = sample();
         _cleanup_free_ char *text = render(&s);
         size_t n = 0;
 
         for (const char *p = strstr(text, L1); p; p = strstr(p + 1, L1))
                 n++;
-        cr_assert_eq(n, 3, "unmanaged domain has %zu series, expected 3:\n%s", n, text);
+        cr_assert_eq(n, 4, "unmanaged domain has %zu series, expected 4:\n%s", n, text);
         cr_assert_not_null(strstr(text, "tide_domain_assigned_bytes{" L1 "} 1073741824\n"));
         cr_assert_not_null(strstr(text, "tide_domain_managed{" L1 "} 0\n"));
+        cr_assert_not_null(strstr(text, "tide_domain_active{" L1 "} 1\n"));
         cr_assert_not_null(strstr(text, "tide_domain_rss_bytes{" L1 "} 1126400000\n"));
 }
 
@@ -521,6 +535,49 @@ Test(metrics_render, counts_a_status_outside_the_set_as_unknown) {
         domains[0].status = NULL;
         text = render(&s);
         cr_assert_not_null(strstr(text, "tide_domain_status{" L0 ",status=\"unknown\"} 1\n"), "%s", text);
+}
+
+Test(metrics_render, tells_a_shut_off_managed_domain_from_an_unknown_status_by_active) {
+        struct snapshot s = sample();
+        _cleanup_free_ char *text = NULL;
+
+        domains[0].active = false;
+        domains[0].status = "off"; /* what manager.c sets; not a metrics status */
+        text = render(&s);
+
+        cr_assert_not_null(strstr(text, "tide_domain_status{" L0 ",status=\"unknown\"} 1\n"), "%s", text);
+        cr_assert_not_null(strstr(text, "tide_domain_active{" L0 "} 0\n"), "%s", text);
+        cr_assert_not_null(strstr(text, "tide_domain_active{" L1 "} 1\n"), "%s", text);
+        assert_valid_exposition(text);
+}
+
+Test(metrics_render, shows_every_smart_paging_phase_and_leaves_out_an_unknown_one) {
+        static const char *const phases[] = { "none", "paging", "releasing", "failed" };
+        struct snapshot s = sample();
+
+        for (size_t i = 0; i < ELEMENTSOF(phases); i++) {
+                _cleanup_free_ char *text = NULL;
+                char line[256];
+
+                domains[0].paging = phases[i];
+                text = render(&s);
+                for (size_t j = 0; j < ELEMENTSOF(phases); j++) {
+                        snprintf(line, sizeof(line), "tide_domain_paging_state{" L0 ",state=\"%s\"} %d\n", phases[j],
+                                 i == j);
+                        cr_expect_not_null(strstr(text, line), "%s missing:\n%s", line, text);
+                }
+                cr_expect_null(strstr(text, "tide_domain_paging_state{" L1), "unmanaged: no paging state");
+        }
+
+        for (size_t i = 0; i < 2; i++) {
+                _cleanup_free_ char *text = NULL;
+
+                domains[0].paging = i == 0 ? NULL : "swapping"; /* not known: no sample, no family */
+                text = render(&s);
+                cr_expect_null(strstr(text, "tide_domain_paging_state"), "%s", text);
+                cr_expect_not_null(strstr(text, "tide_domain_paging_bytes{" L0 "} 536870912\n"));
+                assert_valid_exposition(text);
+        }
 }
 
 Test(metrics_render, leaves_out_balloon_state_when_it_is_not_known) {
@@ -632,6 +689,205 @@ Test(metrics_render, refuses_bad_arguments_and_leaves_ret_untouched) {
         cr_assert_eq(metrics_render(&s, &text, &len), -EINVAL);
         cr_assert_str_eq(text, "untouched");
         cr_assert_eq(len, 12345);
+}
+
+/* ---- a host showing every feature: the exposition tests/contrib/check-dashboards.py reads --- */
+
+/* A domain row as tided publishes it for a running managed VM; each case below changes what
+ * its story needs. */
+static struct snapshot_domain managed_row(const char *name, unsigned n, uint64_t assigned_mib, uint64_t demand_mib,
+                                          const char *status) {
+        struct snapshot_domain d = { 0 };
+
+        snprintf(d.uuid, sizeof(d.uuid), "6f1c2a5e-0000-4000-8000-0000000001%02u", n);
+        snprintf(d.name, sizeof(d.name), "%s", name);
+        d.managed = d.active = d.dynamic = true;
+        d.assigned_kib = assigned_mib * KIB_PER_MIB;
+        d.has_demand = demand_mib > 0;
+        d.demand_kib = demand_mib * KIB_PER_MIB;
+        d.target_kib = d.assigned_kib;
+        d.pressure_pct = d.has_demand ? (double) demand_mib / (double) assigned_mib * 100.0 : 0;
+        d.available_buffer_pct =
+                d.has_demand ? ((double) assigned_mib - (double) demand_mib) / ((double) demand_mib * 0.2) * 100.0 : 0;
+        d.status = status;
+        d.minimum_kib = 512 * KIB_PER_MIB;
+        d.startup_kib = 1 * KIB_PER_GIB;
+        d.maximum_kib = 4 * KIB_PER_GIB;
+        d.buffer_pct = 20;
+        d.weight = 50;
+        d.agent = "connected";
+        d.agent_demand = true;
+        d.agent_report_age_ms = 400;
+        d.balloon = "ok";
+        d.balloon_actions = 12;
+        d.rss_kib = d.assigned_kib + 180 * KIB_PER_MIB;
+        d.paging = "none";
+        return d;
+}
+
+/* Every domain family, every value of every enum label, parking on and measured. */
+static struct snapshot every_feature(struct snapshot_domain *d, size_t *n, struct snapshot_cpu *cpus, size_t n_cpus) {
+        struct snapshot s = { 0 };
+        size_t i = 0;
+
+        d[i++] = managed_row("web", 1, 1228, 1000, "ok");
+        d[i] = managed_row("db", 2, 2048, 2300, "warning");  /* short of its demand */
+        d[i].target_kib = 2760 * KIB_PER_MIB;
+        d[i++].guest_oom_deflates = 3;
+        d[i] = managed_row("batch", 3, 1100, 1000, "low");   /* its balloon does not move; its agent lies */
+        d[i].target_kib = 900 * KIB_PER_MIB;
+        d[i].balloon = "uncooperative";
+        d[i].agent_demand = false;
+        d[i].agent_rejected = 17;
+        d[i].agent_rate_dropped = 240;
+        snprintf(d[i++].agent_error, sizeof(d[0].agent_error),
+                 "reports 3000000 KiB in use but QEMU has only 1300000 KiB resident");
+        d[i] = managed_row("build-7", 4, 640, 900, "paging"); /* rebooted on a short host */
+        d[i].paging = "paging";
+        d[i].paging_kib = 416 * KIB_PER_MIB;
+        d[i++].paging_used_kib = 230 * KIB_PER_MIB;
+        d[i] = managed_row("build-8", 5, 1024, 700, "paging"); /* came down; its file waits its turn */
+        d[i].paging = "releasing";
+        d[i].paging_kib = 288 * KIB_PER_MIB;
+        d[i++].paging_used_kib = 12 * KIB_PER_MIB;
+        d[i] = managed_row("ci-runner", 6, 1024, 0, "unknown"); /* booting short: no file could be made */
+        d[i].paging = "failed";
+        d[i].balloon = "inactive";
+        d[i].agent = "waiting";
+        d[i++].agent_demand = false;
+        d[i] = managed_row("qa \"sandbox\"", 7, 800, 0, "unknown"); /* its agent went away */
+        d[i].agent = "gone";
+        d[i++].agent_demand = false;
+        d[i] = managed_row("mail", 8, 1536, 1200, "ok");      /* no agent: balloon statistics */
+        d[i].agent = "disconnected";
+        d[i++].agent_demand = false;
+        d[i] = managed_row("old-app", 9, 700, 500, "ok");     /* no agent channel at all */
+        d[i].agent = "none";
+        d[i++].agent_demand = false;
+        d[i] = managed_row("reporting", 10, 1024, 0, "off");  /* shut off */
+        d[i].active = false;
+        d[i].agent = "none";
+        d[i].rss_kib = 0;
+        d[i++].agent_demand = false;
+        d[i] = managed_row("legacy", 11, 2048, 0, "unmanaged");
+        d[i].managed = false;
+        d[i].status = "unmanaged";
+        d[i++].agent = "none";
+
+        s.host = (struct snapshot_host){
+                .total_kib = 32 * KIB_PER_GIB,
+                .available_kib = 9 * KIB_PER_GIB,
+                .usable_kib = 30 * KIB_PER_GIB,
+                .reserve_kib = 1536 * KIB_PER_MIB,
+                .capacity_kib = 28 * KIB_PER_GIB,
+                .assigned_kib = 12 * KIB_PER_GIB,
+                .target_kib = 11 * KIB_PER_GIB,
+                .short_host = true,
+                .overcommitted = true,
+                .paging_files = 2,
+                .unfunded_kib = 256 * KIB_PER_MIB,
+                .tick_usec = 2350,
+                .ticks = 86400,
+                .uptime_usec = 86400 * USEC_PER_SEC + 120000,
+                .parking_on = true,
+                .parking_reason = "load fits fewer cores",
+                .parked_cpus = 2,
+                .unparked_cpus = 2,
+                .parking_needed_cpus = 1,
+                .parking_reversals = 3,
+                .parking_load_cpus = 0.6,
+                .parking_measured = true,
+                .parking_has_deep = true,
+                .parking_verdict = "paid",
+                .parking_deep_before = 0.2,
+                .parking_deep_during = 0.9,
+                .parking_watts_saved = 5.5,
+                .parking_joules_saved = 12400,
+                .parking_episodes_paid = 4,
+                .parking_episodes_not_paid = 1,
+                .parking_episodes_unknown = 2,
+        };
+        snprintf(s.host.parked, sizeof(s.host.parked), "2-3");
+        for (size_t c = 0; c < n_cpus; c++)
+                cpus[c] = (struct snapshot_cpu){ .cpu = (unsigned) c, .parked = c >= 2, .busy = c >= 2 ? 0.01 : 0.3,
+                                                 .idle = c >= 2 ? 0.99 : 0.7, .deep = c >= 2 ? 0.95 : 0.2 };
+        s.domains = d;
+        s.n_domains = *n = i;
+        s.cpus = cpus;
+        s.n_cpus = n_cpus;
+        return s;
+}
+
+/* The families daemon/metrics.c can render: its table rows ({ "tide_x", "gauge", ...) and the
+ * families it writes by hand ("# TYPE tide_x ..."). Read from the source (the tests run from the
+ * source root), so a family added there and not shown by every_feature() fails here. */
+static size_t families_in_source(char names[][128], size_t max) {
+        _cleanup_free_ char *src = NULL;
+        size_t len = 0, n = 0;
+        FILE *f = fopen("daemon/metrics.c", "re");
+
+        cr_assert_not_null(f, "daemon/metrics.c: %m (run from the source root)");
+        cr_assert_gt(getdelim(&src, &len, '\0', f), 0);
+        fclose(f);
+        for (const char *p = src; (p = strstr(p, "tide_")); p++) {
+                size_t l = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_");
+                bool row = p[-1] == '"' && p[-2] == ' ' && p[-3] == '{' && p[l] == '"';
+                bool typed = p - src >= 7 && strncmp(p - 7, "# TYPE ", 7) == 0;
+
+                if (!row && !typed)
+                        continue;
+                cr_assert_lt(l, 128);
+                bool seen = false;
+                for (size_t i = 0; i < n; i++)
+                        seen |= strlen(names[i]) == l && strncmp(names[i], p, l) == 0;
+                if (seen)
+                        continue;
+                cr_assert_lt(n, max, "more families than %zu", max);
+                memcpy(names[n], p, l);
+                names[n++][l] = '\0';
+        }
+        return n;
+}
+
+Test(metrics_exposition, shows_every_family_and_every_state_and_writes_it_for_the_dashboard_check) {
+        struct snapshot_domain d[16];
+        struct snapshot_cpu cpus[4];
+        size_t n_domains = 0, n_families;
+        struct snapshot s = every_feature(d, &n_domains, cpus, ELEMENTSOF(cpus));
+        _cleanup_free_ char *text = render(&s);
+        char families[64][128], needle[192];
+        const char *out = getenv("TIDE_METRICS_EXPOSITION");
+        static const char *const states[] = {
+                "status=\"ok\"} 1",         "status=\"low\"} 1",          "status=\"warning\"} 1",
+                "status=\"unknown\"} 1",    "status=\"paging\"} 1",       "balloon_state{domain=\"batch\"",
+                "state=\"inactive\"} 1",    "state=\"uncooperative\"} 1", "paging_state{domain=\"build-7\"",
+                "state=\"releasing\"} 1",   "state=\"failed\"} 1",        "state=\"connected\"} 1",
+                "state=\"waiting\"} 1",     "state=\"gone\"} 1",          "state=\"disconnected\"} 1",
+                "state=\"none\"} 1",        "tide_domain_active{domain=\"reporting\"",
+                "verdict=\"did_not_pay\"}", "tide_cpu_idle_residency{cpu=\"3\",state=\"deep\"} 0.95\n",
+        };
+
+        assert_valid_exposition(text);
+        cr_assert_eq(n_domains, 11);
+
+        n_families = families_in_source(families, ELEMENTSOF(families));
+        cr_assert_gt(n_families, 30, "only %zu families found in daemon/metrics.c", n_families);
+        for (size_t i = 0; i < n_families; i++) {
+                snprintf(needle, sizeof(needle), "\n# TYPE %s ", families[i]);
+                cr_expect_not_null(strstr(text, needle), "family %s (daemon/metrics.c) not shown: extend every_feature()",
+                                   families[i]);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(states); i++)
+                cr_expect_not_null(strstr(text, states[i]), "no %s in:\n%s", states[i], text);
+
+        /* ctest's fixture for tests/contrib/check-dashboards.py sets where it goes. */
+        if (out && *out) {
+                FILE *f = fopen(out, "we");
+
+                cr_assert_not_null(f, "%s: %m", out);
+                cr_assert_eq(fwrite(text, 1, strlen(text), f), strlen(text), "%s: %m", out);
+                cr_assert_eq(fclose(f), 0, "%s: %m", out);
+        }
 }
 
 /* ---- snapshot ----------------------------------------------------------------------------- */
