@@ -5,6 +5,7 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "common/macro.h"
+#include "tidectl.8.h" /* generated: TIDECTL_HELP, TIDECTL_HELP_<COMMAND> */
 
 #ifndef TIDE_VERSION
 #define TIDE_VERSION "unknown"
@@ -12,84 +13,24 @@
 
 static int cmd_help(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err);
 
+/* What each command's `tidectl help NAME` says, and `tidectl --help`, come from the manual page
+ * (docs/man/tidectl.8.scd, its COMMANDS section, through tools/scd2help): one source. */
 static const struct tidectl_command commands[] = {
-        { "plan", cmd_plan, "FILE.json [--settle] [--json] [--config FILE] [--max-ticks N]",
-          "ask the engine what it would do for a host and VMs described in FILE.json",
-          "  --settle         run tided's ticks on a simulated host until nothing moves\n"
-          "  --json           print JSON instead of a table\n"
-          "  --config FILE    use tided's configuration FILE (default: built-in defaults)\n"
-          "  --max-ticks N    give up settling after N ticks (default 100000)\n"
-          "  The scenario format is in docs/POLICY.md; examples in docs/examples/.\n" },
-        { "simulate", cmd_simulate,
-          "[SCENARIO.json] [--trace FILE.csv[.gz]] [--hours H] [--vms N] [--hold] [--policies LIST] [--json] [--csv DIR]\n"
-          "                [--plot FILE] [--find-host] [--seed N] [--full-loop]\n"
-          "       tidectl simulate --parking --trace FILE [--hours H] [--vms N] [--hold] [--seed N] [--json]\n"
-          "                [--cores N] [--smt N] [--nodes N]",
-          "boot storms and real traces: tide against Hyper-V, MOM, Proxmox, static sizing and the oracle;\n"
-          "                   with --parking, core parking: none, tide and an intel-lpmd-like rule",
-          "  SCENARIO.json    hosts, VM groups (policy, boot and demand profiles), events (restart,\n"
-          "                   staggered-start, host-failure), duration; format in docs/SIMULATOR.md\n"
-          "  --trace FILE     VMs from a trace (vm,t_s,cores,cpu_pct,mem_provisioned_kib,mem_used_kib;\n"
-          "                   gzip or plain): startup = maximum = provisioned, demand = used\n"
-          "  --hours H        only the first H hours\n"
-          "  --policies LIST  comma-separated: tide, hyperv, swap-anytime, mom, proxmox, static,\n"
-          "                   oracle (default all)\n"
-          "  --json           print JSON instead of a table\n"
-          "  --find-host      also find, per policy, the smallest host memory (to 1 GiB) with warning\n"
-          "                   time <= 0.1% of VM-seconds and no guest OOM\n"
-          "  --seed N         seed of the random-walk demands (same seed, same numbers)\n"
-          "  --hold           hold each trace sample until the next instead of interpolating\n"
-          "  --vms N          N VMs from the trace: its VMs in turn, copy k of each 61 s x k later\n"
-          "  --full-loop      step every VM every tick (tide's settled VMs otherwise sleep; the\n"
-          "                   numbers are the same, this checks it and is slower)\n"
-          "  --csv DIR        per policy, DIR/POLICY.csv: one row per tick (VMs running, booted, in\n"
-          "                   warning; summed demand and assigned; paging)\n"
-          "  --plot FILE      draw FILE.svg or FILE.png (gnuplot): demand vs assigned, and the boot timeline\n"
-          "  --parking        core parking instead of memory: the trace's cores x cpu_pct as CPU demand,\n"
-          "                   second by second (--seed: its variation), on a host of --cores N cores\n"
-          "                   (default: a CPU per 4 vCPUs) of --smt N threads (default 2) on --nodes N\n"
-          "                   NUMA nodes (default: 32 cores each); energy, cores parked, demand above\n"
-          "                   the unparked CPUs, reversals (docs/SIMULATOR.md \"Core parking\")\n" },
-        { "policy", cmd_policy,
-          "set DOMAIN [--startup S] [--minimum S] [--maximum S] [--buffer P] [--weight W] [--static|--dynamic]\n"
-          "                [--latency-sensitive|--packable] | show [DOMAIN] [--json] | clear DOMAIN",
-          "set, show or clear a VM's dynamic-memory policy (stored in the domain's libvirt metadata)",
-          "  set DOMAIN       create or change a policy; options not given keep their value (a new policy\n"
-          "                   starts from startup = the domain's memory, minimum = 512MiB or less,\n"
-          "                   maximum = all it can reach, buffer 20, weight 50, dynamic)\n"
-          "    --startup S    memory at every (re)boot (sizes: 512MiB, 4G, 1.5GiB)\n"
-          "    --minimum S    floor tide never goes below (>= 32MiB)\n"
-          "    --maximum S    ceiling (above the boot size needs a virtio-mem device)\n"
-          "    --buffer P     headroom over demand, percent (5-2000)\n"
-          "    --weight W     share when the host is short (0-100; 0 is served last)\n"
-          "    --static       keep the VM at startup; --dynamic: let tide move it\n"
-          "    --latency-sensitive  core parking never packs its vCPUs; --packable: it may (default)\n"
-          "  show [DOMAIN]    list policies (--json for JSON)\n"
-          "  clear DOMAIN     stop managing the VM; its balloon is released to its boot size\n"
-          "  Changing policies needs root; reading them does not.\n" },
-        { "stats", cmd_stats, "[DOMAIN] [--json] [--watch SECONDS]",
-          "show each VM's memory: assigned, demand, pressure, status, target and why",
-          "  --json           print JSON\n"
-          "  --watch SECONDS  repeat every SECONDS until Ctrl-C\n"
-          "  Columns: PRESS% = demand / assigned; BUF% = configured buffer; STATUS ok (available\n"
-          "  buffer > 80%), low (0-80%), warning (assigned < demand), unknown (no demand data).\n" },
-        { "top", cmd_top, "[--iterations N]", "live full-screen view, refreshed every second (q quits)",
-          "  --iterations N   stop after N screens\n" },
-        { "help", cmd_help, "[COMMAND]", "show this help, or one command's options", NULL },
+        { "plan", cmd_plan, TIDECTL_HELP_PLAN },
+        { "simulate", cmd_simulate, TIDECTL_HELP_SIMULATE },
+        { "policy", cmd_policy, TIDECTL_HELP_POLICY },
+        { "stats", cmd_stats, TIDECTL_HELP_STATS },
+        { "top", cmd_top, TIDECTL_HELP_TOP },
+        { "help", cmd_help, TIDECTL_HELP_HELP },
 };
 
-#define GLOBAL_HELP                                                                                          \
-        "Global options (before or after the command):\n"                                                  \
-        "  --socket PATH    tided's control socket (default " CLIENT_SOCKET_DEFAULT ")\n"                      \
-        "  --help, -h       this help, or the command's when one is given\n"                                  \
-        "  --version        tidectl's version\n"
+/* Every command the page describes is in the table, and no other: the page's list, counted. */
+#define TIDECTL_COUNT_ONE(name, text) +1
+_Static_assert(ELEMENTSOF(commands) == 0 TIDECTL_HELP_FOR_EACH_COMMAND(TIDECTL_COUNT_ONE),
+               "cli/commands.c and docs/man/tidectl.8.scd list different commands");
 
 static void usage(FILE *f) {
-        fprintf(f, "Usage: tidectl [GLOBAL OPTIONS] COMMAND [ARGS]\n\n"
-                   "tide's operator tool: memory policies, balloon stats, what-if plans.\n\nCommands:\n");
-        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                fprintf(f, "  %-6s %s\n         %s\n", commands[i].name, commands[i].args, commands[i].summary);
-        fprintf(f, "\n" GLOBAL_HELP "\nRun 'tidectl help COMMAND' for a command's options.\n");
+        fputs(TIDECTL_HELP, f);
 }
 
 static const struct tidectl_command *find(const char *name) {
@@ -100,10 +41,7 @@ static const struct tidectl_command *find(const char *name) {
 }
 
 static void command_help(const struct tidectl_command *c, FILE *out) {
-        fprintf(out, "Usage: tidectl %s %s\n\n%s\n", c->name, c->args, c->summary);
-        if (c->help)
-                fprintf(out, "\n%s", c->help);
-        fprintf(out, "\n" GLOBAL_HELP);
+        fputs(c->help, out);
 }
 
 static int cmd_help(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err) {

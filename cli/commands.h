@@ -33,9 +33,7 @@ struct tidectl_command {
         /* argv[0] is the command name; g holds the global options given before it, and the
          * command updates it with those given after. */
         int (*run)(int argc, char **argv, struct tidectl_globals *g, FILE *out, FILE *err);
-        const char *args;    /* one-line synopsis of the arguments */
-        const char *summary; /* what it does, one line */
-        const char *help;    /* options, one per line, shown by `tidectl help NAME` */
+        const char *help; /* `tidectl help NAME`: usage, summary, options (from the manual page) */
 };
 
 /* Runs tidectl with its full argv. */

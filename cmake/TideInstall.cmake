@@ -13,7 +13,7 @@
 #     whatever the prefix (CONFIG_PATH_DEFAULT), so it goes there, not PREFIX/etc; `make install`
 #     never overwrites an operator's file (it installs tided.conf.example beside it instead); the
 #     package marks it a conffile, so dpkg asks.
-include(GNUInstallDirs)
+# GNUInstallDirs is included at the top (docs/man needs CMAKE_INSTALL_MANDIR).
 
 set(TIDE_CONFDIR "/etc/tide" CACHE PATH "Where the example tided.conf goes (tided reads /etc/tide/tided.conf)")
 set(TIDE_LIBEXECDIR "${CMAKE_INSTALL_PREFIX}/lib/tide")
@@ -43,16 +43,15 @@ install(FILES contrib/tided.conf DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 install(FILES contrib/grafana/tide-dashboard.json DESTINATION ${CMAKE_INSTALL_DATADIR}/tide/grafana)
 install(FILES contrib/prometheus/tide-alerts.yml DESTINATION ${CMAKE_INSTALL_DATADIR}/tide/prometheus)
 
-# The example configuration, never over an operator's own.
+# The example configuration, never over an operator's own. file(INSTALL) puts DESTDIR before an
+# absolute destination itself; the check for an existing file must add it.
 install(CODE "
-  set(dir \"\$ENV{DESTDIR}${TIDE_CONFDIR}\")
-  file(MAKE_DIRECTORY \"\${dir}\")
-  if(EXISTS \"\${dir}/tided.conf\")
-    message(STATUS \"Keeping: \${dir}/tided.conf (the example goes to \${dir}/tided.conf.example)\")
-    file(INSTALL \"${PROJECT_SOURCE_DIR}/contrib/tided.conf\" DESTINATION \"\${dir}\"
+  if(EXISTS \"\$ENV{DESTDIR}${TIDE_CONFDIR}/tided.conf\")
+    message(STATUS \"Keeping: \$ENV{DESTDIR}${TIDE_CONFDIR}/tided.conf (the example goes beside it as tided.conf.example)\")
+    file(INSTALL \"${PROJECT_SOURCE_DIR}/contrib/tided.conf\" DESTINATION \"${TIDE_CONFDIR}\"
          RENAME tided.conf.example PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
   else()
-    file(INSTALL \"${PROJECT_SOURCE_DIR}/contrib/tided.conf\" DESTINATION \"\${dir}\"
+    file(INSTALL \"${PROJECT_SOURCE_DIR}/contrib/tided.conf\" DESTINATION \"${TIDE_CONFDIR}\"
          PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
   endif()
 ")

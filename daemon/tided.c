@@ -23,6 +23,7 @@
 #include "daemon/manager.h"
 #include "daemon/metrics.h"
 #include "policy/config.h"
+#include "tided.8.h" /* generated: TIDED_HELP */
 
 #ifndef TIDE_VERSION
 #error "TIDE_VERSION must be defined by the build"
@@ -57,24 +58,9 @@ struct tided {
         int watchdog_timer;
 };
 
+/* The text is the manual page's synopsis and options (docs/man/tided.8.scd, tools/scd2help). */
 static void help(void) {
-        printf("Usage: tided [OPTION]...\n"
-               "The tide dynamic-memory controller for libvirt/KVM hosts.\n"
-               "\n"
-               "  -f, --config FILE        configuration file (default %s; missing default is fine)\n"
-               "  -C, --connect URI        libvirt URI (default: libvirt_uri from the config)\n"
-               "  -s, --socket PATH        control socket (default: socket from the config)\n"
-               "  -F, --foreground         accepted for compatibility: tided always runs in the\n"
-               "                           foreground and logs to stderr (the journal under systemd)\n"
-               "  -c, --check-config FILE  parse FILE, print the configuration in effect and exit\n"
-               "                           (0: valid; 1: invalid, the first error on stderr)\n"
-               "  -v, --verbose            log decisions at debug level too\n"
-               "  -h, --help               show this help and exit\n"
-               "  -V, --version            show the version and exit\n"
-               "\n"
-               "Signals: SIGTERM/SIGINT finish the tick and exit, leaving every VM's memory where it\n"
-               "is; SIGHUP reloads the configuration. Operators use tidectl (tidectl --help).\n",
-               CONFIG_PATH_DEFAULT);
+        fputs(TIDED_HELP, stdout);
 }
 
 static int check_config(const char *path) {

@@ -43,6 +43,7 @@
 #include "guest-agent/agent_source.h"
 #include "guest-agent/collect.h"
 #include "guest-agent/protocol.h"
+#include "tide-agent.8.h" /* generated: TIDE_AGENT_HELP */
 
 #ifndef TIDE_VERSION
 #define TIDE_VERSION "0.0.0"
@@ -657,26 +658,10 @@ static int run(struct agent *a) {
 
 /* ---- command line --------------------------------------------------------------------------- */
 
+/* The text is the manual page's synopsis and options (docs/man/tide-agent.8.scd, tools/scd2help);
+ * the page names the port AGENT_PORT_NAME gives. */
 static void usage(FILE *f) {
-        fprintf(f,
-                "usage: tide-agent [OPTIONS]\n"
-                "Reports this guest's memory demand to tided over the virtio-serial port %s.\n"
-                "\n"
-                "  --port PATH        use this port (default: the port named %s, found through\n"
-                "                     /sys/class/virtio-ports/*/name, else /dev/virtio-ports/%s)\n"
-                "  --interval TIME    report interval until tided says otherwise (default 1s; 250ms-60s)\n"
-                "  --once             print one report to stdout and exit\n"
-                "  --root DIR         read proc/meminfo, proc/vmstat and proc/pressure/memory under DIR\n"
-                "                     instead of the live kernel (tests, with --once)\n"
-                "  --log-level LEVEL  err, warning, notice, info (default), debug\n"
-                "  --version, --help\n"
-                "\n"
-                "Test only, for end-to-end tests of tided's defences; never in production:\n"
-                "  --hostile=lie      claim MemTotal 64 GiB and nearly all of it in use\n"
-                "  --hostile=flood    send reports as fast as the port takes them\n"
-                "  --hostile=garbage  send random bytes, broken JSON and oversized lines\n"
-                "  --hostile=replay   send every report with the same seq\n",
-                AGENT_PORT_NAME, AGENT_PORT_NAME, AGENT_PORT_NAME);
+        fputs(TIDE_AGENT_HELP, f);
 }
 
 static int parse_options(int argc, char **argv, struct options *o) {
