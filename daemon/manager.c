@@ -1724,6 +1724,8 @@ static int publish(struct manager *m, const struct core_host_obs *h, uint64_t no
                 .ticks = m->ticks,
                 .uptime_usec = now_usec - m->start_usec,
                 .tick_usec = m->snap.host.tick_usec,
+                .libvirt_connected = true, /* a tick runs only while it is */
+                .libvirt_disconnects = m->snap.host.libvirt_disconnects,
         };
         for (size_t i = 0; i < m->n_doms; i++)
                 snapshot_row(&m->doms[i], &m->frame.out[i], now_usec, m->parking_on, &s.domains[i]);
@@ -1993,4 +1995,9 @@ int manager_policy_clear(struct manager *m, const char *domain, uint64_t now_use
 
 void manager_note_tick_duration(struct manager *m, uint64_t usec) {
         m->snap.host.tick_usec = usec;
+}
+
+void manager_note_disconnected(struct manager *m) {
+        m->snap.host.libvirt_connected = false;
+        m->snap.host.libvirt_disconnects++;
 }

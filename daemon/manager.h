@@ -138,3 +138,7 @@ int manager_policy_clear(struct manager *m, const char *domain, uint64_t now_use
 
 /* Records how long the last tick took (tided measures it around manager_tick()). */
 void manager_note_tick_duration(struct manager *m, uint64_t usec);
+
+/* tided lost libvirt: the snapshot says so (stats, /metrics) until a tick runs again. Everything
+ * else in it is the last tick's, as it was. */
+void manager_note_disconnected(struct manager *m);

@@ -172,6 +172,11 @@ static const struct family host_families[] = {
           VALUE_COUNT, HOST_FIELD(ticks), SCOPE_ALL, NULL, NULL, NULL },
         { "tide_uptime_seconds", "gauge", "Time since tided started.",
           VALUE_SECONDS, HOST_FIELD(uptime_usec), SCOPE_ALL, NULL, NULL, NULL },
+        { "tide_libvirt_connected", "gauge",
+          "1 while tided is connected to libvirt; 0 while it waits for it (every VM held where it is).",
+          VALUE_BOOL, HOST_FIELD(libvirt_connected), SCOPE_ALL, NULL, NULL, NULL },
+        { "tide_libvirt_disconnects_total", "counter", "Times tided lost its libvirt connection since it started.",
+          VALUE_COUNT, HOST_FIELD(libvirt_disconnects), SCOPE_ALL, NULL, NULL, NULL },
 };
 
 /* Length of the valid UTF-8 sequence at p (at most n bytes), 0 when it is not one. Overlong

@@ -58,6 +58,10 @@ struct snapshot_host {
         uint64_t tick_usec;          /* how long the last tick took */
         uint64_t ticks;
         uint64_t uptime_usec;
+        /* libvirt: connected now (false while tided waits for it, every VM held where it is),
+         * and how many times the connection was lost since tided started. */
+        bool libvirt_connected;
+        uint64_t libvirt_disconnects;
         /* Core parking, as the last regular tick decided (parking_on false: not running). */
         bool parking_on;
         char parked[256];            /* the parked CPUs as a list ("1-3"), "none" */

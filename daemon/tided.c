@@ -130,6 +130,10 @@ static void on_tick(int id, void *userdata) {
         if (t->hv.ops && !hv_libvirt_alive(&t->hv)) {
                 log_warning("Lost the connection to %s; holding every VM where it is until it is back", t->uri);
                 hv_libvirt_close(&t->hv); /* zeroes it: hv.ops NULL means not connected */
+                /* /metrics and stats say so at once, not the last tick's frozen "connected". */
+                manager_note_disconnected(t->manager);
+                if (t->metrics)
+                        (void) metrics_publish(t->metrics, manager_snapshot(t->manager));
         }
         if (!t->hv.ops) {
                 if (start - t->last_connect_usec < RECONNECT_USEC || connect_hv(t) < 0) {

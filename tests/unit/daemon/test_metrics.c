@@ -82,6 +82,8 @@ static struct snapshot sample(void) {
         s.host.paging_files = 1;
         s.host.unfunded_kib = 65536;
         s.host.uptime_usec = 42 * USEC_PER_SEC + 500;
+        s.host.libvirt_connected = true;
+        s.host.libvirt_disconnects = 2;
 
         s.domains = domains;
         s.n_domains = 2;
@@ -224,7 +226,13 @@ static const char expected_sample[] =
         "tide_ticks_total 42\n"
         "# HELP tide_uptime_seconds Time since tided started.\n"
         "# TYPE tide_uptime_seconds gauge\n"
-        "tide_uptime_seconds 42.000500\n";
+        "tide_uptime_seconds 42.000500\n"
+        "# HELP tide_libvirt_connected 1 while tided is connected to libvirt; 0 while it waits for it (every VM held where it is).\n"
+        "# TYPE tide_libvirt_connected gauge\n"
+        "tide_libvirt_connected 1\n"
+        "# HELP tide_libvirt_disconnects_total Times tided lost its libvirt connection since it started.\n"
+        "# TYPE tide_libvirt_disconnects_total counter\n"
+        "tide_libvirt_disconnects_total 2\n";
 
 static char *render(const struct snapshot *s) {
         char *text = NULL;
