@@ -19,13 +19,17 @@ set(TIDE_CONFDIR "/etc/tide" CACHE PATH "Where the example tided.conf goes (tide
 set(TIDE_LIBEXECDIR "${CMAKE_INSTALL_PREFIX}/lib/tide")
 set(TIDE_FULL_SBINDIR "${CMAKE_INSTALL_FULL_SBINDIR}")
 
-if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
-  pkg_get_variable(TIDE_SYSTEMD_UNITDIR_DEFAULT systemd systemdsystemunitdir)
+# Worked out again at every configure from the prefix (a cached default would keep the first
+# prefix's: make test's /usr, then make install's /usr/local), unless given: -DTIDE_SYSTEMD_UNITDIR=.
+if(NOT DEFINED CACHE{TIDE_SYSTEMD_UNITDIR})
+  set(TIDE_SYSTEMD_UNITDIR "")
+  if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+    pkg_get_variable(TIDE_SYSTEMD_UNITDIR systemd systemdsystemunitdir)
+  endif()
+  if(NOT TIDE_SYSTEMD_UNITDIR)
+    set(TIDE_SYSTEMD_UNITDIR "${CMAKE_INSTALL_PREFIX}/lib/systemd/system")
+  endif()
 endif()
-if(NOT TIDE_SYSTEMD_UNITDIR_DEFAULT)
-  set(TIDE_SYSTEMD_UNITDIR_DEFAULT "${CMAKE_INSTALL_PREFIX}/lib/systemd/system")
-endif()
-set(TIDE_SYSTEMD_UNITDIR "${TIDE_SYSTEMD_UNITDIR_DEFAULT}" CACHE PATH "systemd system unit directory")
 
 # The unit names this build's tided.
 configure_file(${PROJECT_SOURCE_DIR}/contrib/tided.service.in ${PROJECT_BINARY_DIR}/contrib/tided.service @ONLY)

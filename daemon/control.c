@@ -553,7 +553,11 @@ int control_start(const char *path, struct manager *m, struct control **ret, cha
 
         char dir[sizeof(c->path)];
         snprintf(dir, sizeof(dir), "%s", path);
-        (void) mkdir(dirname(dir), 0755);
+        /* A directory made here is for every local user (tidectl reads stats as anyone), whatever
+         * the umask (the unit's is 0077); one that exists is the administrator's, left as it is. */
+        const char *d = dirname(dir);
+        if (mkdir(d, 0755) == 0)
+                (void) chmod(d, 0755);
 
         c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (c->fd < 0) {

@@ -56,6 +56,7 @@ struct tided {
         uint64_t last_tick_done_usec; /* ... and its end: what the watchdog looks at */
         uint64_t watchdog_usec;       /* systemd's WatchdogSec, 0 when it is not watching */
         int watchdog_timer;
+        bool ready;                   /* READY=1 sent: a later failure is no failed start */
 };
 
 /* The text is the manual page's synopsis and options (docs/man/tided.8.scd, tools/scd2help). */
@@ -149,11 +150,12 @@ static void on_tick(int id, void *userdata) {
                 (void) metrics_publish(t->metrics, manager_snapshot(t->manager));
 }
 
-static void reload(struct tided *t) {
+/* Returns false when the file was refused (the running configuration stays). */
+static bool reload(struct tided *t) {
         struct tide_config cfg;
         if (load_config(t, &cfg) < 0) {
                 log_warning("Keeping the running configuration");
-                return;
+                return false;
         }
         if (!streq(cfg.libvirt_uri, t->cfg.libvirt_uri) || !streq(cfg.socket_path, t->cfg.socket_path) ||
             !streq(cfg.metrics_address, t->cfg.metrics_address))
@@ -174,6 +176,7 @@ static void reload(struct tided *t) {
         t->cfg = cfg;
         manager_set_config(t->manager, &cfg);
         log_info("Configuration reloaded from %s", t->config_path);
+        return true;
 }
 
 static void on_signal(int id, int fd, int events, void *userdata) {
@@ -187,8 +190,11 @@ static void on_signal(int id, int fd, int events, void *userdata) {
                         snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%llu",
                                  (unsigned long long) clock_now_usec());
                         notify(state);
-                        reload(t);
-                        notify("READY=1");
+                        /* A refused file is no failure of tided's (it runs on as it was), but
+                         * `systemctl status` says so. */
+                        notify(reload(t) ? "READY=1\nSTATUS=Configuration reloaded"
+                                         : "READY=1\nSTATUS=Reload refused: the configuration has an error "
+                                           "(journalctl -u tided); running on the previous one");
                 } else {
                         log_info("Received %s, exiting; VMs keep the memory they have", strsignal((int) si.ssi_signo));
                         notify("STOPPING=1");
@@ -211,7 +217,9 @@ static void on_watchdog(int id, void *userdata) {
                           (unsigned long long) ((clock_now_usec() - t->last_tick_done_usec) / USEC_PER_SEC));
 }
 
-/* Pings at half of WatchdogSec (what sd_watchdog_enabled(3) advises). */
+/* Pings every eighth of WatchdogSec, not the half sd_watchdog_enabled(3) suggests: no ping goes
+ * while a tick runs, so a tick that starts just before a ping is due has WatchdogSec minus one
+ * period before systemd acts. An eighth gives a stuck tick at least 7/8 of WatchdogSec. */
 static int start_watchdog(struct tided *t) {
         uint64_t usec = 0;
         int r = sd_watchdog_enabled(0, &usec);
@@ -220,11 +228,11 @@ static int start_watchdog(struct tided *t) {
         if (r <= 0)
                 return 0;
         t->watchdog_usec = usec;
-        t->watchdog_timer = hv_event_add_timer(usec / 2 > 0 ? usec / 2 : 1, on_watchdog, t);
+        t->watchdog_timer = hv_event_add_timer(usec / 8 > 0 ? usec / 8 : 1, on_watchdog, t);
         if (t->watchdog_timer < 0)
                 return log_error_errno(t->watchdog_timer, "Failed to add the watchdog timer");
         log_info("systemd's watchdog: pinged every %llu ms while ticks finish",
-                 (unsigned long long) (usec / 2 / USEC_PER_MSEC));
+                 (unsigned long long) (usec / 8 / USEC_PER_MSEC));
         return 0;
 }
 
@@ -348,6 +356,7 @@ static int run(struct tided *t, const char *socket_override) {
         snprintf(status, sizeof(status), "READY=1\nSTATUS=Ticking every %llu ms on %s",
                  (unsigned long long) (t->cfg.interval_usec / USEC_PER_MSEC), t->uri);
         notify(status);
+        t->ready = true;
         while (!t->quit) {
                 if (hv_event_run_once() < 0)
                         return log_error_errno(-EIO, "The event loop failed");
@@ -418,12 +427,14 @@ int main(int argc, char *argv[]) {
         if (check)
                 return check_config(check);
 
-        if (load_config(&t, &t.cfg) < 0)
+        if (load_config(&t, &t.cfg) < 0) {
+                notify("STATUS=Failed to start: the configuration has an error (journalctl -u tided)");
                 return EXIT_CONFIG;
+        }
         r = run(&t, socket_override);
         if (r < 0) {
                 char status[64];
-                snprintf(status, sizeof(status), "STATUS=Failed to start\nERRNO=%d", -r);
+                snprintf(status, sizeof(status), "STATUS=%s\nERRNO=%d", t.ready ? "Stopped on an error" : "Failed to start", -r);
                 notify(status);
         }
 

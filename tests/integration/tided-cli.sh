@@ -7,9 +7,14 @@ bin=${1:?usage: tided-cli.sh BINDIR}
 work=$(mktemp -d)
 sock=$work/tided.sock
 port=$((20000 + RANDOM % 20000))
+mkdir -p "$work/paging"
 cat > "$work/tided.conf" <<CONF
 [tided]
 metrics = 127.0.0.1:$port
+[paging]
+# Never the host's /var/lib/tide/smartpaging: on the test driver no real paging file's domain
+# exists, so tided would take every file there for a gone domain's and switch it off.
+paging_dir = $work/paging
 [parking]
 # Parking runs on this host's CPUs against the test driver's VMs; the host's own irqbalance is
 # not this test's to tell.

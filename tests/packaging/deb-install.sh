@@ -4,12 +4,16 @@
 #      dependencies resolve from Debian, the unit is enabled the Debian way, the files are there
 #      (binaries that run, manual pages, the example configuration as a conffile, the static
 #      tide-agent for guests, dashboard and alert rules);
-#   2. that root booted with systemd (systemd-nspawn, the host's libvirt socket bound in): tided
-#      is started by the enablement alone and reaches active only through READY=1 (Type=notify);
-#      killed -9 it comes back by itself; `systemctl reload` reloads it;
-#   3. a tick that stalls: the host's libvirtd is stopped (SIGSTOP) under it, the watchdog
-#      (WatchdogSec, shortened to 4 s by a drop-in) fires, systemd restarts tided, and once
-#      libvirtd runs again tided is active again;
+#   2. that root booted with systemd (systemd-nspawn; tided on libvirt's test driver, set in
+#      /etc/tide/tided.conf as an operator would): tided is started by the enablement alone
+#      and reaches active only through READY=1 (Type=notify), with the unit's whole sandbox
+#      (a system call it denies would kill it here); killed -9 it comes back by itself;
+#      `systemctl reload` reloads it; reinstalling (an upgrade) restarts it;
+#   3. a tick that stalls: tided on the host's libvirtd through a relay the test can hang
+#      (stall-proxy.py; the host's libvirtd itself never stops), parking and paging off so it
+#      touches nothing; with WatchdogSec=4s (a drop-in) it runs 12 s without a watchdog
+#      timeout, then the relay hangs, the watchdog fires, systemd restarts tided, and it is
+#      active again once the relay moves;
 #   4. `apt remove`: tided is stopped; `apt purge`: nothing of it is left enabled.
 # Usage: deb-install.sh PACKAGE.deb (as root; needs debootstrap, systemd-nspawn and the network)
 set -euo pipefail
@@ -27,7 +31,7 @@ fail() {
   exit 1
 }
 cleanup() {
-  [ -n "${stopped_libvirtd:-}" ] && kill -CONT "$stopped_libvirtd" 2>/dev/null
+  [ -n "${proxy:-}" ] && kill "$proxy" 2>/dev/null
   if [ -n "${nspawn:-}" ]; then kill "$nspawn" 2>/dev/null; wait "$nspawn" 2>/dev/null || true; fi
   rm -rf "$work"
 }
@@ -75,11 +79,13 @@ diff <(in_root /usr/sbin/tided --check-config /etc/tide/tided.conf) <(in_root /u
 in_root dpkg-query -W -f='${Conffiles}\n' tide | grep -q '/etc/tide/tided.conf' || fail "/etc/tide/tided.conf is not a conffile"
 echo "checked: binaries run, tide-agent static, 4 manual pages, dashboard, alert rules, /etc/tide/tided.conf a conffile parsing to the defaults"
 
-# 2. Booted with systemd: started by the enablement alone.
-"$repo/tools/vm" libvirt-up >/dev/null || fail "no libvirtd on the host to bind in"
-libvirtd_pid=$(pgrep -xo libvirtd) || fail "no libvirtd process"
-log "booting the root with systemd (systemd-nspawn), the host's /run/libvirt bound in"
-systemd-nspawn -q -b -D "$root" --register=no --keep-unit --bind=/run/libvirt --machine=tide-deb-test \
+# 2. Booted with systemd: started by the enablement alone. tided runs on the test driver (no
+# daemon, no VMs); the relay's directory stands in for /run/libvirt, for step 3.
+sed -i 's|^# *libvirt_uri = .*|libvirt_uri = test:///default|' "$root/etc/tide/tided.conf"
+grep -q '^libvirt_uri = test:///default$' "$root/etc/tide/tided.conf" || fail "no libvirt_uri line in the shipped tided.conf"
+mkdir -p "$work/libvirt"
+log "booting the root with systemd (systemd-nspawn)"
+systemd-nspawn -q -b -D "$root" --register=no --keep-unit --bind="$work/libvirt:/run/libvirt" --machine=tide-deb-test \
   >"$work/console.log" 2>&1 </dev/null &
 nspawn=$!
 leader_of() { pgrep -P "$nspawn" | head -n 1; }
@@ -104,25 +110,53 @@ pid2=$(in_ct systemctl show -p MainPID --value tided)
 echo "checked: killed -9, tided came back by itself as pid $pid2 in $(awk -v a="$k" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
 
 in_ct systemctl reload tided || fail "systemctl reload"
-in_ct journalctl -u tided --no-pager | grep -q 'Configuration reloaded' || fail "no reload in the journal"
+reloaded() { in_ct journalctl -u tided --no-pager | grep -q 'Configuration reloaded'; }
+wait_for 30 reloaded || fail "no reload in the journal"
 [ "$(in_ct systemctl show -p MainPID --value tided)" = "$pid2" ] && active || fail "reload changed the process or its state"
 echo "checked: systemctl reload: the configuration reloaded in place (RELOADING=1, READY=1), same pid"
 
-# 3. A stalled tick: libvirtd stopped under tided; the watchdog restarts it.
+# An upgrade (the same package again): postinst restarts tided, and it is still enabled.
+in_ct sh -c "cd /root && DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall ./$(basename "$deb")" \
+  >"$work/reinstall.log" 2>&1 || { tail "$work/reinstall.log"; fail "reinstalling the package"; }
+upgraded() { local p; p=$(in_ct systemctl show -p MainPID --value tided); [ "$p" != 0 ] && [ "$p" != "$pid2" ] && active; }
+wait_for 60 upgraded || fail "tided was not restarted by the upgrade"
+[ -L "$root/etc/systemd/system/multi-user.target.wants/tided.service" ] || fail "the upgrade disabled tided"
+grep -q '^libvirt_uri = test:///default$' "$root/etc/tide/tided.conf" || fail "the upgrade overwrote the edited conffile"
+echo "checked: an upgrade restarted tided (pid $(in_ct systemctl show -p MainPID --value tided)), kept it enabled and the edited /etc/tide/tided.conf"
+
+# 3. A stalled tick. tided is pointed at the host's libvirtd through the relay, touching nothing:
+# parking and paging off, and no VM there has a tide policy (tided leaves those alone).
+"$repo/tools/vm" libvirt-up >/dev/null || fail "no libvirtd on the host"
+for d in $(virsh -c qemu:///system list --name --all); do
+  ! virsh -c qemu:///system metadata "$d" urn:x-tide:policy:1 >/dev/null 2>&1 ||
+    fail "domain $d on this host has a tide policy: this test would run a second tided on it"
+done
+python3 "$here/stall-proxy.py" "$work/libvirt/libvirt-sock" /run/libvirt/libvirt-sock &
+proxy=$!
+wait_for 10 test -S "$work/libvirt/libvirt-sock" || fail "the relay did not start"
+sed -i 's|^libvirt_uri = test:///default$|libvirt_uri = qemu:///system|' "$root/etc/tide/tided.conf"
+printf '[paging]\nsmart_paging = off\n[parking]\nmode = off\n' >> "$root/etc/tide/tided.conf"
 mkdir -p "$root/etc/systemd/system/tided.service.d"
 printf '[Service]\nWatchdogSec=4s\n' > "$root/etc/systemd/system/tided.service.d/watchdog-test.conf"
 in_ct systemctl daemon-reload
 in_ct systemctl restart tided
-wait_for 60 active || fail "tided not active with WatchdogSec=4s"
+wait_for 60 active || fail "tided not active on qemu:///system with WatchdogSec=4s"
+in_ct journalctl -u tided --no-pager | grep -q 'Connected to qemu:///system' || fail "tided did not connect through the relay"
 pid3=$(in_ct systemctl show -p MainPID --value tided)
-log "stopping the host's libvirtd (SIGSTOP): tided's next tick blocks in a libvirt call"
-kill -STOP "$libvirtd_pid"; stopped_libvirtd=$libvirtd_pid
+restarts=$(in_ct systemctl show -p NRestarts --value tided)
 fired() { in_ct journalctl -u tided --no-pager | grep -q 'Watchdog timeout'; }
+# The control: three watchdog periods of ticks on a moving relay, no timeout, no restart.
+for _ in $(seq 12); do sleep 1; done
+! fired || fail "the watchdog fired while ticks were finishing"
+[ "$(in_ct systemctl show -p MainPID --value tided)" = "$pid3" ] &&
+  [ "$(in_ct systemctl show -p NRestarts --value tided)" = "$restarts" ] || fail "tided restarted while ticks were finishing"
+log "hanging the relay: tided's next libvirt call blocks inside a tick"
+kill -USR1 "$proxy"
 wait_for 60 fired || fail "the watchdog did not fire while a tick was stuck"
-kill -CONT "$libvirtd_pid"; stopped_libvirtd=
+kill -USR2 "$proxy"
 restarted() { local p; p=$(in_ct systemctl show -p MainPID --value tided); [ "$p" != 0 ] && [ "$p" != "$pid3" ] && active; }
 wait_for 90 restarted || fail "tided did not come back after the watchdog fired"
-echo "checked: a tick stuck on a stopped libvirtd: systemd's watchdog fired ('$(in_ct journalctl -u tided --no-pager | grep -o 'Watchdog timeout[^!]*' | head -n 1)'), tided restarted and active again once libvirtd ran"
+echo "checked: 12 s of ticks with WatchdogSec=4s: no timeout; a tick stuck on a hung libvirt socket: systemd's watchdog fired ('$(in_ct journalctl -u tided --no-pager | grep -o 'Watchdog timeout[^!]*' | head -n 1)'), tided restarted and active again once it moved"
 rm -r "$root/etc/systemd/system/tided.service.d"
 in_ct systemctl daemon-reload
 
@@ -135,5 +169,6 @@ in_ct sh -c 'for p in /proc/[0-9]*; do [ "$(cat "$p/comm" 2>/dev/null)" = tided 
 in_ct sh -c 'DEBIAN_FRONTEND=noninteractive apt-get purge -y tide' >"$work/purge.log" 2>&1 || { tail "$work/purge.log"; fail "apt purge"; }
 [ ! -e "$root/etc/tide/tided.conf" ] || fail "apt purge left /etc/tide/tided.conf"
 [ ! -e "$root/etc/systemd/system/multi-user.target.wants/tided.service" ] || fail "apt purge left the unit enabled"
+[ ! -e "$root/var/lib/tide" ] || fail "apt purge left /var/lib/tide: $(ls -A "$root/var/lib/tide")"
 echo "checked: apt remove stopped tided and kept the configuration; apt purge removed it and the enablement"
 log "PASS"
