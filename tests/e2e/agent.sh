@@ -18,15 +18,7 @@ cleanup_all() {
 }
 trap cleanup_all EXIT
 
-# The guest needs a static agent (it has no libc); the sanitizer build's agent is dynamic, so
-# fall back to the plain build's.
-agent=$bin/tide-agent
-static() { ! readelf -d "$1" 2>/dev/null | grep -q NEEDED; }
-static "$agent" || agent=$repo/build/bin/tide-agent
-[ -x "$agent" ] && static "$agent" || fail "no static tide-agent (build the plain tree first: make)"
-image=$repo/build-guest-agent
-"$repo/tools/guest-image/build" --agent "$agent" "$image" >/dev/null
-export TIDE_GUEST_IMAGE=$image TIDE_GUEST_AGENT=$agent
+agent_image
 
 
 "$vm" libvirt-up >/dev/null

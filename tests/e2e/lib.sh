@@ -38,10 +38,17 @@ shrink_step = 10
 mode = off
 CONF
 
+# More tided options for a test (faults.sh: -v, so its log says what each tick did).
+tided_flags=()
 start_tided() {
-  "$bin/tided" --foreground --connect "$uri" --config "$work/tided.conf" --socket "$sock" >>"$work/tided.log" 2>&1 &
+  "$bin/tided" --foreground "${tided_flags[@]}" --connect "$uri" --config "$work/tided.conf" --socket "$sock" >>"$work/tided.log" 2>&1 &
   pid=$!
-  for _ in $(seq 100); do [ -S "$sock" ] && return 0; sleep 0.1; done
+  # Until it answers: after a kill -9 the dead tided's socket file is still there.
+  for _ in $(seq 600); do
+    "$bin/tidectl" stats --socket "$sock" >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
   fail "tided did not start"
 }
 ctl() { "$bin/tidectl" "$@" --socket "$sock"; }
@@ -64,3 +71,15 @@ chunks() { # chunks N: a memload script allocating N x 50 MiB, one step every 2 
 # is started by the test when it is ready for it, never on guest uptime: boot takes from seconds
 # to minutes depending on the machine and how warm libvirt is.
 load() { "$vm" load "$name" "$@" >/dev/null || fail "guest $name did not take load '$1'"; }
+
+# agent_image: guests from here on boot the image with tide-agent in it. The guest needs a static
+# agent (it has no libc); the sanitizer build's agent is dynamic, so fall back to the plain build's.
+agent_image() {
+  agent=$bin/tide-agent
+  static() { ! readelf -d "$1" 2>/dev/null | grep -q NEEDED; }
+  static "$agent" || agent=$repo/build/bin/tide-agent
+  [ -x "$agent" ] && static "$agent" || fail "no static tide-agent (build the plain tree first: make)"
+  image=$repo/build-guest-agent
+  "$repo/tools/guest-image/build" --agent "$agent" "$image" >/dev/null
+  export TIDE_GUEST_IMAGE=$image TIDE_GUEST_AGENT=$agent
+}

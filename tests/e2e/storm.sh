@@ -18,7 +18,9 @@
 #   2. smart_paging = restart: every guest gets through its boot load, paging is used, no OOM kill
 #      in the partition or any guest, every paging file is released, nothing is left
 #   3. the same storm with tided killed -9 once the files are on and started again at once: every
-#      file is adopted (/proc/swaps and its record) and released as in step 2
+#      file is adopted (/proc/swaps and its record) and released as in step 2, no policy is lost
+#      (the new tided shows each guest's, and its metadata is as before), and no guest's balloon
+#      is below its minimum while the new tided runs the rest of the storm
 #   4. a full paging directory (a 1 MiB tmpfs), one guest reset: tided logs why it could not
 #      page, shows the guest's paging failed and the host overcommitted; the guest boots
 # Prints per storm: time until every guest's load was in, the paging peak, time to release.
@@ -86,6 +88,23 @@ loads_in() { # guests whose boot load has allocated its 240 MiB since the reset 
     i=$((i + 1))
   done
   echo $k
+}
+policies() { # every guest's policy as tided shows it, and as its domain's metadata holds it
+  ctl policy show --json | python3 -c '
+import json, sys
+for p in sorted(json.load(sys.stdin)["policies"], key=lambda p: p["name"]):
+    if p["name"].startswith(sys.argv[1]):
+        print(p["name"], " ".join(f"{k}={p[k]}" for k in ("startup_kib", "minimum_kib", "maximum_kib",
+                                                          "buffer_pct", "weight", "dynamic")))' "tide-e2e-storm-$$-"
+  for g in "${guests[@]}"; do echo "$g $(virsh -c "$uri" metadata "$g" urn:x-tide:policy:1 | tr -s ' \n' ' ')"; done
+}
+floor() { # "LOWEST_KIB [NAME MiB]...": the guests' lowest balloon, and those below their minimum
+  stats_json | python3 -c '
+import json, sys
+d = [x for x in json.load(sys.stdin)["domains"] if x["name"].startswith(sys.argv[1]) and x["active"] and x["assigned_kib"]]
+# 4 MiB: the balloon moves in pages, its target in 2 MiB steps.
+under = ["%s %d" % (x["name"], x["assigned_kib"] // 1024) for x in d if x["minimum_kib"] and x["assigned_kib"] < x["minimum_kib"] - 4096]
+print(" ".join([str(min([x["assigned_kib"] for x in d] or [0]))] + under))' "tide-e2e-storm-$$-"
 }
 ours_on() { awk -v d="$paging/" 'NR > 1 && index($1, d) == 1' /proc/swaps | wc -l; }
 ours_used() { awk -v d="$paging/" 'NR > 1 && index($1, d) == 1 {s += $4} END {print int(s / 1024)}' /proc/swaps; }
@@ -178,9 +197,11 @@ fi
 # the paging directory. With "kill9", tided is killed -9 as soon as a file is on and started again
 # at once: it must adopt the files (from /proc/swaps and their records) and release them.
 paged_storm() {
-  local step=$1 kill9=${2:-} killed=0 on_at_kill=0 found0
+  local step=$1 kill9=${2:-} killed=0 on_at_kill=0 found0 pol0="" low under
   found0=$(grep -c 'found on' "$work/tided.log" || true)
   storm restart
+  [ -z "$kill9" ] || pol0=$(policies)
+  min_seen=$((1 << 40))
   peak_used=0; t_in=
   for _ in $(seq 300); do
     sleep 1
@@ -195,6 +216,12 @@ paged_storm() {
       killed=$(( $(date +%s) - t_reset ))
       log "$step: tided killed -9 ${killed}s after the reset with $on_at_kill paging files on; starting it again"
       start_tided
+      [ "$(policies)" = "$pol0" ] || fail "policies changed over the kill -9: $(diff <(echo "$pol0") <(policies) | grep '^[<>]')"
+    fi
+    if [ $killed -gt 0 ]; then
+      read -r low under <<<"$(floor)"
+      [ -z "$under" ] || fail "below its minimum (128 MiB) under the restarted tided: $under MiB"
+      [ "$low" -eq 0 ] || [ "$low" -ge "$min_seen" ] || min_seen=$low
     fi
     [ $killed -eq 0 ] && on_at_kill=$on_now
     if [ -z "$t_in" ] && [ "$(loads_in)" -eq $n ]; then t_in=$(( $(date +%s) - t_reset )); fi
@@ -217,6 +244,7 @@ paged_storm() {
     [ $killed -gt 0 ] || fail "no paging file came on to kill tided over"
     local found=$(( $(grep -c 'found on' "$work/tided.log" || true) - found0 ))
     [ "$found" -eq "$on_at_kill" ] || fail "the restarted tided adopted $found of the $on_at_kill files on"
+    adopted=$found
   fi
 }
 
@@ -231,7 +259,8 @@ fi
 # 3. The same storm with tided killed -9 in the middle of it.
 if [[ " $steps " == *" 3 "* ]]; then
 paged_storm 3 kill9
-log "3. tided killed -9 mid-storm: every file adopted by the next tided; every boot load in after ${t_in}s; paging peak ${peak_used} MiB; every file released ${t_rel}s after the reset; no OOM kill"
+log "3. tided killed -9 mid-storm; every boot load in after ${t_in}s; paging peak ${peak_used} MiB; released ${t_rel}s after the reset"
+log "3. checked: the restarted tided adopted all $adopted paging files that were on and released them; no policy lost (the $n guests' policies in tidectl and their domains' metadata as before the kill); no guest below its minimum 128 MiB while it ran (lowest $((min_seen / 1024)) MiB); every boot load in; no OOM kill; nothing left in $paging"
 passed=$((passed + 1))
 kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
 fi
@@ -269,7 +298,7 @@ wait_for 30 "$name shown as paging failed on an overcommitted host" failed_shown
 "$vm" partition-limit "$part" 4GiB # the shortage is shown: let the guest through
 "$vm" wait-up "$name" 300 --boots $((ups + 1)) >/dev/null || fail "$name did not boot after its paging failed"
 [ -z "$(ls -A "$full")" ] || fail "left in the full paging directory: $(ls "$full")"
-log "4. full paging directory: $name booted unpaged; tided: '$(grep -o "Failed to page: .*" "$work/tided.log" | tail -n 1)'; shown as paging $st, host overcommitted (${unfunded} MiB unfunded)"
+log "4. checked: full paging directory: $name booted unpaged; tided: '$(grep -o "Failed to page: .*" "$work/tided.log" | tail -n 1)'; shown as paging $st, host overcommitted (${unfunded} MiB unfunded)"
 passed=$((passed + 1))
 fi
 echo "$test_name: $passed passed, 0 failed"

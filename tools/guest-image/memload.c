@@ -22,6 +22,10 @@
  *                      TEXT has blanks: tide.load="log two words,hold:5")
  *   loop               start again from the first step (must be last; needs a wait before it)
  *   exit               release everything and exit 0 (must be last)
+ *   agent kill         SIGKILL every running /sbin/tide-agent: the agent crashes (no bye), as
+ *                      an end-to-end test needs it to, on the host's cue
+ *   agent start        start /sbin/tide-agent again (no arguments) unless one runs; its output
+ *                      goes to the console as init's does
  * When the script ends without loop or exit, memload keeps what it holds and waits forever,
  * still printing status, because a test usually wants the last level to stay.
  *
@@ -54,6 +58,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -72,12 +77,15 @@
 /* How long a reply waits for the host side to show up (see reply()). */
 #define REPLY_RETRY_SECS 3.0
 
-enum op { OP_SLEEP, OP_HOLD, OP_ALLOC, OP_FREE, OP_EVERY, OP_LOG, OP_LOOP, OP_EXIT, OP_SPIN };
+enum op { OP_SLEEP, OP_HOLD, OP_ALLOC, OP_FREE, OP_EVERY, OP_LOG, OP_LOOP, OP_EXIT, OP_SPIN, OP_AGENT };
+/* The in-guest agent the `agent` step kills and starts (init starts it at boot). */
+#define AGENT_PATH "/sbin/tide-agent"
+#define AGENT_COMM "tide-agent"
 
 static const char *const op_names[] = {
     [OP_SLEEP] = "sleep", [OP_HOLD] = "hold", [OP_ALLOC] = "alloc", [OP_FREE] = "free",
     [OP_EVERY] = "every", [OP_LOG] = "log",   [OP_LOOP] = "loop",   [OP_EXIT] = "exit",
-    [OP_SPIN] = "spin",
+    [OP_SPIN] = "spin", [OP_AGENT] = "agent",
 };
 
 struct step {
@@ -85,6 +93,7 @@ struct step {
   double secs;
   unsigned long mib;
   char text[MAX_LOG + 1];
+  bool start; /* agent: start (true) or kill */
 };
 
 struct script {
@@ -230,7 +239,7 @@ static int parse_step(char *tok, struct step *st, char *err, size_t errsz) {
   memset(st, 0, sizeof(*st));
   if (lookup_op(tok, &st->op) < 0) {
     snprintf(err, errsz,
-             "unknown command (known: sleep, hold, spin, alloc, free, every, log, loop, exit)");
+             "unknown command (known: sleep, hold, spin, alloc, free, every, log, loop, exit, agent)");
     return -EINVAL;
   }
   int r;
@@ -260,6 +269,13 @@ static int parse_step(char *tok, struct step *st, char *err, size_t errsz) {
       return -E2BIG;
     }
     snprintf(st->text, sizeof(st->text), "%s", arg);
+    return 0;
+  case OP_AGENT:
+    if (strcmp(arg, "kill") != 0 && strcmp(arg, "start") != 0) {
+      snprintf(err, errsz, "agent wants kill or start (e.g. agent:kill)");
+      return -EINVAL;
+    }
+    st->start = strcmp(arg, "start") == 0;
     return 0;
   case OP_FREE:
   case OP_LOOP:
@@ -646,6 +662,76 @@ static void wait_for(struct runner *r, double secs, const char *label) {
   }
 }
 
+/* Calls fn(pid) for every live process named AGENT_COMM (a zombie is not running: the agent
+ * init started and the kill step ended stays one until init reaps it). Returns how many. */
+static unsigned agent_each(void (*fn)(pid_t pid, char *list, size_t len), char *list, size_t len) {
+  DIR *d = opendir("/proc");
+  unsigned n = 0;
+  if (!d)
+    return 0;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    char path[300], text[512];
+    char *end;
+    long pid = strtol(de->d_name, &end, 10);
+    if (*end || pid <= 0 || pid == (long)getpid())
+      continue;
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    if (read_small_file(path, text, sizeof(text)) <= 0)
+      continue;
+    /* "PID (COMM) STATE ...": COMM may hold blanks and parentheses, so the last ')' ends it. */
+    char *open = strchr(text, '('), *close = strrchr(text, ')');
+    if (!open || !close || close < open || close[1] != ' ' || close[2] == 'Z')
+      continue;
+    *close = '\0';
+    if (strcmp(open + 1, AGENT_COMM) != 0)
+      continue;
+    n++;
+    if (fn)
+      fn((pid_t)pid, list, len);
+  }
+  closedir(d);
+  return n;
+}
+
+static void agent_kill_one(pid_t pid, char *list, size_t len) {
+  if (kill(pid, SIGKILL) == 0) {
+    size_t used = strlen(list);
+    snprintf(list + used, len - used, "%s%d", used ? "," : "", (int)pid);
+  }
+}
+
+/* The agent step: a crash (SIGKILL, no bye) or a start, on the host's cue. */
+static void do_agent(const struct held *h, bool start, unsigned i, unsigned n) {
+  char line[200], pids[128] = "";
+  if (!start) {
+    unsigned k = agent_each(agent_kill_one, pids, sizeof(pids));
+    snprintf(line, sizeof(line), "step %u/%u agent kill: %s%s", i, n,
+             k ? "SIGKILL sent to pid " : "none running", pids);
+    status(h, line);
+    return;
+  }
+  if (agent_each(NULL, NULL, 0) > 0) {
+    snprintf(line, sizeof(line), "step %u/%u agent start: already running", i, n);
+    status(h, line);
+    return;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    /* Its own session, as init's background job; default signal handling again. */
+    setsid();
+    signal(SIGCHLD, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    execl(AGENT_PATH, AGENT_COMM, (char *)NULL);
+    _exit(127);
+  }
+  if (pid < 0)
+    snprintf(line, sizeof(line), "step %u/%u agent start FAILED: %s", i, n, strerror(errno));
+  else
+    snprintf(line, sizeof(line), "step %u/%u agent start: pid %d", i, n, (int)pid);
+  status(h, line);
+}
+
 /* Runs r->sc from its first step; returns when it ends (false) or the host replaced it (true). */
 static bool run_script(struct runner *r) {
   const struct script *sc = &r->sc;
@@ -698,6 +784,9 @@ static bool run_script(struct runner *r) {
         }
         break;
       }
+      case OP_AGENT:
+        do_agent(&r->h, st->start, i + 1, sc->n);
+        break;
       case OP_LOOP:
         status(&r->h, "loop");
         break;
@@ -736,7 +825,8 @@ static void usage(FILE *out) {
                "  --control NAME  also run every script line the host writes to the\n"
                "                  virtio-serial port NAME, replacing the one running\n"
                "  --check  parse and list the steps, run nothing (exit 0 ok, 2 bad)\n"
-               "  steps: sleep:N hold:N alloc:MiB free every:N log:TEXT loop exit\n");
+               "  steps: sleep:N hold:N alloc:MiB free every:N log:TEXT loop exit\n"
+               "         agent:kill agent:start\n");
 }
 
 int main(int argc, char **argv) {
@@ -747,6 +837,8 @@ int main(int argc, char **argv) {
 
   setvbuf(stdout, NULL, _IOLBF, 0);
   signal(SIGPIPE, SIG_IGN);
+  /* Agents `agent start` ran are reaped by the kernel: no zombies in a test guest. */
+  signal(SIGCHLD, SIG_IGN);
   /* A fixed mmap threshold makes every 1 MiB chunk its own mapping, so `free` hands the memory
    * back to the guest kernel at once instead of leaving it in glibc's heap. */
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
@@ -818,7 +910,9 @@ int main(int argc, char **argv) {
         char t[MAX_LOG + 1];
         sanitize(st->text, t, sizeof(t));
         printf("%u log %s\n", i + 1, t);
-      } else
+      } else if (st->op == OP_AGENT)
+        printf("%u agent %s\n", i + 1, st->start ? "start" : "kill");
+      else
         printf("%u %s\n", i + 1, op_names[st->op]);
     }
     return 0;
