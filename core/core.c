@@ -465,11 +465,15 @@ static struct paging_vm paging_input(const struct core_vm_obs *o) {
                 .active = d->active,
                 .managed = managed,
                 .dynamic = o->policy.dynamic,
-                /* A stop seen with a start in one tick is a new QEMU: a cold start. */
+                /* A stop seen with a start in one tick is a new QEMU: a cold start. A resume
+                 * (migrated in, restored, woken up) brings its memory with it: nothing to fund,
+                 * no file, no limit (with QEMU's RSS still small while a migration copies, it
+                 * would have looked like a whole startup to page). */
                 .start = !managed                                     ? PAGING_START_NONE
                          : o->start == CORE_START_REBOOT && !o->stopped ? PAGING_START_RESTART
-                         : o->start != CORE_START_NONE                  ? PAGING_START_COLD
-                                                                        : PAGING_START_NONE,
+                         : o->start == CORE_START_BOOT || o->start == CORE_START_REBOOT
+                                 ? PAGING_START_COLD
+                                 : PAGING_START_NONE,
                 .booting = s->booting,
                 .reporting = s->stats_ok && s->stats_advanced,
                 .startup_kib = o->policy.startup_kib,

@@ -532,6 +532,19 @@ static void on_accept(int id, int fd, int events, void *userdata) {
                 client_close(cl);
 }
 
+bool control_in_use(const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return false;
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe < 0)
+                return false;
+        bool live = connect(probe, (struct sockaddr *) &sa, sizeof(sa)) == 0;
+        close(probe);
+        return live;
+}
+
 int control_start(const char *path, struct manager *m, struct control **ret, char *err, size_t errlen) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         struct control *c;
@@ -567,16 +580,12 @@ int control_start(const char *path, struct manager *m, struct control **ret, cha
                 return r;
         }
         /* A socket file left by a tided that died; a live tided would answer a connect. */
-        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (probe >= 0 && connect(probe, (struct sockaddr *) &sa, sizeof(sa)) == 0) {
-                close(probe);
+        if (control_in_use(path)) {
                 close(c->fd);
                 free(c);
                 snprintf(err, errlen, "%s: another tided is running", path);
                 return -EADDRINUSE;
         }
-        if (probe >= 0)
-                close(probe);
         (void) unlink(path);
 
         mode_t old = umask(0111); /* srw-rw-rw-: reading stats is open to all local users */

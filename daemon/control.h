@@ -30,6 +30,8 @@ int control_handle(struct manager *m, const char *line, size_t len, bool privile
                    char **ret_reply);
 
 struct control;
+/* Whether a live tided answers on path (a socket file left by a dead one does not). */
+bool control_in_use(const char *path);
 /* Creates the socket at path (removing a stale one; creating the parent directory 0755) and
  * registers it on the event loop (hv_event_*). */
 int control_start(const char *path, struct manager *m, struct control **ret, char *err, size_t errlen);

@@ -42,6 +42,7 @@ struct tided {
         bool config_explicit;
         struct tide_config cfg;
         const char *uri;
+        char uri_buf[CONFIG_STR_MAX]; /* the config's, copied: a reload must not change it */
         struct hv hv;
         uint64_t last_connect_usec;
         struct manager *manager;
@@ -303,8 +304,12 @@ static int run(struct tided *t, const char *socket_override) {
         sigset_t mask;
         int r;
 
-        if (!t->uri)
-                t->uri = t->cfg.libvirt_uri;
+        /* A copy: t->cfg is replaced at each reload, and libvirt_uri changes at the next start only
+         * (a reconnect after libvirtd restarts must go where tided started, as its logs say). */
+        if (!t->uri) {
+                snprintf(t->uri_buf, sizeof(t->uri_buf), "%s", t->cfg.libvirt_uri);
+                t->uri = t->uri_buf;
+        }
         r = hv_event_init();
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the event loop: %m");
@@ -320,6 +325,11 @@ static int run(struct tided *t, const char *socket_override) {
                 return log_error_errno(-errno, "Failed to create signalfd: %m");
         t->sigwatch = hv_event_add_fd(t->sigfd, HV_FD_READABLE, on_signal, t);
 
+        snprintf(t->socket_path, sizeof(t->socket_path), "%s", socket_override ? socket_override : t->cfg.socket_path);
+        /* Before anything is adopted or given back: the records beside the socket, the paging
+         * files and the pins are a running tided's, not a dead one's, while it answers. */
+        if (control_in_use(t->socket_path))
+                return log_error_errno(-EADDRINUSE, "%s: another tided is running; stop it first", t->socket_path);
         if ((r = connect_hv(t)) < 0)
                 return r;
         if ((r = manager_new(&t->hv, &t->cfg, manager_host_live, NULL, &t->manager)) < 0)
@@ -328,7 +338,6 @@ static int run(struct tided *t, const char *socket_override) {
         manager_set_cgroup_root(t->manager, "/sys/fs/cgroup");
         /* A failure is logged and leaves paging off: tided runs on without it. */
         (void) manager_enable_paging(t->manager, NULL, NULL);
-        snprintf(t->socket_path, sizeof(t->socket_path), "%s", socket_override ? socket_override : t->cfg.socket_path);
         enable_parking(t);
         if ((r = manager_refresh(t->manager, clock_now_usec())) < 0)
                 return r;

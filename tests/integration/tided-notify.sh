@@ -61,6 +61,19 @@ max_gap=$(tail -n 1 <<<"$gaps")
 awk -v g="$max_gap" 'BEGIN { exit !(g < 1.0) }' || fail "a gap of ${max_gap}s between pings, WatchdogSec is 1s"
 echo "checked: $(count 'WATCHDOG=1') watchdog pings, the longest gap ${max_gap}s (< WatchdogSec 1s)"
 
+# A second tided on the same socket stops before it adopts or gives back anything of the running
+# one's: a record beside the socket (as core parking keeps) is left as it is.
+echo 3 > "$work/parking-irqbalance.state"
+if "$bin/tided" --connect test:///default --config "$work/tided.conf" --socket "$sock" >"$work/second.log" 2>&1; then
+  fail "a second tided started on a live tided's socket"
+fi
+grep -q 'another tided is running' "$work/second.log" || fail "the second tided said: $(cat "$work/second.log")"
+[ "$(cat "$work/parking-irqbalance.state")" = 3 ] || fail "the second tided touched the running one's record"
+grep -q 'Connected to' "$work/second.log" && fail "the second tided connected to libvirt before it checked the socket"
+"$bin/tidectl" stats --socket "$sock" >/dev/null || fail "the running tided stopped answering"
+rm "$work/parking-irqbalance.state"
+echo "checked: a second tided on the socket exits ('$(grep -o '[^:]*another tided[^;]*' "$work/second.log")'), touching nothing of the running one's"
+
 # 3. SIGHUP: RELOADING=1 (with the monotonic time systemd 253+ wants), then READY=1 again, with
 # what came of it; a file with an error is refused and said so, tided runs on.
 kill -HUP "$pid"

@@ -397,3 +397,22 @@ Test(core, no_topology_no_parking) {
         cr_expect_eq(out.parking, PARKING_VM_LEAVE);
         cr_expect_eq(core_set_topology(core, NULL, 3), -EINVAL);
 }
+
+/* A VM that arrives with its memory (a live migration in, a restore) is no boot to fund: on a
+ * host short of its startup memory, with Smart Paging on for every start, it gets no paging file
+ * and no limit, and the host is not counted overcommitted for it; a cold start there would be. */
+Test(core, a_migrated_in_vm_is_no_start_for_smart_paging) {
+        struct core_host_obs short_host = { .total_kib = MIB(2048), .available_kib = MIB(100), .can_page = true };
+        cfg.smart_paging = CONFIG_PAGING_ALWAYS;
+        obs.start = CORE_START_RESUME;
+        sample(MIB(1024), MIB(100), 50);
+        obs.stats.rss_kib = MIB(20); /* QEMU's memory still arriving */
+        cr_assert_eq(core_tick(core, &cfg, &short_host, &obs, 1, SEC(100), false, &out, &hout), 0);
+        cr_expect(!out.paging.start, "a resume was funded like a boot");
+        cr_expect_eq(hout.paging.unfunded_kib, 0);
+
+        core_vm_init(&state, SEC(1));
+        obs.start = CORE_START_BOOT;
+        cr_assert_eq(core_tick(core, &cfg, &short_host, &obs, 1, SEC(101), false, &out, &hout), 0);
+        cr_expect(out.paging.start || hout.paging.unfunded_kib > 0, "a cold start on this host is funded or counted");
+}
