@@ -5,19 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <syslog.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "common/macro.h"
 
 static enum log_level max_level = LOG_LEVEL_INFO;
-static bool to_syslog;
-
-void log_open_syslog(const char *ident) {
-        openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
-        to_syslog = true;
-}
 
 static const char *const level_names[] = {
         [LOG_LEVEL_ERR] = "err",
@@ -108,12 +101,6 @@ int log_internal(enum log_level level, int errnum, const char *format, ...) {
                         len = room - 1; /* what fit in the stack buffer: a truncated line beats none */
         }
 
-        if (to_syslog) {
-                line[prefix_len + len] = '\0';
-                syslog((int) level, "%s", line + prefix_len);
-                errno = saved_errno;
-                return -err;
-        }
         line[prefix_len + len] = '\n';
         fwrite(line, 1, prefix_len + len + 1, stderr);
         fflush(stderr);

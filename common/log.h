@@ -15,10 +15,6 @@ enum log_level {
         LOG_LEVEL_DEBUG = 7,
 };
 
-/* From now on lines go to syslog(3) (facility daemon) instead of stderr: for a daemon that
- * detached from its terminal. The levels are syslog's. */
-void log_open_syslog(const char *ident);
-
 /* Lines above this level are dropped. Default LOG_LEVEL_INFO. */
 void log_set_max_level(enum log_level level);
 enum log_level log_get_max_level(void);
