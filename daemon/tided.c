@@ -381,6 +381,33 @@ static int run(struct tided *t, const char *socket_override) {
         return 0;
 }
 
+/* tided's way out, after run() however it ended. */
+static void stop(struct tided *t) {
+        /* Leave every VM's memory where it is: a balloon left inflated is safe (deflate-on-oom
+         * lets the guest take memory back if it must), and a restarted tided resumes from it. */
+        t->metrics = metrics_server_stop(t->metrics);
+        t->control = control_stop(t->control);
+        /* No VM stays limited after tided: a paging VM's limits are lifted (its file stays on and
+         * the next tided releases it). */
+        if (t->manager) {
+                manager_stop_paging(t->manager);
+                /* ... and no VM stays pinned: every confined one gets its own CPUs back. */
+                manager_stop_parking(t->manager);
+        }
+        t->manager = manager_free(t->manager);
+        t->load = parking_load_free(t->load);
+        if (t->watchdog_timer >= 0)
+                hv_event_remove_timer(t->watchdog_timer);
+        if (t->timer >= 0)
+                hv_event_remove_timer(t->timer);
+        if (t->sigwatch >= 0)
+                hv_event_remove_fd(t->sigwatch);
+        if (t->sigfd >= 0)
+                close(t->sigfd);
+        if (t->hv.ops)
+                hv_libvirt_close(&t->hv);
+}
+
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'f' },
@@ -447,28 +474,6 @@ int main(int argc, char *argv[]) {
                 notify(status);
         }
 
-        /* Leave every VM's memory where it is: a balloon left inflated is safe (deflate-on-oom
-         * lets the guest take memory back if it must), and a restarted tided resumes from it. */
-        t.metrics = metrics_server_stop(t.metrics);
-        t.control = control_stop(t.control);
-        /* No VM stays limited after tided: a paging VM's limits are lifted (its file stays on and
-         * the next tided releases it). */
-        if (t.manager) {
-                manager_stop_paging(t.manager);
-                /* ... and no VM stays pinned: every confined one gets its own CPUs back. */
-                manager_stop_parking(t.manager);
-        }
-        t.manager = manager_free(t.manager);
-        t.load = parking_load_free(t.load);
-        if (t.watchdog_timer >= 0)
-                hv_event_remove_timer(t.watchdog_timer);
-        if (t.timer >= 0)
-                hv_event_remove_timer(t.timer);
-        if (t.sigwatch >= 0)
-                hv_event_remove_fd(t.sigwatch);
-        if (t.sigfd >= 0)
-                close(t.sigfd);
-        if (t.hv.ops)
-                hv_libvirt_close(&t.hv);
+        stop(&t);
         return r < 0 ? EXIT_CONFIG : EXIT_SUCCESS;
 }

@@ -98,14 +98,13 @@ pid=
 wait_note 'STOPPING=1' || fail "no STOPPING=1 at SIGTERM"
 echo "checked: SIGTERM sends STOPPING=1 and tided exits 0"
 
-# 5. Without $NOTIFY_SOCKET (by hand, from a shell) nothing is sent and nothing fails.
-: > "$notes"
+# 5. Without $NOTIFY_SOCKET (by hand, from a shell) sd_notify() has nowhere to send: tided runs
+# in the foreground all the same and answers.
 env -u NOTIFY_SOCKET -u WATCHDOG_USEC "$bin/tided" --connect test:///default --config "$work/tided.conf" \
   --socket "$sock" >"$work/tided.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do "$bin/tidectl" stats --socket "$sock" >/dev/null 2>&1 && break; sleep 0.1; done
 "$bin/tidectl" stats --socket "$sock" >/dev/null || fail "tided without NOTIFY_SOCKET does not answer"
-kill -TERM "$pid"; wait "$pid"; pid=
-[ ! -s "$notes" ] || fail "notifications without NOTIFY_SOCKET"
-echo "checked: without \$NOTIFY_SOCKET tided runs in the foreground and sends nothing"
+kill -TERM "$pid"; wait "$pid" || fail "tided without NOTIFY_SOCKET did not exit 0 at SIGTERM"; pid=
+echo "checked: without \$NOTIFY_SOCKET or \$WATCHDOG_USEC tided runs in the foreground, answers and exits 0"
 echo "PASS"
